@@ -1,0 +1,1 @@
+//! Callboard catalog.

@@ -1,0 +1,3 @@
+//! Subcommands of the `callboard` binary other than `serve`.
+
+pub mod catalog;

@@ -1,0 +1,1 @@
+//! `callboard catalog ...`. (Owned by the catalog work; stub.)

@@ -1,0 +1,11 @@
+//! Callboard: an internal developer portal whose plugins run sandboxed as
+//! WebAssembly components.
+//!
+//! The binary in `main.rs` only parses the command line; everything it runs
+//! lives here so that tests drive the same code through [`server::start`].
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod plugins;
+pub mod server;

@@ -1,0 +1,6 @@
+//! Callboard's integration tests: real HTTP servers on 127.0.0.1:0, real
+//! SQLite files, real wasm components built from this repository.
+
+mod catalog;
+mod plugins;
+mod support;
