@@ -1,6 +1,21 @@
-//! HTTP routers. Each area has its own `router(...)`, and [`router`] mounts
-//! them all so tests can call it without a socket.
+//! HTTP routers. Each area has its own `router(...)`; [`router`] mounts them
+//! all, so tests can call it without a socket.
 
 pub mod catalog;
 pub mod error;
 pub mod plugins;
+
+use axum::{Json, Router, routing::get};
+use serde_json::json;
+
+use crate::server::AppState;
+
+/// Every route Callboard serves.
+pub fn router(state: &AppState) -> Router {
+    let max_body = state.config.plugins.overrides.values().filter_map(|o| o.max_request_body)
+        .fold(state.config.plugins.limits.max_request_body, usize::max);
+    Router::new()
+        .route("/api/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .nest("/api/catalog", catalog::router())
+        .nest("/api/plugins", plugins::router(state.plugins.clone(), max_body))
+}

@@ -1,3 +1,4 @@
 //! Subcommands of the `callboard` binary other than `serve`.
 
 pub mod catalog;
+pub mod plugin;

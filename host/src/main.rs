@@ -1,1 +1,95 @@
-fn main() {}
+//! `callboard`: parse the command line, load the config, run the command.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use callboard::{cli, config::Config};
+use clap::{Parser, Subcommand};
+
+/// Callboard, an internal developer portal with sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// Config file (TOML). Without it, ./callboard.toml is used if present,
+    /// else the defaults (see `callboard config`).
+    #[arg(long, short, global = true, env = "CALLBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory; overrides `data_dir` from the config.
+    #[arg(long, global = true, env = "CALLBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the portal and its plugins.
+    Serve {
+        /// Address to listen on; overrides `bind` from the config.
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+        /// Plugins folder; overrides `plugins.dir` from the config.
+        #[arg(long)]
+        plugins_dir: Option<PathBuf>,
+    },
+    /// Work with plugin files: pack, inspect.
+    #[command(subcommand)]
+    Plugin(cli::plugin::PluginCommand),
+    /// Print the effective configuration as TOML, every key included.
+    Config,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime_cranelift=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_path = cli.config.clone().or_else(|| {
+        let default = PathBuf::from("callboard.toml");
+        default.is_file().then_some(default)
+    });
+    let mut config = Config::load(config_path.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    match cli.command {
+        Command::Serve { bind, plugins_dir } => {
+            if let Some(bind) = bind {
+                config.bind = bind;
+            }
+            if plugins_dir.is_some() {
+                config.plugins.dir = plugins_dir;
+            }
+            serve(config)
+        }
+        Command::Plugin(command) => cli::plugin::run(command),
+        Command::Config => {
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let running = callboard::server::start(config).await?;
+        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        tracing::info!("shutting down");
+        running.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,1 +1,132 @@
-//! SDK
+//! Write [Callboard](https://example.invalid/callboard) plugins in Rust.
+//!
+//! A plugin is a WebAssembly component that answers HTTP requests routed to
+//! `/api/plugins/<plugin-id>/...`. Implement [`Plugin`], call
+//! [`export_plugin!`] once, and build with `cargo build --target wasm32-wasip2`.
+//! Every request runs in a fresh instance: keep state in [`kv`], not in statics.
+//!
+//! # A complete plugin
+//!
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [package]
+//! name = "hello"
+//! version = "1.0.0"
+//! edition = "2024"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! callboard-sdk = "0.1"
+//! ```
+//!
+//! `plugin.toml`, beside it, is the manifest `callboard plugin pack` embeds:
+//!
+//! ```toml
+//! id = "hello"
+//! name = "Hello"
+//! version = "1.0.0"
+//! description = "Greets people and counts visits"
+//! license = "Apache-2.0"
+//! ```
+//!
+//! `src/lib.rs`:
+//!
+//! ```no_run
+//! use callboard_sdk::{Params, Plugin, Request, Response, Router, export_plugin, kv, log};
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn handle(request: Request) -> Response {
+//!         Router::new()
+//!             .get("/greet/{name}", greet)
+//!             .post("/visits", |_: &Request, _: &Params| match kv::increment("visits", 1) {
+//!                 Ok(n) => Response::json(&serde_json::json!({ "visits": n })),
+//!                 Err(e) => Response::error(503, e.to_string()),
+//!             })
+//!             .handle(&request)
+//!     }
+//! }
+//!
+//! fn greet(_: &Request, params: &Params) -> Response {
+//!     let name = params.get("name").unwrap_or("world");
+//!     log::info(&format!("greeting {name}"));
+//!     Response::text(format!("Hello, {name}!"))
+//! }
+//!
+//! export_plugin!(Hello);
+//! ```
+//!
+//! Then `cargo build --release --target wasm32-wasip2` and
+//! `callboard plugin pack target/wasm32-wasip2/release/hello.wasm` write
+//! `hello.wasm`, the one file an operator installs.
+
+// The generated bindings name this crate by its absolute path, which must
+// resolve inside the crate too.
+extern crate self as callboard_sdk;
+
+mod http;
+pub mod kv;
+pub mod log;
+mod router;
+
+pub use http::{Request, Response};
+pub use router::{Params, Router};
+
+/// The generated bindings for `callboard:plugin@0.1.0`. Plugins use the safe
+/// wrappers of this crate instead.
+#[doc(hidden)]
+#[allow(missing_docs, reason = "generated code; documented in wit/")]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.0",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "::callboard_sdk::bindings",
+        runtime_path: "::callboard_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+/// What a plugin implements. The host calls [`Plugin::handle`] once per
+/// request, in a fresh instance.
+pub trait Plugin {
+    /// Answers one request. Panicking is a bug: the host answers 500 and
+    /// logs it against the plugin.
+    fn handle(request: Request) -> Response;
+}
+
+/// Exports a [`Plugin`] implementation as the component's handler. Call it
+/// once, at the crate root.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[doc(hidden)]
+        pub struct __CallboardExport;
+
+        impl $crate::bindings::exports::callboard::plugin::handler::Guest for __CallboardExport {
+            fn handle(
+                request: $crate::bindings::callboard::plugin::types::Request,
+            ) -> $crate::bindings::callboard::plugin::types::Response {
+                $crate::__private::handle::<$plugin>(request)
+            }
+        }
+
+        $crate::bindings::__export_world!(__CallboardExport);
+    };
+}
+
+/// Used by [`export_plugin!`]; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    use crate::bindings::callboard::plugin::types;
+
+    pub fn handle<P: crate::Plugin>(request: types::Request) -> types::Response {
+        P::handle(crate::Request::from_wit(request)).into_wit()
+    }
+}

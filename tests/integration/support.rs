@@ -1,1 +1,134 @@
-//! Shared test harness.
+//! The harness: real servers on 127.0.0.1:0 over real data directories,
+//! loading real plugin files built by `cargo xtask build-plugins`.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Mutex, OnceLock},
+};
+
+use callboard::{config::Config, server::Running};
+
+/// Folder of packed plugin files; `cargo xtask test` sets it.
+pub fn plugins_dir() -> PathBuf {
+    let dir = std::env::var_os("CALLBOARD_TEST_PLUGINS").map(PathBuf::from).expect(
+        "CALLBOARD_TEST_PLUGINS is not set: run the tests with `cargo xtask test`, which builds the wasm plugins",
+    );
+    assert!(dir.is_dir(), "CALLBOARD_TEST_PLUGINS={} is not a folder", dir.display());
+    dir
+}
+
+/// A packed plugin file by id, e.g. `hello`.
+pub fn plugin_file(id: &str) -> PathBuf {
+    let file = plugins_dir().join(format!("{id}.wasm"));
+    assert!(file.is_file(), "{} is missing: run `cargo xtask build-plugins`", file.display());
+    file
+}
+
+/// Everything logged by servers in this test process (also echoed to stderr).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,wasmtime=warn,cranelift=warn")
+            .with_ansi(false)
+            .with_writer(|| Capture)
+            .try_init();
+    });
+}
+
+/// A server over a data directory that outlives restarts.
+pub struct TestServer {
+    pub running: Running,
+    pub client: reqwest::Client,
+}
+
+/// A config for `data_dir`, listening on an ephemeral loopback port.
+pub fn config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = data_dir.to_owned();
+    config
+}
+
+/// Copies plugin files (by id) into the data directory's plugins folder.
+pub fn install(data_dir: &Path, ids: &[&str]) {
+    let dir = data_dir.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    for id in ids {
+        std::fs::copy(plugin_file(id), dir.join(format!("{id}.wasm"))).unwrap();
+    }
+}
+
+impl TestServer {
+    /// Starts a server with `config`.
+    pub async fn start(config: Config) -> Self {
+        init_logging();
+        let running = callboard::server::start(config).await.expect("server starts");
+        Self { running, client: reqwest::Client::new() }
+    }
+
+    /// Starts a server over `data_dir` with the given plugins installed.
+    pub async fn with_plugins(data_dir: &Path, ids: &[&str], tweak: impl FnOnce(&mut Config)) -> Self {
+        install(data_dir, ids);
+        let mut config = config(data_dir);
+        tweak(&mut config);
+        Self::start(config).await
+    }
+
+    /// Absolute URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.url())
+    }
+
+    /// GET `path`, returning status and body text.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// POST `body` to `path`, returning status and body text.
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let response = self.client.post(self.url(path)).body(body).send().await.expect("POST");
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// GET `path` and parse the body as JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.get(path).await;
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}")))
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        self.running.shutdown().await.unwrap();
+    }
+}
+
+/// Parses a Backstage error body and returns `(name, message)`.
+pub fn backstage_error(body: &str) -> (String, String) {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    let name = value["error"]["name"].as_str().unwrap_or_else(|| panic!("no error.name: {body}")).to_owned();
+    let message = value["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message: {body}")).to_owned();
+    assert!(value["response"]["statusCode"].is_u64(), "no response.statusCode: {body}");
+    assert!(value["request"]["method"].is_string(), "no request.method: {body}");
+    (name, message)
+}

@@ -1,1 +1,250 @@
-fn main() {}
+//! `cargo xtask`: Callboard's automation, in Rust so it needs nothing beyond
+//! cargo and rustup (matklad's xtask pattern).
+
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+/// Build, demo, test and benchmark Callboard.
+#[derive(Debug, Parser)]
+struct Xtask {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build every example plugin and test fixture for wasm32-wasip2 and pack
+    /// them into plugin files (prints the folder they are in).
+    BuildPlugins,
+    /// Build everything and serve the portal with the demo catalog and the
+    /// example plugins on http://127.0.0.1:7007.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7007")]
+        bind: String,
+    },
+    /// The full test suite: fmt check, clippy with -D warnings, all tests.
+    Test {
+        /// Extra arguments for the test binaries (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run a benchmark: `runtime` (instance + handle), `http` (plugin route vs
+    /// native route), `catalog` (catalog at 10k/100k entities).
+    Bench {
+        /// Which benchmark.
+        #[arg(value_parser = ["runtime", "http", "catalog"])]
+        name: String,
+        /// Extra arguments for the benchmark.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Xtask::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(xtask: Xtask) -> anyhow::Result<()> {
+    let root = root();
+    std::env::set_current_dir(&root)?;
+    match xtask.command {
+        Task::BuildPlugins => {
+            let dir = build_plugins(&root)?;
+            println!("{}", dir.display());
+        }
+        Task::Demo { bind } => {
+            let plugins = build_plugins(&root)?;
+            let data = root.join("data");
+            let installed = data.join("plugins");
+            std::fs::create_dir_all(&installed)?;
+            for plugin in example_plugins(&root)? {
+                let file = format!("{}.wasm", plugin.id);
+                copy_atomically(&plugins.join(&file), &installed.join(&file))?;
+            }
+            step("serving the demo portal (Ctrl-C stops it)");
+            cargo(["run", "--release", "--quiet", "-p", "callboard", "--"])
+                .args(["--config", "demo/callboard.toml", "--data-dir"])
+                .arg(&data)
+                .args(["serve", "--bind", &bind])
+                .status_ok()?;
+        }
+        Task::Test { args } => {
+            step("cargo fmt --check");
+            cargo(["fmt", "--all", "--check"]).status_ok()?;
+            step("cargo clippy -D warnings");
+            cargo(["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"]).status_ok()?;
+            let plugins = build_plugins(&root)?;
+            step("cargo test");
+            // The workspace's default members: plugins are tested through the host.
+            cargo(["test", "--release", "--"])
+                .args(&args)
+                .env("CALLBOARD_TEST_PLUGINS", &plugins)
+                .status_ok()?;
+        }
+        Task::Bench { name, args } => {
+            let plugins = build_plugins(&root)?;
+            step(&format!("benchmark {name}"));
+            // Backtraces on every trap would distort the figures.
+            cargo(["bench", "-p", "callboard-tests", "--bench", &name, "--"])
+                .args(&args)
+                .env("CALLBOARD_TEST_PLUGINS", &plugins)
+                .env_remove("RUST_BACKTRACE")
+                .status_ok()?;
+        }
+    }
+    Ok(())
+}
+
+struct PluginCrate {
+    dir: PathBuf,
+    package: String,
+    id: String,
+}
+
+/// Plugin crates: folders with a `plugin.toml`, under example-plugins/ and tests/fixtures/.
+fn plugin_crates(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
+    let mut out = Vec::new();
+    for parent in ["example-plugins", "tests/fixtures"] {
+        let Ok(entries) = std::fs::read_dir(root.join(parent)) else { continue };
+        for entry in entries {
+            let dir = entry?.path();
+            let manifest = dir.join("plugin.toml");
+            if !manifest.is_file() {
+                continue;
+            }
+            let package = dir.file_name().and_then(OsStr::to_str).context("plugin folder name")?.to_owned();
+            let id = toml_id(&std::fs::read_to_string(&manifest)?)
+                .with_context(|| format!("{}: no `id = \"...\"` line", manifest.display()))?;
+            out.push(PluginCrate { dir, package, id });
+        }
+    }
+    out.sort_by(|a, b| a.package.cmp(&b.package));
+    Ok(out)
+}
+
+fn example_plugins(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
+    let examples = root.join("example-plugins");
+    Ok(plugin_crates(root)?.into_iter().filter(|p| p.dir.starts_with(&examples)).collect())
+}
+
+/// The `id = "..."` line of a plugin.toml; the full manifest is parsed by
+/// `callboard plugin pack`.
+fn toml_id(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let value = line.trim().strip_prefix("id")?.trim_start().strip_prefix('=')?.trim();
+        Some(value.trim_matches('"').to_owned())
+    })
+}
+
+/// Builds and packs every plugin crate; returns the folder of packed files.
+fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
+    ensure_wasm_target()?;
+    let crates = plugin_crates(root)?;
+    step(&format!("building {} plugins for wasm32-wasip2", crates.len()));
+    let mut build = cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2"]);
+    for c in &crates {
+        build.args(["-p", &c.package]);
+    }
+    // The host's RUSTFLAGS (e.g. -C target-cpu=native) must not reach wasm.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+        build.env_remove(var);
+    }
+    build.status_ok()?;
+
+    step("building the callboard binary to pack them");
+    cargo(["build", "--release", "--quiet", "-p", "callboard"]).status_ok()?;
+    let target = target_dir()?;
+    let callboard = target.join("release").join(format!("callboard{}", std::env::consts::EXE_SUFFIX));
+    let out = target.join("callboard-plugins");
+    std::fs::create_dir_all(&out)?;
+    for c in &crates {
+        let component = target.join("wasm32-wasip2/plugin").join(format!("{}.wasm", c.package.replace('-', "_")));
+        let status = Command::new(&callboard)
+            .arg("plugin")
+            .arg("pack")
+            .arg(&component)
+            .arg("--manifest")
+            .arg(c.dir.join("plugin.toml"))
+            .arg("--out")
+            .arg(out.join(format!("{}.wasm", c.id)))
+            .status()
+            .context("running callboard plugin pack")?;
+        if !status.success() {
+            bail!("packing {} failed", c.package);
+        }
+    }
+    Ok(out)
+}
+
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup (plugins need the wasm32-wasip2 target)")?;
+    if !String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+        step("rustup target add wasm32-wasip2");
+        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status()?;
+        if !status.success() {
+            bail!("`rustup target add wasm32-wasip2` failed");
+        }
+    }
+    Ok(())
+}
+
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let output = cargo(["metadata", "--format-version", "1", "--no-deps"]).output()?;
+    if !output.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let dir = metadata["target_directory"].as_str().context("cargo metadata: no target_directory")?;
+    Ok(PathBuf::from(dir))
+}
+
+fn copy_atomically(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let tmp = to.with_extension("wasm.part");
+    std::fs::copy(from, &tmp).with_context(|| format!("copying {}", from.display()))?;
+    std::fs::rename(&tmp, to)?;
+    Ok(())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+fn cargo<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(args);
+    cmd
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+trait StatusOk {
+    fn status_ok(&mut self) -> anyhow::Result<()>;
+}
+
+impl StatusOk for Command {
+    fn status_ok(&mut self) -> anyhow::Result<()> {
+        let status = self.status().with_context(|| format!("running {self:?}"))?;
+        if !status.success() {
+            bail!("{self:?} failed ({status})");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! `callboard.toml`: every key has a default, so `callboard serve` runs
+//! without a file. `callboard config` prints the effective configuration.
+
+use std::{net::SocketAddr, path::{Path, PathBuf}, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds to. Default `127.0.0.1:7007` (Backstage's port).
+    pub bind: SocketAddr,
+    /// Where Callboard keeps its state: plugins, databases, compiled-code cache.
+    /// Relative paths resolve against the directory the server starts in.
+    /// Default `./data`.
+    pub data_dir: PathBuf,
+    /// The plugin runtime.
+    pub plugins: PluginsConfig,
+    /// The software catalog.
+    pub catalog: callboard_catalog::CatalogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7007)),
+            data_dir: PathBuf::from("data"),
+            plugins: PluginsConfig::default(),
+            catalog: callboard_catalog::CatalogConfig::default(),
+        }
+    }
+}
+
+/// `[plugins]`: where plugins come from and the limits they run under.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Folder of plugin files (`*.wasm`). Default `<data_dir>/plugins`.
+    pub dir: Option<PathBuf>,
+    /// Limits every plugin runs under unless `overrides` says otherwise.
+    pub limits: Limits,
+    /// Per-plugin limits, by plugin id: `[plugins.overrides.hello] timeout_ms = 200`.
+    pub overrides: std::collections::BTreeMap<String, LimitOverrides>,
+    /// How many plugin instances may be alive at once, across all plugins.
+    /// Each in-flight request holds one. Default 256.
+    pub max_concurrent_instances: u32,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            limits: Limits::default(),
+            overrides: Default::default(),
+            max_concurrent_instances: 256,
+        }
+    }
+}
+
+/// The limits one plugin call runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock deadline for one request, in milliseconds. Default 5000.
+    pub timeout_ms: u64,
+    /// Linear memory an instance may grow to, in MiB. Default 64.
+    pub memory_mib: u64,
+    /// Table elements an instance may have. Default 20000.
+    pub table_elements: u32,
+    /// Largest request body passed to a plugin, in bytes. Default 1 MiB.
+    pub max_request_body: usize,
+    /// Largest response body a plugin may return, in bytes. Default 8 MiB.
+    pub max_response_body: usize,
+    /// Key-value storage per plugin (keys + values), in bytes. Default 10 MiB.
+    pub kv_quota_bytes: u64,
+    /// Largest single key-value value, in bytes. Default 1 MiB.
+    pub kv_max_value_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 5_000,
+            memory_mib: 64,
+            table_elements: 20_000,
+            max_request_body: 1 << 20,
+            max_response_body: 8 << 20,
+            kv_quota_bytes: 10 << 20,
+            kv_max_value_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Any subset of [`Limits`], for one plugin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs, reason = "each field means the same as in Limits")]
+pub struct LimitOverrides {
+    pub timeout_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub table_elements: Option<u32>,
+    pub max_request_body: Option<usize>,
+    pub max_response_body: Option<usize>,
+    pub kv_quota_bytes: Option<u64>,
+    pub kv_max_value_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// Wall-clock deadline as a [`Duration`].
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    /// Memory limit in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+impl PluginsConfig {
+    /// The limits for plugin `id`: defaults with its overrides applied.
+    pub fn limits_for(&self, id: &str) -> Limits {
+        let mut l = self.limits;
+        if let Some(o) = self.overrides.get(id) {
+            l.timeout_ms = o.timeout_ms.unwrap_or(l.timeout_ms);
+            l.memory_mib = o.memory_mib.unwrap_or(l.memory_mib);
+            l.table_elements = o.table_elements.unwrap_or(l.table_elements);
+            l.max_request_body = o.max_request_body.unwrap_or(l.max_request_body);
+            l.max_response_body = o.max_response_body.unwrap_or(l.max_response_body);
+            l.kv_quota_bytes = o.kv_quota_bytes.unwrap_or(l.kv_quota_bytes);
+            l.kv_max_value_bytes = o.kv_max_value_bytes.unwrap_or(l.kv_max_value_bytes);
+        }
+        l
+    }
+
+    /// The largest memory any plugin may use: sizes the pooling allocator's slots.
+    pub fn max_memory_bytes(&self) -> usize {
+        let most = self
+            .overrides
+            .values()
+            .filter_map(|o| o.memory_mib)
+            .fold(self.limits.memory_mib, u64::max);
+        usize::try_from(most.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped key.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    /// Reads `path`, or returns the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    }
+
+    /// The plugins folder.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins.dir.clone().unwrap_or_else(|| self.data_dir.join("plugins"))
+    }
+}

@@ -1,0 +1,129 @@
+//! Turns a plugin file into something that can serve: verify, compile (or
+//! load from the compiled-code cache), link against its API version.
+
+use std::{path::PathBuf, sync::Arc, time::{Duration, Instant}};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, component::{Component, HasSelf, Linker}};
+
+use super::{
+    ApiVersion,
+    bindings::v0_1_0,
+    manifest::{self, Manifest, ManifestError},
+    state::HostState,
+};
+
+/// Why a plugin file was refused. Every variant names what is wrong; the
+/// caller adds the file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Read(String),
+    /// Not a component, or no valid manifest.
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    /// wasmtime refused to compile it.
+    #[error("does not compile: {0}")]
+    Compile(String),
+    /// Built against a plugin API this host does not serve.
+    #[error("{0}")]
+    Api(String),
+    /// The manifest claims a different API version than the component has.
+    #[error("manifest says plugin API {manifest} but the component is built against {component}")]
+    ApiMismatch {
+        /// From the manifest.
+        manifest: String,
+        /// From the component's exports.
+        component: ApiVersion,
+    },
+    /// It imports something this host does not provide (e.g. a WASI
+    /// interface of another version).
+    #[error("cannot be linked: {0}")]
+    Link(String),
+    /// Another file already provides this plugin id.
+    #[error("plugin id \"{id}\" is already provided by {other}")]
+    DuplicateId {
+        /// The id.
+        id: String,
+        /// The file that has it.
+        other: String,
+    },
+}
+
+/// One linker per API version, built once: linking is a short list of
+/// `add_to_linker` calls.
+pub struct Linkers {
+    v0_1_0: Linker<HostState>,
+}
+
+impl Linkers {
+    pub fn new(engine: &Engine) -> anyhow::Result<Self> {
+        let mut v0_1_0 = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut v0_1_0)?;
+        v0_1_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_1_0, |s| s)?;
+        Ok(Self { v0_1_0 })
+    }
+}
+
+/// A component ready to instantiate, for its API version.
+#[derive(Clone)]
+pub enum Pre {
+    V0_1_0(v0_1_0::PluginPre<HostState>),
+}
+
+/// A verified, compiled, linked plugin.
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub api: ApiVersion,
+    pub sha256: String,
+    pub size: usize,
+    pub pre: Pre,
+    pub from_cache: bool,
+    pub compile_time: Duration,
+    pub source: Option<PathBuf>,
+}
+
+/// Verifies, compiles and links `bytes`. Blocking and CPU-heavy on a cache
+/// miss: call it off the request path.
+pub fn load(
+    engine: &Engine,
+    linkers: &Linkers,
+    cache: Option<&wasmtime::Cache>,
+    bytes: &[u8],
+    source: Option<PathBuf>,
+) -> Result<Loaded, LoadError> {
+    let manifest = manifest::read(bytes)?;
+    let sha256 = hex::encode(Sha256::digest(bytes));
+
+    let started = Instant::now();
+    let hits_before = cache.map(|c| c.cache_hits());
+    let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let from_cache = match (cache, hits_before) {
+        (Some(c), Some(before)) => c.cache_hits() > before,
+        _ => false,
+    };
+    let compile_time = started.elapsed();
+
+    let api = ApiVersion::of(&component).map_err(LoadError::Api)?;
+    if let Some(claimed) = &manifest.api_version
+        && claimed != api.as_str()
+    {
+        return Err(LoadError::ApiMismatch { manifest: claimed.clone(), component: api });
+    }
+    let pre = match api {
+        ApiVersion::V0_1_0 => {
+            let pre = linkers
+                .v0_1_0
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+            Pre::V0_1_0(v0_1_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
+        }
+    };
+    Ok(Loaded { manifest, api, sha256, size: bytes.len(), pre, from_cache, compile_time, source })
+}
+
+/// The label errors and logs use: `id@version`.
+pub fn label(manifest: &Manifest) -> Arc<str> {
+    manifest.label().into()
+}

@@ -1,0 +1,223 @@
+//! What one plugin call's [`wasmtime::Store`] holds: the WASI context (deny
+//! by default), the plugin's capabilities, and the resource limiter.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use wasmtime::{ResourceLimiter, component::ResourceTable};
+use wasmtime_wasi::{
+    WasiCtx, WasiCtxView, WasiView,
+    cli::{IsTerminal, StdoutStream},
+    p2::{OutputStream, Pollable, StreamResult},
+};
+
+use super::capabilities::kv::KvAccess;
+use crate::config::Limits;
+
+/// Store data for one call into one plugin.
+pub struct HostState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    /// `id@version`, for logs.
+    pub(super) label: Arc<str>,
+    pub(super) kv: KvAccess,
+    pub(super) limiter: Limiter,
+}
+
+impl HostState {
+    pub(super) fn new(label: Arc<str>, limits: &Limits, kv: KvAccess) -> Self {
+        // Deny by default: no preopened directories, no environment, no
+        // arguments, no network (every address denied, TCP/UDP/DNS off);
+        // stdout and stderr go to the host log.
+        let wasi = WasiCtx::builder()
+            .stdout(LogStream::new(label.clone(), Stream::Stdout))
+            .stderr(LogStream::new(label.clone(), Stream::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            label,
+            kv,
+            limiter: Limiter {
+                memory_bytes: limits.memory_bytes(),
+                table_elements: limits.table_elements as usize,
+                hit_memory_limit: false,
+            },
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory and tables per instance, and remembers whether the
+/// plugin ran into the memory cap so its trap can be reported as such.
+pub struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    pub(super) hit_memory_limit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Refusing (rather than trapping) lets a plugin that handles allocation
+        // failure carry on; one that does not traps, and we say why.
+        if desired > self.memory_bytes {
+            self.hit_memory_limit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Most bytes of stdout+stderr one call may log; the rest is counted and dropped.
+const LOG_BUDGET: usize = 64 << 10;
+/// Longest line logged as one record.
+const MAX_LINE: usize = 4 << 10;
+
+/// A plugin's stdout or stderr: complete lines go to the host log, tagged with
+/// the plugin. Writes never fail, so a chatty plugin is never broken by its
+/// logging; past [`LOG_BUDGET`] output is dropped and the drop is logged.
+#[derive(Clone)]
+struct LogStream {
+    inner: Arc<Mutex<LineBuffer>>,
+}
+
+struct LineBuffer {
+    label: Arc<str>,
+    stream: Stream,
+    partial: Vec<u8>,
+    budget: usize,
+    dropped: usize,
+}
+
+impl LogStream {
+    fn new(label: Arc<str>, stream: Stream) -> Self {
+        let buffer = LineBuffer { label, stream, partial: Vec::new(), budget: LOG_BUDGET, dropped: 0 };
+        Self { inner: Arc::new(Mutex::new(buffer)) }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut buffer = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.push(bytes);
+    }
+}
+
+impl LineBuffer {
+    fn push(&mut self, bytes: &[u8]) {
+        let take = bytes.len().min(self.budget);
+        self.budget -= take;
+        self.dropped += bytes.len() - take;
+        for &b in &bytes[..take] {
+            if b == b'\n' || self.partial.len() >= MAX_LINE {
+                self.emit();
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            self.partial.push(b);
+        }
+    }
+
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.partial);
+        let line = line.trim_end_matches('\r');
+        match self.stream {
+            Stream::Stdout => tracing::info!(target: "plugin", plugin = %self.label, "stdout: {line}"),
+            Stream::Stderr => tracing::warn!(target: "plugin", plugin = %self.label, "stderr: {line}"),
+        }
+        self.partial.clear();
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        if !self.partial.is_empty() {
+            self.emit();
+        }
+        if self.dropped > 0 {
+            tracing::warn!(target: "plugin", plugin = %self.label,
+                "dropped {} bytes of output over the {LOG_BUDGET}-byte budget per request", self.dropped);
+        }
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+impl Pollable for LogStream {
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        Box::pin(async {})
+    }
+}
+
+impl tokio::io::AsyncWrite for LogStream {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,88 @@
+//! Through HTTP: the hello plugin's `/ping` against a native axum route that
+//! returns the same bytes, served by one server, loaded by the same client,
+//! interleaved in one run. `cargo xtask bench http [-- SECONDS CONNECTIONS]`.
+
+#[path = "support.rs"]
+mod support;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::routing::get;
+use callboard::{config::Config, server::AppState};
+use support::{machine, percentiles, plugins_dir, us};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
+    let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let data = tempfile::tempdir()?;
+    let plugins = data.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::copy(plugins_dir().join("hello.wasm"), plugins.join("hello.wasm"))?;
+    let mut config = Config::default();
+    config.data_dir = data.path().to_owned();
+    let state = AppState::build(config)?;
+    let app = callboard::api::router(&state)
+        .route("/native/ping", get(|| async { ([("content-type", "text/plain; charset=utf-8")], "pong") }));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        println!(
+            "http benchmark on {}: {connections} connections, {seconds} s per round, 2 rounds each, interleaved",
+            machine()
+        );
+        let native = format!("http://{addr}/native/ping");
+        let plugin = format!("http://{addr}/api/plugins/hello/ping");
+        let mut results = vec![Vec::new(), Vec::new()];
+        for _round in 0..2 {
+            for (i, url) in [&native, &plugin].into_iter().enumerate() {
+                results[i].push(load(url, connections, Duration::from_secs_f64(seconds)).await?);
+            }
+        }
+        let mut summary = Vec::new();
+        for (name, rounds) in ["native route", "plugin route"].iter().zip(results) {
+            let requests: usize = rounds.iter().map(|r| r.0).sum();
+            let elapsed: f64 = rounds.iter().map(|r| r.1).sum();
+            let mut samples: Vec<Duration> = rounds.into_iter().flat_map(|r| r.2).collect();
+            let (p50, p99) = percentiles(&mut samples);
+            let rps = requests as f64 / elapsed;
+            println!("{name:<13} {rps:>9.0} req/s  p50 {:>9}  p99 {:>9}", us(p50), us(p99));
+            summary.push(rps);
+        }
+        println!("plugin/native throughput: {:.0}%", 100.0 * summary[1] / summary[0]);
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// `connections` clients request `url` back to back for `duration`.
+async fn load(url: &str, connections: usize, duration: Duration) -> anyhow::Result<(usize, f64, Vec<Duration>)> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+    let url: Arc<str> = url.into();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while started.elapsed() < duration {
+                let t = Instant::now();
+                let response = client.get(&*url).send().await?;
+                assert_eq!(response.status(), 200);
+                response.bytes().await?;
+                samples.push(t.elapsed());
+            }
+            Ok::<_, reqwest::Error>(samples)
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    Ok((samples.len(), started.elapsed().as_secs_f64(), samples))
+}
