@@ -1,1 +1,645 @@
-//! Callboard catalog.
+//! Callboard's software catalog: Backstage-compatible entities, their
+//! validation and relations, a SQLite store built for 100k+ entities, the
+//! query engine behind the catalog API, and ingestion from locations.
+//!
+//! The catalog knows nothing of wasm or of HTTP serving: the `callboard`
+//! crate puts a router in front of [`Catalog`], and plugins reach it through
+//! the host's capability layer.
+
+pub mod config;
+pub mod entity_ref;
+mod error;
+pub mod ingest;
+pub mod query;
+pub mod relations;
+mod store;
+pub mod validation;
+pub mod yaml;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use config::{CatalogConfig, LocationConfig, LocationKind};
+pub use entity_ref::EntityRef;
+pub use error::CatalogError;
+pub use ingest::IngestProblem;
+pub use query::{FacetCount, FullTextFilter, Matcher, OrderField, Position, Predicate, Selection};
+pub use store::{ApplySummary, Change as CatalogEvent, FULL_TEXT_FIELDS, LocationRow};
+pub use validation::ValidationError;
+
+use ingest::Reader;
+use store::Store;
+
+/// A handle on the catalog; clones share one database and one ingestion queue.
+#[derive(Clone)]
+pub struct Catalog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: CatalogConfig,
+    reader: Reader,
+    /// Serializes ingestion so that two refreshes never interleave.
+    ingest: tokio::sync::Mutex<()>,
+    events: tokio::sync::broadcast::Sender<CatalogEvent>,
+}
+
+/// The outcome of reading one location.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RefreshReport {
+    /// The location read.
+    pub location: Option<LocationRow>,
+    /// What changed.
+    pub summary: ApplySummary,
+    /// Every problem found, in reading order.
+    pub problems: Vec<IngestProblem>,
+    /// Refs (lower-case) of the entities the location provides.
+    pub entities: Vec<String>,
+}
+
+/// Result of `POST /locations`.
+#[derive(Debug, Clone)]
+pub struct AddedLocation {
+    /// The location (with the id it has, or would have).
+    pub location: LocationRow,
+    /// The entities it provides, as served.
+    pub entities: Vec<Value>,
+    /// Problems found while reading it.
+    pub problems: Vec<IngestProblem>,
+}
+
+/// One entity of an ancestry chain.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AncestryItem {
+    /// The entity as served.
+    pub entity: Value,
+    /// Refs of the entities that emitted it.
+    pub parent_entity_refs: Vec<String>,
+}
+
+/// A page of a selection.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Entities as served.
+    pub items: Vec<Value>,
+    /// Position of the first and last item, for cursors.
+    pub first: Option<Position>,
+    /// Position of the last item.
+    pub last: Option<Position>,
+    /// Whether more rows follow in the direction read.
+    pub more: bool,
+}
+
+/// Where to start a page.
+#[derive(Debug, Clone, Default)]
+pub enum Start {
+    /// From the beginning, skipping `offset` rows.
+    #[default]
+    Beginning,
+    /// Skip this many rows.
+    Offset(usize),
+    /// Right after a position.
+    After(Position),
+    /// Right before a position (the page ends there).
+    Before(Position),
+}
+
+impl Catalog {
+    /// Opens (creating and migrating if needed) the database at `db_path`.
+    /// Locations from `config` are registered by [`Catalog::sync_config_locations`],
+    /// which [`Catalog::run_refresh_loop`] calls first.
+    pub fn open(db_path: &Path, config: &CatalogConfig) -> Result<Self, CatalogError> {
+        let store = Store::open(db_path)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.url_timeout_secs.max(1)))
+            .user_agent(concat!("callboard-catalog/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CatalogError::Task(format!("HTTP client: {e}")))?;
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                config: config.clone(),
+                reader: Reader {
+                    http,
+                    max_bytes: config.max_file_bytes,
+                },
+                ingest: tokio::sync::Mutex::new(()),
+                events,
+            }),
+        })
+    }
+
+    /// The configuration the catalog was opened with.
+    pub fn config(&self) -> &CatalogConfig {
+        &self.inner.config
+    }
+
+    /// Entity changes (added, changed, removed), after each committed write.
+    /// Slow receivers miss events (`RecvError::Lagged`) rather than slow ingestion.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<CatalogEvent> {
+        self.inner.events.subscribe()
+    }
+
+    // ----- reads (blocking; call from `spawn_blocking` in async code) -----
+
+    /// The entity with this ref, as served (with relations).
+    pub fn get_by_ref(&self, r: &EntityRef) -> Result<Option<Value>, CatalogError> {
+        self.get_where("ref", &r.key())
+    }
+
+    /// The entity with this uid.
+    pub fn get_by_uid(&self, uid: &str) -> Result<Option<Value>, CatalogError> {
+        self.get_where("uid", uid)
+    }
+
+    fn get_where(&self, column: &str, value: &str) -> Result<Option<Value>, CatalogError> {
+        self.inner.store.read(|conn| {
+            let sql = format!("SELECT ref, body FROM entities WHERE {column} = ?1");
+            let row: Option<(String, String)> = rusqlite::OptionalExtension::optional(
+                conn.prepare_cached(&sql)?
+                    .query_row([value], |r| Ok((r.get(0)?, r.get(1)?))),
+            )?;
+            row.map(|(key, body)| render_value(conn, &key, &body))
+                .transpose()
+        })
+    }
+
+    /// Entities by ref string, in input order (`None` for unknown or malformed refs).
+    pub fn get_by_refs(&self, refs: &[String]) -> Result<Vec<Option<Value>>, CatalogError> {
+        self.inner.store.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM entities WHERE ref = ?1")?;
+            refs.iter()
+                .map(|r| {
+                    let Ok(parsed) = EntityRef::parse(r) else {
+                        return Ok(None);
+                    };
+                    let key = parsed.key();
+                    let body: Option<String> = rusqlite::OptionalExtension::optional(
+                        stmt.query_row([&key], |row| row.get(0)),
+                    )?;
+                    body.map(|b| render_value(conn, &key, &b)).transpose()
+                })
+                .collect()
+        })
+    }
+
+    /// A page of entities matching `selection`.
+    pub fn query(
+        &self,
+        selection: &Selection,
+        start: &Start,
+        limit: usize,
+    ) -> Result<Page, CatalogError> {
+        self.inner.store.read(|conn| {
+            let (after, reverse, offset) = match start {
+                Start::Beginning => (None, false, 0),
+                Start::Offset(n) => (None, false, *n),
+                Start::After(p) => (Some(p), false, 0),
+                Start::Before(p) => (Some(p), true, 0),
+            };
+            let mut rows = Vec::new();
+            query::select(
+                conn,
+                selection,
+                after,
+                reverse,
+                offset,
+                Some(limit + 1),
+                |row| {
+                    rows.push(row);
+                    Ok(true)
+                },
+            )?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            if reverse {
+                rows.reverse();
+            }
+            let first = rows.first().map(|r| r.position.clone());
+            let last = rows.last().map(|r| r.position.clone());
+            let items = rows
+                .iter()
+                .map(|r| render_value(conn, &r.key, &r.body))
+                .collect::<Result<_, _>>()?;
+            Ok(Page {
+                items,
+                first,
+                last,
+                more,
+            })
+        })
+    }
+
+    /// Number of entities matching `selection`.
+    pub fn count(&self, selection: &Selection) -> Result<u64, CatalogError> {
+        self.inner.store.read(|conn| query::count(conn, selection))
+    }
+
+    /// Streams matching entities as JSON text, one call of `sink` per entity,
+    /// without holding the result in memory. `sink` returns false to stop.
+    pub fn for_each_json(
+        &self,
+        selection: &Selection,
+        start: &Start,
+        limit: Option<usize>,
+        mut sink: impl FnMut(&str, &Position) -> bool,
+    ) -> Result<(), CatalogError> {
+        self.inner.store.read(|conn| {
+            let (after, offset) = match start {
+                Start::Beginning | Start::Before(_) => (None, 0),
+                Start::Offset(n) => (None, *n),
+                Start::After(p) => (Some(p), 0),
+            };
+            let mut text = String::with_capacity(4096);
+            query::select(conn, selection, after, false, offset, limit, |row| {
+                text.clear();
+                query::render(conn, &row.key, &row.body, &mut text)?;
+                Ok(sink(&text, &row.position))
+            })
+        })
+    }
+
+    /// Value counts of each facet among entities matching `predicate`.
+    pub fn facets(
+        &self,
+        facets: &[String],
+        predicate: Option<&Predicate>,
+    ) -> Result<BTreeMap<String, Vec<FacetCount>>, CatalogError> {
+        self.inner
+            .store
+            .read(|conn| query::facets(conn, facets, predicate))
+    }
+
+    /// The chain of entities that emitted `r` (its Location entities), starting with `r`.
+    pub fn ancestry(&self, r: &EntityRef) -> Result<Option<Vec<AncestryItem>>, CatalogError> {
+        self.inner.store.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT body, parent_ref FROM entities WHERE ref = ?1")?;
+            let mut items = Vec::new();
+            let mut next = Some(r.key());
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = next.take() {
+                if !seen.insert(key.clone()) {
+                    break;
+                }
+                let row: Option<(String, Option<String>)> = rusqlite::OptionalExtension::optional(
+                    stmt.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))),
+                )?;
+                let Some((body, parent)) = row else {
+                    if items.is_empty() {
+                        return Ok(None);
+                    }
+                    break;
+                };
+                let entity = render_value(conn, &key, &body)?;
+                let parents = parent.iter().map(|p| display_ref(p)).collect();
+                items.push(AncestryItem {
+                    entity,
+                    parent_entity_refs: parents,
+                });
+                next = parent;
+            }
+            Ok(Some(items))
+        })
+    }
+
+    /// All registered locations.
+    pub fn locations(&self) -> Result<Vec<LocationRow>, CatalogError> {
+        self.inner.store.read(|conn| {
+            Ok(store::location_rows(conn, None)?
+                .into_iter()
+                .map(|(l, _)| l)
+                .collect())
+        })
+    }
+
+    /// One registered location.
+    pub fn location(&self, id: &str) -> Result<Option<LocationRow>, CatalogError> {
+        self.inner
+            .store
+            .read(|conn| store::location_by_id(conn, id))
+    }
+
+    /// The registered location an entity came from.
+    pub fn location_by_entity(&self, r: &EntityRef) -> Result<Option<LocationRow>, CatalogError> {
+        self.inner.store.read(|conn| {
+            let id: Option<Option<String>> = rusqlite::OptionalExtension::optional(
+                conn.prepare_cached("SELECT location_id FROM entities WHERE ref = ?1")?
+                    .query_row([r.key()], |row| row.get(0)),
+            )?;
+            match id.flatten() {
+                Some(id) => store::location_by_id(conn, &id),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Validates an entity the way ingestion would.
+    pub fn validate(entity: &Value) -> Vec<ValidationError> {
+        validation::validate_entity(entity)
+    }
+
+    // ----- writes -----
+
+    /// Removes an entity (no-op for an unknown uid). It returns on the next
+    /// refresh if its location still lists it.
+    pub async fn delete_by_uid(&self, uid: &str) -> Result<(), CatalogError> {
+        let uid = uid.to_owned();
+        let changes = self
+            .blocking(move |c| {
+                c.inner.store.write(|tx| {
+                    let row: Option<(i64, String)> = rusqlite::OptionalExtension::optional(
+                        tx.query_row("SELECT id, ref FROM entities WHERE uid = ?1", [&uid], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        }),
+                    )?;
+                    let mut changes = Vec::new();
+                    if let Some(row) = row {
+                        store::delete_entities(tx, &[row], &mut changes)?;
+                    }
+                    Ok(changes)
+                })
+            })
+            .await?;
+        self.publish(changes);
+        Ok(())
+    }
+
+    /// Registers a location and reads it. With `dry_run`, reads it and
+    /// returns what it would provide without storing anything.
+    pub async fn add_location(
+        &self,
+        kind: &str,
+        target: &str,
+        dry_run: bool,
+    ) -> Result<AddedLocation, CatalogError> {
+        let parsed = LocationKind::parse(kind).ok_or_else(|| {
+            CatalogError::input(format!(
+                "Unknown location type \"{kind}\"; expected file or url"
+            ))
+        })?;
+        let target = ingest::normalize_target(parsed, target).map_err(CatalogError::Input)?;
+        let existing = self
+            .inner
+            .store
+            .read(|conn| store::location_by_target(conn, kind, &target))?;
+        if let Some(existing) = existing {
+            if dry_run {
+                let harvest = self.inner.reader.harvest(&existing).await;
+                let entities = harvest.records.iter().map(preview).collect();
+                return Ok(AddedLocation {
+                    location: existing,
+                    entities,
+                    problems: harvest.problems,
+                });
+            }
+            return Err(CatalogError::Conflict(format!(
+                "Location {kind}:{target} already exists"
+            )));
+        }
+        let location = LocationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.to_owned(),
+            target,
+        };
+        if dry_run {
+            let harvest = self.inner.reader.harvest(&location).await;
+            let entities = harvest.records.iter().map(preview).collect();
+            return Ok(AddedLocation {
+                location,
+                entities,
+                problems: harvest.problems,
+            });
+        }
+        let row = location.clone();
+        self.blocking(move |c| {
+            c.inner
+                .store
+                .write(|tx| store::insert_location(tx, &row, "api"))
+        })
+        .await?;
+        let report = self.refresh_location(&location).await?;
+        let entities = self.get_by_refs(
+            &report
+                .entities
+                .iter()
+                .map(|k| display_ref(k))
+                .collect::<Vec<_>>(),
+        )?;
+        Ok(AddedLocation {
+            location,
+            entities: entities.into_iter().flatten().collect(),
+            problems: report.problems,
+        })
+    }
+
+    /// Unregisters a location and removes every entity it provided.
+    pub async fn remove_location(&self, id: &str) -> Result<(), CatalogError> {
+        let id = id.to_owned();
+        let _guard = self.inner.ingest.lock().await;
+        let changes = self
+            .blocking(move |c| {
+                c.inner.store.write(|tx| {
+                    if tx.execute("DELETE FROM locations WHERE id = ?1", [&id])? == 0 {
+                        return Err(CatalogError::NotFound(format!("Location {id} not found")));
+                    }
+                    let mut changes = Vec::new();
+                    let ids = store::entities_of_location(tx, &id)?;
+                    store::delete_entities(tx, &ids, &mut changes)?;
+                    Ok(changes)
+                })
+            })
+            .await?;
+        self.publish(changes);
+        Ok(())
+    }
+
+    /// Reads again the location that provides an entity.
+    pub async fn refresh_entity(&self, r: &EntityRef) -> Result<RefreshReport, CatalogError> {
+        let location = self
+            .location_by_entity(r)?
+            .ok_or_else(|| CatalogError::NotFound(format!("Entity {r} not found")))?;
+        self.refresh_location(&location).await
+    }
+
+    /// Registers the configured locations that are not registered yet and
+    /// drops those that left the configuration (with their entities).
+    pub async fn sync_config_locations(&self) -> Result<(), CatalogError> {
+        let mut wanted = Vec::new();
+        for l in &self.inner.config.locations {
+            let target =
+                ingest::normalize_target(l.kind, &l.target).map_err(CatalogError::Input)?;
+            wanted.push((l.kind.as_str().to_owned(), target));
+        }
+        let changes = self
+            .blocking(move |c| {
+                c.inner.store.write(|tx| {
+                    let mut changes = Vec::new();
+                    for (row, _) in store::location_rows(tx, Some("config"))? {
+                        if !wanted
+                            .iter()
+                            .any(|(k, t)| *k == row.kind && *t == row.target)
+                        {
+                            tx.execute("DELETE FROM locations WHERE id = ?1", [&row.id])?;
+                            let ids = store::entities_of_location(tx, &row.id)?;
+                            store::delete_entities(tx, &ids, &mut changes)?;
+                        }
+                    }
+                    for (kind, target) in wanted {
+                        if store::location_by_target(tx, &kind, &target)?.is_none() {
+                            let row = LocationRow {
+                                id: uuid::Uuid::new_v4().to_string(),
+                                kind,
+                                target,
+                            };
+                            store::insert_location(tx, &row, "config")?;
+                        }
+                    }
+                    Ok(changes)
+                })
+            })
+            .await?;
+        self.publish(changes);
+        Ok(())
+    }
+
+    /// Reads every registered location once.
+    pub async fn refresh_all(&self) -> Result<Vec<RefreshReport>, CatalogError> {
+        let mut reports = Vec::new();
+        for location in self.locations()? {
+            reports.push(self.refresh_location(&location).await?);
+        }
+        self.blocking(|c| c.inner.store.optimize()).await?;
+        Ok(reports)
+    }
+
+    /// Registers the configured locations, reads everything, then reads it all
+    /// again every `refresh_interval_secs` (never, if 0). Runs until dropped.
+    pub async fn run_refresh_loop(self) {
+        if let Err(e) = self.sync_config_locations().await {
+            tracing::error!("catalog: configured locations: {e}");
+        }
+        loop {
+            let started = std::time::Instant::now();
+            match self.refresh_all().await {
+                Ok(reports) => {
+                    let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
+                    tracing::info!(
+                        locations = reports.len(),
+                        problems,
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "catalog: refreshed"
+                    );
+                }
+                Err(e) => tracing::error!("catalog: refresh failed: {e}"),
+            }
+            let interval = self.inner.config.refresh_interval_secs;
+            if interval == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(interval)).await;
+        }
+    }
+
+    /// Reads one location and stores the result in one transaction.
+    pub async fn refresh_location(
+        &self,
+        location: &LocationRow,
+    ) -> Result<RefreshReport, CatalogError> {
+        let _guard = self.inner.ingest.lock().await;
+        let harvest = self.inner.reader.harvest(location).await;
+        let location = location.clone();
+        let (report, changes) = self
+            .blocking(move |c| {
+                let mut harvest = harvest;
+                let keys: Vec<String> =
+                    harvest.records.iter().map(|r| r.entity_ref.key()).collect();
+                let (owners, names) = c.inner.store.read(|conn| {
+                    let owners = store::owners(conn, &keys)?;
+                    let names: HashMap<String, String> = store::location_rows(conn, None)?
+                        .into_iter()
+                        .map(|(l, _)| (l.id, format!("{}:{}", l.kind, l.target)))
+                        .collect();
+                    Ok((owners, names))
+                })?;
+                harvest.resolve_conflicts(&owners, &location.id, &names);
+                let harvest = harvest.finish();
+                let mut changes = Vec::new();
+                let summary = c.inner.store.write(|tx| {
+                    // The location may have been removed while it was being read.
+                    if store::location_by_id(tx, &location.id)?.is_none() {
+                        return Ok(ApplySummary::default());
+                    }
+                    store::apply_location(
+                        tx,
+                        &location.id,
+                        &harvest.records,
+                        &harvest.keep,
+                        &mut changes,
+                    )
+                })?;
+                let entities = harvest.records.iter().map(|r| r.entity_ref.key()).collect();
+                Ok((
+                    RefreshReport {
+                        location: Some(location),
+                        summary,
+                        problems: harvest.problems,
+                        entities,
+                    },
+                    changes,
+                ))
+            })
+            .await?;
+        self.publish(changes);
+        Ok(report)
+    }
+
+    fn publish(&self, changes: Vec<CatalogEvent>) {
+        for change in changes {
+            // No receivers is fine: nobody is listening yet.
+            let _ = self.inner.events.send(change);
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Catalog) -> Result<T, CatalogError> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        let catalog = self.clone();
+        tokio::task::spawn_blocking(move || f(&catalog))
+            .await
+            .map_err(|e| CatalogError::Task(e.to_string()))?
+    }
+}
+
+/// An entity as a dry run shows it (no uid, no relations stored yet).
+fn preview(record: &store::EntityRecord) -> Value {
+    let mut entity = record.entity.clone();
+    let rels: Vec<Value> = relations::relations_of(&record.entity, &record.entity_ref)
+        .into_iter()
+        .filter(|r| r.source == record.entity_ref)
+        .map(|r| serde_json::json!({"type": r.kind, "targetRef": r.target.to_string()}))
+        .collect();
+    if let Some(root) = entity.as_object_mut() {
+        root.insert("relations".into(), Value::Array(rels));
+    }
+    entity
+}
+
+/// A stored lower-case key in display form (identical: keys are lower-case).
+fn display_ref(key: &str) -> String {
+    key.to_owned()
+}
+
+fn render_value(conn: &rusqlite::Connection, key: &str, body: &str) -> Result<Value, CatalogError> {
+    let mut text = String::with_capacity(body.len() + 256);
+    query::render(conn, key, body, &mut text)?;
+    serde_json::from_str(&text).map_err(|e| CatalogError::Task(format!("stored entity {key}: {e}")))
+}

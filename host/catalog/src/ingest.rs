@@ -1,0 +1,678 @@
+//! Reading locations: files (with globs) and URLs, multi-document YAML,
+//! Location entities pointing at further targets, and the status items that
+//! carry every error to the entity it concerns.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::config::LocationKind;
+use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
+use crate::store::{EntityRecord, LocationRow};
+use crate::validation::validate_entity;
+use crate::yaml::parse_documents;
+
+/// Where an entity was read from, `<type>:<target>`.
+pub const MANAGED_BY_LOCATION: &str = "backstage.io/managed-by-location";
+/// The registered location whose tree produced the entity.
+pub const MANAGED_BY_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
+/// Set to `"true"` when the source stops listing the entity.
+pub const ORPHAN_ANNOTATION: &str = "backstage.io/orphan";
+/// Type of the status items the catalog writes.
+pub const PROCESSING_STATUS: &str = "backstage.io/catalog-processing";
+
+/// One problem found while reading a location.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IngestProblem {
+    /// `<type>:<target>` of the file or URL.
+    pub location: String,
+    /// 1-based line, where known.
+    pub line: Option<u32>,
+    /// The entity's ref, or its kind and name as far as they could be read.
+    pub entity: Option<String>,
+    /// Backstage error name: `InputError`, `NotFoundError`, `ConflictError`.
+    pub name: String,
+    /// What is wrong, naming the field where it applies.
+    pub message: String,
+}
+
+impl std::fmt::Display for IngestProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.location)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(entity) = &self.entity {
+            write!(f, " ({entity})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A status item (Backstage's `status.items[]`).
+pub(crate) fn status_item(level: &str, name: &str, message: &str) -> Value {
+    json!({
+        "type": PROCESSING_STATUS,
+        "level": level,
+        "message": format!("{name}: {message}"),
+        "error": {"name": name, "message": message},
+    })
+}
+
+/// Everything one registered location yields.
+#[derive(Debug, Default)]
+pub(crate) struct Harvest {
+    pub(crate) records: Vec<EntityRecord>,
+    /// Index of the Location entity that emitted each record.
+    pub(crate) parents: Vec<Option<usize>>,
+    /// Status items per record index.
+    pub(crate) statuses: HashMap<usize, Vec<Value>>,
+    /// Sources (location keys) and refs whose last stored entities must be
+    /// kept because this read failed for them, with the status to show.
+    pub(crate) keep: HashMap<String, Value>,
+    pub(crate) problems: Vec<IngestProblem>,
+}
+
+impl Harvest {
+    fn problem(&mut self, parent: Option<usize>, p: IngestProblem) {
+        tracing::warn!(location = %p.location, line = ?p.line, entity = ?p.entity, "catalog: {}", p.message);
+        if let Some(parent) = parent {
+            let message = match &p.entity {
+                Some(e) => format!("{} ({e}): {}", p.location, p.message),
+                None => format!("{}: {}", p.location, p.message),
+            };
+            self.statuses
+                .entry(parent)
+                .or_default()
+                .push(status_item("error", &p.name, &message));
+        }
+        self.problems.push(p);
+    }
+
+    /// Drops records another location already owns (the first owner keeps
+    /// the entity) and reports each on the Location entity that emitted it.
+    pub(crate) fn resolve_conflicts(
+        &mut self,
+        owners: &HashMap<String, Option<String>>,
+        me: &str,
+        names: &HashMap<String, String>,
+    ) {
+        let mut drop = HashSet::new();
+        let mut found = Vec::new();
+        for (i, record) in self.records.iter().enumerate() {
+            let key = record.entity_ref.key();
+            if let Some(Some(owner)) = owners.get(&key)
+                && owner != me
+            {
+                drop.insert(i);
+                let other = names.get(owner).cloned().unwrap_or_else(|| owner.clone());
+                let p = IngestProblem {
+                    location: record.location_key.clone(),
+                    line: None,
+                    entity: Some(record.entity_ref.to_string()),
+                    name: "ConflictError".into(),
+                    message: format!(
+                        "Entity {} is already provided by location {other}; this location's copy is ignored",
+                        record.entity_ref
+                    ),
+                };
+                found.push((self.parents[i], p));
+            }
+        }
+        for (parent, p) in found {
+            self.problem(parent, p);
+        }
+        if drop.is_empty() {
+            return;
+        }
+        // Re-index: records, parents and statuses all use record indices.
+        let mut map = HashMap::new();
+        let mut records = Vec::new();
+        let mut parents = Vec::new();
+        for (i, (r, p)) in std::mem::take(&mut self.records)
+            .into_iter()
+            .zip(std::mem::take(&mut self.parents))
+            .enumerate()
+        {
+            if !drop.contains(&i) {
+                map.insert(i, records.len());
+                records.push(r);
+                parents.push(p);
+            }
+        }
+        self.parents = parents
+            .into_iter()
+            .map(|p| p.and_then(|p| map.get(&p).copied()))
+            .collect();
+        self.statuses = std::mem::take(&mut self.statuses)
+            .into_iter()
+            .filter_map(|(i, s)| map.get(&i).map(|j| (*j, s)))
+            .collect();
+        self.records = records;
+    }
+
+    /// Writes the collected status items into their entities.
+    pub(crate) fn finish(mut self) -> Self {
+        for (i, items) in std::mem::take(&mut self.statuses) {
+            if let Some(root) = self
+                .records
+                .get_mut(i)
+                .and_then(|r| r.entity.as_object_mut())
+            {
+                root.insert("status".into(), json!({ "items": items }));
+            }
+        }
+        self
+    }
+}
+
+/// Reads targets. Holds the HTTP client for `url` targets.
+#[derive(Clone)]
+pub(crate) struct Reader {
+    pub(crate) http: reqwest::Client,
+    pub(crate) max_bytes: u64,
+}
+
+/// A target to read, already resolved.
+#[derive(Debug, Clone)]
+enum Target {
+    File(PathBuf),
+    Url(url::Url),
+}
+
+impl Target {
+    fn key(&self) -> String {
+        match self {
+            Self::File(p) => format!("file:{}", p.display()),
+            Self::Url(u) => format!("url:{u}"),
+        }
+    }
+}
+
+/// The generated Location entity's name for a registered location, stable
+/// across restarts (Backstage: `generated-<sha1>`).
+pub(crate) fn generated_name(kind: &str, target: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{kind}:{target}").as_bytes());
+    let mut name = String::from("generated-");
+    for b in &digest[..20] {
+        use std::fmt::Write as _;
+        let _ = write!(name, "{b:02x}");
+    }
+    name
+}
+
+/// Makes a file target absolute (relative to the current directory) so that
+/// annotations and conflicts do not depend on how it was written.
+pub(crate) fn normalize_target(kind: LocationKind, target: &str) -> Result<String, String> {
+    match kind {
+        LocationKind::File => {
+            let path = Path::new(target);
+            let path = if path.is_absolute() {
+                path.to_owned()
+            } else {
+                std::env::current_dir()
+                    .map_err(|e| format!("current directory: {e}"))?
+                    .join(path)
+            };
+            Ok(clean(&path).display().to_string())
+        }
+        LocationKind::Url => {
+            let url =
+                url::Url::parse(target).map_err(|e| format!("Invalid URL \"{target}\": {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!(
+                    "Invalid URL \"{target}\": only http and https are supported"
+                ));
+            }
+            Ok(url.to_string())
+        }
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{'])
+}
+
+impl Reader {
+    /// Reads a registered location and everything it leads to.
+    pub(crate) async fn harvest(&self, location: &LocationRow) -> Harvest {
+        let mut h = Harvest::default();
+        let origin = format!("{}:{}", location.kind, location.target);
+        let root = EntityRef::new(
+            "Location",
+            DEFAULT_NAMESPACE,
+            &generated_name(&location.kind, &location.target),
+        );
+        let root_entity = json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Location",
+            "metadata": {
+                "name": root.name,
+                "namespace": DEFAULT_NAMESPACE,
+                "annotations": {MANAGED_BY_LOCATION: origin, MANAGED_BY_ORIGIN_LOCATION: origin},
+            },
+            "spec": {"type": location.kind, "target": location.target},
+        });
+        h.records.push(EntityRecord {
+            entity_ref: root,
+            entity: root_entity,
+            parent_ref: None,
+            location_key: origin.clone(),
+        });
+        h.parents.push(None);
+        let first = match LocationKind::parse(&location.kind) {
+            Some(LocationKind::File) => Target::File(PathBuf::from(&location.target)),
+            Some(LocationKind::Url) => match url::Url::parse(&location.target) {
+                Ok(u) => Target::Url(u),
+                Err(e) => {
+                    h.problem(
+                        Some(0),
+                        problem(
+                            &origin,
+                            None,
+                            None,
+                            "InputError",
+                            format!("Invalid URL: {e}"),
+                        ),
+                    );
+                    return h.finish();
+                }
+            },
+            None => {
+                let message = format!("Unknown location type \"{}\"", location.kind);
+                h.problem(Some(0), problem(&origin, None, None, "InputError", message));
+                return h.finish();
+            }
+        };
+        let mut queue = vec![(0usize, first, true)];
+        let mut visited = HashSet::new();
+        let mut seen_refs: HashMap<String, String> = HashMap::new();
+        while let Some((parent, target, required)) = queue.pop() {
+            for (source, text) in self.expand(&mut h, parent, &target, required).await {
+                if !visited.insert(source.key()) {
+                    continue;
+                }
+                self.read_file(
+                    &mut h,
+                    parent,
+                    &source,
+                    &text,
+                    &origin,
+                    &mut seen_refs,
+                    &mut queue,
+                );
+            }
+        }
+        h.finish()
+    }
+
+    /// Resolves a target into the files it names and their text; failures
+    /// are reported on `parent`.
+    async fn expand(
+        &self,
+        h: &mut Harvest,
+        parent: usize,
+        target: &Target,
+        required: bool,
+    ) -> Vec<(Target, String)> {
+        let key = target.key();
+        match target {
+            Target::File(path) => {
+                let pattern = path.display().to_string();
+                let paths: Vec<PathBuf> = if is_glob(&pattern) {
+                    match glob::glob(&pattern) {
+                        Ok(paths) => {
+                            let mut found: Vec<PathBuf> = paths
+                                .filter_map(Result::ok)
+                                .filter(|p| p.is_file())
+                                .collect();
+                            found.sort();
+                            if found.is_empty() && required {
+                                h.problem(
+                                    Some(parent),
+                                    problem(
+                                        &key,
+                                        None,
+                                        None,
+                                        "NotFoundError",
+                                        format!("No files match {pattern}"),
+                                    ),
+                                );
+                            }
+                            found
+                        }
+                        Err(e) => {
+                            h.problem(
+                                Some(parent),
+                                problem(
+                                    &key,
+                                    None,
+                                    None,
+                                    "InputError",
+                                    format!("Invalid glob: {e}"),
+                                ),
+                            );
+                            Vec::new()
+                        }
+                    }
+                } else {
+                    vec![path.clone()]
+                };
+                let mut out = Vec::new();
+                for path in paths {
+                    let file = Target::File(path.clone());
+                    match read_limited(&path, self.max_bytes) {
+                        Ok(text) => out.push((file, text)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+                        Err(e) => {
+                            let name = if e.kind() == std::io::ErrorKind::NotFound {
+                                "NotFoundError"
+                            } else {
+                                "Error"
+                            };
+                            let message = format!("Unable to read {}: {e}", path.display());
+                            h.keep.insert(
+                                file.key(),
+                                json!({"items": [status_item("error", name, &message)]}),
+                            );
+                            h.problem(
+                                Some(parent),
+                                problem(&file.key(), None, None, name, message),
+                            );
+                        }
+                    }
+                }
+                out
+            }
+            Target::Url(url) => match self.fetch(url).await {
+                Ok(Some(text)) => vec![(target.clone(), text)],
+                Ok(None) if !required => Vec::new(),
+                Ok(None) => {
+                    let message = format!("Unable to read {url}: not found (HTTP 404)");
+                    h.keep.insert(
+                        key.clone(),
+                        json!({"items": [status_item("error", "NotFoundError", &message)]}),
+                    );
+                    h.problem(
+                        Some(parent),
+                        problem(&key, None, None, "NotFoundError", message),
+                    );
+                    Vec::new()
+                }
+                Err(message) => {
+                    let message = format!("Unable to read {url}: {message}");
+                    h.keep.insert(
+                        key.clone(),
+                        json!({"items": [status_item("error", "Error", &message)]}),
+                    );
+                    h.problem(Some(parent), problem(&key, None, None, "Error", message));
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    async fn fetch(&self, url: &url::Url) -> Result<Option<String>, String> {
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes)
+        {
+            return Err(format!("larger than {} bytes", self.max_bytes));
+        }
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        if bytes.len() as u64 > self.max_bytes {
+            return Err(format!("larger than {} bytes", self.max_bytes));
+        }
+        String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| "not UTF-8 text".to_owned())
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename these"
+    )]
+    fn read_file(
+        &self,
+        h: &mut Harvest,
+        parent: usize,
+        source: &Target,
+        text: &str,
+        origin: &str,
+        seen_refs: &mut HashMap<String, String>,
+        queue: &mut Vec<(usize, Target, bool)>,
+    ) {
+        let key = source.key();
+        let docs = match parse_documents(text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                let message = format!("Invalid YAML: {}", e.message);
+                h.keep.insert(key.clone(), json!({"items": [status_item("error", "InputError", &format!("{key}: {message}"))]}));
+                h.problem(
+                    Some(parent),
+                    problem(&key, e.line, None, "InputError", message),
+                );
+                return;
+            }
+        };
+        let parent_ref = h.records[parent].entity_ref.key();
+        for doc in docs {
+            let label = describe(&doc.value);
+            let errors = validate_entity(&doc.value);
+            if !errors.is_empty() {
+                let message = errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if let Some(r) = entity_ref_of(&doc.value) {
+                    let status = json!({"items": [status_item("error", "InputError", &format!("{key}:{}: {message}", doc.line))]});
+                    h.keep.insert(r.key(), status);
+                }
+                h.problem(
+                    Some(parent),
+                    problem(&key, Some(doc.line), label, "InputError", message),
+                );
+                continue;
+            }
+            let Some(r) = entity_ref_of(&doc.value) else {
+                continue;
+            };
+            if let Some(first) = seen_refs.get(&r.key()) {
+                let message =
+                    format!("Entity {r} is also defined in {first}; the first definition is kept");
+                h.problem(
+                    Some(parent),
+                    problem(
+                        &key,
+                        Some(doc.line),
+                        Some(r.to_string()),
+                        "ConflictError",
+                        message,
+                    ),
+                );
+                continue;
+            }
+            seen_refs.insert(r.key(), key.clone());
+            let mut entity = doc.value;
+            prepare(&mut entity, &key, origin);
+            let index = h.records.len();
+            if r.kind.eq_ignore_ascii_case("location") {
+                let spec = entity.get("spec").cloned().unwrap_or(Value::Null);
+                let required = spec.get("presence").and_then(Value::as_str) != Some("optional");
+                let mut targets: Vec<String> = spec
+                    .get("target")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect();
+                if let Some(list) = spec.get("targets").and_then(Value::as_array) {
+                    targets.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+                let kind = spec.get("type").and_then(Value::as_str);
+                for t in targets {
+                    match resolve(source, kind, &t) {
+                        Ok(target) => queue.push((index, target, required)),
+                        Err(message) => {
+                            h.statuses.entry(index).or_default().push(status_item(
+                                "error",
+                                "InputError",
+                                &message,
+                            ));
+                            h.problems.push(problem(
+                                &key,
+                                Some(doc.line),
+                                Some(r.to_string()),
+                                "InputError",
+                                message,
+                            ));
+                        }
+                    }
+                }
+            }
+            h.records.push(EntityRecord {
+                entity_ref: r,
+                entity,
+                parent_ref: Some(parent_ref.clone()),
+                location_key: key.clone(),
+            });
+            h.parents.push(Some(parent));
+        }
+    }
+}
+
+fn problem(
+    location: &str,
+    line: Option<u32>,
+    entity: Option<String>,
+    name: &str,
+    message: String,
+) -> IngestProblem {
+    IngestProblem {
+        location: location.to_owned(),
+        line,
+        entity,
+        name: name.to_owned(),
+        message,
+    }
+}
+
+fn read_limited(path: &Path, max: u64) -> std::io::Result<String> {
+    let len = std::fs::metadata(path)?.len();
+    if len > max {
+        return Err(std::io::Error::other(format!(
+            "file is larger than {max} bytes"
+        )));
+    }
+    std::fs::read_to_string(path)
+}
+
+/// Resolves a Location entity's target against the file it was read from.
+fn resolve(from: &Target, kind: Option<&str>, target: &str) -> Result<Target, String> {
+    let kind = match kind {
+        Some(k) => {
+            LocationKind::parse(k).ok_or_else(|| format!("Unknown location type \"{k}\""))?
+        }
+        None => match from {
+            Target::File(_) => LocationKind::File,
+            Target::Url(_) => LocationKind::Url,
+        },
+    };
+    match (kind, from) {
+        (LocationKind::File, Target::File(file)) => {
+            let base = file.parent().unwrap_or(Path::new("/"));
+            Ok(Target::File(clean(&base.join(target))))
+        }
+        (LocationKind::File, Target::Url(_)) => Err(format!(
+            "A file target \"{target}\" cannot be read from a url location"
+        )),
+        (LocationKind::Url, Target::Url(base)) => base
+            .join(target)
+            .map(Target::Url)
+            .map_err(|e| format!("Invalid URL \"{target}\": {e}")),
+        (LocationKind::Url, Target::File(_)) => url::Url::parse(target)
+            .map(Target::Url)
+            .map_err(|e| format!("Invalid URL \"{target}\": {e}")),
+    }
+}
+
+/// The entity's kind and name as far as they can be read, for messages.
+fn describe(v: &Value) -> Option<String> {
+    let kind = v.get("kind").and_then(Value::as_str);
+    let name = v.pointer("/metadata/name").and_then(Value::as_str);
+    match (kind, name) {
+        (Some(k), Some(n)) => {
+            let ns = v
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(DEFAULT_NAMESPACE);
+            Some(format!("{}:{}/{n}", k.to_lowercase(), ns.to_lowercase()))
+        }
+        (None, Some(n)) => Some(format!("entity \"{n}\"")),
+        (Some(k), None) => Some(format!("a {k} without a name")),
+        (None, None) => None,
+    }
+}
+
+/// The ref of an entity whose kind and name are usable.
+pub(crate) fn entity_ref_of(v: &Value) -> Option<EntityRef> {
+    let kind = v.get("kind")?.as_str()?;
+    let name = v.pointer("/metadata/name")?.as_str()?;
+    let namespace = v
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_NAMESPACE);
+    (crate::validation::is_valid_kind(kind)
+        && crate::validation::is_valid_name(name)
+        && crate::validation::is_valid_namespace(namespace))
+    .then(|| EntityRef::new(kind, namespace, name))
+}
+
+/// Defaults and catalog annotations for an entity read from `source`.
+pub(crate) fn prepare(entity: &mut Value, source: &str, origin: &str) {
+    let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    metadata
+        .entry("namespace")
+        .or_insert_with(|| Value::String(DEFAULT_NAMESPACE.into()));
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(MANAGED_BY_LOCATION.into(), Value::String(source.to_owned()));
+        annotations.insert(
+            MANAGED_BY_ORIGIN_LOCATION.into(),
+            Value::String(origin.to_owned()),
+        );
+    }
+}

@@ -1,0 +1,803 @@
+//! Filters, predicates, ordering, full-text and facets, compiled to SQL.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rusqlite::Connection;
+use rusqlite::types::Value as SqlValue;
+use serde_json::{Map, Value};
+
+use crate::error::CatalogError;
+use crate::store::FULL_TEXT_FIELDS;
+
+/// A condition on entities. Keys are dotted paths, compared lower-cased;
+/// `relations.<type>` keys match relation targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Predicate {
+    /// Every one holds.
+    All(Vec<Predicate>),
+    /// At least one holds.
+    Any(Vec<Predicate>),
+    /// It does not hold.
+    Not(Box<Predicate>),
+    /// A field matcher.
+    Field {
+        /// Lower-cased dotted path.
+        key: String,
+        /// What the field must satisfy.
+        matcher: Matcher,
+    },
+}
+
+/// How a field is matched (values lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// Equals one of the values (for arrays: contains one of them).
+    AnyOf(Vec<String>),
+    /// The field is present (or absent).
+    Exists(bool),
+    /// A value starts with the prefix.
+    HasPrefix(String),
+}
+
+impl Predicate {
+    /// Field equals one of `values`.
+    pub fn eq(key: &str, values: &[&str]) -> Self {
+        Self::Field {
+            key: key.to_lowercase(),
+            matcher: Matcher::AnyOf(values.iter().map(|v| v.to_lowercase()).collect()),
+        }
+    }
+
+    /// Parses Backstage `filter` query parameters: conditions joined by `,`
+    /// must all hold (repeated keys in one filter are alternatives), and
+    /// separate filters are alternatives. `None` when there is no filter.
+    pub fn parse_filters<S: AsRef<str>>(filters: &[S]) -> Result<Option<Self>, CatalogError> {
+        let mut any = Vec::new();
+        for filter in filters {
+            let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
+            for part in filter.as_ref().split(',') {
+                let part = part.trim();
+                if part.is_empty() {
+                    continue;
+                }
+                let (key, value) = match part.split_once('=') {
+                    Some((k, v)) => (k.trim().to_lowercase(), Some(v.trim().to_lowercase())),
+                    None => (part.to_lowercase(), None),
+                };
+                if key.is_empty() {
+                    return Err(CatalogError::input(format!(
+                        "Invalid filter \"{}\": empty key",
+                        filter.as_ref()
+                    )));
+                }
+                match (by_key.iter_mut().find(|(k, _)| *k == key), value) {
+                    (Some((_, Some(values))), Some(v)) => values.push(v),
+                    // `key` alone (exists) absorbs any value condition on the same key
+                    (Some((_, slot)), None) => *slot = None,
+                    (Some((_, None)), Some(_)) => {}
+                    (None, v) => by_key.push((key, v.map(|v| vec![v]))),
+                }
+            }
+            let all: Vec<Predicate> = by_key
+                .into_iter()
+                .map(|(key, values)| Predicate::Field {
+                    key,
+                    matcher: values.map_or(Matcher::Exists(true), Matcher::AnyOf),
+                })
+                .collect();
+            if !all.is_empty() {
+                any.push(Predicate::All(all));
+            }
+        }
+        Ok(match any.len() {
+            0 => None,
+            1 => any.pop(),
+            _ => Some(Predicate::Any(any)),
+        })
+    }
+
+    /// Parses a Backstage filter predicate (`$all`, `$any`, `$not`, field
+    /// matchers with literals, `$exists`, `$in`, `$hasPrefix`, `$contains`).
+    pub fn from_json(value: &Value) -> Result<Self, CatalogError> {
+        let obj = value.as_object().ok_or_else(|| {
+            CatalogError::input(format!("Invalid predicate {value}: expected an object"))
+        })?;
+        let mut all = Vec::new();
+        for (key, v) in obj {
+            all.push(match key.as_str() {
+                "$all" | "$any" => {
+                    let items = v.as_array().ok_or_else(|| {
+                        CatalogError::input(format!("Invalid predicate: {key} must be an array"))
+                    })?;
+                    let parsed = items
+                        .iter()
+                        .map(Self::from_json)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if key == "$all" {
+                        Self::All(parsed)
+                    } else {
+                        Self::Any(parsed)
+                    }
+                }
+                "$not" => Self::Not(Box::new(Self::from_json(v)?)),
+                k if k.starts_with('$') => {
+                    return Err(CatalogError::input(format!(
+                        "Invalid predicate: unknown operator {k}"
+                    )));
+                }
+                field => Self::Field {
+                    key: field.to_lowercase(),
+                    matcher: parse_matcher(field, v)?,
+                },
+            });
+        }
+        Ok(if all.len() == 1 {
+            all.pop().unwrap_or(Self::All(Vec::new()))
+        } else {
+            Self::All(all)
+        })
+    }
+}
+
+fn literal(field: &str, v: &Value) -> Result<String, CatalogError> {
+    match v {
+        Value::String(s) => Ok(s.to_lowercase()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(CatalogError::input(format!(
+            "Invalid predicate for \"{field}\": {other} is not a literal"
+        ))),
+    }
+}
+
+fn parse_matcher(field: &str, v: &Value) -> Result<Matcher, CatalogError> {
+    let Some(obj) = v.as_object() else {
+        return Ok(Matcher::AnyOf(vec![literal(field, v)?]));
+    };
+    let mut entries = obj.iter();
+    let (Some((op, arg)), None) = (entries.next(), entries.next()) else {
+        return Err(CatalogError::input(format!(
+            "Invalid predicate for \"{field}\": expected exactly one operator"
+        )));
+    };
+    match op.as_str() {
+        "$exists" => match arg {
+            Value::Bool(b) => Ok(Matcher::Exists(*b)),
+            _ => Err(CatalogError::input(format!(
+                "Invalid predicate for \"{field}\": $exists takes a boolean"
+            ))),
+        },
+        "$in" => match arg {
+            Value::Array(items) => Ok(Matcher::AnyOf(
+                items
+                    .iter()
+                    .map(|i| literal(field, i))
+                    .collect::<Result<_, _>>()?,
+            )),
+            _ => Err(CatalogError::input(format!(
+                "Invalid predicate for \"{field}\": $in takes an array"
+            ))),
+        },
+        "$hasPrefix" => Ok(Matcher::HasPrefix(literal(field, arg)?)),
+        // Arrays are indexed one row per element, so "contains" is equality.
+        "$contains" => Ok(Matcher::AnyOf(vec![literal(field, arg)?])),
+        other => Err(CatalogError::input(format!(
+            "Invalid predicate for \"{field}\": unknown operator {other}"
+        ))),
+    }
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderField {
+    /// Dotted path, e.g. `metadata.name`.
+    pub field: String,
+    /// Descending instead of ascending.
+    pub descending: bool,
+}
+
+/// Substring search over some fields.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FullTextFilter {
+    /// The text to find, case-insensitively.
+    pub term: String,
+    /// Fields to search; empty means the default set ([`FULL_TEXT_FIELDS`]).
+    pub fields: Vec<String>,
+}
+
+/// What to select and in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Condition, if any.
+    pub predicate: Option<Predicate>,
+    /// Full-text filter, if any.
+    pub full_text: Option<FullTextFilter>,
+    /// Sort keys; entity id (insertion order) breaks ties and is the default.
+    pub order: Vec<OrderField>,
+}
+
+/// A row's place in the order, for keyset pagination.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// Sort values of the row, one per order field.
+    pub values: Vec<String>,
+    /// The row's entity id.
+    pub id: i64,
+}
+
+/// One selected entity as stored.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Lower-case ref.
+    pub key: String,
+    /// Stored JSON without relations.
+    pub body: String,
+    /// Where it sits in the order.
+    pub position: Position,
+}
+
+/// One facet value and how many entities have it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FacetCount {
+    /// The value as written in the entity.
+    pub value: String,
+    /// Number of entities.
+    pub count: u64,
+}
+
+struct Sql {
+    text: String,
+    params: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn new() -> Self {
+        Self {
+            text: String::new(),
+            params: Vec::new(),
+        }
+    }
+    fn param(&mut self, v: impl Into<SqlValue>) {
+        self.params.push(v.into());
+        let _ = write!(self.text, "?{}", self.params.len());
+    }
+    fn list(&mut self, values: &[String]) {
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.param(v.clone());
+        }
+    }
+}
+
+fn relation_type(key: &str) -> Option<&str> {
+    key.strip_prefix("relations.")
+}
+
+/// `key` condition on entity alias `e`, as a correlated probe.
+fn push_predicate(sql: &mut Sql, p: &Predicate) {
+    match p {
+        Predicate::All(items) | Predicate::Any(items) if items.is_empty() => {
+            sql.text.push_str(if matches!(p, Predicate::All(_)) {
+                "1"
+            } else {
+                "0"
+            });
+        }
+        Predicate::All(items) | Predicate::Any(items) => {
+            let joiner = if matches!(p, Predicate::All(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            sql.text.push('(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    sql.text.push_str(joiner);
+                }
+                push_predicate(sql, item);
+            }
+            sql.text.push(')');
+        }
+        Predicate::Not(inner) => {
+            sql.text.push_str("NOT ");
+            push_predicate(sql, inner);
+        }
+        Predicate::Field { key, matcher } => push_field(sql, key, matcher),
+    }
+}
+
+fn push_field(sql: &mut Sql, key: &str, matcher: &Matcher) {
+    if let Matcher::Exists(false) = matcher {
+        sql.text.push_str("NOT ");
+        return push_field(sql, key, &Matcher::Exists(true));
+    }
+    if let Some(kind) = relation_type(key) {
+        sql.text
+            .push_str("EXISTS (SELECT 1 FROM relations r WHERE r.source = e.ref AND r.type = ");
+        sql.param(kind.to_owned());
+        match matcher {
+            Matcher::AnyOf(values) => {
+                sql.text.push_str(" AND r.target IN (");
+                sql.list(values);
+                sql.text.push(')');
+            }
+            Matcher::HasPrefix(prefix) => {
+                sql.text.push_str(" AND substr(r.target, 1, length(");
+                sql.param(prefix.clone());
+                sql.text.push_str(")) = ");
+                sql.param(prefix.clone());
+            }
+            Matcher::Exists(_) => {}
+        }
+        sql.text.push(')');
+        return;
+    }
+    sql.text
+        .push_str("EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = ");
+    sql.param(key.to_owned());
+    match matcher {
+        Matcher::AnyOf(values) => {
+            sql.text.push_str(" AND s.value IN (");
+            sql.list(values);
+            sql.text.push(')');
+        }
+        Matcher::HasPrefix(prefix) => {
+            sql.text.push_str(" AND substr(s.value, 1, length(");
+            sql.param(prefix.clone());
+            sql.text.push_str(")) = ");
+            sql.param(prefix.clone());
+        }
+        Matcher::Exists(_) => {}
+    }
+    sql.text.push(')');
+}
+
+/// Below this many matches a condition drives the query from its index;
+/// above it, scanning entities in order and probing is cheaper for a page.
+const SELECTIVE: i64 = 3000;
+
+fn estimate(conn: &Connection, key: &str, values: &[String]) -> Result<i64, CatalogError> {
+    let mut sql = Sql::new();
+    sql.text
+        .push_str("SELECT count(*) FROM (SELECT 1 FROM search WHERE key = ");
+    sql.param(key.to_owned());
+    sql.text.push_str(" AND value IN (");
+    sql.list(values);
+    let _ = write!(sql.text, ") LIMIT {SELECTIVE})");
+    Ok(conn
+        .prepare_cached(&sql.text)?
+        .query_row(rusqlite::params_from_iter(sql.params), |r| r.get(0))?)
+}
+
+/// The WHERE clause for a selection. `whole` is true when every match is
+/// needed anyway (counts, custom order), so driving from an index always pays.
+fn where_clause(conn: &Connection, sel: &Selection, whole: bool) -> Result<Sql, CatalogError> {
+    let mut sql = Sql::new();
+    sql.text.push('1');
+    if let Some(p) = &sel.predicate {
+        let conjuncts: Vec<&Predicate> = match p {
+            Predicate::All(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        let mut driver: Option<(usize, i64)> = None;
+        for (i, c) in conjuncts.iter().enumerate() {
+            if let Predicate::Field {
+                key,
+                matcher: Matcher::AnyOf(values),
+            } = c
+                && relation_type(key).is_none()
+            {
+                let n = estimate(conn, key, values)?;
+                if driver.is_none_or(|(_, best)| n < best) {
+                    driver = Some((i, n));
+                }
+            }
+        }
+        let driver = driver
+            .filter(|(_, n)| whole || *n < SELECTIVE)
+            .map(|(i, _)| i);
+        for (i, c) in conjuncts.iter().enumerate() {
+            sql.text.push_str(" AND ");
+            match (driver == Some(i), c) {
+                (
+                    true,
+                    Predicate::Field {
+                        key,
+                        matcher: Matcher::AnyOf(values),
+                    },
+                ) => {
+                    sql.text
+                        .push_str("e.id IN (SELECT entity_id FROM search WHERE key = ");
+                    sql.param(key.clone());
+                    sql.text.push_str(" AND value IN (");
+                    sql.list(values);
+                    sql.text.push_str("))");
+                }
+                _ => push_predicate(&mut sql, c),
+            }
+        }
+    }
+    if let Some(ft) = &sel.full_text {
+        push_full_text(&mut sql, ft);
+    }
+    Ok(sql)
+}
+
+fn push_full_text(sql: &mut Sql, ft: &FullTextFilter) {
+    let term = ft.term.trim().to_lowercase();
+    if term.is_empty() {
+        return;
+    }
+    let fields: Vec<String> = ft.fields.iter().map(|f| f.to_lowercase()).collect();
+    let indexed = fields
+        .iter()
+        .all(|f| FULL_TEXT_FIELDS.contains(&f.as_str()));
+    if indexed {
+        // The trigram index answers substring queries of 3+ characters; shorter
+        // terms fall back to LIKE over the same table.
+        sql.text
+            .push_str(" AND e.id IN (SELECT rowid FROM fts WHERE ");
+        if term.chars().count() >= 3 {
+            sql.text.push_str("fts MATCH ");
+            sql.param(format!("\"{}\"", term.replace('"', "\"\"")));
+        } else {
+            sql.text.push_str("doc LIKE ");
+            sql.param(format!("%{}%", escape_like(&term)));
+            sql.text.push_str(" ESCAPE '\\'");
+        }
+        sql.text.push(')');
+    }
+    if !fields.is_empty() {
+        sql.text.push_str(
+            " AND EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key IN (",
+        );
+        sql.list(&fields);
+        sql.text.push_str(") AND instr(s.value, ");
+        sql.param(term);
+        sql.text.push_str(") > 0)");
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn sort_expr(sql: &mut Sql, field: &str) {
+    match field.to_lowercase().as_str() {
+        "metadata.name" => sql.text.push_str("e.name"),
+        "kind" => sql.text.push_str("e.kind"),
+        "metadata.namespace" => sql.text.push_str("e.namespace"),
+        "metadata.uid" => sql.text.push_str("e.uid"),
+        other => {
+            sql.text.push_str(
+                "coalesce((SELECT min(s.value) FROM search s WHERE s.entity_id = e.id AND s.key = ",
+            );
+            sql.param(other.to_owned());
+            sql.text.push_str("), '')");
+        }
+    }
+}
+
+/// Selects entities in order. `after` continues after (or, with `reverse`,
+/// before) a position; `reverse` returns rows in reverse order, which the
+/// caller flips.
+pub(crate) fn select(
+    conn: &Connection,
+    sel: &Selection,
+    after: Option<&Position>,
+    reverse: bool,
+    offset: usize,
+    limit: Option<usize>,
+    mut each: impl FnMut(Row) -> Result<bool, CatalogError>,
+) -> Result<(), CatalogError> {
+    let whole = !sel.order.is_empty() || limit.is_none();
+    let mut sql = Sql::new();
+    sql.text.push_str("SELECT e.id, e.ref, e.body");
+    for o in &sel.order {
+        sql.text.push_str(", ");
+        sort_expr(&mut sql, &o.field);
+    }
+    sql.text.push_str(" FROM entities e WHERE ");
+    let cond = where_clause(conn, sel, whole)?;
+    // Renumber the WHERE clause's parameters after the sort expressions'.
+    let shift = sql.params.len();
+    sql.text.push_str(&renumber(&cond.text, shift));
+    sql.params.extend(cond.params);
+    if let Some(pos) = after {
+        push_keyset(&mut sql, sel, pos, reverse);
+    }
+    sql.text.push_str(" ORDER BY ");
+    for o in &sel.order {
+        sort_expr(&mut sql, &o.field);
+        sql.text.push_str(if o.descending != reverse {
+            " DESC, "
+        } else {
+            " ASC, "
+        });
+    }
+    sql.text
+        .push_str(if reverse { "e.id DESC" } else { "e.id ASC" });
+    if let Some(limit) = limit {
+        let _ = write!(sql.text, " LIMIT {limit}");
+    } else if offset > 0 {
+        sql.text.push_str(" LIMIT -1");
+    }
+    if offset > 0 {
+        let _ = write!(sql.text, " OFFSET {offset}");
+    }
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(sql.params))?;
+    let n = sel.order.len();
+    while let Some(r) = rows.next()? {
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(r.get::<_, String>(3 + i)?);
+        }
+        let row = Row {
+            key: r.get(1)?,
+            body: r.get(2)?,
+            position: Position {
+                values,
+                id: r.get(0)?,
+            },
+        };
+        if !each(row)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Rows strictly after `pos` in the (possibly reversed) order.
+fn push_keyset(sql: &mut Sql, sel: &Selection, pos: &Position, reverse: bool) {
+    // (a > x) OR (a = x AND b > y) OR ... OR (a = x AND b = y AND id > i)
+    sql.text.push_str(" AND (");
+    let n = sel.order.len();
+    for level in 0..=n {
+        if level > 0 {
+            sql.text.push_str(" OR ");
+        }
+        sql.text.push('(');
+        for (j, o) in sel.order.iter().enumerate().take(level) {
+            if j > 0 {
+                sql.text.push_str(" AND ");
+            }
+            sort_expr(sql, &o.field);
+            sql.text.push_str(" = ");
+            sql.param(pos.values.get(j).cloned().unwrap_or_default());
+        }
+        if level > 0 {
+            sql.text.push_str(" AND ");
+        }
+        if level < n {
+            let o = &sel.order[level];
+            sort_expr(sql, &o.field);
+            sql.text.push_str(if o.descending != reverse {
+                " < "
+            } else {
+                " > "
+            });
+            sql.param(pos.values.get(level).cloned().unwrap_or_default());
+        } else {
+            sql.text
+                .push_str(if reverse { "e.id < " } else { "e.id > " });
+            sql.param(pos.id);
+        }
+        sql.text.push(')');
+    }
+    sql.text.push(')');
+}
+
+fn renumber(text: &str, shift: usize) -> String {
+    if shift == 0 {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c == '?' {
+            let mut digits = String::new();
+            while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            let n: usize = digits.parse().unwrap_or(0);
+            let _ = write!(out, "{}", n + shift);
+        }
+    }
+    out
+}
+
+/// Number of entities a selection matches (order ignored).
+pub(crate) fn count(conn: &Connection, sel: &Selection) -> Result<u64, CatalogError> {
+    let cond = where_clause(conn, sel, true)?;
+    let sql = format!("SELECT count(*) FROM entities e WHERE {}", cond.text);
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(rusqlite::params_from_iter(cond.params), |r| {
+            r.get::<_, i64>(0)
+        })?
+        .try_into()
+        .unwrap_or(0))
+}
+
+/// Value counts of each facet among the entities matching `predicate`.
+pub(crate) fn facets(
+    conn: &Connection,
+    names: &[String],
+    predicate: Option<&Predicate>,
+) -> Result<BTreeMap<String, Vec<FacetCount>>, CatalogError> {
+    let mut out = BTreeMap::new();
+    for name in names {
+        let key = name.to_lowercase();
+        let mut sql = Sql::new();
+        if let Some(kind) = relation_type(&key) {
+            sql.text.push_str("SELECT r.target_display, count(DISTINCT r.source) FROM relations r WHERE r.type = ");
+            sql.param(kind.to_owned());
+            if predicate.is_some() {
+                sql.text
+                    .push_str(" AND r.source IN (SELECT e.ref FROM entities e WHERE ");
+            }
+        } else {
+            sql.text
+                .push_str("SELECT s.original, count(*) FROM search s WHERE s.key = ");
+            sql.param(key.clone());
+            if predicate.is_some() {
+                sql.text
+                    .push_str(" AND s.entity_id IN (SELECT e.id FROM entities e WHERE ");
+            }
+        }
+        if let Some(p) = predicate {
+            let sel = Selection {
+                predicate: Some(p.clone()),
+                ..Selection::default()
+            };
+            let cond = where_clause(conn, &sel, true)?;
+            sql.text.push_str(&renumber(&cond.text, sql.params.len()));
+            sql.params.extend(cond.params);
+            sql.text.push(')');
+        }
+        sql.text.push_str(if relation_type(&key).is_some() {
+            " GROUP BY r.target, r.target_display"
+        } else {
+            " GROUP BY s.value, s.original"
+        });
+        let mut stmt = conn.prepare_cached(&sql.text)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
+            Ok(FacetCount {
+                value: r.get(0)?,
+                count: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+            })
+        })?;
+        let mut counts = rows.collect::<Result<Vec<_>, _>>()?;
+        counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        out.insert(name.clone(), counts);
+    }
+    Ok(out)
+}
+
+/// Splices the relations stored for `key` into a stored body.
+pub(crate) fn render(
+    conn: &Connection,
+    key: &str,
+    body: &str,
+    out: &mut String,
+) -> Result<(), CatalogError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT type, target_display FROM relations WHERE source = ?1 ORDER BY type, target",
+    )?;
+    let mut rows = stmt.query([key])?;
+    let trimmed = body.trim_end();
+    let open = trimmed.strip_suffix('}').unwrap_or(trimmed);
+    out.push_str(open);
+    out.push_str(",\"relations\":[");
+    let mut first = true;
+    while let Some(r) = rows.next()? {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let kind: String = r.get(0)?;
+        let target: String = r.get(1)?;
+        let _ = write!(
+            out,
+            "{{\"type\":{},\"targetRef\":{}}}",
+            Value::String(kind),
+            Value::String(target)
+        );
+    }
+    out.push_str("]}");
+    Ok(())
+}
+
+/// Keeps only the given dotted paths of an entity (Backstage's `fields`).
+pub fn project(entity: &Value, fields: &[String]) -> Value {
+    let mut out = Map::new();
+    for field in fields {
+        let parts: Vec<&str> = field.split('.').collect();
+        copy_path(entity, &parts, &mut out);
+    }
+    Value::Object(out)
+}
+
+fn copy_path(src: &Value, parts: &[&str], dst: &mut Map<String, Value>) {
+    let Some((head, rest)) = parts.split_first() else {
+        return;
+    };
+    let Some(value) = src.get(*head) else { return };
+    if rest.is_empty() {
+        dst.insert((*head).to_owned(), value.clone());
+        return;
+    }
+    if value.is_object() {
+        let child = dst
+            .entry((*head).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(child) = child.as_object_mut() {
+            copy_path(value, rest, child);
+        }
+    } else {
+        // The path continues through a non-object (e.g. an array): keep it whole.
+        dst.insert((*head).to_owned(), value.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filters() {
+        let p = Predicate::parse_filters(&["kind=Component,kind=API,spec.type", "metadata.name=x"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p,
+            Predicate::Any(vec![
+                Predicate::All(vec![
+                    Predicate::eq("kind", &["component", "api"]),
+                    Predicate::Field {
+                        key: "spec.type".into(),
+                        matcher: Matcher::Exists(true)
+                    },
+                ]),
+                Predicate::All(vec![Predicate::eq("metadata.name", &["x"])]),
+            ])
+        );
+        assert_eq!(Predicate::parse_filters::<&str>(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn predicates() {
+        let p = Predicate::from_json(&json!({"$all":[{"kind":"Component"},{"$not":{"spec.type":{"$in":["a"]}}},
+            {"metadata.tags":{"$contains":"Java"}},{"spec.owner":{"$exists":true}},{"metadata.name":{"$hasPrefix":"x"}}]}))
+        .unwrap();
+        let Predicate::All(items) = p else { panic!() };
+        assert_eq!(items.len(), 5);
+        assert!(Predicate::from_json(&json!({"kind":{"$nope":1}})).is_err());
+    }
+
+    #[test]
+    fn projection() {
+        let e = json!({"kind":"A","metadata":{"name":"n","tags":["t"]},"spec":{"x":1}});
+        assert_eq!(
+            project(&e, &["kind".into(), "metadata.name".into()]),
+            json!({"kind":"A","metadata":{"name":"n"}})
+        );
+    }
+
+    #[test]
+    fn renumbers() {
+        assert_eq!(
+            renumber("a = ?1 AND b IN (?2, ?10)", 3),
+            "a = ?4 AND b IN (?5, ?13)"
+        );
+    }
+}
