@@ -40,7 +40,7 @@ impl ApiVersion {
         let mut exported = Vec::new();
         for (name, item) in ty.exports(engine) {
             if let (Some(rest), ComponentItem::ComponentInstance(_)) =
-                (name.strip_prefix("callboard:plugin/handler@"), item)
+                (name.strip_prefix("callboard:plugin/handler@"), item.ty)
             {
                 exported.push(rest.to_owned());
             }

@@ -3,7 +3,7 @@
 //! `Cargo.toml`; `callboard plugin pack` embeds it, so a plugin stays one file.
 
 use serde::{Deserialize, Serialize};
-use wasm_encoder::Encode as _;
+use wasm_encoder::Section as _;
 use wasmparser::{Encoding, Parser, Payload};
 
 /// Name of the custom section holding the manifest.

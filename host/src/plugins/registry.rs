@@ -357,11 +357,11 @@ fn classify(plugin: &LivePlugin, store: &Store<HostState>, error: &wasmtime::Err
         return CallError::Busy { plugin: label };
     }
     if store.data().limiter.hit_memory_limit {
-        tracing::warn!(plugin = %label, "stopped at its memory limit of {} MiB: {error:?}", plugin.limits.memory_mib);
+        tracing::warn!(plugin = %label, "stopped at its memory limit of {} MiB: {error:#}", plugin.limits.memory_mib);
         return CallError::MemoryLimit { plugin: label, limit_mib: plugin.limits.memory_mib };
     }
-    // The Debug form carries the wasm backtrace: useful in the log, noise in a response.
-    tracing::error!(plugin = %label, "plugin trapped: {error:?}");
+    // The alternate form carries the wasm backtrace: useful in the log, noise in a response.
+    tracing::error!(plugin = %label, "plugin trapped: {error:#}");
     let message = match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => format!("trap: {trap}"),
         None => error.to_string(),

@@ -68,9 +68,9 @@ impl KvStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let tx = conn.transaction()?;
-        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        for (i, migration) in (0i64..).zip(MIGRATIONS).skip(usize::try_from(version).unwrap_or(0)) {
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", i + 1)?;
         }
@@ -201,7 +201,7 @@ impl KvStore {
             let (after, result) = f(&tx, used)?;
             if after != used {
                 tx.prepare_cached("INSERT OR REPLACE INTO kv_usage (plugin, bytes) VALUES (?1, ?2)")?
-                    .execute(params![plugin, after])?;
+                    .execute(params![plugin, to_sql(after)])?;
             }
             tx.commit()?;
             Ok(result)
@@ -210,16 +210,26 @@ impl KvStore {
 }
 
 fn usage(c: &Connection, plugin: &str) -> Result<u64, KvError> {
-    Ok(c.prepare_cached("SELECT bytes FROM kv_usage WHERE plugin = ?1")?
-        .query_row([plugin], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+    let bytes: Option<i64> =
+        c.prepare_cached("SELECT bytes FROM kv_usage WHERE plugin = ?1")?.query_row([plugin], |r| r.get(0)).optional()?;
+    Ok(bytes.map_or(0, from_sql))
+}
+
+// SQLite integers are i64; sizes are never negative.
+fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 fn entry_size(c: &Connection, plugin: &str, key: &str) -> Result<Option<u64>, KvError> {
-    Ok(c.prepare_cached("SELECT length(key) + length(value) FROM kv WHERE plugin = ?1 AND key = ?2")?
+    let size: Option<i64> = c
+        .prepare_cached("SELECT length(CAST(key AS BLOB)) + length(value) FROM kv WHERE plugin = ?1 AND key = ?2")?
         .query_row(params![plugin, key], |r| r.get(0))
-        .optional()?)
+        .optional()?;
+    Ok(size.map(from_sql))
 }
 
 fn check_key(key: &str) -> Result<(), KvError> {

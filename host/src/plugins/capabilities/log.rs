@@ -1,6 +1,12 @@
 //! `callboard:plugin/log`: plugin log records into the host log.
 
-use crate::plugins::{bindings::v0_1_0::callboard::plugin::log, state::HostState};
+use crate::plugins::{
+    bindings::v0_1_0::callboard::plugin::{log, types},
+    state::HostState,
+};
+
+// The shared types interface has no functions, only the trait to implement.
+impl types::Host for HostState {}
 
 /// Longest message logged as is; longer ones are cut, so a plugin cannot
 /// flood the log with one call.
