@@ -12,10 +12,21 @@ use crate::server::AppState;
 
 /// Every route Callboard serves.
 pub fn router(state: &AppState) -> Router {
-    let max_body = state.config.plugins.overrides.values().filter_map(|o| o.max_request_body)
+    let max_body = state
+        .config
+        .plugins
+        .overrides
+        .values()
+        .filter_map(|o| o.max_request_body)
         .fold(state.config.plugins.limits.max_request_body, usize::max);
     Router::new()
-        .route("/api/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/api/health",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
         .nest("/api/catalog", catalog::router())
-        .nest("/api/plugins", plugins::router(state.plugins.clone(), max_body))
+        .nest(
+            "/api/plugins",
+            plugins::router(state.plugins.clone(), max_body),
+        )
 }

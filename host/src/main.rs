@@ -87,7 +87,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let running = callboard::server::start(config).await?;
-        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
         tracing::info!("shutting down");
         running.shutdown().await?;
         Ok(ExitCode::SUCCESS)

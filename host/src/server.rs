@@ -20,15 +20,20 @@ impl AppState {
     /// Creates the data directory, the plugin runtime, and loads the plugins
     /// folder. Blocking: compiles plugins that are not in the cache.
     pub fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
         let plugins = PluginHost::new(&config).context("cannot start the plugin runtime")?;
         let dir = config.plugins_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create plugins directory {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create plugins directory {}", dir.display()))?;
         let results = plugins.load_dir(&dir);
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
-        Ok(Self { config: Arc::new(config), plugins })
+        Ok(Self {
+            config: Arc::new(config),
+            plugins,
+        })
     }
 }
 
@@ -53,7 +58,9 @@ impl Running {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
 
@@ -61,7 +68,9 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let bind = config.bind;
     let state = tokio::task::spawn_blocking(move || AppState::build(config)).await??;
-    let listener = TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     let app = crate::api::router(&state);
     let (tx, rx) = oneshot::channel::<()>();
@@ -73,5 +82,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .await
     });
     tracing::info!("Callboard listening on http://{addr}");
-    Ok(Running { addr, state, shutdown: Some(tx), task })
+    Ok(Running {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
 }

@@ -16,12 +16,20 @@ pub struct Request {
 
 impl Request {
     pub(crate) fn from_wit(r: types::Request) -> Self {
-        Self { method: r.method, path: r.path, query: r.query, headers: r.headers, body: r.body }
+        Self {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            headers: r.headers,
+            body: r.body,
+        }
     }
 
     /// Builds a request, e.g. to unit-test a [`crate::Router`] natively.
     pub fn new(method: &str, path_and_query: &str) -> Self {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         Self {
             method: method.to_ascii_uppercase(),
             path: path.to_owned(),
@@ -55,17 +63,24 @@ impl Request {
 
     /// The first value of query parameter `name`, decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// All query parameters, decoded, in order.
     pub fn query_params(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
+        form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect()
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// All headers, names lower-case.
@@ -103,19 +118,27 @@ pub struct Response {
 impl Response {
     /// An empty response with `status`.
     pub fn new(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: Vec::new() }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// 200 with a `text/plain` body.
     pub fn text(body: impl Into<String>) -> Self {
-        Self::new(200).with_header("content-type", "text/plain; charset=utf-8").with_body(body.into())
+        Self::new(200)
+            .with_header("content-type", "text/plain; charset=utf-8")
+            .with_body(body.into())
     }
 
     /// 200 with `value` as a JSON body. A value that cannot be serialized
     /// gives a 500 error response.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Self::new(200).with_header("content-type", "application/json").with_body(body),
+            Ok(body) => Self::new(200)
+                .with_header("content-type", "application/json")
+                .with_body(body),
             Err(e) => Self::error(500, format!("cannot serialize response: {e}")),
         }
     }
@@ -162,6 +185,10 @@ impl Response {
     }
 
     pub(crate) fn into_wit(self) -> types::Response {
-        types::Response { status: self.status, headers: self.headers, body: self.body }
+        types::Response {
+            status: self.status,
+            headers: self.headers,
+            body: self.body,
+        }
     }
 }

@@ -32,8 +32,14 @@ pub enum KvError {
 impl std::fmt::Display for KvError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            KvError::QuotaExceeded { used_bytes, limit_bytes } => {
-                write!(f, "key-value quota exceeded ({used_bytes} of {limit_bytes} bytes used)")
+            KvError::QuotaExceeded {
+                used_bytes,
+                limit_bytes,
+            } => {
+                write!(
+                    f,
+                    "key-value quota exceeded ({used_bytes} of {limit_bytes} bytes used)"
+                )
             }
             KvError::ValueTooLarge(max) => write!(f, "value is larger than {max} bytes"),
             KvError::InvalidKey(max) => write!(f, "key must be 1-{max} bytes"),
@@ -50,7 +56,10 @@ impl std::error::Error for KvError {}
 impl From<wit::Error> for KvError {
     fn from(e: wit::Error) -> Self {
         match e {
-            wit::Error::QuotaExceeded(q) => KvError::QuotaExceeded { used_bytes: q.used_bytes, limit_bytes: q.limit_bytes },
+            wit::Error::QuotaExceeded(q) => KvError::QuotaExceeded {
+                used_bytes: q.used_bytes,
+                limit_bytes: q.limit_bytes,
+            },
             wit::Error::ValueTooLarge(max) => KvError::ValueTooLarge(max),
             wit::Error::InvalidKey(max) => KvError::InvalidKey(max),
             wit::Error::NotAnInteger => KvError::NotAnInteger,
@@ -95,7 +104,9 @@ pub fn usage() -> Result<(u64, u64), KvError> {
 /// The value under `key`, parsed as JSON.
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, KvError> {
     match get(key)? {
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| KvError::Json(e.to_string())),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| KvError::Json(e.to_string())),
         None => Ok(None),
     }
 }

@@ -10,7 +10,10 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// The value of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -48,56 +51,96 @@ impl Router {
     /// # Panics
     /// If `pattern` has a `{*rest}` segment anywhere but last: a bug in the
     /// plugin, caught the first time the router is built.
-    pub fn route(mut self, method: &'static str, pattern: &str, handler: impl Fn(&Request, &Params) -> Response + 'static) -> Self {
-        let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    pub fn route(
+        mut self,
+        method: &'static str,
+        pattern: &str,
+        handler: impl Fn(&Request, &Params) -> Response + 'static,
+    ) -> Self {
+        let parts: Vec<&str> = pattern
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let segments = parts
             .iter()
             .enumerate()
-            .map(|(i, part)| match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                Some(name) => match name.strip_prefix('*') {
-                    Some(rest) => {
-                        assert!(i + 1 == parts.len(), "`{{*{rest}}}` must be the last segment of {pattern:?}");
-                        Segment::Rest(rest.to_owned())
-                    }
-                    None => Segment::Param(name.to_owned()),
+            .map(
+                |(i, part)| match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) => match name.strip_prefix('*') {
+                        Some(rest) => {
+                            assert!(
+                                i + 1 == parts.len(),
+                                "`{{*{rest}}}` must be the last segment of {pattern:?}"
+                            );
+                            Segment::Rest(rest.to_owned())
+                        }
+                        None => Segment::Param(name.to_owned()),
+                    },
+                    None => Segment::Literal((*part).to_owned()),
                 },
-                None => Segment::Literal((*part).to_owned()),
-            })
+            )
             .collect();
-        self.routes.push(Route { method, segments, handler: Box::new(handler) });
+        self.routes.push(Route {
+            method,
+            segments,
+            handler: Box::new(handler),
+        });
         self
     }
 
     /// Adds a `GET` route (also answers `HEAD`).
-    pub fn get(self, pattern: &str, handler: impl Fn(&Request, &Params) -> Response + 'static) -> Self {
+    pub fn get(
+        self,
+        pattern: &str,
+        handler: impl Fn(&Request, &Params) -> Response + 'static,
+    ) -> Self {
         self.route("GET", pattern, handler)
     }
 
     /// Adds a `POST` route.
-    pub fn post(self, pattern: &str, handler: impl Fn(&Request, &Params) -> Response + 'static) -> Self {
+    pub fn post(
+        self,
+        pattern: &str,
+        handler: impl Fn(&Request, &Params) -> Response + 'static,
+    ) -> Self {
         self.route("POST", pattern, handler)
     }
 
     /// Adds a `PUT` route.
-    pub fn put(self, pattern: &str, handler: impl Fn(&Request, &Params) -> Response + 'static) -> Self {
+    pub fn put(
+        self,
+        pattern: &str,
+        handler: impl Fn(&Request, &Params) -> Response + 'static,
+    ) -> Self {
         self.route("PUT", pattern, handler)
     }
 
     /// Adds a `DELETE` route.
-    pub fn delete(self, pattern: &str, handler: impl Fn(&Request, &Params) -> Response + 'static) -> Self {
+    pub fn delete(
+        self,
+        pattern: &str,
+        handler: impl Fn(&Request, &Params) -> Response + 'static,
+    ) -> Self {
         self.route("DELETE", pattern, handler)
     }
 
     /// Runs the first matching route's handler.
     pub fn handle(&self, request: &Request) -> Response {
-        let path: Vec<&str> = request.path().split('/').filter(|s| !s.is_empty()).collect();
+        let path: Vec<&str> = request
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let method = match request.method() {
             "HEAD" => "GET",
             other => other,
         };
         let mut path_matched = false;
         for route in &self.routes {
-            let Some(params) = match_path(&route.segments, &path) else { continue };
+            let Some(params) = match_path(&route.segments, &path) else {
+                continue;
+            };
             if route.method != method {
                 path_matched = true;
                 continue;
@@ -105,7 +148,14 @@ impl Router {
             return (route.handler)(request, &params);
         }
         if path_matched {
-            Response::error(405, format!("method {} is not allowed on {}", request.method(), request.path()))
+            Response::error(
+                405,
+                format!(
+                    "method {} is not allowed on {}",
+                    request.method(),
+                    request.path()
+                ),
+            )
         } else {
             Response::not_found(format!("no route for {}", request.path()))
         }
@@ -117,7 +167,13 @@ fn match_path(segments: &[Segment], path: &[&str]) -> Option<Params> {
     for (i, segment) in segments.iter().enumerate() {
         match segment {
             Segment::Rest(name) => {
-                let rest = path.get(i..).unwrap_or_default().iter().map(|s| decode(s)).collect::<Vec<_>>().join("/");
+                let rest = path
+                    .get(i..)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| decode(s))
+                    .collect::<Vec<_>>()
+                    .join("/");
                 params.push((name.clone(), rest));
                 return Some(Params(params));
             }
@@ -133,7 +189,9 @@ fn match_path(segments: &[Segment], path: &[&str]) -> Option<Params> {
 }
 
 fn decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -143,9 +201,13 @@ mod tests {
     fn router() -> Router {
         Router::new()
             .get("/", |_, _| Response::text("root"))
-            .get("/greet/{name}", |_, p| Response::text(format!("hi {}", p.get("name").unwrap_or("?"))))
+            .get("/greet/{name}", |_, p| {
+                Response::text(format!("hi {}", p.get("name").unwrap_or("?")))
+            })
             .post("/greet/{name}", |_, _| Response::text("posted"))
-            .get("/files/{*path}", |_, p| Response::text(p.get("path").unwrap_or("").to_owned()))
+            .get("/files/{*path}", |_, p| {
+                Response::text(p.get("path").unwrap_or("").to_owned())
+            })
     }
 
     fn body(r: Response) -> (u16, String) {
@@ -155,10 +217,22 @@ mod tests {
     #[test]
     fn matches_literals_params_and_rest() {
         let r = router();
-        assert_eq!(body(r.handle(&Request::new("GET", "/"))), (200, "root".into()));
-        assert_eq!(body(r.handle(&Request::new("GET", "/greet/Ada%20L"))), (200, "hi Ada L".into()));
-        assert_eq!(body(r.handle(&Request::new("POST", "/greet/x"))), (200, "posted".into()));
-        assert_eq!(body(r.handle(&Request::new("GET", "/files/a/b/c.txt"))), (200, "a/b/c.txt".into()));
+        assert_eq!(
+            body(r.handle(&Request::new("GET", "/"))),
+            (200, "root".into())
+        );
+        assert_eq!(
+            body(r.handle(&Request::new("GET", "/greet/Ada%20L"))),
+            (200, "hi Ada L".into())
+        );
+        assert_eq!(
+            body(r.handle(&Request::new("POST", "/greet/x"))),
+            (200, "posted".into())
+        );
+        assert_eq!(
+            body(r.handle(&Request::new("GET", "/files/a/b/c.txt"))),
+            (200, "a/b/c.txt".into())
+        );
         assert_eq!(body(r.handle(&Request::new("HEAD", "/greet/x"))).0, 200);
     }
 

@@ -22,13 +22,19 @@ fn main() -> anyhow::Result<()> {
     let plugins = data.path().join("plugins");
     std::fs::create_dir_all(&plugins)?;
     std::fs::copy(plugins_dir().join("hello.wasm"), plugins.join("hello.wasm"))?;
-    let mut config = Config::default();
-    config.data_dir = data.path().to_owned();
+    let config = Config {
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
     let state = AppState::build(config)?;
-    let app = callboard::api::router(&state)
-        .route("/native/ping", get(|| async { ([("content-type", "text/plain; charset=utf-8")], "pong") }));
+    let app = callboard::api::router(&state).route(
+        "/native/ping",
+        get(|| async { ([("content-type", "text/plain; charset=utf-8")], "pong") }),
+    );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -61,8 +67,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `connections` clients request `url` back to back for `duration`.
-async fn load(url: &str, connections: usize, duration: Duration) -> anyhow::Result<(usize, f64, Vec<Duration>)> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+async fn load(
+    url: &str,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(usize, f64, Vec<Duration>)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()?;
     let url: Arc<str> = url.into();
     let started = Instant::now();
     let mut tasks = Vec::new();

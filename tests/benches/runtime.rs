@@ -6,29 +6,54 @@ mod support;
 
 use std::time::Instant;
 
-use callboard::{config::Config, plugins::{PluginHost, PluginRequest}};
+use callboard::{
+    config::Config,
+    plugins::{PluginHost, PluginRequest},
+};
 use support::{machine, percentiles, plugins_dir, us};
 
 fn main() -> anyhow::Result<()> {
-    let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
     let data = tempfile::tempdir()?;
     let plugins = data.path().join("plugins");
     std::fs::create_dir_all(&plugins)?;
     std::fs::copy(plugins_dir().join("hello.wasm"), plugins.join("hello.wasm"))?;
-    let mut config = Config::default();
-    config.data_dir = data.path().to_owned();
+    let config = Config {
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
     let host = PluginHost::new(&config)?;
     for result in host.load_dir(&plugins) {
         result.map_err(|f| anyhow::anyhow!("{}: {}", f.file.display(), f.error))?;
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    println!("runtime benchmark on {}, {iterations} calls each", machine());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "runtime benchmark on {}, {iterations} calls each",
+        machine()
+    );
     let cases = [
-        ("GET /ping (trivial)", PluginRequest { method: "GET".into(), path: "/ping".into(), ..Default::default() }),
+        (
+            "GET /ping (trivial)",
+            PluginRequest {
+                method: "GET".into(),
+                path: "/ping".into(),
+                ..Default::default()
+            },
+        ),
         (
             "POST /echo, 1 KiB body",
-            PluginRequest { method: "POST".into(), path: "/echo".into(), body: vec![b'x'; 1024], ..Default::default() },
+            PluginRequest {
+                method: "POST".into(),
+                path: "/echo".into(),
+                body: vec![b'x'; 1024],
+                ..Default::default()
+            },
         ),
     ];
     runtime.block_on(async {

@@ -14,14 +14,22 @@ pub fn plugins_dir() -> PathBuf {
     let dir = std::env::var_os("CALLBOARD_TEST_PLUGINS").map(PathBuf::from).expect(
         "CALLBOARD_TEST_PLUGINS is not set: run the tests with `cargo xtask test`, which builds the wasm plugins",
     );
-    assert!(dir.is_dir(), "CALLBOARD_TEST_PLUGINS={} is not a folder", dir.display());
+    assert!(
+        dir.is_dir(),
+        "CALLBOARD_TEST_PLUGINS={} is not a folder",
+        dir.display()
+    );
     dir
 }
 
 /// A packed plugin file by id, e.g. `hello`.
 pub fn plugin_file(id: &str) -> PathBuf {
     let file = plugins_dir().join(format!("{id}.wasm"));
-    assert!(file.is_file(), "{} is missing: run `cargo xtask build-plugins`", file.display());
+    assert!(
+        file.is_file(),
+        "{} is missing: run `cargo xtask build-plugins`",
+        file.display()
+    );
     file
 }
 
@@ -63,10 +71,11 @@ pub struct TestServer {
 
 /// A config for `data_dir`, listening on an ephemeral loopback port.
 pub fn config(data_dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data_dir.to_owned();
-    config
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    }
 }
 
 /// Copies plugin files (by id) into the data directory's plugins folder.
@@ -82,12 +91,21 @@ impl TestServer {
     /// Starts a server with `config`.
     pub async fn start(config: Config) -> Self {
         init_logging();
-        let running = callboard::server::start(config).await.expect("server starts");
-        Self { running, client: reqwest::Client::new() }
+        let running = callboard::server::start(config)
+            .await
+            .expect("server starts");
+        Self {
+            running,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// Starts a server over `data_dir` with the given plugins installed.
-    pub async fn with_plugins(data_dir: &Path, ids: &[&str], tweak: impl FnOnce(&mut Config)) -> Self {
+    pub async fn with_plugins(
+        data_dir: &Path,
+        ids: &[&str],
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         install(data_dir, ids);
         let mut config = config(data_dir);
         tweak(&mut config);
@@ -107,14 +125,24 @@ impl TestServer {
 
     /// POST `body` to `path`, returning status and body text.
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
-        let response = self.client.post(self.url(path)).body(body).send().await.expect("POST");
+        let response = self
+            .client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
     /// GET `path` and parse the body as JSON.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let (status, body) = self.get(path).await;
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}")))
+        (
+            status,
+            serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}")),
+        )
     }
 
     /// Stops the server and waits for it.
@@ -125,10 +153,23 @@ impl TestServer {
 
 /// Parses a Backstage error body and returns `(name, message)`.
 pub fn backstage_error(body: &str) -> (String, String) {
-    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
-    let name = value["error"]["name"].as_str().unwrap_or_else(|| panic!("no error.name: {body}")).to_owned();
-    let message = value["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message: {body}")).to_owned();
-    assert!(value["response"]["statusCode"].is_u64(), "no response.statusCode: {body}");
-    assert!(value["request"]["method"].is_string(), "no request.method: {body}");
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    let name = value["error"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.name: {body}"))
+        .to_owned();
+    let message = value["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.message: {body}"))
+        .to_owned();
+    assert!(
+        value["response"]["statusCode"].is_u64(),
+        "no response.statusCode: {body}"
+    );
+    assert!(
+        value["request"]["method"].is_string(),
+        "no request.method: {body}"
+    );
     (name, message)
 }

@@ -85,7 +85,16 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             step("cargo fmt --check");
             cargo(["fmt", "--all", "--check"]).status_ok()?;
             step("cargo clippy -D warnings");
-            cargo(["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"]).status_ok()?;
+            cargo([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--release",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .status_ok()?;
             let plugins = build_plugins(&root)?;
             step("cargo test");
             // The workspace's default members: plugins are tested through the host.
@@ -118,14 +127,20 @@ struct PluginCrate {
 fn plugin_crates(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
     let mut out = Vec::new();
     for parent in ["example-plugins", "tests/fixtures"] {
-        let Ok(entries) = std::fs::read_dir(root.join(parent)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(parent)) else {
+            continue;
+        };
         for entry in entries {
             let dir = entry?.path();
             let manifest = dir.join("plugin.toml");
             if !manifest.is_file() {
                 continue;
             }
-            let package = dir.file_name().and_then(OsStr::to_str).context("plugin folder name")?.to_owned();
+            let package = dir
+                .file_name()
+                .and_then(OsStr::to_str)
+                .context("plugin folder name")?
+                .to_owned();
             let id = toml_id(&std::fs::read_to_string(&manifest)?)
                 .with_context(|| format!("{}: no `id = \"...\"` line", manifest.display()))?;
             out.push(PluginCrate { dir, package, id });
@@ -137,14 +152,22 @@ fn plugin_crates(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
 
 fn example_plugins(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
     let examples = root.join("example-plugins");
-    Ok(plugin_crates(root)?.into_iter().filter(|p| p.dir.starts_with(&examples)).collect())
+    Ok(plugin_crates(root)?
+        .into_iter()
+        .filter(|p| p.dir.starts_with(&examples))
+        .collect())
 }
 
 /// The `id = "..."` line of a plugin.toml; the full manifest is parsed by
 /// `callboard plugin pack`.
 fn toml_id(text: &str) -> Option<String> {
     text.lines().find_map(|line| {
-        let value = line.trim().strip_prefix("id")?.trim_start().strip_prefix('=')?.trim();
+        let value = line
+            .trim()
+            .strip_prefix("id")?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
         Some(value.trim_matches('"').to_owned())
     })
 }
@@ -153,13 +176,20 @@ fn toml_id(text: &str) -> Option<String> {
 fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
     let crates = plugin_crates(root)?;
-    step(&format!("building {} plugins for wasm32-wasip2", crates.len()));
+    step(&format!(
+        "building {} plugins for wasm32-wasip2",
+        crates.len()
+    ));
     let mut build = cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2"]);
     for c in &crates {
         build.args(["-p", &c.package]);
     }
     // The host's RUSTFLAGS (e.g. -C target-cpu=native) must not reach wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
         build.env_remove(var);
     }
     build.status_ok()?;
@@ -167,11 +197,15 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     step("building the callboard binary to pack them");
     cargo(["build", "--release", "--quiet", "-p", "callboard"]).status_ok()?;
     let target = target_dir()?;
-    let callboard = target.join("release").join(format!("callboard{}", std::env::consts::EXE_SUFFIX));
+    let callboard = target
+        .join("release")
+        .join(format!("callboard{}", std::env::consts::EXE_SUFFIX));
     let out = target.join("callboard-plugins");
     std::fs::create_dir_all(&out)?;
     for c in &crates {
-        let component = target.join("wasm32-wasip2/plugin").join(format!("{}.wasm", c.package.replace('-', "_")));
+        let component = target
+            .join("wasm32-wasip2/plugin")
+            .join(format!("{}.wasm", c.package.replace('-', "_")));
         let status = Command::new(&callboard)
             .arg("plugin")
             .arg("pack")
@@ -194,9 +228,14 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
         .args(["target", "list", "--installed"])
         .output()
         .context("running rustup (plugins need the wasm32-wasip2 target)")?;
-    if !String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == "wasm32-wasip2")
+    {
         step("rustup target add wasm32-wasip2");
-        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status()?;
+        let status = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status()?;
         if !status.success() {
             bail!("`rustup target add wasm32-wasip2` failed");
         }
@@ -207,10 +246,15 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
 fn target_dir() -> anyhow::Result<PathBuf> {
     let output = cargo(["metadata", "--format-version", "1", "--no-deps"]).output()?;
     if !output.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let dir = metadata["target_directory"].as_str().context("cargo metadata: no target_directory")?;
+    let dir = metadata["target_directory"]
+        .as_str()
+        .context("cargo metadata: no target_directory")?;
     Ok(PathBuf::from(dir))
 }
 
@@ -222,7 +266,10 @@ fn copy_atomically(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 fn cargo<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Command {

@@ -14,7 +14,9 @@ impl Plugin for Hello {
             .get("/visits", visits)
             .post("/visits", visit)
             .post("/echo", |request: &Request, _: &Params| {
-                Response::new(200).with_header("content-type", "application/octet-stream").with_body(request.body())
+                Response::new(200)
+                    .with_header("content-type", "application/octet-stream")
+                    .with_body(request.body())
             })
             .handle(&request)
     }
@@ -29,7 +31,9 @@ fn index(_: &Request, _: &Params) -> Response {
 
 fn greet(request: &Request, params: &Params) -> Response {
     let name = params.get("name").unwrap_or("world");
-    let greeting = request.query_param("greeting").unwrap_or_else(|| "Hello".to_owned());
+    let greeting = request
+        .query_param("greeting")
+        .unwrap_or_else(|| "Hello".to_owned());
     log::info(&format!("greeting {name}"));
     Response::text(format!("{greeting}, {name}!"))
 }
@@ -37,7 +41,9 @@ fn greet(request: &Request, params: &Params) -> Response {
 fn visits(_: &Request, _: &Params) -> Response {
     match kv::get("visits") {
         Ok(value) => {
-            let n = value.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, i64::from_le_bytes);
+            let n = value
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, i64::from_le_bytes);
             Response::json(&json!({ "visits": n }))
         }
         Err(e) => Response::error(503, e.to_string()),

@@ -29,7 +29,11 @@ pub struct ApiError {
 impl ApiError {
     /// Any status with a Backstage error name.
     pub fn new(status: StatusCode, name: &'static str, message: impl Into<String>) -> Self {
-        Self { status, name, message: message.into() }
+        Self {
+            status,
+            name,
+            message: message.into(),
+        }
     }
     /// 400 `InputError`.
     pub fn input(message: impl Into<String>) -> Self {
@@ -79,12 +83,12 @@ pub async fn backstage_errors(request: Request, next: Next) -> Response {
     let url = request.uri().to_string();
     let mut response = next.run(request).await;
     if let Some(PendingError(error)) = response.extensions_mut().remove::<PendingError>() {
-        return body(error, &method, &url);
+        return body(&error, &method, &url);
     }
     response
 }
 
-fn body(error: ApiError, method: &str, url: &str) -> Response {
+fn body(error: &ApiError, method: &str, url: &str) -> Response {
     let status = error.status;
     (
         status,

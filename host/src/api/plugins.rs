@@ -19,7 +19,10 @@ pub fn router(host: PluginHost, max_request_body: usize) -> Router {
         .route("/{id}/", any(handle_root))
         .route("/{id}/{*rest}", any(handle))
         .layer(axum::middleware::from_fn(backstage_errors))
-        .with_state(Shared { host, max_request_body })
+        .with_state(Shared {
+            host,
+            max_request_body,
+        })
 }
 
 #[derive(Clone)]
@@ -28,7 +31,11 @@ struct Shared {
     max_request_body: usize,
 }
 
-async fn handle_root(state: State<Shared>, Path(id): Path<String>, request: Request) -> Result<Response, ApiError> {
+async fn handle_root(
+    state: State<Shared>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
     forward(state, id, "/".to_owned(), request).await
 }
 
@@ -40,19 +47,29 @@ async fn handle(
     forward(state, id, format!("/{rest}"), request).await
 }
 
-async fn forward(State(shared): State<Shared>, id: String, path: String, request: Request) -> Result<Response, ApiError> {
+async fn forward(
+    State(shared): State<Shared>,
+    id: String,
+    path: String,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, shared.max_request_body).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeError",
-            format!("request body is over the limit of {} bytes", shared.max_request_body),
+            format!(
+                "request body is over the limit of {} bytes",
+                shared.max_request_body
+            ),
         )
     })?;
     let headers = parts
         .headers
         .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect();
     let request = PluginRequest {
         method: parts.method.as_str().to_owned(),
@@ -61,13 +78,18 @@ async fn forward(State(shared): State<Shared>, id: String, path: String, request
         headers,
         body: body.to_vec(),
     };
-    let response = shared.host.handle(&id, request).await.map_err(to_api_error)?;
+    let response = shared
+        .host
+        .handle(&id, request)
+        .await
+        .map_err(|e| to_api_error(&e))?;
 
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = out.headers_mut();
     for (name, value) in response.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) else {
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value))
+        else {
             continue;
         };
         // The server frames the body itself; a plugin must not contradict it.
@@ -81,22 +103,42 @@ async fn forward(State(shared): State<Shared>, id: String, path: String, request
 
 fn is_framing(name: &HeaderName) -> bool {
     use axum::http::header;
-    [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONNECTION, header::UPGRADE].contains(name)
+    [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+        header::UPGRADE,
+    ]
+    .contains(name)
 }
 
-fn to_api_error(error: CallError) -> ApiError {
+fn to_api_error(error: &CallError) -> ApiError {
     let message = error.to_string();
     match error {
         CallError::NotFound(_) => ApiError::not_found(message),
-        CallError::RequestTooLarge { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeError", message)
+        CallError::RequestTooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeError",
+            message,
+        ),
+        CallError::Timeout { .. } => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "PluginTimeoutError", message)
         }
-        CallError::Timeout { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "PluginTimeoutError", message),
-        CallError::MemoryLimit { .. } => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "PluginMemoryLimitError", message)
+        CallError::MemoryLimit { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "PluginMemoryLimitError",
+            message,
+        ),
+        CallError::Trap { .. } => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "PluginError", message)
         }
-        CallError::Trap { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "PluginError", message),
-        CallError::BadResponse { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "PluginResponseError", message),
-        CallError::Busy { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", message),
+        CallError::BadResponse { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "PluginResponseError", message)
+        }
+        CallError::Busy { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            message,
+        ),
     }
 }

@@ -35,24 +35,34 @@ pub enum PluginCommand {
 /// Runs a plugin command.
 pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
-        PluginCommand::Pack { component, manifest: manifest_path, out } => {
+        PluginCommand::Pack {
+            component,
+            manifest: manifest_path,
+            out,
+        } => {
             let text = std::fs::read_to_string(&manifest_path)
                 .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-            let mut manifest =
-                Manifest::from_toml(&text).with_context(|| format!("{}", manifest_path.display()))?;
-            let bytes = std::fs::read(&component).with_context(|| format!("cannot read {}", component.display()))?;
-            manifest.api_version = Some(api_version_of(&bytes).with_context(|| format!("{}", component.display()))?);
-            let packed = manifest::embed(&bytes, &manifest).with_context(|| format!("{}", component.display()))?;
+            let mut manifest = Manifest::from_toml(&text)
+                .with_context(|| format!("{}", manifest_path.display()))?;
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            manifest.api_version =
+                Some(api_version_of(&bytes).with_context(|| format!("{}", component.display()))?);
+            let packed = manifest::embed(&bytes, &manifest)
+                .with_context(|| format!("{}", component.display()))?;
             let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.wasm", manifest.id)));
             // Write then rename, so a watcher never sees a half-written plugin.
             let tmp = out.with_extension("wasm.part");
-            std::fs::write(&tmp, &packed).with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, &out).with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(&tmp, &packed)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, &out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             println!("packed {} into {}", manifest.label(), out.display());
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { file, json } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let manifest = manifest::read(&bytes).with_context(|| format!("{}", file.display()))?;
             let sha256 = hex::encode(Sha256::digest(&bytes));
             if json {
@@ -63,9 +73,15 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
                 println!("id:          {}", manifest.id);
                 println!("name:        {}", manifest.name);
                 println!("version:     {}", manifest.version);
-                println!("api version: {}", manifest.api_version.as_deref().unwrap_or("(unknown)"));
+                println!(
+                    "api version: {}",
+                    manifest.api_version.as_deref().unwrap_or("(unknown)")
+                );
                 println!("vendor:      {}", manifest.vendor.as_deref().unwrap_or("-"));
-                println!("license:     {}", manifest.license.as_deref().unwrap_or("-"));
+                println!(
+                    "license:     {}",
+                    manifest.license.as_deref().unwrap_or("-")
+                );
                 println!("sha256:      {sha256}");
                 println!("size:        {} bytes", bytes.len());
             }
@@ -87,5 +103,7 @@ fn api_version_of(bytes: &[u8]) -> anyhow::Result<String> {
             }
         }
     }
-    anyhow::bail!("does not export callboard:plugin/handler; is it built with callboard-sdk for wasm32-wasip2?")
+    anyhow::bail!(
+        "does not export callboard:plugin/handler; is it built with callboard-sdk for wasm32-wasip2?"
+    )
 }

@@ -46,7 +46,10 @@ impl ApiVersion {
             }
         }
         match exported.as_slice() {
-            [] => Err("does not export `callboard:plugin/handler`; is it built with callboard-sdk?".into()),
+            [] => Err(
+                "does not export `callboard:plugin/handler`; is it built with callboard-sdk?"
+                    .into(),
+            ),
             [version] => ApiVersion::ALL
                 .iter()
                 .copied()
@@ -55,10 +58,17 @@ impl ApiVersion {
                     format!(
                         "is built against plugin API {version}, which this host does not support \
                          (supported: {})",
-                        ApiVersion::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                        ApiVersion::ALL
+                            .iter()
+                            .map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 }),
-            _ => Err(format!("exports several plugin API versions: {}", exported.join(", "))),
+            _ => Err(format!(
+                "exports several plugin API versions: {}",
+                exported.join(", ")
+            )),
         }
     }
 }

@@ -1,10 +1,17 @@
 //! Turns a plugin file into something that can serve: verify, compile (or
 //! load from the compiled-code cache), link against its API version.
 
-use std::{path::PathBuf, sync::Arc, time::{Duration, Instant}};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, component::{Component, HasSelf, Linker}};
+use wasmtime::{
+    Engine,
+    component::{Component, HasSelf, Linker},
+};
 
 use super::{
     ApiVersion,
@@ -98,7 +105,8 @@ pub fn load(
 
     let started = Instant::now();
     let hits_before = cache.map(|c| c.cache_hits());
-    let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let component =
+        Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
     let from_cache = match (cache, hits_before) {
         (Some(c), Some(before)) => c.cache_hits() > before,
         _ => false,
@@ -109,7 +117,10 @@ pub fn load(
     if let Some(claimed) = &manifest.api_version
         && claimed != api.as_str()
     {
-        return Err(LoadError::ApiMismatch { manifest: claimed.clone(), component: api });
+        return Err(LoadError::ApiMismatch {
+            manifest: claimed.clone(),
+            component: api,
+        });
     }
     let pre = match api {
         ApiVersion::V0_1_0 => {
@@ -120,7 +131,16 @@ pub fn load(
             Pre::V0_1_0(v0_1_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
         }
     };
-    Ok(Loaded { manifest, api, sha256, size: bytes.len(), pre, from_cache, compile_time, source })
+    Ok(Loaded {
+        manifest,
+        api,
+        sha256,
+        size: bytes.len(),
+        pre,
+        from_cache,
+        compile_time,
+        source,
+    })
 }
 
 /// The label errors and logs use: `id@version`.

@@ -61,7 +61,8 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses `plugin.toml` text.
     pub fn from_toml(text: &str) -> Result<Self, ManifestError> {
-        let manifest: Self = toml::from_str(text).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        let manifest: Self =
+            toml::from_str(text).map_err(|e| ManifestError::Invalid(e.to_string()))?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -91,7 +92,9 @@ fn valid_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     (1..=63).contains(&bytes.len())
         && bytes[0].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 /// The top-level payloads of a wasm binary; a nested module or component
@@ -101,7 +104,10 @@ fn top_level(bytes: &[u8]) -> Result<Vec<Payload<'_>>, ManifestError> {
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| ManifestError::NotWasm(e.to_string()))?;
-        let opens = matches!(payload, Payload::ModuleSection { .. } | Payload::ComponentSection { .. });
+        let opens = matches!(
+            payload,
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. }
+        );
         let closes = matches!(payload, Payload::End(_));
         if closes {
             depth = depth.saturating_sub(1);
@@ -123,7 +129,10 @@ pub fn read(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     let mut found = None;
     for payload in top_level(bytes)? {
         match payload {
-            Payload::Version { encoding: Encoding::Module, .. } => return Err(ManifestError::CoreModule),
+            Payload::Version {
+                encoding: Encoding::Module,
+                ..
+            } => return Err(ManifestError::CoreModule),
             Payload::CustomSection(section) if section.name() == SECTION => {
                 if found.is_some() {
                     return Err(ManifestError::Duplicate);
@@ -159,10 +168,18 @@ pub fn embed(component: &[u8], manifest: &Manifest) -> Result<Vec<u8>, ManifestE
             continue;
         }
         if let Some((id, range)) = payload.as_section() {
-            wasm_encoder::RawSection { id, data: &component[range] }.append_to(&mut out);
+            wasm_encoder::RawSection {
+                id,
+                data: &component[range],
+            }
+            .append_to(&mut out);
         }
     }
     let json = serde_json::to_vec(manifest).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-    wasm_encoder::CustomSection { name: SECTION.into(), data: json.into() }.append_to(&mut out);
+    wasm_encoder::CustomSection {
+        name: SECTION.into(),
+        data: json.into(),
+    }
+    .append_to(&mut out);
     Ok(out)
 }

@@ -228,10 +228,20 @@ impl PluginHost {
         })
     }
 
-    fn install_bytes(&self, bytes: &[u8], source: Option<PathBuf>) -> Result<PluginInfo, LoadError> {
+    fn install_bytes(
+        &self,
+        bytes: &[u8],
+        source: Option<PathBuf>,
+    ) -> Result<PluginInfo, LoadError> {
         let inner = &self.inner;
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let loaded = loader::load(&inner.engine, &inner.linkers, Some(&inner.cache), bytes, source)?;
+        let loaded = loader::load(
+            &inner.engine,
+            &inner.linkers,
+            Some(&inner.cache),
+            bytes,
+            source,
+        )?;
         let id = loaded.manifest.id.clone();
         let current = inner.live.load();
         if let Some(existing) = current.get(&id)
@@ -239,7 +249,11 @@ impl PluginHost {
         {
             return Err(LoadError::DuplicateId {
                 id,
-                other: existing.loaded.source.as_deref().map_or("another install".into(), |p| p.display().to_string()),
+                other: existing
+                    .loaded
+                    .source
+                    .as_deref()
+                    .map_or("another install".into(), |p| p.display().to_string()),
             });
         }
         let live = Arc::new(LivePlugin {
@@ -268,7 +282,11 @@ impl PluginHost {
 
     /// Files that were refused since start-up.
     pub fn failures(&self) -> Vec<LoadFailure> {
-        self.inner.failures.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The key-value store (for purging a removed plugin's data, and tests).
@@ -277,8 +295,18 @@ impl PluginHost {
     }
 
     /// Runs `request` in a fresh instance of plugin `id`.
-    pub async fn handle(&self, id: &str, request: PluginRequest) -> Result<PluginResponse, CallError> {
-        let plugin = self.inner.live.load().get(id).cloned().ok_or_else(|| CallError::NotFound(id.to_owned()))?;
+    pub async fn handle(
+        &self,
+        id: &str,
+        request: PluginRequest,
+    ) -> Result<PluginResponse, CallError> {
+        let plugin = self
+            .inner
+            .live
+            .load()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
         let limits = plugin.limits;
         if request.body.len() > limits.max_request_body {
             return Err(CallError::RequestTooLarge {
@@ -291,9 +319,15 @@ impl PluginHost {
         let kv = KvAccess {
             store: self.inner.kv.clone(),
             plugin: Arc::from(id),
-            quota: Quota { bytes: limits.kv_quota_bytes, max_value_bytes: limits.kv_max_value_bytes },
+            quota: Quota {
+                bytes: limits.kv_quota_bytes,
+                max_value_bytes: limits.kv_max_value_bytes,
+            },
         };
-        let mut store = Store::new(&self.inner.engine, HostState::new(plugin.label.clone(), &limits, kv));
+        let mut store = Store::new(
+            &self.inner.engine,
+            HostState::new(plugin.label.clone(), &limits, kv),
+        );
         store.limiter(|s| &mut s.limiter);
         let started = Instant::now();
         let deadline = limits.timeout();
@@ -330,8 +364,15 @@ async fn call_v0_1_0(
         headers: request.headers,
         body: request.body,
     };
-    let response = instance.callboard_plugin_handler().call_handle(&mut *store, &request).await?;
-    Ok(PluginResponse { status: response.status, headers: response.headers, body: response.body })
+    let response = instance
+        .callboard_plugin_handler()
+        .call_handle(&mut *store, &request)
+        .await?;
+    Ok(PluginResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    })
 }
 
 /// The epoch callback's error when a call runs out of time.
@@ -350,15 +391,24 @@ fn classify(plugin: &LivePlugin, store: &Store<HostState>, error: &wasmtime::Err
     let label = plugin.label.clone();
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
         tracing::warn!(plugin = %label, "stopped at its deadline of {} ms", plugin.limits.timeout_ms);
-        return CallError::Timeout { plugin: label, deadline: plugin.limits.timeout() };
+        return CallError::Timeout {
+            plugin: label,
+            deadline: plugin.limits.timeout(),
+        };
     }
-    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         tracing::warn!(plugin = %label, "no free instance slot: {error}");
         return CallError::Busy { plugin: label };
     }
     if store.data().limiter.hit_memory_limit {
         tracing::warn!(plugin = %label, "stopped at its memory limit of {} MiB: {error:#}", plugin.limits.memory_mib);
-        return CallError::MemoryLimit { plugin: label, limit_mib: plugin.limits.memory_mib };
+        return CallError::MemoryLimit {
+            plugin: label,
+            limit_mib: plugin.limits.memory_mib,
+        };
     }
     // The alternate form carries the wasm backtrace: useful in the log, noise in a response.
     tracing::error!(plugin = %label, "plugin trapped: {error:#}");
@@ -366,13 +416,25 @@ fn classify(plugin: &LivePlugin, store: &Store<HostState>, error: &wasmtime::Err
         Some(trap) => format!("trap: {trap}"),
         None => error.to_string(),
     };
-    CallError::Trap { plugin: label, message }
+    CallError::Trap {
+        plugin: label,
+        message,
+    }
 }
 
-fn check_response(plugin: &LivePlugin, response: PluginResponse) -> Result<PluginResponse, CallError> {
-    let bad = |reason: String| CallError::BadResponse { plugin: plugin.label.clone(), reason };
+fn check_response(
+    plugin: &LivePlugin,
+    response: PluginResponse,
+) -> Result<PluginResponse, CallError> {
+    let bad = |reason: String| CallError::BadResponse {
+        plugin: plugin.label.clone(),
+        reason,
+    };
     if !(100..=599).contains(&response.status) {
-        return Err(bad(format!("status {} is not an HTTP status", response.status)));
+        return Err(bad(format!(
+            "status {} is not an HTTP status",
+            response.status
+        )));
     }
     if response.body.len() > plugin.limits.max_response_body {
         return Err(bad(format!(

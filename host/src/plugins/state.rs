@@ -56,7 +56,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -123,8 +126,16 @@ struct LineBuffer {
 
 impl LogStream {
     fn new(label: Arc<str>, stream: Stream) -> Self {
-        let buffer = LineBuffer { label, stream, partial: Vec::new(), budget: LOG_BUDGET, dropped: 0 };
-        Self { inner: Arc::new(Mutex::new(buffer)) }
+        let buffer = LineBuffer {
+            label,
+            stream,
+            partial: Vec::new(),
+            budget: LOG_BUDGET,
+            dropped: 0,
+        };
+        Self {
+            inner: Arc::new(Mutex::new(buffer)),
+        }
     }
 
     fn push(&self, bytes: &[u8]) {
@@ -153,8 +164,12 @@ impl LineBuffer {
         let line = String::from_utf8_lossy(&self.partial);
         let line = line.trim_end_matches('\r');
         match self.stream {
-            Stream::Stdout => tracing::info!(target: "plugin", plugin = %self.label, "stdout: {line}"),
-            Stream::Stderr => tracing::warn!(target: "plugin", plugin = %self.label, "stderr: {line}"),
+            Stream::Stdout => {
+                tracing::info!(target: "plugin", plugin = %self.label, "stdout: {line}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: "plugin", plugin = %self.label, "stderr: {line}")
+            }
         }
         self.partial.clear();
     }
@@ -210,7 +225,11 @@ impl Pollable for LogStream {
 }
 
 impl tokio::io::AsyncWrite for LogStream {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -70,12 +70,17 @@ impl KvStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let tx = conn.transaction()?;
-        for (i, migration) in (0i64..).zip(MIGRATIONS).skip(usize::try_from(version).unwrap_or(0)) {
+        for (i, migration) in (0i64..)
+            .zip(MIGRATIONS)
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", i + 1)?;
         }
         tx.commit()?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, KvError>) -> Result<R, KvError> {
@@ -87,9 +92,11 @@ impl KvStore {
     pub fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
         self.with(|c| {
-            Ok(c.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
-                .query_row(params![plugin, key], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
+                    .query_row(params![plugin, key], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 
@@ -104,10 +111,15 @@ impl KvStore {
             let new = (key.len() + value.len()) as u64;
             let after = used - old.unwrap_or(0) + new;
             if after > quota.bytes && new > old.unwrap_or(0) {
-                return Err(KvError::QuotaExceeded { used, limit: quota.bytes });
+                return Err(KvError::QuotaExceeded {
+                    used,
+                    limit: quota.bytes,
+                });
             }
-            tx.prepare_cached("INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)")?
-                .execute(params![plugin, key, value])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![plugin, key, value])?;
             Ok((after, ()))
         })
     }
@@ -116,7 +128,9 @@ impl KvStore {
     pub fn delete(&self, plugin: &str, key: &str) -> Result<bool, KvError> {
         check_key(key)?;
         self.write(plugin, |tx, used| {
-            let Some(old) = entry_size(tx, plugin, key)? else { return Ok((used, false)) };
+            let Some(old) = entry_size(tx, plugin, key)? else {
+                return Ok((used, false));
+            };
             tx.prepare_cached("DELETE FROM kv WHERE plugin = ?1 AND key = ?2")?
                 .execute(params![plugin, key])?;
             Ok((used - old, true))
@@ -124,7 +138,13 @@ impl KvStore {
     }
 
     /// Adds `delta` to the integer under `key` atomically; returns the new value.
-    pub fn increment(&self, plugin: &str, key: &str, delta: i64, quota: Quota) -> Result<i64, KvError> {
+    pub fn increment(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64, KvError> {
         check_key(key)?;
         self.write(plugin, |tx, used| {
             let current: Option<Vec<u8>> = tx
@@ -139,19 +159,29 @@ impl KvStore {
                 None => {
                     let after = used + key.len() as u64 + 8;
                     if after > quota.bytes {
-                        return Err(KvError::QuotaExceeded { used, limit: quota.bytes });
+                        return Err(KvError::QuotaExceeded {
+                            used,
+                            limit: quota.bytes,
+                        });
                     }
                     (delta, after)
                 }
             };
-            tx.prepare_cached("INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)")?
-                .execute(params![plugin, key, value.to_le_bytes().as_slice()])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![plugin, key, value.to_le_bytes().as_slice()])?;
             Ok((used, value))
         })
     }
 
     /// Up to `limit` of the plugin's keys starting with `prefix`, ascending.
-    pub fn list_keys(&self, plugin: &str, prefix: &str, limit: u32) -> Result<Vec<String>, KvError> {
+    pub fn list_keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, KvError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT key FROM kv WHERE plugin = ?1 AND key >= ?2 ORDER BY key LIMIT ?3",
@@ -200,8 +230,10 @@ impl KvStore {
             let used = usage(&tx, plugin)?;
             let (after, result) = f(&tx, used)?;
             if after != used {
-                tx.prepare_cached("INSERT OR REPLACE INTO kv_usage (plugin, bytes) VALUES (?1, ?2)")?
-                    .execute(params![plugin, to_sql(after)])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO kv_usage (plugin, bytes) VALUES (?1, ?2)",
+                )?
+                .execute(params![plugin, to_sql(after)])?;
             }
             tx.commit()?;
             Ok(result)
@@ -210,8 +242,10 @@ impl KvStore {
 }
 
 fn usage(c: &Connection, plugin: &str) -> Result<u64, KvError> {
-    let bytes: Option<i64> =
-        c.prepare_cached("SELECT bytes FROM kv_usage WHERE plugin = ?1")?.query_row([plugin], |r| r.get(0)).optional()?;
+    let bytes: Option<i64> = c
+        .prepare_cached("SELECT bytes FROM kv_usage WHERE plugin = ?1")?
+        .query_row([plugin], |r| r.get(0))
+        .optional()?;
     Ok(bytes.map_or(0, from_sql))
 }
 
@@ -260,9 +294,10 @@ pub struct KvAccess {
 impl From<KvError> for wit::Error {
     fn from(e: KvError) -> Self {
         match e {
-            KvError::QuotaExceeded { used, limit } => {
-                wit::Error::QuotaExceeded(wit::Quota { used_bytes: used, limit_bytes: limit })
-            }
+            KvError::QuotaExceeded { used, limit } => wit::Error::QuotaExceeded(wit::Quota {
+                used_bytes: used,
+                limit_bytes: limit,
+            }),
             KvError::ValueTooLarge(max) => wit::Error::ValueTooLarge(max),
             KvError::InvalidKey => wit::Error::InvalidKey(MAX_KEY_BYTES),
             KvError::NotAnInteger => wit::Error::NotAnInteger,
@@ -303,6 +338,9 @@ impl wit::Host for HostState {
     fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
         let kv = &self.kv;
         let used = kv.store.usage(&kv.plugin)?;
-        Ok(wit::Quota { used_bytes: used, limit_bytes: kv.quota.bytes })
+        Ok(wit::Quota {
+            used_bytes: used,
+            limit_bytes: kv.quota.bytes,
+        })
     }
 }
