@@ -33,6 +33,15 @@ impl Default for CatalogConfig {
     }
 }
 
+impl CatalogConfig {
+    /// The database file: `database` if set, else `<data_dir>/catalog.sqlite`.
+    pub fn database_path(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| data_dir.join("catalog.sqlite"))
+    }
+}
+
 /// One configured location.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

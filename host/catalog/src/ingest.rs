@@ -247,7 +247,64 @@ fn clean(path: &Path) -> PathBuf {
 }
 
 fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '[', '{'])
+    s.contains(['*', '?', '['])
+}
+
+/// Expands command-line paths into descriptor files: a directory means every
+/// `*.yaml`/`*.yml` below it, a glob its matches, a file itself. Missing
+/// paths are returned as they are, so that reading them reports the error.
+pub fn expand_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for path in paths {
+        let text = path.display().to_string();
+        if path.is_dir() {
+            // glob has no {yaml,yml}; "*.y*ml" covers both.
+            let pattern = format!("{}/**/*.y*ml", text.trim_end_matches('/'));
+            let mut found: Vec<PathBuf> = glob::glob(&pattern)
+                .map(|paths| {
+                    paths
+                        .filter_map(Result::ok)
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            out.extend(found);
+        } else if is_glob(&text) {
+            let mut found: Vec<PathBuf> = glob::glob(&text)
+                .map(|paths| {
+                    paths
+                        .filter_map(Result::ok)
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    out
+}
+
+/// Reads a location the way ingestion would, without a database, and returns
+/// every problem found (for `callboard catalog validate`).
+pub async fn check_location(kind: LocationKind, target: &str) -> Vec<IngestProblem> {
+    let target = match normalize_target(kind, target) {
+        Ok(t) => t,
+        Err(message) => return vec![problem(target, None, None, "InputError", message)],
+    };
+    let reader = Reader {
+        http: reqwest::Client::new(),
+        max_bytes: 32 * 1024 * 1024,
+    };
+    let row = LocationRow {
+        id: String::new(),
+        kind: kind.as_str().to_owned(),
+        target,
+    };
+    reader.harvest(&row).await.problems
 }
 
 impl Reader {

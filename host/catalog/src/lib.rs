@@ -171,22 +171,74 @@ impl Catalog {
         })
     }
 
-    /// Entities by ref string, in input order (`None` for unknown or malformed refs).
-    pub fn get_by_refs(&self, refs: &[String]) -> Result<Vec<Option<Value>>, CatalogError> {
+    /// Entities by ref string, in input order (`None` for unknown or
+    /// malformed refs, and for entities `predicate` rejects).
+    pub fn get_by_refs(
+        &self,
+        refs: &[String],
+        predicate: Option<&Predicate>,
+    ) -> Result<Vec<Option<Value>>, CatalogError> {
         self.inner.store.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT body FROM entities WHERE ref = ?1")?;
-            refs.iter()
-                .map(|r| {
-                    let Ok(parsed) = EntityRef::parse(r) else {
-                        return Ok(None);
-                    };
-                    let key = parsed.key();
-                    let body: Option<String> = rusqlite::OptionalExtension::optional(
-                        stmt.query_row([&key], |row| row.get(0)),
-                    )?;
-                    body.map(|b| render_value(conn, &key, &b)).transpose()
-                })
-                .collect()
+            let mut stmt = conn.prepare_cached("SELECT id, body FROM entities WHERE ref = ?1")?;
+            let mut out = Vec::with_capacity(refs.len());
+            for r in refs {
+                let Ok(parsed) = EntityRef::parse(r) else {
+                    out.push(None);
+                    continue;
+                };
+                let key = parsed.key();
+                let row: Option<(i64, String)> = rusqlite::OptionalExtension::optional(
+                    stmt.query_row([&key], |row| Ok((row.get(0)?, row.get(1)?))),
+                )?;
+                let Some((id, body)) = row else {
+                    out.push(None);
+                    continue;
+                };
+                if let Some(p) = predicate
+                    && !query::matches(conn, p, id)?
+                {
+                    out.push(None);
+                    continue;
+                }
+                out.push(Some(render_value(conn, &key, &body)?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Position of the last row of a page, if more rows follow it (for a
+    /// "next page" link), without reading the entities.
+    pub fn page_end(
+        &self,
+        selection: &Selection,
+        start: &Start,
+        limit: usize,
+    ) -> Result<Option<Position>, CatalogError> {
+        self.inner.store.read(|conn| {
+            let (after, offset) = match start {
+                Start::Beginning | Start::Before(_) => (None, 0),
+                Start::Offset(n) => (None, *n),
+                Start::After(p) => (Some(p), 0),
+            };
+            let mut positions = Vec::new();
+            query::select(
+                conn,
+                selection,
+                false,
+                after,
+                false,
+                offset,
+                Some(limit + 1),
+                |row| {
+                    positions.push(row.position);
+                    Ok(true)
+                },
+            )?;
+            Ok(if positions.len() > limit {
+                positions.into_iter().nth(limit.saturating_sub(1))
+            } else {
+                None
+            })
         })
     }
 
@@ -208,6 +260,7 @@ impl Catalog {
             query::select(
                 conn,
                 selection,
+                true,
                 after,
                 reverse,
                 offset,
@@ -258,7 +311,7 @@ impl Catalog {
                 Start::After(p) => (Some(p), 0),
             };
             let mut text = String::with_capacity(4096);
-            query::select(conn, selection, after, false, offset, limit, |row| {
+            query::select(conn, selection, true, after, false, offset, limit, |row| {
                 text.clear();
                 query::render(conn, &row.key, &row.body, &mut text)?;
                 Ok(sink(&text, &row.position))
@@ -432,12 +485,43 @@ impl Catalog {
                 .iter()
                 .map(|k| display_ref(k))
                 .collect::<Vec<_>>(),
+            None,
         )?;
         Ok(AddedLocation {
             location,
             entities: entities.into_iter().flatten().collect(),
             problems: report.problems,
         })
+    }
+
+    /// Registers a location (or returns it if it exists) without reading it.
+    pub async fn register_location(
+        &self,
+        kind: &str,
+        target: &str,
+    ) -> Result<LocationRow, CatalogError> {
+        let parsed = LocationKind::parse(kind).ok_or_else(|| {
+            CatalogError::input(format!(
+                "Unknown location type \"{kind}\"; expected file or url"
+            ))
+        })?;
+        let target = ingest::normalize_target(parsed, target).map_err(CatalogError::Input)?;
+        let kind = kind.to_owned();
+        self.blocking(move |c| {
+            c.inner.store.write(|tx| {
+                if let Some(row) = store::location_by_target(tx, &kind, &target)? {
+                    return Ok(row);
+                }
+                let row = LocationRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    kind,
+                    target,
+                };
+                store::insert_location(tx, &row, "api")?;
+                Ok(row)
+            })
+        })
+        .await
     }
 
     /// Unregisters a location and removes every entity it provided.
@@ -617,6 +701,105 @@ impl Catalog {
             .await
             .map_err(|e| CatalogError::Task(e.to_string()))?
     }
+}
+
+/// A JSON array of entities, produced chunk by chunk on a blocking thread
+/// (see [`Catalog::stream_json_array`]).
+pub struct JsonChunks {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, CatalogError>>,
+}
+
+impl futures_core::Stream for JsonChunks {
+    type Item = Result<bytes::Bytes, CatalogError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Chunks of about this size keep memory flat and syscalls few.
+const CHUNK: usize = 64 * 1024;
+
+impl Catalog {
+    /// Streams the selected entities as one JSON array (optionally keeping
+    /// only `fields`), never holding more than a few chunks in memory. Must be
+    /// called inside a tokio runtime.
+    pub fn stream_json_array(
+        &self,
+        selection: Selection,
+        start: Start,
+        limit: Option<usize>,
+        fields: Option<Vec<String>>,
+    ) -> JsonChunks {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let catalog = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(CHUNK + 8192);
+            buf.push(b'[');
+            let mut first = true;
+            let mut open = true;
+            let result = catalog.for_each_json(&selection, &start, limit, |json, _| {
+                if !first {
+                    buf.push(b',');
+                }
+                first = false;
+                match &fields {
+                    Some(fields) => match serde_json::from_str::<Value>(json) {
+                        Ok(v) => {
+                            buf.extend_from_slice(query::project(&v, fields).to_string().as_bytes())
+                        }
+                        Err(_) => buf.extend_from_slice(b"null"),
+                    },
+                    None => buf.extend_from_slice(json.as_bytes()),
+                }
+                if buf.len() >= CHUNK {
+                    let chunk = bytes::Bytes::from(std::mem::replace(
+                        &mut buf,
+                        Vec::with_capacity(CHUNK + 8192),
+                    ));
+                    // The client went away: stop reading.
+                    open = tx.blocking_send(Ok(chunk)).is_ok();
+                }
+                open
+            });
+            match result {
+                Ok(()) if open => {
+                    buf.push(b']');
+                    let _ = tx.blocking_send(Ok(bytes::Bytes::from(buf)));
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!("catalog: streaming entities failed: {e}");
+                    let _ = tx.blocking_send(Err(e));
+                }
+            }
+        });
+        JsonChunks { rx }
+    }
+}
+
+/// Encodes an opaque cursor (base64 of JSON, as Backstage's cursors are; the
+/// client library peeks inside them).
+pub fn encode_cursor<T: serde::Serialize>(value: &T) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+pub fn decode_cursor<T: serde::de::DeserializeOwned>(
+    what: &str,
+    cursor: &str,
+) -> Result<T, CatalogError> {
+    use base64::Engine as _;
+    let malformed = || CatalogError::input(format!("Malformed {what}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cursor)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor))
+        .map_err(|_| malformed())?;
+    serde_json::from_slice(&bytes).map_err(|_| malformed())
 }
 
 /// An entity as a dry run shows it (no uid, no relations stored yet).

@@ -350,7 +350,15 @@ fn push_field(sql: &mut Sql, key: &str, matcher: &Matcher) {
             sql.text.push_str(")) = ");
             sql.param(prefix.clone());
         }
-        Matcher::Exists(_) => {}
+        Matcher::Exists(_) => {
+            // A key exists when it is a leaf or the parent of one: `key` or `key.*`.
+            // '/' sorts right after '.', so the range is every `key.` prefix.
+            sql.text.push_str(" OR (s.entity_id = e.id AND s.key > ");
+            sql.param(format!("{key}."));
+            sql.text.push_str(" AND s.key < ");
+            sql.param(format!("{key}/"));
+            sql.text.push(')');
+        }
     }
     sql.text.push(')');
 }
@@ -486,9 +494,14 @@ fn sort_expr(sql: &mut Sql, field: &str) {
 /// Selects entities in order. `after` continues after (or, with `reverse`,
 /// before) a position; `reverse` returns rows in reverse order, which the
 /// caller flips.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "internal; callers name each argument"
+)]
 pub(crate) fn select(
     conn: &Connection,
     sel: &Selection,
+    with_body: bool,
     after: Option<&Position>,
     reverse: bool,
     offset: usize,
@@ -497,7 +510,11 @@ pub(crate) fn select(
 ) -> Result<(), CatalogError> {
     let whole = !sel.order.is_empty() || limit.is_none();
     let mut sql = Sql::new();
-    sql.text.push_str("SELECT e.id, e.ref, e.body");
+    sql.text.push_str(if with_body {
+        "SELECT e.id, e.ref, e.body"
+    } else {
+        "SELECT e.id, e.ref, ''"
+    });
     for o in &sel.order {
         sql.text.push_str(", ");
         sort_expr(&mut sql, &o.field);
@@ -612,6 +629,20 @@ fn renumber(text: &str, shift: usize) -> String {
         }
     }
     out
+}
+
+/// Whether the entity with this id satisfies `p`.
+pub(crate) fn matches(conn: &Connection, p: &Predicate, id: i64) -> Result<bool, CatalogError> {
+    let mut sql = Sql::new();
+    sql.text
+        .push_str("SELECT EXISTS (SELECT 1 FROM entities e WHERE e.id = ");
+    sql.param(id);
+    sql.text.push_str(" AND ");
+    push_predicate(&mut sql, p);
+    sql.text.push(')');
+    Ok(conn
+        .prepare_cached(&sql.text)?
+        .query_row(rusqlite::params_from_iter(sql.params), |r| r.get(0))?)
 }
 
 /// Number of entities a selection matches (order ignored).

@@ -576,6 +576,13 @@ fn flatten(value: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
         Value::Array(items) => {
             for item in items {
                 flatten(item, path, out);
+                // Backstage also matches primitive array items as `<path>.<item>=true`
+                // (e.g. `metadata.tags.java`).
+                if let Value::String(s) = item
+                    && s.len() <= MAX_SEARCH_VALUE
+                {
+                    out.push((format!("{path}.{}", s.to_lowercase()), "true".to_owned()));
+                }
             }
         }
         Value::String(s) if s.len() <= MAX_SEARCH_VALUE => out.push((path.clone(), s.clone())),
