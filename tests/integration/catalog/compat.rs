@@ -1,0 +1,94 @@
+//! Backstage's own client library, `@backstage/catalog-client` from npm,
+//! against the catalog API. Node and npm are required: without them this test
+//! fails and says why, rather than passing without checking anything.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::harness::{CatalogServer, FIXTURE, write_files};
+
+fn npm_cache() -> PathBuf {
+    std::env::var_os("CALLBOARD_NPM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is not set");
+            PathBuf::from(home).join(".cache/callboard/npm")
+        })
+}
+
+fn compat_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
+}
+
+/// Installs the package from tests/compat/package.json into the cache once.
+fn install_client() -> PathBuf {
+    for tool in ["node", "npm"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "\n\n*** `{tool}` is not installed: the Backstage client compatibility test cannot run. \
+             Install Node.js 20+ with npm. ***\n\n"
+        );
+    }
+    let cache = npm_cache();
+    std::fs::create_dir_all(&cache).unwrap();
+    let manifest = std::fs::read_to_string(compat_dir().join("package.json")).unwrap();
+    let installed = cache
+        .join("node_modules/@backstage/catalog-client/package.json")
+        .is_file();
+    let same = std::fs::read_to_string(cache.join("package.json")).is_ok_and(|m| m == manifest);
+    if !(installed && same) {
+        std::fs::write(cache.join("package.json"), &manifest).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&cache)
+            .output()
+            .expect("running npm");
+        assert!(
+            out.status.success(),
+            "npm install of @backstage/catalog-client into {} failed:\n{}{}",
+            cache.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    cache.join("node_modules")
+}
+
+#[tokio::test]
+async fn backstage_catalog_client_works_unchanged() {
+    let node_modules = tokio::task::spawn_blocking(install_client).await.unwrap();
+    let s = CatalogServer::start(FIXTURE).await;
+    write_files(
+        &s.path("new"),
+        &[(
+            "a.yaml",
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: newcomer}\nspec: {type: service, lifecycle: beta, owner: team-a}\n",
+        )],
+    );
+    let target = s.path("new/a.yaml").display().to_string();
+    let script = compat_dir().join("catalog-client.cjs");
+    let base = s.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .arg(&base)
+            .arg(&target)
+            .env("NODE_PATH", &node_modules)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "the Backstage client disagreed with the catalog:\n{stdout}{stderr}"
+    );
+    assert!(stdout.contains("11/11 client checks passed"), "{stdout}");
+}
