@@ -82,5 +82,41 @@ fn main() -> anyhow::Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     })?;
+
+    // Throughput with every core calling at once: shows whether anything in
+    // the call path serializes.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let parallel = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    let per_task = iterations / threads;
+    let started = Instant::now();
+    parallel.block_on(async {
+        let tasks: Vec<_> = (0..threads)
+            .map(|_| {
+                let host = host.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        let request = PluginRequest {
+                            method: "GET".into(),
+                            path: "/ping".into(),
+                            ..Default::default()
+                        };
+                        host.handle("hello", request).await?;
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    println!(
+        "GET /ping on {threads} threads: {:>8.0} calls/s",
+        (per_task * threads) as f64 / started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
