@@ -24,7 +24,7 @@ pub fn router(state: &AppState) -> Router {
             "/api/health",
             get(|| async { Json(json!({"status": "ok"})) }),
         )
-        .nest("/api/catalog", catalog::router())
+        .nest("/api/catalog", catalog::router(state.catalog.clone()))
         .nest(
             "/api/plugins",
             plugins::router(state.plugins.clone(), max_body),

@@ -35,6 +35,9 @@ enum Command {
     /// Work with plugin files: pack, inspect.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
+    /// Validate and import catalog descriptor files.
+    #[command(subcommand)]
+    Catalog(cli::catalog::CatalogCommand),
     /// Print the effective configuration as TOML, every key included.
     Config,
 }
@@ -76,6 +79,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(config)
         }
         Command::Plugin(command) => cli::plugin::run(command),
+        Command::Catalog(command) => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cli::catalog::run(command, &config))
+        }
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(ExitCode::SUCCESS)

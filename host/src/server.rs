@@ -5,6 +5,8 @@ use std::{net::SocketAddr, sync::Arc};
 use anyhow::Context as _;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+use callboard_catalog::Catalog;
+
 use crate::{config::Config, plugins::PluginHost};
 
 /// Everything the routers share.
@@ -14,6 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The plugin runtime.
     pub plugins: PluginHost,
+    /// The software catalog.
+    pub catalog: Catalog,
 }
 
 impl AppState {
@@ -23,6 +27,13 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        let database = config
+            .catalog
+            .database
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("catalog.sqlite"));
+        let catalog = Catalog::open(&database, &config.catalog)
+            .with_context(|| format!("cannot open the catalog database {}", database.display()))?;
         let plugins = PluginHost::new(&config).context("cannot start the plugin runtime")?;
         let dir = config.plugins_dir();
         std::fs::create_dir_all(&dir)
@@ -33,6 +44,7 @@ impl AppState {
         Ok(Self {
             config: Arc::new(config),
             plugins,
+            catalog,
         })
     }
 }
@@ -73,13 +85,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     let app = crate::api::router(&state);
+    // Ingests the configured locations now, then on every refresh interval.
+    let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
-            .await
+            .await;
+        refresh.abort();
+        served
     });
     tracing::info!("Callboard listening on http://{addr}");
     Ok(Running {

@@ -266,7 +266,11 @@ fn copy_atomically(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` sets it at run time too; prefer that, so a binary built from
+    // another clone sharing the target directory still works on this one.
+    let xtask = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    xtask
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()
