@@ -2,12 +2,15 @@
 //! without a file. `callboard config` prints the effective configuration.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
+
+use crate::plugins::manifest::Capabilities;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +26,76 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// The software catalog.
     pub catalog: callboard_catalog::CatalogConfig,
+    /// The organisation running this portal: commercial plugin licences must
+    /// be issued to exactly this name. Default empty (no licence matches).
+    pub organization: String,
+    /// Which vendors' signatures the operator trusts.
+    pub trust: TrustConfig,
+    /// What plugins may do.
+    pub grants: GrantsConfig,
+}
+
+/// `[trust]`: vendor keys and the signature policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Refuse every plugin not signed by a trusted vendor (commercial plugins
+    /// always need one). Default false.
+    pub require_signatures: bool,
+    /// Trusted vendors: `[[trust.vendors]] id = "acme" public_key = "<hex>"`.
+    pub vendors: Vec<TrustedVendor>,
+    /// Folder of trusted vendor public key files (`*.pub`, as written by
+    /// `callboard vendor keygen`). Default `<data_dir>/trusted-vendors`.
+    pub dir: Option<PathBuf>,
+}
+
+/// One trusted vendor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedVendor {
+    /// Vendor id, as plugin manifests name it.
+    pub id: String,
+    /// ed25519 public key, hex.
+    pub public_key: String,
+}
+
+/// `[grants]`: capabilities granted to plugins. A plugin gets a capability
+/// only if it requests it in its manifest AND the operator grants it here,
+/// by default, by vendor, or by plugin id (the three are added together).
+/// A call to a capability it does not have answers a typed `denied` error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrantsConfig {
+    /// Granted to every plugin. Default: key-value storage only.
+    pub default: Capabilities,
+    /// Granted to every plugin of a vendor: `[grants.vendors.acme] catalog = true`.
+    pub vendors: BTreeMap<String, Capabilities>,
+    /// Granted to one plugin: `[grants.plugins.cost] http_hosts = ["billing.example.com"]`.
+    pub plugins: BTreeMap<String, Capabilities>,
+}
+
+impl Default for GrantsConfig {
+    fn default() -> Self {
+        Self {
+            default: Capabilities { kv: true, ..Capabilities::default() },
+            vendors: BTreeMap::new(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+impl GrantsConfig {
+    /// Everything the operator grants plugin `id` from `vendor`.
+    pub fn granted(&self, id: &str, vendor: Option<&str>) -> Capabilities {
+        let mut granted = self.default.clone();
+        if let Some(v) = vendor.and_then(|v| self.vendors.get(v)) {
+            granted = granted.union(v);
+        }
+        if let Some(p) = self.plugins.get(id) {
+            granted = granted.union(p);
+        }
+        granted
+    }
 }
 
 impl Default for Config {
@@ -32,6 +105,9 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             plugins: PluginsConfig::default(),
             catalog: callboard_catalog::CatalogConfig::default(),
+            organization: String::new(),
+            trust: TrustConfig::default(),
+            grants: GrantsConfig::default(),
         }
     }
 }
@@ -49,6 +125,14 @@ pub struct PluginsConfig {
     /// How many plugin instances may be alive at once, across all plugins.
     /// Each in-flight request holds one. Default 256.
     pub max_concurrent_instances: u32,
+    /// Watch the plugins folder and load, update and unload plugins as files
+    /// appear, change and disappear. Default true.
+    pub watch: bool,
+    /// Quiet time after the last change to a file before it is loaded, in
+    /// milliseconds. Default 250.
+    pub watch_debounce_ms: u64,
+    /// Seconds between two checks of every licence. Default 60.
+    pub license_check_secs: u64,
 }
 
 impl Default for PluginsConfig {
@@ -58,6 +142,9 @@ impl Default for PluginsConfig {
             limits: Limits::default(),
             overrides: Default::default(),
             max_concurrent_instances: 256,
+            watch: true,
+            watch_debounce_ms: 250,
+            license_check_secs: 60,
         }
     }
 }
@@ -183,6 +270,21 @@ impl Config {
             path: path.to_owned(),
             source,
         })
+    }
+
+    /// Folder of trusted vendor key files.
+    pub fn trust_dir(&self) -> PathBuf {
+        self.trust.dir.clone().unwrap_or_else(|| self.data_dir.join("trusted-vendors"))
+    }
+
+    /// Folder of installed licences (`<plugin-id>.license`).
+    pub fn licenses_dir(&self) -> PathBuf {
+        self.data_dir.join("licenses")
+    }
+
+    /// The admin token file.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
     }
 
     /// The plugins folder.

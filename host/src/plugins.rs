@@ -5,13 +5,21 @@
 //! [`CallError`] that names the plugin and its version.
 
 mod bindings;
+mod call;
 pub mod capabilities;
 mod engine;
+pub mod license;
 mod loader;
 pub mod manifest;
 mod registry;
+mod sections;
+pub mod signing;
 mod state;
+pub mod trust;
+mod watcher;
 
 pub use bindings::ApiVersion;
+pub use call::{CallError, PluginRequest, PluginResponse};
 pub use loader::LoadError;
-pub use registry::{CallError, LoadFailure, PluginHost, PluginInfo, PluginRequest, PluginResponse};
+pub use watcher::FolderWatch;
+pub use registry::{InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, is_plugin_file};

@@ -7,7 +7,10 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use callboard_catalog::Catalog;
 
-use crate::{config::Config, plugins::PluginHost};
+use crate::{
+    config::Config,
+    plugins::{FolderWatch, PluginHost},
+};
 
 /// Everything the routers share.
 #[derive(Clone)]
@@ -18,6 +21,10 @@ pub struct AppState {
     pub plugins: PluginHost,
     /// The software catalog.
     pub catalog: Catalog,
+    /// The bearer token the admin API requires.
+    pub admin_token: Arc<str>,
+    /// The plugins-folder watch (None when `plugins.watch` is off).
+    pub watch: Option<Arc<FolderWatch>>,
 }
 
 impl AppState {
@@ -39,12 +46,21 @@ impl AppState {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create plugins directory {}", dir.display()))?;
         let results = plugins.load_dir(&dir);
+        let watch = if config.plugins.watch {
+            let debounce = std::time::Duration::from_millis(config.plugins.watch_debounce_ms);
+            Some(Arc::new(plugins.watch(&dir, debounce).context("cannot watch the plugins directory")?))
+        } else {
+            None
+        };
+        let admin_token = admin_token(&config.admin_token_file())?;
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
         Ok(Self {
             config: Arc::new(config),
             plugins,
             catalog,
+            admin_token,
+            watch,
         })
     }
 }
@@ -87,6 +103,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let app = crate::api::router(&state);
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
+    let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -95,6 +112,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             })
             .await;
         refresh.abort();
+        licenses.abort();
         served
     });
     tracing::info!("Callboard listening on http://{addr}");
@@ -104,4 +122,41 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Re-checks licences every `plugins.license_check_secs`.
+async fn check_licenses(plugins: PluginHost) {
+    let every = std::time::Duration::from_secs(plugins.config().plugins.license_check_secs.max(1));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let plugins = plugins.clone();
+        let _ = tokio::task::spawn_blocking(move || plugins.check_licenses()).await;
+    }
+}
+
+/// Reads the admin token, creating it (random, readable by the owner only)
+/// on first start.
+fn admin_token(file: &std::path::Path) -> anyhow::Result<Arc<str>> {
+    if let Ok(token) = std::fs::read_to_string(file) {
+        let token = token.trim();
+        if !token.is_empty() {
+            return Ok(token.into());
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("cannot generate the admin token: {e}"))?;
+    let token = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write as _;
+    options
+        .open(file)
+        .and_then(|mut f| f.write_all(token.as_bytes()))
+        .with_context(|| format!("cannot write the admin token to {}", file.display()))?;
+    tracing::info!(file = %file.display(), "created the admin token");
+    Ok(token.into())
 }

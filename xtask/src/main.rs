@@ -36,10 +36,11 @@ enum Task {
         args: Vec<String>,
     },
     /// Run a benchmark: `runtime` (instance + handle), `http` (plugin route vs
-    /// native route), `catalog` (catalog at 10k/100k entities).
+    /// native route), `catalog` (catalog at 10k/100k entities), `web` (page
+    /// server time), `swap` (plugin hot update).
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = ["runtime", "http", "catalog"])]
+        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap"])]
         name: String,
         /// Extra arguments for the benchmark.
         #[arg(last = true)]

@@ -84,6 +84,7 @@ async fn forward(
         .await
         .map_err(|e| to_api_error(&e))?;
 
+    let served_by = HeaderValue::try_from(&*response.served_by).ok();
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = out.headers_mut();
@@ -97,6 +98,10 @@ async fn forward(
             continue;
         }
         headers.append(name, value);
+    }
+    // Which plugin version answered: makes updates observable.
+    if let Some(value) = served_by {
+        out.headers_mut().insert("x-callboard-plugin", value);
     }
     Ok(out.into_response())
 }
@@ -134,6 +139,9 @@ fn to_api_error(error: &CallError) -> ApiError {
         }
         CallError::BadResponse { .. } => {
             ApiError::new(StatusCode::BAD_GATEWAY, "PluginResponseError", message)
+        }
+        CallError::Unlicensed { .. } | CallError::NotEntitled { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "NotAllowedError", message)
         }
         CallError::Busy { .. } => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -16,8 +16,11 @@ use wasmtime::{
 use super::{
     ApiVersion,
     bindings::v0_1_0,
+    license::LicenseError,
     manifest::{self, Manifest, ManifestError},
+    signing,
     state::HostState,
+    trust::{self, SignatureState, TrustStore},
 };
 
 /// Why a plugin file was refused. Every variant names what is wrong; the
@@ -53,9 +56,28 @@ pub enum LoadError {
     DuplicateId {
         /// The id.
         id: String,
-        /// The file that has it.
+        /// The file, or vendor, that has it.
         other: String,
     },
+    /// The signature or the trust policy refuses it.
+    #[error("{0}")]
+    Signature(String),
+    /// The licence offered with it does not hold.
+    #[error("{0}")]
+    License(#[from] LicenseError),
+    /// An older version than the one serving, without `force`.
+    #[error("{id} {to} is older than the installed {from}; downgrades need --force")]
+    Downgrade {
+        /// Plugin id.
+        id: String,
+        /// Serving version.
+        from: semver::Version,
+        /// Offered version.
+        to: semver::Version,
+    },
+    /// Writing the plugin or licence file failed.
+    #[error("cannot write {0}")]
+    Write(String),
 }
 
 /// One linker per API version, built once: linking is a short list of
@@ -89,6 +111,16 @@ pub struct Loaded {
     pub from_cache: bool,
     pub compile_time: Duration,
     pub source: Option<PathBuf>,
+    pub signature: SignatureState,
+}
+
+/// Reads the manifest and applies the signature policy: the cheap checks,
+/// before anything is compiled.
+pub fn verify(bytes: &[u8], trust: &TrustStore, require_signatures: bool) -> Result<(Manifest, SignatureState), LoadError> {
+    let manifest = manifest::read(bytes)?;
+    let signature = signing::verify(bytes).map_err(|e| LoadError::Signature(e.to_string()))?;
+    let state = trust::check(&manifest, signature, trust, require_signatures).map_err(LoadError::Signature)?;
+    Ok((manifest, state))
 }
 
 /// Verifies, compiles and links `bytes`. Blocking and CPU-heavy on a cache
@@ -97,10 +129,10 @@ pub fn load(
     engine: &Engine,
     linkers: &Linkers,
     cache: Option<&wasmtime::Cache>,
-    bytes: &[u8],
-    source: Option<PathBuf>,
+    (bytes, source): (&[u8], Option<PathBuf>),
+    (trust, require_signatures): (&TrustStore, bool),
 ) -> Result<Loaded, LoadError> {
-    let manifest = manifest::read(bytes)?;
+    let (manifest, signature) = verify(bytes, trust, require_signatures)?;
     let sha256 = hex::encode(Sha256::digest(bytes));
 
     let started = Instant::now();
@@ -132,6 +164,7 @@ pub fn load(
         }
     };
     Ok(Loaded {
+        signature,
         manifest,
         api,
         sha256,

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use wasm_encoder::Section as _;
-use wasmparser::{Encoding, Parser, Payload};
+
+use super::sections::{self, NotComponent};
 
 /// Name of the custom section holding the manifest.
 pub const SECTION: &str = "callboard-manifest";
@@ -33,6 +34,91 @@ pub struct Manifest {
     /// An SPDX licence id for open source, or `commercial`.
     #[serde(default)]
     pub license: Option<String>,
+    /// What the plugin asks the operator to grant.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Limits the plugin asks for; the operator's limits cap them.
+    #[serde(default)]
+    pub limits: RequestedLimits,
+    /// Routes that need a licence feature: `[[entitlements]] feature = "export", paths = ["/export"]`.
+    #[serde(default)]
+    pub entitlements: Vec<EntitlementRoute>,
+}
+
+/// Capabilities: what a manifest requests, and what an operator grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capabilities {
+    /// Key-value storage in the plugin's own namespace.
+    pub kv: bool,
+    /// Read access to the software catalog.
+    pub catalog: bool,
+    /// Hosts the plugin may call over HTTP(S).
+    pub http_hosts: Vec<String>,
+    /// Event streams to receive (`usage`, `catalog`).
+    pub events: Vec<String>,
+}
+
+impl Capabilities {
+    /// What both grant: the capabilities a plugin actually gets.
+    pub fn intersect(&self, other: &Capabilities) -> Capabilities {
+        Capabilities {
+            kv: self.kv && other.kv,
+            catalog: self.catalog && other.catalog,
+            http_hosts: self.http_hosts.iter().filter(|h| other.allows_host(h)).cloned().collect(),
+            events: self.events.iter().filter(|e| other.events.contains(e)).cloned().collect(),
+        }
+    }
+
+    /// Everything either grants.
+    pub fn union(&self, other: &Capabilities) -> Capabilities {
+        let mut out = self.clone();
+        out.kv |= other.kv;
+        out.catalog |= other.catalog;
+        for h in &other.http_hosts {
+            if !out.http_hosts.contains(h) {
+                out.http_hosts.push(h.clone());
+            }
+        }
+        for e in &other.events {
+            if !out.events.contains(e) {
+                out.events.push(e.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether `host` is among the granted hosts (`*.example.com` matches subdomains).
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.http_hosts.iter().any(|h| {
+            let h = h.to_ascii_lowercase();
+            match h.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => h == host,
+            }
+        })
+    }
+}
+
+/// Limits a plugin asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs, reason = "each means the same as in config::Limits")]
+pub struct RequestedLimits {
+    pub timeout_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub kv_quota_bytes: Option<u64>,
+}
+
+/// Paths under which the licence must carry `feature`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitlementRoute {
+    /// Licence feature required.
+    pub feature: String,
+    /// Path prefixes (below the plugin's mount point) it guards.
+    pub paths: Vec<String>,
 }
 
 /// Why a file is not a loadable plugin.
@@ -82,6 +168,11 @@ impl Manifest {
         Ok(())
     }
 
+    /// Whether the plugin is commercial (must be signed and licensed).
+    pub fn is_commercial(&self) -> bool {
+        self.license.as_deref().is_some_and(|l| l.eq_ignore_ascii_case("commercial"))
+    }
+
     /// `id@version`, how errors and logs name a plugin.
     pub fn label(&self) -> String {
         format!("{}@{}", self.id, self.version)
@@ -97,89 +188,44 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
-/// The top-level payloads of a wasm binary; a nested module or component
-/// appears once, as its section, never with its contents.
-fn top_level(bytes: &[u8]) -> Result<Vec<Payload<'_>>, ManifestError> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| ManifestError::NotWasm(e.to_string()))?;
-        let opens = matches!(
-            payload,
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. }
-        );
-        let closes = matches!(payload, Payload::End(_));
-        if closes {
-            depth = depth.saturating_sub(1);
-            continue;
-        }
-        if depth == 0 {
-            out.push(payload);
-        }
-        if opens {
-            depth += 1;
-        }
-    }
-    Ok(out)
+fn sections_of(bytes: &[u8]) -> Result<Vec<sections::Section<'_>>, ManifestError> {
+    sections::top_level(bytes).map_err(|e| match e {
+        NotComponent::CoreModule => ManifestError::CoreModule,
+        NotComponent::Invalid(why) => ManifestError::NotWasm(why),
+    })
 }
 
 /// Reads the manifest from a component's top-level custom section. Sections
 /// inside nested core modules are not the plugin's manifest and are ignored.
 pub fn read(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     let mut found = None;
-    for payload in top_level(bytes)? {
-        match payload {
-            Payload::Version {
-                encoding: Encoding::Module,
-                ..
-            } => return Err(ManifestError::CoreModule),
-            Payload::CustomSection(section) if section.name() == SECTION => {
-                if found.is_some() {
-                    return Err(ManifestError::Duplicate);
-                }
-                found = Some(section.data());
+    for section in sections_of(bytes)? {
+        if let Some((SECTION, data)) = section.custom() {
+            if found.is_some() {
+                return Err(ManifestError::Duplicate);
             }
-            _ => {}
+            found = Some(data);
         }
     }
     let data = found.ok_or(ManifestError::Missing)?;
-    let manifest: Manifest =
-        serde_json::from_slice(data).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let manifest: Manifest = serde_json::from_slice(data).map_err(|e| ManifestError::Invalid(e.to_string()))?;
     manifest.validate()?;
     Ok(manifest)
 }
 
 /// Returns `component` with `manifest` in its [`SECTION`], replacing any
-/// manifest it had.
+/// manifest it had. A signature does not survive: re-sign after packing.
 pub fn embed(component: &[u8], manifest: &Manifest) -> Result<Vec<u8>, ManifestError> {
-    if !Parser::is_component(component) {
-        return Err(if Parser::is_core_wasm(component) {
-            ManifestError::CoreModule
-        } else {
-            ManifestError::NotWasm("missing the component header".into())
-        });
-    }
     let mut out = Vec::with_capacity(component.len() + 512);
-    out.extend_from_slice(&component[..8]);
-    for payload in top_level(component)? {
-        if let Payload::CustomSection(section) = &payload
-            && section.name() == SECTION
-        {
+    out.extend_from_slice(&component[..8.min(component.len())]);
+    let sections = sections_of(component)?;
+    for section in &sections {
+        if matches!(section.custom(), Some((SECTION | super::signing::SECTION, _))) {
             continue;
         }
-        if let Some((id, range)) = payload.as_section() {
-            wasm_encoder::RawSection {
-                id,
-                data: &component[range],
-            }
-            .append_to(&mut out);
-        }
+        out.extend_from_slice(&component[section.start..section.end]);
     }
     let json = serde_json::to_vec(manifest).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-    wasm_encoder::CustomSection {
-        name: SECTION.into(),
-        data: json.into(),
-    }
-    .append_to(&mut out);
+    wasm_encoder::CustomSection { name: SECTION.into(), data: json.into() }.append_to(&mut out);
     Ok(out)
 }

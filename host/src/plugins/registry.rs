@@ -1,112 +1,32 @@
-//! The live plugins and the call path into them.
+//! The live plugins: install, update, remove, licences.
 //!
 //! Requests read the current map of plugins without a lock ([`ArcSwap`]); an
-//! install compiles off the request path and then swaps the map, so requests
-//! in flight finish on the version they started with.
+//! install verifies and compiles off the request path, then swaps the map, so
+//! requests in flight finish on the version they started with.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
+    time::SystemTime,
 };
 
 use arc_swap::ArcSwap;
+use jiff::Timestamp;
 use serde::Serialize;
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::Engine;
 
 use super::{
     ApiVersion,
-    bindings::v0_1_0,
-    capabilities::kv::{KvAccess, KvStore, Quota},
+    call::CallError,
+    capabilities::kv::KvStore,
     engine,
-    loader::{self, Linkers, LoadError, Loaded, Pre},
-    state::HostState,
+    license::{self, LicenseError, LicenseTerms},
+    loader::{self, Linkers, LoadError, Loaded},
+    manifest::{Capabilities, Manifest},
+    trust::{SignatureState, TrustStore},
 };
-use crate::config::{Config, Limits, PluginsConfig};
-
-/// A request for a plugin, in host terms.
-#[derive(Debug, Clone, Default)]
-pub struct PluginRequest {
-    /// Upper-case method.
-    pub method: String,
-    /// Path below the plugin's mount point, starting with `/`.
-    pub path: String,
-    /// Raw query string without `?`.
-    pub query: String,
-    /// Lower-case header names.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
-
-/// A plugin's answer.
-#[derive(Debug, Clone)]
-pub struct PluginResponse {
-    /// HTTP status (checked to be 100-599).
-    pub status: u16,
-    /// Headers as the plugin set them.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes (checked against the response cap).
-    pub body: Vec<u8>,
-}
-
-/// Why a call did not produce a response. Every variant names the plugin
-/// as `id@version` except [`CallError::NotFound`].
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// No plugin with that id is installed.
-    #[error("no plugin named \"{0}\" is installed")]
-    NotFound(String),
-    /// The request body is over the plugin's cap.
-    #[error("request body of {size} bytes is over plugin {plugin}'s limit of {limit} bytes")]
-    RequestTooLarge {
-        /// `id@version`.
-        plugin: Arc<str>,
-        /// Body size.
-        size: usize,
-        /// The cap.
-        limit: usize,
-    },
-    /// The plugin ran past its deadline and was stopped.
-    #[error("plugin {plugin} did not answer within its deadline of {} ms and was stopped", .deadline.as_millis())]
-    Timeout {
-        /// `id@version`.
-        plugin: Arc<str>,
-        /// The deadline.
-        deadline: Duration,
-    },
-    /// The plugin needed more memory than it may have and was stopped.
-    #[error("plugin {plugin} exceeded its memory limit of {limit_mib} MiB and was stopped")]
-    MemoryLimit {
-        /// `id@version`.
-        plugin: Arc<str>,
-        /// The limit.
-        limit_mib: u64,
-    },
-    /// The plugin trapped (panicked, hit `unreachable`, ...).
-    #[error("plugin {plugin} failed: {message}")]
-    Trap {
-        /// `id@version`.
-        plugin: Arc<str>,
-        /// The trap, without the wasm backtrace (that goes to the log).
-        message: String,
-    },
-    /// The plugin answered something that is not a valid response.
-    #[error("plugin {plugin} returned an invalid response: {reason}")]
-    BadResponse {
-        /// `id@version`.
-        plugin: Arc<str>,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Every instance slot is in use.
-    #[error("plugin {plugin} is at capacity; try again shortly")]
-    Busy {
-        /// `id@version`.
-        plugin: Arc<str>,
-    },
-}
+use crate::config::{Config, Limits};
 
 /// What `list` reports about a live plugin.
 #[derive(Debug, Clone, Serialize)]
@@ -123,13 +43,13 @@ pub struct PluginInfo {
     pub vendor: Option<String>,
     /// Description from the manifest.
     pub description: Option<String>,
-    /// Licence kind from the manifest.
+    /// Licence kind from the manifest (SPDX id or `commercial`).
     pub license: Option<String>,
     /// SHA-256 of the plugin file.
     pub sha256: String,
     /// File size in bytes.
     pub size: usize,
-    /// The file it was loaded from, if any.
+    /// The file it was loaded from.
     pub source: Option<PathBuf>,
     /// Whether compiled code came from the on-disk cache.
     pub compiled_from_cache: bool,
@@ -137,12 +57,26 @@ pub struct PluginInfo {
     pub compile_ms: f64,
     /// The limits it runs under.
     pub limits: Limits,
+    /// What the manifest requests.
+    pub requested: Capabilities,
+    /// What the operator grants it.
+    pub granted: Capabilities,
+    /// What it gets: requested and granted.
+    pub effective: Capabilities,
+    /// Its signature, as the trust store sees it.
+    pub signature: SignatureState,
+    /// Its licence status.
+    pub license_status: LicenseState,
+    /// `serving`, or `disabled: <why>`.
+    pub status: String,
+    /// The last refused update of this plugin, if any since it loaded.
+    pub last_error: Option<String>,
 }
 
 /// A file that could not be loaded, kept for `list` and the log.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadFailure {
-    /// The file.
+    /// The file (or `upload` for the admin API).
     pub file: PathBuf,
     /// Why.
     pub error: String,
@@ -150,28 +84,83 @@ pub struct LoadFailure {
     pub at: SystemTime,
 }
 
-struct LivePlugin {
-    loaded: Loaded,
-    label: Arc<str>,
-    limits: Limits,
+/// A plugin's licence, as last checked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LicenseState {
+    /// Open source: no licence needed.
+    NotRequired,
+    /// Valid: its terms.
+    Valid(LicenseTerms),
+    /// Missing or not valid: why (e.g. "licence for insights expired on ...").
+    Invalid {
+        /// Why.
+        reason: String,
+    },
 }
 
-struct Inner {
-    engine: Engine,
+pub(super) struct LivePlugin {
+    pub(super) loaded: Loaded,
+    pub(super) label: Arc<str>,
+    pub(super) limits: Limits,
+    pub(super) requested: Capabilities,
+    pub(super) granted: Capabilities,
+    pub(super) capabilities: Capabilities,
+    pub(super) license: ArcSwap<LicenseState>,
+}
+
+impl LivePlugin {
+    /// Refuses a request the plugin's licence does not cover.
+    pub(super) fn admit(&self, path: &str) -> Result<(), CallError> {
+        let license = self.license.load();
+        let terms = match &**license {
+            LicenseState::NotRequired => return Ok(()),
+            LicenseState::Invalid { reason } => {
+                return Err(CallError::Unlicensed { plugin: self.label.clone(), reason: reason.clone() });
+            }
+            LicenseState::Valid(terms) => terms,
+        };
+        // Checked on every call too, so expiry takes effect to the second,
+        // not at the next periodic check.
+        if let Err(e) = license::check_window(terms, Timestamp::now()) {
+            return Err(CallError::Unlicensed { plugin: self.label.clone(), reason: e.to_string() });
+        }
+        for gate in &self.loaded.manifest.entitlements {
+            if gate.paths.iter().any(|p| path.starts_with(p.as_str())) && !terms.features.contains(&gate.feature) {
+                return Err(CallError::NotEntitled { plugin: self.label.clone(), feature: gate.feature.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) engine: Engine,
     linkers: Linkers,
     cache: wasmtime::Cache,
-    config: PluginsConfig,
-    kv: Arc<KvStore>,
-    live: ArcSwap<HashMap<String, Arc<LivePlugin>>>,
+    pub(super) config: Arc<Config>,
+    pub(super) kv: Arc<KvStore>,
+    pub(super) live: ArcSwap<HashMap<String, Arc<LivePlugin>>>,
     failures: Mutex<Vec<LoadFailure>>,
-    /// Serializes installs, so cache-hit accounting and map swaps do not race.
+    last_errors: Mutex<BTreeMap<String, String>>,
+    /// Serializes installs and removals, so cache-hit accounting, version
+    /// checks and map swaps do not race.
     install_lock: Mutex<()>,
 }
 
 /// The plugin runtime: one engine, the live plugins, their shared state.
 #[derive(Clone)]
 pub struct PluginHost {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
+}
+
+/// How to install.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Allow a downgrade.
+    pub force: bool,
+    /// A licence file's text to install with it.
+    pub license: Option<String>,
 }
 
 impl PluginHost {
@@ -187,10 +176,11 @@ impl PluginHost {
                 engine,
                 linkers,
                 cache,
-                config: config.plugins.clone(),
+                config: Arc::new(config.clone()),
                 kv: Arc::new(kv),
                 live: ArcSwap::from_pointee(HashMap::new()),
                 failures: Mutex::new(Vec::new()),
+                last_errors: Mutex::new(BTreeMap::new()),
                 install_lock: Mutex::new(()),
             }),
         })
@@ -200,10 +190,7 @@ impl PluginHost {
     /// logged with its name and reason and skipped; the others still load.
     pub fn load_dir(&self, dir: &Path) -> Vec<Result<PluginInfo, LoadFailure>> {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
-                .collect(),
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_plugin_file(p)).collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 tracing::error!(dir = %dir.display(), "cannot read the plugins directory: {e}");
@@ -214,254 +201,344 @@ impl PluginHost {
         files.iter().map(|file| self.install_file(file)).collect()
     }
 
-    /// Loads one plugin file, replacing a live plugin with the same id only
-    /// if it came from the same file.
+    /// Loads (or reloads) one plugin file from the plugins folder. Unchanged
+    /// content is a no-op, so the watcher seeing our own writes costs nothing.
     pub fn install_file(&self, file: &Path) -> Result<PluginInfo, LoadFailure> {
-        let result = std::fs::read(file)
-            .map_err(|e| LoadError::Read(e.to_string()))
-            .and_then(|bytes| self.install_bytes(&bytes, Some(file.to_owned())));
-        result.map_err(|error| {
-            tracing::error!(file = %file.display(), "refusing plugin file {}: {error}", file.display());
-            let failure = LoadFailure { file: file.to_owned(), error: error.to_string(), at: SystemTime::now() };
-            self.inner.failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure.clone());
-            failure
+        let bytes = std::fs::read(file).map_err(|e| self.fail(file, None, &LoadError::Read(e.to_string())))?;
+        if let Some(info) = self.unchanged(file, &bytes) {
+            return Ok(info);
+        }
+        self.install_inner(&bytes, Some(file.to_owned()), &InstallOptions::default())
+            .map_err(|error| self.fail(file, manifest_id(&bytes).as_deref(), &error))
+    }
+
+    /// Installs plugin bytes (the admin API and CLI): verify, compile, check
+    /// the licence if given, write `<plugins_dir>/<id>.wasm`, swap. On any
+    /// error the serving version, if any, keeps serving. Blocking.
+    pub fn install(&self, bytes: &[u8], options: &InstallOptions) -> Result<PluginInfo, LoadError> {
+        self.install_inner(bytes, None, options).inspect_err(|error| {
+            self.fail(Path::new("upload"), manifest_id(bytes).as_deref(), error);
         })
     }
 
-    fn install_bytes(
+    fn install_inner(
         &self,
         bytes: &[u8],
-        source: Option<PathBuf>,
+        from_dir: Option<PathBuf>,
+        options: &InstallOptions,
     ) -> Result<PluginInfo, LoadError> {
         let inner = &self.inner;
+        let config = &inner.config;
+        let trust = self.trust();
+        // Cheap checks first, so a bad file is refused before any compiling.
+        let (manifest, _) = loader::verify(bytes, &trust, config.trust.require_signatures)?;
+        let id = manifest.id.clone();
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let loaded = loader::load(
+        let current = inner.live.load();
+        let existing = current.get(&id);
+        if let Some(existing) = existing {
+            let old = &existing.loaded.manifest;
+            if old.vendor != manifest.vendor {
+                return Err(LoadError::DuplicateId {
+                    id,
+                    other: format!("vendor \"{}\"", old.vendor.as_deref().unwrap_or("(none)")),
+                });
+            }
+            if let Some(dir_file) = &from_dir
+                && existing.loaded.source.as_ref() != Some(dir_file)
+            {
+                return Err(LoadError::DuplicateId {
+                    id,
+                    other: existing.loaded.source.as_deref().map_or("an install".into(), |p| p.display().to_string()),
+                });
+            }
+            if manifest.version < old.version && !options.force {
+                return Err(LoadError::Downgrade { id, from: old.version.clone(), to: manifest.version.clone() });
+            }
+        }
+        let license_state = self.license_for(&manifest, options.license.as_deref(), &trust)?;
+
+        let target = from_dir.clone().unwrap_or_else(|| config.plugins_dir().join(format!("{id}.wasm")));
+        let mut loaded = loader::load(
             &inner.engine,
             &inner.linkers,
             Some(&inner.cache),
-            bytes,
-            source,
+            (bytes, Some(target.clone())),
+            (&trust, config.trust.require_signatures),
         )?;
-        let id = loaded.manifest.id.clone();
-        let current = inner.live.load();
-        if let Some(existing) = current.get(&id)
-            && existing.loaded.source != loaded.source
-        {
-            return Err(LoadError::DuplicateId {
-                id,
-                other: existing
-                    .loaded
-                    .source
-                    .as_deref()
-                    .map_or("another install".into(), |p| p.display().to_string()),
-            });
+        loaded.source = Some(target.clone());
+
+        // Only now that everything checks out do files change.
+        if let Some(text) = &options.license {
+            write_atomically(&config.licenses_dir().join(format!("{id}.license")), text.as_bytes())?;
         }
+        if from_dir.is_none() {
+            write_atomically(&target, bytes)?;
+        }
+        let granted = config.grants.granted(&id, manifest.vendor.as_deref());
         let live = Arc::new(LivePlugin {
             label: loader::label(&loaded.manifest),
-            limits: inner.config.limits_for(&id),
+            limits: effective_limits(config.plugins.limits_for(&id), &manifest),
+            capabilities: manifest.capabilities.intersect(&granted),
+            requested: manifest.capabilities.clone(),
+            granted,
+            license: ArcSwap::from_pointee(license_state),
             loaded,
         });
-        let info = info(&live);
         let mut next = HashMap::clone(&current);
-        next.insert(id, live);
+        let replaced = next.insert(id.clone(), live.clone());
         inner.live.store(Arc::new(next));
+        self.last_errors().remove(&id);
+        // An update installed under the canonical name retires a differently
+        // named file that held the old version (the watcher then sees a
+        // removal of a file no live plugin comes from: a no-op).
+        if let Some(old_file) = replaced.and_then(|r| r.loaded.source.clone())
+            && old_file != target
+            && from_dir.is_none()
+        {
+            let _ = std::fs::remove_file(&old_file);
+        }
+        let info = self.info(&live);
         tracing::info!(
             plugin = %info.id, version = %info.version, api = %info.api_version,
             from_cache = info.compiled_from_cache, compile_ms = info.compile_ms,
-            "plugin loaded"
+            status = %info.status, "plugin loaded"
         );
         Ok(info)
     }
 
+    /// The licence state for a plugin about to be installed: the offered
+    /// licence must hold (else the install is refused); without one, the
+    /// installed licence file is used.
+    fn license_for(&self, manifest: &Manifest, offered: Option<&str>, trust: &TrustStore) -> Result<LicenseState, LoadError> {
+        if let Some(text) = offered {
+            let terms = self.verify_license(text, manifest, trust)?;
+            return Ok(LicenseState::Valid(terms));
+        }
+        Ok(self.installed_license(manifest, trust))
+    }
+
+    fn installed_license(&self, manifest: &Manifest, trust: &TrustStore) -> LicenseState {
+        if !manifest.is_commercial() {
+            return LicenseState::NotRequired;
+        }
+        let file = self.inner.config.licenses_dir().join(format!("{}.license", manifest.id));
+        match std::fs::read_to_string(&file) {
+            Ok(text) => match self.verify_license(&text, manifest, trust) {
+                Ok(terms) => LicenseState::Valid(terms),
+                Err(e) => LicenseState::Invalid { reason: e.to_string() },
+            },
+            Err(_) => LicenseState::Invalid {
+                reason: format!("no licence installed for {}; install one with `callboard plugin install --license`", manifest.id),
+            },
+        }
+    }
+
+    fn verify_license(&self, text: &str, manifest: &Manifest, trust: &TrustStore) -> Result<LicenseTerms, LicenseError> {
+        license::verify(
+            text,
+            &manifest.id,
+            manifest.vendor.as_deref().unwrap_or_default(),
+            &self.inner.config.organization,
+            trust,
+            Timestamp::now(),
+        )
+    }
+
+    /// Installs a licence for live plugin `id` and applies it at once.
+    pub fn install_license(&self, id: &str, text: &str) -> Result<PluginInfo, LoadError> {
+        let plugin = self.live(id).ok_or_else(|| LoadError::Read(format!("no plugin named \"{id}\" is installed")))?;
+        let terms = self.verify_license(text, &plugin.loaded.manifest, &self.trust())?;
+        write_atomically(&self.inner.config.licenses_dir().join(format!("{id}.license")), text.as_bytes())?;
+        plugin.license.store(Arc::new(LicenseState::Valid(terms)));
+        tracing::info!(plugin = %plugin.label, "licence installed");
+        Ok(self.info(&plugin))
+    }
+
+    /// Re-checks every licence (periodically, and at start-up): an expired one
+    /// disables its plugin with a clear status; a renewed one re-enables it.
+    pub fn check_licenses(&self) {
+        let trust = self.trust();
+        for plugin in self.inner.live.load().values() {
+            let state = self.installed_license(&plugin.loaded.manifest, &trust);
+            let before = plugin.license.load();
+            if let (LicenseState::Invalid { reason }, false) = (&state, matches!(&**before, LicenseState::Invalid { .. })) {
+                tracing::warn!(plugin = %plugin.label, "plugin disabled: {reason}");
+            }
+            plugin.license.store(Arc::new(state));
+        }
+    }
+
+    /// Unloads plugin `id`, deletes its file, and with `purge` its key-value
+    /// data. Its routes answer 404 afterwards.
+    pub fn remove(&self, id: &str, purge: bool) -> Result<(), LoadError> {
+        let inner = &self.inner;
+        let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = inner.live.load();
+        let Some(plugin) = current.get(id).cloned() else {
+            return Err(LoadError::Read(format!("no plugin named \"{id}\" is installed")));
+        };
+        let mut next = HashMap::clone(&current);
+        next.remove(id);
+        inner.live.store(Arc::new(next));
+        if let Some(file) = &plugin.loaded.source {
+            let _ = std::fs::remove_file(file);
+        }
+        if purge {
+            inner.kv.purge(id).map_err(|e| LoadError::Write(e.to_string()))?;
+        }
+        tracing::info!(plugin = %plugin.label, purge, "plugin removed");
+        Ok(())
+    }
+
+    /// Unloads the plugin that came from `file`, if any (the file is gone).
+    pub fn unload_file(&self, file: &Path) {
+        let inner = &self.inner;
+        let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = inner.live.load();
+        let Some((id, plugin)) = current.iter().find(|(_, p)| p.loaded.source.as_deref() == Some(file)) else {
+            return;
+        };
+        let mut next = HashMap::clone(&current);
+        let label = plugin.label.clone();
+        next.remove(&id.clone());
+        inner.live.store(Arc::new(next));
+        tracing::info!(plugin = %label, file = %file.display(), "plugin file removed; plugin unloaded");
+    }
+
     /// The live plugins, by id.
     pub fn list(&self) -> Vec<PluginInfo> {
-        let mut list: Vec<_> = self.inner.live.load().values().map(|p| info(p)).collect();
+        let mut list: Vec<_> = self.inner.live.load().values().map(|p| self.info(p)).collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         list
     }
 
-    /// Files that were refused since start-up.
-    pub fn failures(&self) -> Vec<LoadFailure> {
-        self.inner
-            .failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// One live plugin.
+    pub fn get(&self, id: &str) -> Option<PluginInfo> {
+        self.live(id).map(|p| self.info(&p))
     }
 
-    /// The key-value store (for purging a removed plugin's data, and tests).
+    /// Files and uploads refused since start-up, oldest first.
+    pub fn failures(&self) -> Vec<LoadFailure> {
+        self.inner.failures.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The key-value store.
     pub fn kv(&self) -> &Arc<KvStore> {
         &self.inner.kv
     }
 
-    /// Runs `request` in a fresh instance of plugin `id`.
-    pub async fn handle(
-        &self,
-        id: &str,
-        request: PluginRequest,
-    ) -> Result<PluginResponse, CallError> {
-        let plugin = self
-            .inner
-            .live
-            .load()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
-        let limits = plugin.limits;
-        if request.body.len() > limits.max_request_body {
-            return Err(CallError::RequestTooLarge {
-                plugin: plugin.label.clone(),
-                size: request.body.len(),
-                limit: limits.max_request_body,
-            });
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn live(&self, id: &str) -> Option<Arc<LivePlugin>> {
+        self.inner.live.load().get(id).cloned()
+    }
+
+    fn trust(&self) -> TrustStore {
+        let config = &self.inner.config;
+        TrustStore::load(&config.trust, &config.trust_dir())
+    }
+
+    fn last_errors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.inner.last_errors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live plugin if `file` is its source and `bytes` are what it runs.
+    fn unchanged(&self, file: &Path, bytes: &[u8]) -> Option<PluginInfo> {
+        use sha2::{Digest, Sha256};
+        let sha = hex::encode(Sha256::digest(bytes));
+        let current = self.inner.live.load();
+        let plugin = current.values().find(|p| p.loaded.source.as_deref() == Some(file) && p.loaded.sha256 == sha)?;
+        Some(self.info(plugin))
+    }
+
+    /// Records and logs a refusal; the plugin's serving version is untouched.
+    fn fail(&self, file: &Path, id: Option<&str>, error: &LoadError) -> LoadFailure {
+        let serving = id.and_then(|id| self.live(id));
+        match &serving {
+            Some(p) => tracing::error!(file = %file.display(), "refusing plugin file {}: {error} ({} keeps serving)", file.display(), p.label),
+            None => tracing::error!(file = %file.display(), "refusing plugin file {}: {error}", file.display()),
         }
+        if let Some(id) = id {
+            self.last_errors().insert(id.to_owned(), error.to_string());
+        }
+        let failure = LoadFailure { file: file.to_owned(), error: error.to_string(), at: SystemTime::now() };
+        self.inner.failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure.clone());
+        failure
+    }
 
-        let kv = KvAccess {
-            store: self.inner.kv.clone(),
-            plugin: Arc::from(id),
-            quota: Quota {
-                bytes: limits.kv_quota_bytes,
-                max_value_bytes: limits.kv_max_value_bytes,
-            },
+    fn info(&self, plugin: &LivePlugin) -> PluginInfo {
+        let loaded = &plugin.loaded;
+        let m = &loaded.manifest;
+        let license_status = (**plugin.license.load()).clone();
+        let status = match plugin.admit("") {
+            Ok(()) => "serving".to_owned(),
+            Err(e) => format!("disabled: {}", e.to_string().split_once(": ").map_or(e.to_string(), |(_, r)| r.to_owned())),
         };
-        let mut store = Store::new(
-            &self.inner.engine,
-            HostState::new(plugin.label.clone(), &limits, kv),
-        );
-        store.limiter(|s| &mut s.limiter);
-        let started = Instant::now();
-        let deadline = limits.timeout();
-        store.set_epoch_deadline(1);
-        // Every tick the plugin yields its thread back to the server, so a
-        // busy plugin never starves other requests; past the deadline it stops.
-        store.epoch_deadline_callback(move |_| {
-            if started.elapsed() >= deadline {
-                Err(DeadlineExceeded.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
-        let result = match &plugin.loaded.pre {
-            Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
-        };
-        let response = result.map_err(|e| classify(&plugin, &store, &e))?;
-        check_response(&plugin, response)
+        PluginInfo {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            version: m.version.to_string(),
+            api_version: loaded.api,
+            vendor: m.vendor.clone(),
+            description: m.description.clone(),
+            license: m.license.clone(),
+            sha256: loaded.sha256.clone(),
+            size: loaded.size,
+            source: loaded.source.clone(),
+            compiled_from_cache: loaded.from_cache,
+            compile_ms: loaded.compile_time.as_secs_f64() * 1000.0,
+            limits: plugin.limits,
+            requested: plugin.requested.clone(),
+            granted: plugin.granted.clone(),
+            effective: plugin.capabilities.clone(),
+            signature: loaded.signature.clone(),
+            license_status,
+            status,
+            last_error: self.last_errors().get(&m.id).cloned(),
+        }
     }
 }
 
-async fn call_v0_1_0(
-    pre: &v0_1_0::PluginPre<HostState>,
-    store: &mut Store<HostState>,
-    request: PluginRequest,
-) -> wasmtime::Result<PluginResponse> {
-    use v0_1_0::exports::callboard::plugin::handler::Request;
-    let instance = pre.instantiate_async(&mut *store).await?;
-    let request = Request {
-        method: request.method,
-        path: request.path,
-        query: request.query,
-        headers: request.headers,
-        body: request.body,
-    };
-    let response = instance
-        .callboard_plugin_handler()
-        .call_handle(&mut *store, &request)
-        .await?;
-    Ok(PluginResponse {
-        status: response.status,
-        headers: response.headers,
-        body: response.body,
-    })
+/// A plugin file the folder watcher and start-up load: `*.wasm`, not hidden.
+/// Anything else (`x.wasm.part`, `.x.wasm`) is ignored, which is what makes
+/// write-then-rename safe.
+pub fn is_plugin_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+        && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'))
+        && path.is_file()
 }
 
-/// The epoch callback's error when a call runs out of time.
-#[derive(Debug)]
-struct DeadlineExceeded;
-
-impl std::fmt::Display for DeadlineExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("deadline exceeded")
+/// The operator's limits, lowered where the plugin asks for less.
+fn effective_limits(mut limits: Limits, manifest: &Manifest) -> Limits {
+    let asked = &manifest.limits;
+    if let Some(t) = asked.timeout_ms {
+        limits.timeout_ms = limits.timeout_ms.min(t);
     }
+    if let Some(m) = asked.memory_mib {
+        limits.memory_mib = limits.memory_mib.min(m);
+    }
+    if let Some(q) = asked.kv_quota_bytes {
+        limits.kv_quota_bytes = limits.kv_quota_bytes.min(q);
+    }
+    limits
 }
 
-impl std::error::Error for DeadlineExceeded {}
-
-fn classify(plugin: &LivePlugin, store: &Store<HostState>, error: &wasmtime::Error) -> CallError {
-    let label = plugin.label.clone();
-    if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        tracing::warn!(plugin = %label, "stopped at its deadline of {} ms", plugin.limits.timeout_ms);
-        return CallError::Timeout {
-            plugin: label,
-            deadline: plugin.limits.timeout(),
-        };
-    }
-    if error
-        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-        .is_some()
-    {
-        tracing::warn!(plugin = %label, "no free instance slot: {error}");
-        return CallError::Busy { plugin: label };
-    }
-    if store.data().limiter.hit_memory_limit {
-        tracing::warn!(plugin = %label, "stopped at its memory limit of {} MiB: {error:#}", plugin.limits.memory_mib);
-        return CallError::MemoryLimit {
-            plugin: label,
-            limit_mib: plugin.limits.memory_mib,
-        };
-    }
-    // The alternate form carries the wasm backtrace: useful in the log, noise in a response.
-    tracing::error!(plugin = %label, "plugin trapped: {error:#}");
-    let message = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => format!("trap: {trap}"),
-        None => error.to_string(),
-    };
-    CallError::Trap {
-        plugin: label,
-        message,
-    }
+fn manifest_id(bytes: &[u8]) -> Option<String> {
+    super::manifest::read(bytes).ok().map(|m| m.id)
 }
 
-fn check_response(
-    plugin: &LivePlugin,
-    response: PluginResponse,
-) -> Result<PluginResponse, CallError> {
-    let bad = |reason: String| CallError::BadResponse {
-        plugin: plugin.label.clone(),
-        reason,
-    };
-    if !(100..=599).contains(&response.status) {
-        return Err(bad(format!(
-            "status {} is not an HTTP status",
-            response.status
-        )));
+/// Write then rename, so a reader (the watcher) never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let fail = |e: std::io::Error| LoadError::Write(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
     }
-    if response.body.len() > plugin.limits.max_response_body {
-        return Err(bad(format!(
-            "body of {} bytes is over the limit of {} bytes",
-            response.body.len(),
-            plugin.limits.max_response_body
-        )));
-    }
-    Ok(response)
-}
-
-fn info(plugin: &LivePlugin) -> PluginInfo {
-    let loaded = &plugin.loaded;
-    let m = &loaded.manifest;
-    PluginInfo {
-        id: m.id.clone(),
-        name: m.name.clone(),
-        version: m.version.to_string(),
-        api_version: loaded.api,
-        vendor: m.vendor.clone(),
-        description: m.description.clone(),
-        license: m.license.clone(),
-        sha256: loaded.sha256.clone(),
-        size: loaded.size,
-        source: loaded.source.clone(),
-        compiled_from_cache: loaded.from_cache,
-        compile_ms: loaded.compile_time.as_secs_f64() * 1000.0,
-        limits: plugin.limits,
-    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.part"));
+    std::fs::write(&tmp, bytes).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
 }

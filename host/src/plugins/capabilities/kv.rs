@@ -288,7 +288,16 @@ pub struct KvAccess {
     pub(crate) store: Arc<KvStore>,
     /// The plugin id: the namespace of every key it touches.
     pub(crate) plugin: Arc<str>,
+    /// Whether the plugin requested and was granted storage.
+    pub(crate) granted: bool,
     pub(crate) quota: Quota,
+}
+
+impl KvAccess {
+    /// Denied unless granted: a typed error, never a trap.
+    fn check(&self) -> Result<&Self, wit::Error> {
+        if self.granted { Ok(self) } else { Err(wit::Error::Denied) }
+    }
 }
 
 impl From<KvError> for wit::Error {
@@ -311,32 +320,32 @@ impl From<KvError> for wit::Error {
 
 impl wit::Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
-        let kv = &self.kv;
+        let kv = self.kv.check()?;
         Ok(kv.store.get(&kv.plugin, &key)?)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
-        let kv = &self.kv;
+        let kv = self.kv.check()?;
         Ok(kv.store.set(&kv.plugin, &key, &value, kv.quota)?)
     }
 
     fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
-        let kv = &self.kv;
+        let kv = self.kv.check()?;
         Ok(kv.store.delete(&kv.plugin, &key)?)
     }
 
     fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
-        let kv = &self.kv;
+        let kv = self.kv.check()?;
         Ok(kv.store.increment(&kv.plugin, &key, delta, kv.quota)?)
     }
 
     fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, wit::Error> {
-        let kv = &self.kv;
+        let kv = self.kv.check()?;
         Ok(kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000))?)
     }
 
     fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
-        let kv = &self.kv;
+        let kv = self.kv.check()?;
         let used = kv.store.usage(&kv.plugin)?;
         Ok(wit::Quota {
             used_bytes: used,

@@ -1,0 +1,277 @@
+//! The call path: one request, one fresh instance, within the plugin's
+//! deadline and limits; traps become [`CallError`]s naming `id@version`.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use wasmtime::{Store, UpdateDeadline};
+
+use super::{
+    bindings::v0_1_0,
+    capabilities::kv::{KvAccess, Quota},
+    loader::Pre,
+    registry::{LivePlugin, PluginHost},
+    state::HostState,
+};
+
+/// A request for a plugin, in host terms.
+#[derive(Debug, Clone, Default)]
+pub struct PluginRequest {
+    /// Upper-case method.
+    pub method: String,
+    /// Path below the plugin's mount point, starting with `/`.
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    /// Lower-case header names.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// A plugin's answer.
+#[derive(Debug, Clone)]
+pub struct PluginResponse {
+    /// HTTP status (checked to be 100-599).
+    pub status: u16,
+    /// Headers as the plugin set them.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes (checked against the response cap).
+    pub body: Vec<u8>,
+    /// `id@version` of the plugin that answered.
+    pub served_by: Arc<str>,
+}
+
+/// Why a call did not produce a response. Every variant names the plugin
+/// as `id@version` except [`CallError::NotFound`].
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No plugin with that id is installed.
+    #[error("no plugin named \"{0}\" is installed")]
+    NotFound(String),
+    /// The request body is over the plugin's cap.
+    #[error("request body of {size} bytes is over plugin {plugin}'s limit of {limit} bytes")]
+    RequestTooLarge {
+        /// `id@version`.
+        plugin: Arc<str>,
+        /// Body size.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// The plugin ran past its deadline and was stopped.
+    #[error("plugin {plugin} did not answer within its deadline of {} ms and was stopped", .deadline.as_millis())]
+    Timeout {
+        /// `id@version`.
+        plugin: Arc<str>,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The plugin needed more memory than it may have and was stopped.
+    #[error("plugin {plugin} exceeded its memory limit of {limit_mib} MiB and was stopped")]
+    MemoryLimit {
+        /// `id@version`.
+        plugin: Arc<str>,
+        /// The limit.
+        limit_mib: u64,
+    },
+    /// The plugin trapped (panicked, hit `unreachable`, ...).
+    #[error("plugin {plugin} failed: {message}")]
+    Trap {
+        /// `id@version`.
+        plugin: Arc<str>,
+        /// The trap, without the wasm backtrace (that goes to the log).
+        message: String,
+    },
+    /// The plugin answered something that is not a valid response.
+    #[error("plugin {plugin} returned an invalid response: {reason}")]
+    BadResponse {
+        /// `id@version`.
+        plugin: Arc<str>,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A commercial plugin without a valid licence.
+    #[error("plugin {plugin} is disabled: {reason}")]
+    Unlicensed {
+        /// `id@version`.
+        plugin: Arc<str>,
+        /// e.g. "licence for insights expired on 2026-01-31 00:00 UTC".
+        reason: String,
+    },
+    /// The route needs a licence feature the licence lacks.
+    #[error("plugin {plugin}: this route needs the licence feature \"{feature}\"")]
+    NotEntitled {
+        /// `id@version`.
+        plugin: Arc<str>,
+        /// The missing feature.
+        feature: String,
+    },
+    /// Every instance slot is in use.
+    #[error("plugin {plugin} is at capacity; try again shortly")]
+    Busy {
+        /// `id@version`.
+        plugin: Arc<str>,
+    },
+}
+
+impl PluginHost {
+    /// Runs `request` in a fresh instance of plugin `id`.
+    pub async fn handle(
+        &self,
+        id: &str,
+        request: PluginRequest,
+    ) -> Result<PluginResponse, CallError> {
+        let plugin = self
+            .inner
+            .live
+            .load()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
+        let limits = plugin.limits;
+        if request.body.len() > limits.max_request_body {
+            return Err(CallError::RequestTooLarge {
+                plugin: plugin.label.clone(),
+                size: request.body.len(),
+                limit: limits.max_request_body,
+            });
+        }
+
+        plugin.admit(&request.path)?;
+        let kv = KvAccess {
+            store: self.inner.kv.clone(),
+            plugin: Arc::from(id),
+            granted: plugin.capabilities.kv,
+            quota: Quota {
+                bytes: limits.kv_quota_bytes,
+                max_value_bytes: limits.kv_max_value_bytes,
+            },
+        };
+        let mut store = Store::new(
+            &self.inner.engine,
+            HostState::new(plugin.label.clone(), &limits, kv),
+        );
+        store.limiter(|s| &mut s.limiter);
+        let started = Instant::now();
+        let deadline = limits.timeout();
+        store.set_epoch_deadline(1);
+        // Every tick the plugin yields its thread back to the server, so a
+        // busy plugin never starves other requests; past the deadline it stops.
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() >= deadline {
+                Err(DeadlineExceeded.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let result = match &plugin.loaded.pre {
+            Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
+        };
+        let response = result.map_err(|e| classify(&plugin, &store, &e))?;
+        let mut response = check_response(&plugin, response)?;
+        response.served_by = plugin.label.clone();
+        Ok(response)
+    }
+}
+
+async fn call_v0_1_0(
+    pre: &v0_1_0::PluginPre<HostState>,
+    store: &mut Store<HostState>,
+    request: PluginRequest,
+) -> wasmtime::Result<PluginResponse> {
+    use v0_1_0::exports::callboard::plugin::handler::Request;
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let request = Request {
+        method: request.method,
+        path: request.path,
+        query: request.query,
+        headers: request.headers,
+        body: request.body,
+    };
+    let response = instance
+        .callboard_plugin_handler()
+        .call_handle(&mut *store, &request)
+        .await?;
+    Ok(PluginResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+        served_by: Arc::from(""),
+    })
+}
+
+/// The epoch callback's error when a call runs out of time.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+fn classify(plugin: &LivePlugin, store: &Store<HostState>, error: &wasmtime::Error) -> CallError {
+    let label = plugin.label.clone();
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        tracing::warn!(plugin = %label, "stopped at its deadline of {} ms", plugin.limits.timeout_ms);
+        return CallError::Timeout {
+            plugin: label,
+            deadline: plugin.limits.timeout(),
+        };
+    }
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        tracing::warn!(plugin = %label, "no free instance slot: {error}");
+        return CallError::Busy { plugin: label };
+    }
+    if store.data().limiter.hit_memory_limit {
+        tracing::warn!(plugin = %label, "stopped at its memory limit of {} MiB: {error:#}", plugin.limits.memory_mib);
+        return CallError::MemoryLimit {
+            plugin: label,
+            limit_mib: plugin.limits.memory_mib,
+        };
+    }
+    // The alternate form carries the wasm backtrace: useful in the log, noise in a response.
+    tracing::error!(plugin = %label, "plugin trapped: {error:#}");
+    let message = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => format!("trap: {trap}"),
+        None => error.to_string(),
+    };
+    CallError::Trap {
+        plugin: label,
+        message,
+    }
+}
+
+fn check_response(
+    plugin: &LivePlugin,
+    response: PluginResponse,
+) -> Result<PluginResponse, CallError> {
+    let bad = |reason: String| CallError::BadResponse {
+        plugin: plugin.label.clone(),
+        reason,
+    };
+    if !(100..=599).contains(&response.status) {
+        return Err(bad(format!(
+            "status {} is not an HTTP status",
+            response.status
+        )));
+    }
+    if response.body.len() > plugin.limits.max_response_body {
+        return Err(bad(format!(
+            "body of {} bytes is over the limit of {} bytes",
+            response.body.len(),
+            plugin.limits.max_response_body
+        )));
+    }
+    Ok(response)
+}
+
