@@ -1,2 +1,433 @@
-//! Catalog benchmark (being written).
-fn main() {}
+//! Catalog benchmark: synthetic catalogs of 10k and 100k entities, ingested
+//! from files and queried through the real HTTP API on 127.0.0.1.
+//!
+//! `cargo bench -p callboard-tests --bench catalog [-- SIZES]`, e.g.
+//! `-- 10000` or `-- 10000,100000` (default). Prints a Markdown table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use callboard_catalog::{Catalog, CatalogConfig, LocationConfig, LocationKind};
+
+/// A deterministic generator (xorshift), so every run sees the same catalog.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap_or(0)
+    }
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "parcel",
+    "route",
+    "depot",
+    "label",
+    "tracking",
+    "billing",
+    "invoice",
+    "customer",
+    "driver",
+    "fleet",
+    "sorting",
+    "pickup",
+    "returns",
+    "pricing",
+    "customs",
+    "warehouse",
+    "dispatch",
+    "notify",
+    "address",
+    "payment",
+];
+const TAGS: &[&str] = &[
+    "java",
+    "go",
+    "rust",
+    "typescript",
+    "python",
+    "kafka",
+    "grpc",
+    "postgres",
+    "redis",
+    "legacy",
+    "pci",
+    "gdpr",
+];
+const LIFECYCLES: &[&str] = &[
+    "production",
+    "production",
+    "production",
+    "experimental",
+    "deprecated",
+];
+const COMPONENT_TYPES: &[&str] = &["service", "service", "website", "library", "batch-job"];
+const API_TYPES: &[&str] = &["openapi", "asyncapi", "grpc", "graphql"];
+const RESOURCE_TYPES: &[&str] = &["database", "queue", "bucket", "cache"];
+
+struct Counts {
+    groups: usize,
+    users: usize,
+    domains: usize,
+    systems: usize,
+    apis: usize,
+    resources: usize,
+    components: usize,
+}
+
+fn counts(n: usize) -> Counts {
+    let groups = (n / 50).max(2);
+    let users = n / 10;
+    let domains = (n / 2000).max(2);
+    let systems = (n / 40).max(2);
+    let apis = n / 5;
+    let resources = n / 6;
+    let components = n - groups - users - domains - systems - apis - resources;
+    Counts {
+        groups,
+        users,
+        domains,
+        systems,
+        apis,
+        resources,
+        components,
+    }
+}
+
+/// Writes `n` entities as multi-document YAML files of 250 entities each.
+fn generate(dir: &Path, n: usize) -> usize {
+    let c = counts(n);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut docs: Vec<String> = Vec::with_capacity(n);
+    let mut api_names: Vec<String> = Vec::with_capacity(c.apis);
+    for i in 0..c.groups {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!("  parent: group-{}\n", (i - 1) / 4)
+        };
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: group-{i}\n  title: Team {i}\n  description: The {} team\nspec:\n  type: team\n{parent}  children: []\n",
+            WORDS[i % WORDS.len()]
+        ));
+    }
+    for i in 0..c.users {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: user-{i}\nspec:\n  memberOf: [group-{}]\n  profile:\n    displayName: User {i}\n    email: user-{i}@example.com\n",
+            rng.below(c.groups)
+        ));
+    }
+    for i in 0..c.domains {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Domain\nmetadata:\n  name: domain-{i}\n  description: Domain {i}\nspec:\n  owner: group-{}\n",
+            rng.below(c.groups)
+        ));
+    }
+    for i in 0..c.systems {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata:\n  name: system-{i}\n  description: The {} system\nspec:\n  owner: group-{}\n  domain: domain-{}\n",
+            rng.pick(WORDS),
+            rng.below(c.groups),
+            rng.below(c.domains)
+        ));
+    }
+    for i in 0..c.apis {
+        let api = format!("{}-api-{i}", rng.pick(WORDS));
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: {api}\n  description: {} API\n  tags: [{}]\nspec:\n  type: {}\n  lifecycle: {}\n  owner: group-{}\n  system: system-{}\n  definition: |\n    openapi: 3.0.0\n    info: {{title: api {i}, version: 1.0.0}}\n    paths: {{}}\n",
+            rng.pick(WORDS),
+            rng.pick(TAGS),
+            rng.pick(API_TYPES),
+            rng.pick(LIFECYCLES),
+            rng.below(c.groups),
+            rng.below(c.systems)
+        ));
+        api_names.push(api);
+    }
+    for i in 0..c.resources {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata:\n  name: {}-{}-{i}\nspec:\n  type: {}\n  owner: group-{}\n  system: system-{}\n",
+            rng.pick(WORDS),
+            rng.pick(RESOURCE_TYPES),
+            rng.pick(RESOURCE_TYPES),
+            rng.below(c.groups),
+            rng.below(c.systems)
+        ));
+    }
+    for i in 0..c.components {
+        let provides = api_names[rng.below(api_names.len())].clone();
+        let consumes = api_names[rng.below(api_names.len())].clone();
+        let t1 = rng.pick(TAGS);
+        let t2 = rng.pick(TAGS);
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {w1}-{w2}-{i}\n  title: {w1} {w2} {i}\n  description: Handles {w1} for {w2}\n  tags: [{t1}, {t2}]\n  annotations:\n    github.com/project-slug: example/{w1}-{i}\n  links:\n    - url: https://{w1}.example.com\n      title: Dashboard\nspec:\n  type: {ty}\n  lifecycle: {lc}\n  owner: group-{g}\n  system: system-{s}\n  providesApis: [{pa}]\n  consumesApis: [{ca}]\n",
+            w1 = rng.pick(WORDS),
+            w2 = rng.pick(WORDS),
+            ty = rng.pick(COMPONENT_TYPES),
+            lc = rng.pick(LIFECYCLES),
+            g = rng.below(c.groups),
+            s = rng.below(c.systems),
+            pa = provides,
+            ca = consumes,
+        ));
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, chunk) in docs.chunks(250).enumerate() {
+        std::fs::write(
+            dir.join(format!("catalog-{i:05}.yaml")),
+            chunk.join("---\n"),
+        )
+        .unwrap();
+    }
+    docs.len()
+}
+
+fn rss_peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// Resets the peak-RSS counter (Linux: writing 5 to clear_refs).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Stats {
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+async fn time_requests(client: &reqwest::Client, urls: &[String]) -> Stats {
+    let mut samples = Vec::with_capacity(urls.len());
+    for url in urls {
+        let started = Instant::now();
+        let response = client.get(url).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        let _ = response.bytes().await.unwrap();
+        samples.push(started.elapsed());
+    }
+    stats(samples)
+}
+
+async fn bench(n: usize, report: &mut String) {
+    let mut dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("CALLBOARD_BENCH_KEEP").is_some() {
+        eprintln!("keeping {}", dir.path().display());
+        dir.disable_cleanup(true);
+    }
+    let files = dir.path().join("catalog");
+    let generated_at = Instant::now();
+    let total = generate(&files, n);
+    eprintln!(
+        "[{n}] generated {total} entities in {:.1}s",
+        generated_at.elapsed().as_secs_f64()
+    );
+
+    reset_peak();
+    let config = CatalogConfig {
+        locations: vec![LocationConfig {
+            kind: LocationKind::File,
+            target: format!("{}/*.yaml", files.display()),
+        }],
+        refresh_interval_secs: 0,
+        ..CatalogConfig::default()
+    };
+    let catalog = Catalog::open(&dir.path().join("catalog.sqlite"), &config).unwrap();
+    let started = Instant::now();
+    catalog.sync_config_locations().await.unwrap();
+    let reports = catalog.refresh_all().await.unwrap();
+    let count = catalog
+        .count(&callboard_catalog::Selection::default())
+        .unwrap();
+    let ingest = started.elapsed();
+    let ingest_rss = rss_peak_mb();
+    let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
+    assert_eq!(problems, 0, "{:?}", reports[0].problems.first());
+    assert_eq!(
+        count as usize,
+        total + 1,
+        "every entity (plus the generated Location) is queryable"
+    );
+    let rate = total as f64 / ingest.as_secs_f64();
+    eprintln!(
+        "[{n}] ingested in {:.2}s ({rate:.0}/s), peak RSS {ingest_rss:.0} MB",
+        ingest.as_secs_f64()
+    );
+
+    // A second read with nothing changed: the periodic refresh's cost.
+    let started = Instant::now();
+    catalog.refresh_all().await.unwrap();
+    let refresh = started.elapsed();
+
+    reset_peak();
+    let router = axum::Router::new().nest(
+        "/api/catalog",
+        callboard::api::catalog::router(catalog.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Without TCP_NODELAY a streamed body's last segment waits for a delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let base = format!("http://{addr}/api/catalog");
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = reqwest::Client::new();
+
+    let c = counts(n);
+    let mut rng = Rng(42);
+    let rounds = 300;
+    let lookups: Vec<String> = (0..rounds)
+        .map(|_| {
+            format!(
+                "{base}/entities/by-name/user/default/user-{}",
+                rng.below(c.users)
+            )
+        })
+        .collect();
+    let lookup = time_requests(&client, &lookups).await;
+    let filtered: Vec<String> = (0..rounds)
+        .map(|_| {
+            format!("{base}/entities?filter=kind=component,spec.lifecycle=production&limit=100")
+        })
+        .collect();
+    let filter = time_requests(&client, &filtered).await;
+    let text: Vec<String> = (0..rounds)
+        .map(|_| {
+            format!(
+                "{base}/entities/by-query?fullTextFilterTerm={}-{}&limit=20",
+                rng.pick(WORDS),
+                rng.pick(WORDS)
+            )
+        })
+        .collect();
+    let full_text = time_requests(&client, &text).await;
+    let facet_urls: Vec<String> = (0..rounds / 3)
+        .map(|_| format!("{base}/entity-facets?facet=spec.type&facet=metadata.tags"))
+        .collect();
+    let facets = time_requests(&client, &facet_urls).await;
+    let filtered_facet_urls: Vec<String> = (0..rounds / 3)
+        .map(|_| {
+            format!(
+                "{base}/entity-facets?facet=spec.type&facet=metadata.tags&filter=kind=component"
+            )
+        })
+        .collect();
+    let filtered_facets = time_requests(&client, &filtered_facet_urls).await;
+
+    let started = Instant::now();
+    let mut response = client.get(format!("{base}/entities")).send().await.unwrap();
+    let mut bytes = 0usize;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        bytes += chunk.len();
+    }
+    let list = started.elapsed();
+    let server_rss = rss_peak_mb();
+    eprintln!(
+        "[{n}] full list {:.2}s, {:.1} MB",
+        list.as_secs_f64(),
+        bytes as f64 / 1e6
+    );
+
+    let _ = writeln!(report, "| {n} entities | | |");
+    let _ = writeln!(
+        report,
+        "| ingestion from files, until queryable | {:.2} s ({rate:.0} entities/s) | peak RSS {ingest_rss:.0} MB |",
+        ingest.as_secs_f64()
+    );
+    let _ = writeln!(
+        report,
+        "| refresh with nothing changed | {:.2} s | |",
+        refresh.as_secs_f64()
+    );
+    for (what, s) in [
+        ("by-name lookup (`/entities/by-name/...`)", &lookup),
+        (
+            "filtered query (`kind=component,spec.lifecycle=production`, limit 100)",
+            &filter,
+        ),
+        (
+            "by-query with `fullTextFilterTerm` (limit 20, with totalItems)",
+            &full_text,
+        ),
+        ("entity-facets `spec.type` + `metadata.tags`", &facets),
+        (
+            "entity-facets, filtered to `kind=component`",
+            &filtered_facets,
+        ),
+    ] {
+        let _ = writeln!(
+            report,
+            "| {what} | p50 {} ms | p99 {} ms |",
+            ms(s.p50),
+            ms(s.p99)
+        );
+    }
+    let _ = writeln!(
+        report,
+        "| full `GET /entities` ({} entities, {:.0} MB, streamed) | {:.2} s | server peak RSS {server_rss:.0} MB |",
+        count,
+        bytes as f64 / 1e6,
+        list.as_secs_f64()
+    );
+}
+
+fn main() {
+    // cargo passes `--bench`; everything else that parses is a size list.
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .flat_map(|a| a.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        sizes
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter("warn")
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut report = String::from("| measure | result | |\n|---|---|---|\n");
+    for n in sizes {
+        runtime.block_on(bench(n, &mut report));
+    }
+    println!("{report}");
+}

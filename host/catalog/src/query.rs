@@ -335,6 +335,27 @@ fn push_field(sql: &mut Sql, key: &str, matcher: &Matcher) {
         sql.text.push(')');
         return;
     }
+    // `a.b.item` (exists, or `=true`) also matches an array `a.b` holding `item`.
+    let item_form = match matcher {
+        Matcher::Exists(true) => key.rsplit_once('.'),
+        Matcher::AnyOf(values) if values.iter().any(|v| v == "true") => key.rsplit_once('.'),
+        _ => None,
+    };
+    if let Some((parent, item)) = item_form {
+        sql.text
+            .push_str("(EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = ");
+        sql.param(parent.to_owned());
+        sql.text.push_str(" AND s.value = ");
+        sql.param(item.to_owned());
+        sql.text.push_str(") OR ");
+        push_search_field(sql, key, matcher);
+        sql.text.push(')');
+    } else {
+        push_search_field(sql, key, matcher);
+    }
+}
+
+fn push_search_field(sql: &mut Sql, key: &str, matcher: &Matcher) {
     sql.text
         .push_str("EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = ");
     sql.param(key.to_owned());
@@ -380,11 +401,27 @@ fn estimate(conn: &Connection, key: &str, values: &[String]) -> Result<i64, Cata
         .query_row(rusqlite::params_from_iter(sql.params), |r| r.get(0))?)
 }
 
-/// The WHERE clause for a selection. `whole` is true when every match is
-/// needed anyway (counts, custom order), so driving from an index always pays.
-fn where_clause(conn: &Connection, sel: &Selection, whole: bool) -> Result<Sql, CatalogError> {
+/// How a selection reads its rows.
+struct Plan {
+    /// `FROM ...` clause.
+    from: &'static str,
+    /// Conditions (`1 AND ...`).
+    sql: Sql,
+    /// The column holding the entity id in that plan's natural order.
+    id: &'static str,
+}
+
+/// Joining from the `(key, value)` index yields rows in entity-id order and
+/// stops as soon as a page is full, without touching non-matching entities.
+const JOINED: &str = "FROM search d CROSS JOIN entities e ON e.id = d.entity_id";
+
+/// Plans a selection. `whole` is true when every match is needed anyway
+/// (counts, custom order), so driving from an index always pays.
+fn plan(conn: &Connection, sel: &Selection, whole: bool) -> Result<Plan, CatalogError> {
     let mut sql = Sql::new();
     sql.text.push('1');
+    let mut from = "FROM entities e";
+    let mut id = "e.id";
     if let Some(p) = &sel.predicate {
         let conjuncts: Vec<&Predicate> = match p {
             Predicate::All(items) => items.iter().collect(),
@@ -397,6 +434,7 @@ fn where_clause(conn: &Connection, sel: &Selection, whole: bool) -> Result<Sql, 
                 matcher: Matcher::AnyOf(values),
             } = c
                 && relation_type(key).is_none()
+                && !values.iter().any(|v| v == "true")
             {
                 let n = estimate(conn, key, values)?;
                 if driver.is_none_or(|(_, best)| n < best) {
@@ -404,12 +442,30 @@ fn where_clause(conn: &Connection, sel: &Selection, whole: bool) -> Result<Sql, 
                 }
             }
         }
+        let joined = driver.is_some_and(|(i, _)| {
+            sel.order.is_empty()
+                && matches!(conjuncts[i], Predicate::Field { matcher: Matcher::AnyOf(values), .. } if values.len() == 1)
+        });
         let driver = driver
-            .filter(|(_, n)| whole || *n < SELECTIVE)
+            .filter(|(_, n)| joined || whole || *n < SELECTIVE)
             .map(|(i, _)| i);
         for (i, c) in conjuncts.iter().enumerate() {
             sql.text.push_str(" AND ");
             match (driver == Some(i), c) {
+                (
+                    true,
+                    Predicate::Field {
+                        key,
+                        matcher: Matcher::AnyOf(values),
+                    },
+                ) if joined => {
+                    from = JOINED;
+                    id = "d.entity_id";
+                    sql.text.push_str("d.key = ");
+                    sql.param(key.clone());
+                    sql.text.push_str(" AND d.value = ");
+                    sql.param(values[0].clone());
+                }
                 (
                     true,
                     Predicate::Field {
@@ -431,7 +487,7 @@ fn where_clause(conn: &Connection, sel: &Selection, whole: bool) -> Result<Sql, 
     if let Some(ft) = &sel.full_text {
         push_full_text(&mut sql, ft);
     }
-    Ok(sql)
+    Ok(Plan { from, sql, id })
 }
 
 fn push_full_text(sql: &mut Sql, ft: &FullTextFilter) {
@@ -519,14 +575,16 @@ pub(crate) fn select(
         sql.text.push_str(", ");
         sort_expr(&mut sql, &o.field);
     }
-    sql.text.push_str(" FROM entities e WHERE ");
-    let cond = where_clause(conn, sel, whole)?;
+    let plan = plan(conn, sel, whole)?;
+    sql.text.push(' ');
+    sql.text.push_str(plan.from);
+    sql.text.push_str(" WHERE ");
     // Renumber the WHERE clause's parameters after the sort expressions'.
     let shift = sql.params.len();
-    sql.text.push_str(&renumber(&cond.text, shift));
-    sql.params.extend(cond.params);
+    sql.text.push_str(&renumber(&plan.sql.text, shift));
+    sql.params.extend(plan.sql.params);
     if let Some(pos) = after {
-        push_keyset(&mut sql, sel, pos, reverse);
+        push_keyset(&mut sql, sel, pos, reverse, plan.id);
     }
     sql.text.push_str(" ORDER BY ");
     for o in &sel.order {
@@ -537,8 +595,8 @@ pub(crate) fn select(
             " ASC, "
         });
     }
-    sql.text
-        .push_str(if reverse { "e.id DESC" } else { "e.id ASC" });
+    sql.text.push_str(plan.id);
+    sql.text.push_str(if reverse { " DESC" } else { " ASC" });
     if let Some(limit) = limit {
         let _ = write!(sql.text, " LIMIT {limit}");
     } else if offset > 0 {
@@ -571,7 +629,7 @@ pub(crate) fn select(
 }
 
 /// Rows strictly after `pos` in the (possibly reversed) order.
-fn push_keyset(sql: &mut Sql, sel: &Selection, pos: &Position, reverse: bool) {
+fn push_keyset(sql: &mut Sql, sel: &Selection, pos: &Position, reverse: bool, id: &str) {
     // (a > x) OR (a = x AND b > y) OR ... OR (a = x AND b = y AND id > i)
     sql.text.push_str(" AND (");
     let n = sel.order.len();
@@ -601,8 +659,8 @@ fn push_keyset(sql: &mut Sql, sel: &Selection, pos: &Position, reverse: bool) {
             });
             sql.param(pos.values.get(level).cloned().unwrap_or_default());
         } else {
-            sql.text
-                .push_str(if reverse { "e.id < " } else { "e.id > " });
+            sql.text.push_str(id);
+            sql.text.push_str(if reverse { " < " } else { " > " });
             sql.param(pos.id);
         }
         sql.text.push(')');
@@ -647,15 +705,21 @@ pub(crate) fn matches(conn: &Connection, p: &Predicate, id: i64) -> Result<bool,
 
 /// Number of entities a selection matches (order ignored).
 pub(crate) fn count(conn: &Connection, sel: &Selection) -> Result<u64, CatalogError> {
-    let cond = where_clause(conn, sel, true)?;
-    let sql = format!("SELECT count(*) FROM entities e WHERE {}", cond.text);
-    Ok(conn
+    let plan = plan(conn, sel, true)?;
+    let (from, text) = if plan.from == JOINED && !plan.sql.text.contains("e.ref") {
+        // Nothing needs the entity row: count straight off the index.
+        (
+            "FROM search d",
+            plan.sql.text.replace("e.id", "d.entity_id"),
+        )
+    } else {
+        (plan.from, plan.sql.text)
+    };
+    let sql = format!("SELECT count(*) {from} WHERE {text}");
+    let n: i64 = conn
         .prepare_cached(&sql)?
-        .query_row(rusqlite::params_from_iter(cond.params), |r| {
-            r.get::<_, i64>(0)
-        })?
-        .try_into()
-        .unwrap_or(0))
+        .query_row(rusqlite::params_from_iter(plan.sql.params), |r| r.get(0))?;
+    Ok(n.try_into().unwrap_or(0))
 }
 
 /// Value counts of each facet among the entities matching `predicate`.
@@ -672,16 +736,17 @@ pub(crate) fn facets(
             sql.text.push_str("SELECT r.target_display, count(DISTINCT r.source) FROM relations r WHERE r.type = ");
             sql.param(kind.to_owned());
             if predicate.is_some() {
-                sql.text
-                    .push_str(" AND r.source IN (SELECT e.ref FROM entities e WHERE ");
+                sql.text.push_str(" AND r.source IN (");
             }
         } else {
-            sql.text
-                .push_str("SELECT s.original, count(*) FROM search s WHERE s.key = ");
+            // Grouped by the lower-cased value (index order, no sort); the value
+            // as written is looked up once per group.
+            sql.text.push_str(
+                "SELECT (SELECT coalesce(o.original, o.value) FROM search o WHERE o.key = ?1 AND o.value = s.value LIMIT 1), count(*) FROM search s WHERE s.key = ",
+            );
             sql.param(key.clone());
             if predicate.is_some() {
-                sql.text
-                    .push_str(" AND s.entity_id IN (SELECT e.id FROM entities e WHERE ");
+                sql.text.push_str(" AND s.entity_id IN (");
             }
         }
         if let Some(p) = predicate {
@@ -689,15 +754,21 @@ pub(crate) fn facets(
                 predicate: Some(p.clone()),
                 ..Selection::default()
             };
-            let cond = where_clause(conn, &sel, true)?;
-            sql.text.push_str(&renumber(&cond.text, sql.params.len()));
-            sql.params.extend(cond.params);
+            let plan = plan(conn, &sel, true)?;
+            let column = if relation_type(&key).is_some() {
+                "e.ref"
+            } else {
+                plan.id
+            };
+            let inner = format!("SELECT {column} {} WHERE {}", plan.from, plan.sql.text);
+            sql.text.push_str(&renumber(&inner, sql.params.len()));
+            sql.params.extend(plan.sql.params);
             sql.text.push(')');
         }
         sql.text.push_str(if relation_type(&key).is_some() {
             " GROUP BY r.target, r.target_display"
         } else {
-            " GROUP BY s.value, s.original"
+            " GROUP BY s.value"
         });
         let mut stmt = conn.prepare_cached(&sql.text)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
@@ -720,31 +791,47 @@ pub(crate) fn render(
     body: &str,
     out: &mut String,
 ) -> Result<(), CatalogError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT type, target_display FROM relations WHERE source = ?1 ORDER BY type, target",
-    )?;
+    // The covering index returns rows ordered by (type, target): duplicates
+    // (two entities implying the same relation) are adjacent.
+    let mut stmt =
+        conn.prepare_cached("SELECT type, target_display FROM relations WHERE source = ?1")?;
     let mut rows = stmt.query([key])?;
     let trimmed = body.trim_end();
     let open = trimmed.strip_suffix('}').unwrap_or(trimmed);
     out.push_str(open);
     out.push_str(",\"relations\":[");
-    let mut first = true;
+    let mut previous: Option<(String, String)> = None;
     while let Some(r) = rows.next()? {
-        if !first {
+        let kind = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let target = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        if previous
+            .as_ref()
+            .is_some_and(|(k, t)| k == kind && t == target)
+        {
+            continue;
+        }
+        if previous.is_some() {
             out.push(',');
         }
-        first = false;
-        let kind: String = r.get(0)?;
-        let target: String = r.get(1)?;
-        let _ = write!(
-            out,
-            "{{\"type\":{},\"targetRef\":{}}}",
-            Value::String(kind),
-            Value::String(target)
-        );
+        out.push_str("{\"type\":");
+        push_json_string(out, kind);
+        out.push_str(",\"targetRef\":");
+        push_json_string(out, target);
+        out.push('}');
+        previous = Some((kind.to_owned(), target.to_owned()));
     }
     out.push_str("]}");
     Ok(())
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(s.to_owned()).to_string());
+    }
 }
 
 /// Keeps only the given dotted paths of an entity (Backstage's `fields`).

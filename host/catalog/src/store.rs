@@ -51,25 +51,23 @@ CREATE TABLE entities (
 );
 CREATE INDEX entities_location ON entities (location_id);
 CREATE INDEX entities_name ON entities (name, id);
-CREATE INDEX entities_kind ON entities (kind, id);
 CREATE TABLE search (
     entity_id INTEGER NOT NULL,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
-    original TEXT NOT NULL,
+    original TEXT,
     PRIMARY KEY (entity_id, key, value)
 ) WITHOUT ROWID;
-CREATE INDEX search_kv ON search (key, value, original);
+CREATE INDEX search_kv ON search (key, value);
 CREATE TABLE relations (
     origin_id INTEGER NOT NULL,
     source TEXT NOT NULL,
     type TEXT NOT NULL COLLATE NOCASE,
     target TEXT NOT NULL,
-    target_display TEXT NOT NULL
-);
+    target_display TEXT NOT NULL,
+    PRIMARY KEY (origin_id, source, type, target)
+) WITHOUT ROWID;
 CREATE INDEX relations_source ON relations (source, type, target, target_display);
-CREATE INDEX relations_target ON relations (type, target);
-CREATE INDEX relations_origin ON relations (origin_id);
 CREATE VIRTUAL TABLE fts USING fts5 (doc, tokenize = 'trigram');
 "#];
 
@@ -531,7 +529,10 @@ fn index_entity(
     )?;
     let mut doc = String::new();
     for (key, original) in &rows {
-        insert.execute(params![id, key, original.to_lowercase(), original])?;
+        let value = original.to_lowercase();
+        // `original` is only stored when it differs, to keep rows small.
+        let stored = (value != *original).then_some(original.as_str());
+        insert.execute(params![id, key, value, stored])?;
         if FULL_TEXT_FIELDS.contains(&key.as_str()) {
             doc.push_str(original);
             doc.push('\n');
@@ -540,7 +541,7 @@ fn index_entity(
     tx.prepare_cached("INSERT INTO fts (rowid, doc) VALUES (?1, ?2)")?
         .execute(params![id, doc])?;
     let mut rel = tx.prepare_cached(
-        "INSERT INTO relations (origin_id, source, type, target, target_display) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR IGNORE INTO relations (origin_id, source, type, target, target_display) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for relation in relations_of(entity, r) {
         rel.execute(params![
@@ -575,14 +576,10 @@ fn flatten(value: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
         }
         Value::Array(items) => {
             for item in items {
+                // Backstage also matches primitive items as `<path>.<item>=true`
+                // (e.g. `metadata.tags.java`); the query layer answers that
+                // form from these rows rather than storing it twice.
                 flatten(item, path, out);
-                // Backstage also matches primitive array items as `<path>.<item>=true`
-                // (e.g. `metadata.tags.java`).
-                if let Value::String(s) = item
-                    && s.len() <= MAX_SEARCH_VALUE
-                {
-                    out.push((format!("{path}.{}", s.to_lowercase()), "true".to_owned()));
-                }
             }
         }
         Value::String(s) if s.len() <= MAX_SEARCH_VALUE => out.push((path.clone(), s.clone())),

@@ -278,6 +278,10 @@ async fn url_locations_with_relative_targets() {
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // Without TCP_NODELAY a streamed body's last segment waits for a delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, files).await.unwrap() });
 
     let s = CatalogServer::start(&[]).await;
