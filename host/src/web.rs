@@ -1,0 +1,379 @@
+//! The portal: server-rendered HTML pages over the catalog and the plugins.
+//!
+//! Every page is rendered with `maud`, which escapes all interpolated text,
+//! so catalog data (and, later, plugin views) can never inject markup. No page
+//! ships JavaScript: the Content-Security-Policy forbids scripts outright, and
+//! everything works with links and GET forms (filters live in the URL).
+//!
+//! Catalog reads are blocking SQLite calls, so each page is read *and*
+//! rendered on a blocking thread; the time it takes is sent back in a
+//! `Server-Timing` header (what the web benchmark reads).
+
+mod catalog;
+mod definition;
+mod entity;
+mod graph;
+mod home;
+mod layout;
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant, SystemTime},
+};
+
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use callboard_catalog::{Catalog, CatalogError, CatalogEvent, EntityRef, FacetCount};
+use maud::Markup;
+use serde_json::Value;
+
+use crate::server::AppState;
+
+pub use entity::{PluginTab, PluginViews, plugin_slot};
+
+/// No script at all, styles only from our own stylesheet, nothing framed,
+/// forms only posted back here. Plugin views are data the host renders, so
+/// they need nothing more.
+const CSP: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
+                   font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+                   frame-ancestors 'none'";
+
+/// The portal's routes: `/`, `/catalog`, `/catalog/{namespace}/{kind}/{name}`
+/// and the stylesheet under `/static/`.
+pub fn router(state: AppState) -> Router {
+    let web = Web::new(state);
+    Router::new()
+        .route("/", get(home::handler))
+        .route("/catalog", get(catalog::handler))
+        .route("/catalog/{namespace}/{kind}/{name}", get(entity::handler))
+        .route("/static/callboard.css", get(layout::stylesheet))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(web)
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// State shared by the pages: the app plus what the portal derives from the
+/// catalog's change events (facet cache, recent changes).
+#[derive(Clone)]
+pub(crate) struct Web {
+    pub(crate) app: AppState,
+    live: Arc<Live>,
+}
+
+/// How long facet counts may be reused even without a change event; events
+/// can be missed when a receiver lags, so this bounds the staleness.
+const FACETS_MAX_AGE: Duration = Duration::from_secs(30);
+/// How many recent changes the home page remembers.
+const RECENT: usize = 12;
+
+#[derive(Default)]
+struct Live {
+    facets: Mutex<Option<(Instant, u64, Arc<Facets>)>>,
+    state: Mutex<LiveState>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    generation: u64,
+    recent: VecDeque<RecentChange>,
+}
+
+/// One catalog change, as the home page lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct RecentChange {
+    pub(crate) key: String,
+    pub(crate) what: &'static str,
+    pub(crate) at: SystemTime,
+}
+
+/// Facet values over the whole catalog, for the filter controls and the
+/// counts on the home page.
+pub(crate) type Facets = BTreeMap<String, Vec<FacetCount>>;
+
+/// Facets the filter bar offers.
+pub(crate) const FACET_FIELDS: &[&str] = &[
+    "kind",
+    "spec.type",
+    "spec.lifecycle",
+    "relations.ownedBy",
+    "metadata.tags",
+    "metadata.namespace",
+];
+
+impl Web {
+    fn new(app: AppState) -> Self {
+        let live = Arc::new(Live::default());
+        // Counting facets over 100k entities takes tens of milliseconds, far
+        // too much per page view; change events tell us when to count again.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut events = app.catalog.subscribe();
+            let weak = Arc::downgrade(&live);
+            runtime.spawn(async move {
+                loop {
+                    let event = events.recv().await;
+                    let Some(live) = weak.upgrade() else { return };
+                    let mut state = live.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    state.generation += 1;
+                    let (key, what) = match event {
+                        Ok(CatalogEvent::Added(key)) => (key, "added"),
+                        Ok(CatalogEvent::Changed(key)) => (key, "changed"),
+                        Ok(CatalogEvent::Removed(key)) => (key, "removed"),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    };
+                    state.recent.retain(|r| r.key != key);
+                    state.recent.push_front(RecentChange {
+                        key,
+                        what,
+                        at: SystemTime::now(),
+                    });
+                    state.recent.truncate(RECENT);
+                }
+            });
+        }
+        Self { app, live }
+    }
+
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.app.catalog
+    }
+
+    /// Facet counts over the whole catalog, cached until the catalog changes.
+    pub(crate) fn facets(&self) -> Result<Arc<Facets>, CatalogError> {
+        let generation = self
+            .live
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation;
+        if let Some((at, seen, facets)) = &*self
+            .live
+            .facets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            && *seen == generation
+            && at.elapsed() < FACETS_MAX_AGE
+        {
+            return Ok(facets.clone());
+        }
+        let fields: Vec<String> = FACET_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        let facets = Arc::new(self.catalog().facets(&fields, None)?);
+        *self
+            .live
+            .facets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), generation, facets.clone()));
+        Ok(facets)
+    }
+
+    /// The most recent catalog changes, newest first.
+    pub(crate) fn recent(&self) -> Vec<RecentChange> {
+        self.live
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recent
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WebError {
+    /// No such entity or page.
+    #[error("{0}")]
+    NotFound(String),
+    /// Bad input in the URL (a malformed cursor, say).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The catalog failed; details go to the log only.
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    /// A blocking render task died.
+    #[error("render task: {0}")]
+    Task(String),
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            WebError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m.clone()),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m.clone()),
+            WebError::Catalog(CatalogError::Input(m)) => {
+                (StatusCode::BAD_REQUEST, "Bad request", m.clone())
+            }
+            other => {
+                tracing::error!("web: {other}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The page could not be rendered; the server log has the details.".to_owned(),
+                )
+            }
+        };
+        (
+            status,
+            Html(layout::error_page(title, &message).into_string()),
+        )
+            .into_response()
+    }
+}
+
+/// Reads and renders a page on a blocking thread, and reports how long that
+/// took in `Server-Timing` (`render;dur=<ms>`).
+pub(crate) async fn render(
+    web: &Web,
+    f: impl FnOnce(&Web) -> Result<Markup, WebError> + Send + 'static,
+) -> Result<Response, WebError> {
+    let web = web.clone();
+    let (markup, took) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let markup = f(&web)?;
+        let html = markup.into_string();
+        Ok::<_, WebError>((html, started.elapsed()))
+    })
+    .await
+    .map_err(|e| WebError::Task(e.to_string()))??;
+    let mut response = Html(markup).into_response();
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("render;dur={:.3}", took.as_secs_f64() * 1000.0))
+    {
+        response.headers_mut().insert("server-timing", value);
+    }
+    Ok(response)
+}
+
+// ----- small helpers shared by the pages -----
+
+/// Everything but RFC 3986's unreserved characters, so refs stay readable.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The page of an entity, from its (display or lower-case) ref.
+pub(crate) fn entity_href(r: &EntityRef) -> String {
+    let seg =
+        |s: &str| percent_encoding::utf8_percent_encode(&s.to_lowercase(), SEGMENT).to_string();
+    format!(
+        "/catalog/{}/{}/{}",
+        seg(&r.namespace),
+        seg(&r.kind),
+        seg(&r.name)
+    )
+}
+
+/// `/catalog?<pairs>`, empty values left out.
+pub(crate) fn catalog_href(pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.is_empty() {
+            query.append_pair(k, v);
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/catalog".to_owned()
+    } else {
+        format!("/catalog?{query}")
+    }
+}
+
+/// A string at a dotted path of a JSON value.
+pub(crate) fn text<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
+    path.split('.')
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
+}
+
+/// Short form of a ref for display: `name` in the default namespace,
+/// `namespace/name` elsewhere (the kind is shown beside it).
+pub(crate) fn short_ref(r: &EntityRef) -> String {
+    if r.namespace
+        .eq_ignore_ascii_case(callboard_catalog::entity_ref::DEFAULT_NAMESPACE)
+    {
+        r.name.clone()
+    } else {
+        format!("{}/{}", r.namespace, r.name)
+    }
+}
+
+/// The ref of a served entity.
+pub(crate) fn ref_of(entity: &Value) -> EntityRef {
+    EntityRef::new(
+        text(entity, "kind").unwrap_or("unknown"),
+        text(entity, "metadata.namespace").unwrap_or("default"),
+        text(entity, "metadata.name").unwrap_or("unknown"),
+    )
+}
+
+/// Display names for kinds as users say them (refs are lower-case).
+pub(crate) fn kind_label(kind: &str) -> String {
+    match kind.to_lowercase().as_str() {
+        "api" => "API".to_owned(),
+        "component" => "Component".to_owned(),
+        "system" => "System".to_owned(),
+        "domain" => "Domain".to_owned(),
+        "resource" => "Resource".to_owned(),
+        "group" => "Group".to_owned(),
+        "user" => "User".to_owned(),
+        "location" => "Location".to_owned(),
+        "template" => "Template".to_owned(),
+        other => {
+            let mut c = other.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// "3 minutes ago" and friends.
+pub(crate) fn ago(at: SystemTime) -> String {
+    let secs = SystemTime::now()
+        .duration_since(at)
+        .unwrap_or_default()
+        .as_secs();
+    match secs {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => plural(secs / 60, "minute"),
+        3600..=86_399 => plural(secs / 3600, "hour"),
+        _ => plural(secs / 86_400, "day"),
+    }
+}
+
+fn plural(n: u64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit} ago")
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}

@@ -1,0 +1,430 @@
+//! `/catalog`: the entity table, with filters, search, sorting and keyset
+//! pagination. Every control is a field of one GET form, so a filtered view
+//! is a URL that can be shared, and the page works without JavaScript.
+
+use axum::{
+    extract::{Query, State},
+    response::Response,
+};
+use callboard_catalog::{
+    EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection, Start,
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    Web, WebError, catalog_href, entity_href, kind_label,
+    layout::{Nav, kind_badge, lifecycle_badge, page},
+    ref_of, render, short_ref, text,
+};
+
+/// Rows per page unless `limit` says otherwise.
+const PAGE: usize = 50;
+/// Options offered in the owner and tag pickers (the most used first).
+const PICKER_OPTIONS: usize = 300;
+
+/// The query string of `/catalog`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub(crate) struct Params {
+    pub(crate) q: String,
+    pub(crate) kind: String,
+    #[serde(rename = "type")]
+    pub(crate) ty: String,
+    pub(crate) lifecycle: String,
+    pub(crate) owner: String,
+    pub(crate) tag: String,
+    pub(crate) namespace: String,
+    pub(crate) sort: String,
+    pub(crate) order: String,
+    pub(crate) after: String,
+    pub(crate) before: String,
+    pub(crate) limit: Option<usize>,
+}
+
+/// Sort keys the table offers: (URL value, header label, entity field).
+const SORTS: &[(&str, &str, &str)] = &[
+    ("name", "Name", "metadata.name"),
+    ("kind", "Kind", "kind"),
+    ("type", "Type", "spec.type"),
+    ("owner", "Owner", "spec.owner"),
+    ("lifecycle", "Lifecycle", "spec.lifecycle"),
+];
+
+impl Params {
+    fn sort_key(&self) -> &'static (&'static str, &'static str, &'static str) {
+        SORTS
+            .iter()
+            .find(|(k, _, _)| *k == self.sort)
+            .unwrap_or(&SORTS[0])
+    }
+
+    fn descending(&self) -> bool {
+        self.order == "desc"
+    }
+
+    /// The owner filter as a ref key: a bare name means a group.
+    fn owner_key(&self) -> Option<String> {
+        let owner = self.owner.trim();
+        if owner.is_empty() {
+            return None;
+        }
+        Some(
+            EntityRef::parse_with_defaults(owner, Some("group"), "default")
+                .map(|r| r.key())
+                .unwrap_or_else(|_| owner.to_lowercase()),
+        )
+    }
+
+    pub(crate) fn selection(&self) -> Selection {
+        let mut all = Vec::new();
+        for (key, value) in [
+            ("kind", &self.kind),
+            ("spec.type", &self.ty),
+            ("spec.lifecycle", &self.lifecycle),
+            ("metadata.tags", &self.tag),
+            ("metadata.namespace", &self.namespace),
+        ] {
+            let value = value.trim();
+            if !value.is_empty() {
+                all.push(Predicate::eq(key, &[value]));
+            }
+        }
+        if let Some(owner) = self.owner_key() {
+            all.push(Predicate::eq("relations.ownedBy", &[&owner]));
+        }
+        let q = self.q.trim();
+        Selection {
+            predicate: (!all.is_empty()).then_some(Predicate::All(all)),
+            full_text: (!q.is_empty()).then(|| FullTextFilter {
+                term: q.to_owned(),
+                fields: Vec::new(),
+            }),
+            order: vec![OrderField {
+                field: self.sort_key().2.to_owned(),
+                descending: self.descending(),
+            }],
+        }
+    }
+
+    /// The filters (not the cursor) as URL pairs, to build links from.
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("q", self.q.trim()),
+            ("kind", self.kind.trim()),
+            ("type", self.ty.trim()),
+            ("lifecycle", self.lifecycle.trim()),
+            ("owner", self.owner.trim()),
+            ("tag", self.tag.trim()),
+            ("namespace", self.namespace.trim()),
+        ]
+    }
+
+    fn href_with(&self, extra: &[(&'static str, &str)]) -> String {
+        let mut pairs = self.pairs();
+        let limit = self.limit.map(|l| l.to_string()).unwrap_or_default();
+        pairs.push(("limit", &limit));
+        if !self.sort.is_empty() && !extra.iter().any(|(k, _)| *k == "sort") {
+            pairs.push(("sort", &self.sort));
+            pairs.push(("order", &self.order));
+        }
+        pairs.extend_from_slice(extra);
+        catalog_href(&pairs)
+    }
+
+    fn filtered(&self) -> bool {
+        self.pairs().iter().any(|(_, v)| !v.is_empty())
+    }
+}
+
+fn cursor(position: &Position) -> String {
+    callboard_catalog::encode_cursor(position)
+}
+
+fn decode(cursor: &str) -> Result<Position, WebError> {
+    callboard_catalog::decode_cursor("page cursor", cursor).map_err(|_| {
+        WebError::BadRequest(
+            "This page link is malformed or out of date; start again from the first page.".into(),
+        )
+    })
+}
+
+pub(super) async fn handler(
+    State(web): State<Web>,
+    Query(params): Query<Params>,
+) -> Result<Response, WebError> {
+    render(&web, move |web| catalog_page(web, &params)).await
+}
+
+fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
+    let selection = params.selection();
+    let limit = params.limit.unwrap_or(PAGE).clamp(1, 500);
+    let start = if !params.after.is_empty() {
+        Start::After(decode(&params.after)?)
+    } else if !params.before.is_empty() {
+        Start::Before(decode(&params.before)?)
+    } else {
+        Start::Beginning
+    };
+    let catalog = web.catalog();
+    let page_rows = catalog.query(&selection, &start, limit)?;
+    let total = catalog.count(&selection)?;
+    let facets = web.facets()?;
+
+    let (has_prev, has_next) = match start {
+        Start::Before(_) => (page_rows.more, true),
+        Start::After(_) => (true, page_rows.more),
+        _ => (false, page_rows.more),
+    };
+    let title = if params.kind.is_empty() {
+        "Catalog".to_owned()
+    } else {
+        format!("{} catalog", kind_label(&params.kind))
+    };
+    let options = |field: &str| -> Vec<(String, u64)> {
+        facets
+            .get(field)
+            .map(|v| v.iter().map(|f| (f.value.clone(), f.count)).collect())
+            .unwrap_or_default()
+    };
+    let select = |name: &str, label: &str, field: &str, current: &str| {
+        let id = format!("f-{name}");
+        html! {
+            label for=(id) {
+                (label)
+                select #(id) name=(name) {
+                    option value="" { "Any" }
+                    @for (value, count) in options(field).iter().take(PICKER_OPTIONS) {
+                        option value=(value) selected[value.eq_ignore_ascii_case(current.trim())] {
+                            (value) " (" (count) ")"
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let picker = |name: &str, label: &str, field: &str, current: &str, hint: &str| {
+        let id = format!("f-{name}");
+        let list = format!("{id}-options");
+        html! {
+            label for=(id) {
+                (label)
+                input #(id) type="text" name=(name) value=(current) list=(list) placeholder=(hint) autocomplete="off";
+                datalist #(list) {
+                    @for (value, _) in options(field).iter().take(PICKER_OPTIONS) {
+                        option value=(value) {}
+                    }
+                }
+            }
+        }
+    };
+    let sort_header = |key: &str, label: &str| {
+        let current = params.sort_key().0 == key;
+        let next_order = if current && !params.descending() {
+            "desc"
+        } else {
+            "asc"
+        };
+        let href = params.href_with(&[("sort", key), ("order", next_order)]);
+        let state = match (current, params.descending()) {
+            (false, _) => None,
+            (true, false) => Some("ascending"),
+            (true, true) => Some("descending"),
+        };
+        html! {
+            th scope="col" aria-sort=[state] {
+                a href=(href) { (label) @if let Some(s) = state { (if s == "ascending" { " ▲" } else { " ▼" }) } }
+            }
+        }
+    };
+
+    let body = html! {
+        h1 { (title) }
+        p.muted {
+            "Everything your organisation builds and runs: components, APIs, resources, systems, domains, teams and people. "
+            "Filter with the form, click a column to sort, open a row for its page."
+        }
+        section.panel aria-label="Filters" {
+            form.filters method="get" action="/catalog" {
+                label.wide for="f-q" {
+                    "Search"
+                    input #f-q type="search" name="q" value=(params.q) placeholder="Name, title, description, tag…";
+                }
+                (select("kind", "Kind", "kind", &params.kind))
+                (select("type", "Type", "spec.type", &params.ty))
+                (select("lifecycle", "Lifecycle", "spec.lifecycle", &params.lifecycle))
+                (picker("owner", "Owner", "relations.ownedBy", &params.owner, "e.g. platform-team"))
+                (picker("tag", "Tag", "metadata.tags", &params.tag, "e.g. kafka"))
+                (select("namespace", "Namespace", "metadata.namespace", &params.namespace))
+                label for="f-sort" {
+                    "Sort by"
+                    select #f-sort name="sort" {
+                        @for (key, label, _) in SORTS {
+                            option value=(key) selected[params.sort_key().0 == *key] { (label) }
+                        }
+                    }
+                }
+                label for="f-order" {
+                    "Order"
+                    select #f-order name="order" {
+                        option value="asc" selected[!params.descending()] { "Ascending" }
+                        option value="desc" selected[params.descending()] { "Descending" }
+                    }
+                }
+                div.actions {
+                    button type="submit" { "Apply" }
+                    @if params.filtered() { a.button.secondary href="/catalog" { "Clear" } }
+                }
+            }
+        }
+        div.summary-line {
+            p #result-count role="status" {
+                strong { (total) } (if total == 1 { " entity" } else { " entities" })
+                @if params.filtered() { " match these filters" }
+            }
+            (pager(params, &page_rows.first, &page_rows.last, has_prev, has_next))
+        }
+        @if page_rows.items.is_empty() {
+            div.panel {
+                p { "Nothing matches. " a href="/catalog" { "Clear the filters" } " or try another search." }
+            }
+        } @else {
+            table.entities {
+                caption.visually-hidden { (title) ", sorted by " (params.sort_key().1) }
+                thead {
+                    tr {
+                        (sort_header("name", "Name"))
+                        (sort_header("kind", "Kind"))
+                        (sort_header("type", "Type"))
+                        (sort_header("owner", "Owner"))
+                        (sort_header("lifecycle", "Lifecycle"))
+                        th.hide-narrow scope="col" { "Tags" }
+                    }
+                }
+                tbody {
+                    @for entity in &page_rows.items { (row(entity)) }
+                }
+            }
+            (pager(params, &page_rows.first, &page_rows.last, has_prev, has_next))
+        }
+    };
+    let nav = match params.kind.to_lowercase().as_str() {
+        "api" => Nav::Apis,
+        "group" => Nav::Teams,
+        _ => Nav::Catalog,
+    };
+    Ok(page(&title, nav, &params.q, body))
+}
+
+fn pager(
+    params: &Params,
+    first: &Option<Position>,
+    last: &Option<Position>,
+    has_prev: bool,
+    has_next: bool,
+) -> Markup {
+    let prev = first
+        .as_ref()
+        .filter(|_| has_prev)
+        .map(|p| params.href_with(&[("before", &cursor(p))]));
+    let next = last
+        .as_ref()
+        .filter(|_| has_next)
+        .map(|p| params.href_with(&[("after", &cursor(p))]));
+    html! {
+        nav.pager aria-label="Pages" {
+            @if has_prev { a.button.secondary href=(params.href_with(&[])) { "⇤ First" } }
+            @match prev {
+                Some(href) => a.button.secondary href=(href) rel="prev" { "← Previous" },
+                None => span.disabled aria-disabled="true" { "← Previous" },
+            }
+            @match next {
+                Some(href) => a.button.secondary href=(href) rel="next" { "Next →" },
+                None => span.disabled aria-disabled="true" { "Next →" },
+            }
+        }
+    }
+}
+
+/// The owner of a served entity as a ref (from its `ownedBy` relation, which
+/// has the full ref, else from `spec.owner`).
+pub(crate) fn owner_of(entity: &Value) -> Option<EntityRef> {
+    relation_targets(entity, "ownedBy")
+        .into_iter()
+        .next()
+        .or_else(|| {
+            text(entity, "spec.owner")
+                .and_then(|o| EntityRef::parse_with_defaults(o, Some("group"), "default").ok())
+        })
+}
+
+/// Targets of one relation type of a served entity.
+pub(crate) fn relation_targets(entity: &Value, kind: &str) -> Vec<EntityRef> {
+    entity
+        .get("relations")
+        .and_then(Value::as_array)
+        .map(|rels| {
+            rels.iter()
+                .filter(|r| {
+                    r.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+                })
+                .filter_map(|r| r.get("targetRef").and_then(Value::as_str))
+                .filter_map(|t| EntityRef::parse(t).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A link to an entity, labelled with its short ref.
+pub(crate) fn ref_link(r: &EntityRef) -> Markup {
+    html! { a href=(entity_href(r)) { (short_ref(r)) } }
+}
+
+/// One table row.
+fn row(entity: &Value) -> Markup {
+    let r = ref_of(entity);
+    let title = text(entity, "metadata.title").unwrap_or(&r.name);
+    let description = text(entity, "metadata.description").unwrap_or("");
+    let tags: Vec<&str> = entity
+        .pointer("/metadata/tags")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    html! {
+        tr {
+            td.name {
+                a href=(entity_href(&r)) { (title) }
+                @if title != r.name { " " span.muted { "(" (short_ref(&r)) ")" } }
+                @if !description.is_empty() { span.desc { (truncate(description, 140)) } }
+            }
+            td { (kind_badge(&r.kind)) }
+            td { (text(entity, "spec.type").unwrap_or("")) }
+            td { @if let Some(owner) = owner_of(entity) { (ref_link(&owner)) } }
+            td { @if let Some(l) = text(entity, "spec.lifecycle") { (lifecycle_badge(l)) } }
+            td.hide-narrow { @for t in tags { span.tag { (t) } } }
+        }
+    }
+}
+
+/// A compact table of entities (used on group and user pages).
+pub(crate) fn table(items: &[Value], caption: &str) -> Markup {
+    html! {
+        table.entities {
+            caption.visually-hidden { (caption) }
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Type" } th scope="col" { "Owner" } th scope="col" { "Lifecycle" } th.hide-narrow scope="col" { "Tags" } } }
+            tbody { @for e in items { (row(e)) } }
+        }
+    }
+}
+
+/// At most `max` characters, ending with an ellipsis when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", s[..i].trim_end()),
+        None => s.to_owned(),
+    }
+}

@@ -1,0 +1,475 @@
+//! `/catalog/{namespace}/{kind}/{name}`: one entity. Header, processing
+//! errors, relations (links and an SVG graph), kind-specific sections (API
+//! definition, group members, owned entities, parts), the slot where plugin
+//! cards and tabs go, and the entity as YAML.
+
+use axum::{
+    extract::{Path, Query, State},
+    response::{IntoResponse, Response},
+};
+use callboard_catalog::EntityRef;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    Web, WebError,
+    catalog::{owner_of, ref_link, relation_targets, table, truncate},
+    catalog_href, definition, entity_href,
+    graph::{relation_graph, relation_label},
+    home::problems,
+    kind_label,
+    layout::{Nav, kind_badge, lifecycle_badge, page},
+    render, short_ref, text,
+};
+
+/// Related entities listed in full (as table rows) before "and N more".
+const LISTED: usize = 50;
+
+/// Order in which relation types are listed.
+const RELATION_ORDER: &[&str] = &[
+    "ownedBy",
+    "partOf",
+    "hasPart",
+    "providesApi",
+    "consumesApi",
+    "apiProvidedBy",
+    "apiConsumedBy",
+    "dependsOn",
+    "dependencyOf",
+    "childOf",
+    "parentOf",
+    "memberOf",
+    "hasMember",
+    "ownerOf",
+];
+
+/// A tab contributed by a plugin view.
+pub struct PluginTab {
+    /// Stable id, used in the URL (`?tab=<id>`).
+    pub id: String,
+    /// The tab's label.
+    pub title: String,
+    /// Rendered (already escaped) content.
+    pub body: Markup,
+}
+
+/// What plugins contribute to an entity page: cards on the overview and
+/// whole tabs. Fragments are rendered by the host from plugin view data
+/// (plugin views are the plugins issue's work), so they are trusted markup.
+#[derive(Default)]
+pub struct PluginViews {
+    /// Cards shown on the overview, in order.
+    pub cards: Vec<Markup>,
+    /// Extra tabs after "Overview".
+    pub tabs: Vec<PluginTab>,
+}
+
+/// The plugin area of the overview: the cards, or a note that there are none.
+pub fn plugin_slot(cards: &[Markup]) -> Markup {
+    html! {
+        section.panel #plugin-cards aria-labelledby="plugin-cards-title" {
+            h2 #plugin-cards-title { "From plugins" }
+            @if cards.is_empty() {
+                p.slot-empty { "No plugin shows anything for this entity yet. Plugins that add cards (cost, CI runs, docs…) appear here once installed." }
+            } @else {
+                div.grid { @for card in cards { (card) } }
+            }
+        }
+    }
+}
+
+/// The views plugins contribute for `entity`.
+// Plugin views (the plugins issue) hook in here: fetch them in parallel under
+// a deadline and render each failure as an error box.
+fn plugin_views(_web: &Web, _entity: &Value) -> PluginViews {
+    PluginViews::default()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct EntityParams {
+    tab: String,
+}
+
+pub(super) async fn handler(
+    State(web): State<Web>,
+    Path((namespace, kind, name)): Path<(String, String, String)>,
+    Query(params): Query<EntityParams>,
+) -> Result<Response, WebError> {
+    let r = EntityRef::new(&kind, &namespace, &name);
+    match render(&web, move |web| entity_page(web, &r, &params.tab)).await {
+        Err(WebError::NotFound(_)) => {
+            let r = EntityRef::new(&kind, &namespace, &name);
+            let markup = tokio::task::spawn_blocking(move || not_found(&web, &r))
+                .await
+                .map_err(|e| WebError::Task(e.to_string()))??;
+            Ok((
+                axum::http::StatusCode::NOT_FOUND,
+                axum::response::Html(markup.into_string()),
+            )
+                .into_response())
+        }
+        other => other,
+    }
+}
+
+/// A missing entity. If a processing error names it, that is almost
+/// certainly why it is missing, so show the error rather than a bare 404.
+fn not_found(web: &Web, r: &EntityRef) -> Result<Markup, WebError> {
+    let needle = r.name.to_lowercase();
+    let related: Vec<_> = problems(web)?
+        .into_iter()
+        .filter(|(_, message)| message.to_lowercase().contains(&needle))
+        .collect();
+    let body = html! {
+        div.error-page {
+            h1 { "No such entity" }
+            p { "The catalog has no " code { (r.to_string()) } "." }
+            @if !related.is_empty() {
+                div.alert role="alert" {
+                    h2 { "It was rejected when the catalog read it" }
+                    ul {
+                        @for (location, message) in &related {
+                            li { (message) " " span.muted { "(reported on " a href=(entity_href(location)) { (location.to_string()) } ")" } }
+                        }
+                    }
+                    p { "Fix the file and the entity appears on the next refresh." }
+                }
+            }
+            p { a href=(catalog_href(&[("q", &r.name)])) { "Search the catalog for " (r.name) } " · " a href="/" { "Home" } }
+        }
+    };
+    Ok(page("No such entity", Nav::None, "", body))
+}
+
+fn entity_page(web: &Web, r: &EntityRef, tab: &str) -> Result<Markup, WebError> {
+    let catalog = web.catalog();
+    let entity = catalog
+        .get_by_ref(r)?
+        .ok_or_else(|| WebError::NotFound(format!("No entity {r}")))?;
+    let me = super::ref_of(&entity);
+    let kind = me.kind.to_lowercase();
+    let title = text(&entity, "metadata.title")
+        .or_else(|| text(&entity, "spec.profile.displayName"))
+        .unwrap_or(&me.name)
+        .to_owned();
+    let views = plugin_views(web, &entity);
+
+    let relations: Vec<(String, EntityRef)> = entity
+        .get("relations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|rel| {
+            let t = rel.get("type")?.as_str()?;
+            let target = EntityRef::parse(rel.get("targetRef")?.as_str()?).ok()?;
+            Some((t.to_owned(), target))
+        })
+        .collect();
+
+    let current_tab = views.tabs.iter().find(|t| t.id == tab);
+    let body = html! {
+        (errors(&entity))
+        (header(&entity, &me, &title))
+        @if !views.tabs.is_empty() {
+            nav.tabs aria-label="Entity views" {
+                ul {
+                    li { a href=(entity_href(&me)) aria-current=[current_tab.is_none().then_some("page")] { "Overview" } }
+                    @for t in &views.tabs {
+                        li { a href=(format!("{}?tab={}", entity_href(&me), utf8(&t.id))) aria-current=[(current_tab.is_some_and(|c| c.id == t.id)).then_some("page")] { (t.title) } }
+                    }
+                }
+            }
+        }
+        @if let Some(t) = current_tab {
+            section.panel aria-label=(t.title) { (t.body) }
+        } @else {
+            (overview(web, &entity, &me, &kind, &title, &relations, &views)?)
+        }
+    };
+    Ok(page(&title, Nav::None, "", body))
+}
+
+fn utf8(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, super::SEGMENT).to_string()
+}
+
+fn overview(
+    web: &Web,
+    entity: &Value,
+    me: &EntityRef,
+    kind: &str,
+    title: &str,
+    relations: &[(String, EntityRef)],
+    views: &PluginViews,
+) -> Result<Markup, WebError> {
+    Ok(html! {
+        div.grid {
+            section.panel.relations aria-labelledby="relations-title" {
+                h2 #relations-title { "Relations" }
+                (relation_list(relations))
+            }
+            @if kind == "group" || kind == "user" {
+                (people(web, entity, kind)?)
+            }
+        }
+        section.panel aria-labelledby="graph-title" {
+            h2 #graph-title { "Relation graph" }
+            (relation_graph(me, title, relations))
+        }
+        @if kind == "api" {
+            section.panel #definition aria-labelledby="definition-title" {
+                h2 #definition-title { "Definition" }
+                @match text(entity, "spec.definition") {
+                    Some(d) => (definition::render(text(entity, "spec.type").unwrap_or(""), d)),
+                    None => p.muted { "This API has no definition." },
+                }
+            }
+        }
+        @if kind == "location" {
+            (location_targets(entity))
+        }
+        (related_table(web, relations, "ownerOf", "Owned entities", Some(("owner", me)))?)
+        (related_table(web, relations, "hasPart", "Parts", None)?)
+        (related_table(web, relations, "apiConsumedBy", "Consumers of this API", None)?)
+        (plugin_slot(&views.cards))
+        section.panel aria-labelledby="yaml-title" {
+            details {
+                summary { h2.inline #yaml-title { "Entity as YAML" } }
+                (yaml(entity))
+            }
+        }
+    })
+}
+
+/// Error and warning status items, at the top where nobody misses them.
+fn errors(entity: &Value) -> Markup {
+    let items: Vec<(&str, &str)> = entity
+        .pointer("/status/items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                i.get("level").and_then(Value::as_str).unwrap_or("error"),
+                i.get("message").and_then(Value::as_str).unwrap_or(""),
+            )
+        })
+        .collect();
+    html! {
+        @if !items.is_empty() {
+            @let warning = items.iter().all(|(level, _)| *level != "error");
+            section.alert.warning[warning] #processing-errors role="alert" aria-labelledby="errors-title" {
+                h2 #errors-title { "Processing " (if warning { "warnings" } else { "errors" }) " (" (items.len()) ")" }
+                ul { @for (level, message) in &items { li { strong { (level) ": " } (message) } } }
+            }
+        }
+    }
+}
+
+fn header(entity: &Value, me: &EntityRef, title: &str) -> Markup {
+    let tags: Vec<&str> = entity
+        .pointer("/metadata/tags")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let links: Vec<(&str, &str)> = entity
+        .pointer("/metadata/links")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| {
+            let url = l.get("url")?.as_str()?;
+            Some((url, l.get("title").and_then(Value::as_str).unwrap_or(url)))
+        })
+        .collect();
+    let first = |t: &str| relation_targets(entity, t).into_iter().next();
+    let owner = owner_of(entity);
+    let system = first("partOf").filter(|r| r.kind.eq_ignore_ascii_case("system"));
+    let domain = first("partOf").filter(|r| r.kind.eq_ignore_ascii_case("domain"));
+    let parent = first("childOf");
+    let profile_email = text(entity, "spec.profile.email");
+    html! {
+        section.panel aria-labelledby="entity-title" {
+            div.entity-head {
+                div {
+                    p { (kind_badge(&me.kind)) " "
+                        @if let Some(t) = text(entity, "spec.type") { span.badge { (t) } " " }
+                        @if let Some(l) = text(entity, "spec.lifecycle") { (lifecycle_badge(l)) }
+                    }
+                    h1 #entity-title { (title) }
+                    p.ref { (me.to_string()) }
+                }
+            }
+            @if let Some(d) = text(entity, "metadata.description") { p { (d) } }
+            dl.facts {
+                @if let Some(o) = &owner { dt { "Owner" } dd { (kind_badge(&o.kind)) " " (ref_link(o)) } }
+                @if let Some(s) = &system { dt { "System" } dd { (ref_link(s)) } }
+                @if let Some(d) = &domain { dt { "Domain" } dd { (ref_link(d)) } }
+                @if let Some(p) = &parent { dt { "Parent" } dd { (ref_link(p)) } }
+                @if let Some(l) = text(entity, "spec.lifecycle") { dt { "Lifecycle" } dd { (l) } }
+                @if let Some(e) = profile_email { dt { "Email" } dd { a href=(format!("mailto:{e}")) { (e) } } }
+                dt { "Namespace" } dd { (me.namespace) }
+                @if !tags.is_empty() {
+                    dt { "Tags" }
+                    dd { @for t in &tags { a.tag href=(catalog_href(&[("tag", t)])) { (t) } } }
+                }
+            }
+            @if !links.is_empty() {
+                nav.links aria-label="Links" {
+                    @for (url, label) in &links {
+                        @if url.starts_with("http://") || url.starts_with("https://") || url.starts_with("mailto:") {
+                            a href=(url) rel="noopener noreferrer" { (label) " ↗" }
+                        } @else {
+                            span.tag { (label) ": " (url) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn relation_list(relations: &[(String, EntityRef)]) -> Markup {
+    html! {
+        @if relations.is_empty() {
+            p.muted { "No relations." }
+        } @else {
+            dl {
+                @for t in RELATION_ORDER {
+                    @let targets: Vec<&EntityRef> = relations.iter().filter(|(k, _)| k.eq_ignore_ascii_case(t)).map(|(_, r)| r).collect();
+                    @if !targets.is_empty() {
+                        dt { (capitalise(relation_label(t))) " (" (targets.len()) ")" }
+                        dd {
+                            @for r in targets.iter().take(LISTED) {
+                                a href=(entity_href(r)) title=(r.to_string()) { span.muted { (kind_label(&r.kind)) " " } (short_ref(r)) }
+                            }
+                            @if targets.len() > LISTED { span.muted { "and " (targets.len() - LISTED) " more" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// Members, parent and child groups of a group; groups of a user.
+fn people(web: &Web, entity: &Value, kind: &str) -> Result<Markup, WebError> {
+    let members = relation_targets(entity, "hasMember");
+    let member_entities = web.catalog().get_by_refs(
+        &members
+            .iter()
+            .take(LISTED * 2)
+            .map(EntityRef::key)
+            .collect::<Vec<_>>(),
+        None,
+    )?;
+    let parents = relation_targets(entity, "childOf");
+    let children = relation_targets(entity, "parentOf");
+    let groups = relation_targets(entity, "memberOf");
+    Ok(html! {
+        section.panel #people aria-labelledby="people-title" {
+            @if kind == "group" {
+                h2 #people-title { "Members (" (members.len()) ")" }
+                @if members.is_empty() { p.muted { "No members." } }
+                ul.plain {
+                    @for (r, e) in members.iter().zip(member_entities.iter()) {
+                        li {
+                            a href=(entity_href(r)) {
+                                (e.as_ref().and_then(|e| text(e, "spec.profile.displayName")).unwrap_or(&r.name))
+                            }
+                            @if let Some(email) = e.as_ref().and_then(|e| text(e, "spec.profile.email")) {
+                                " " span.muted { (email) }
+                            }
+                        }
+                    }
+                }
+                @if members.len() > LISTED * 2 { p.muted { "and " (members.len() - LISTED * 2) " more" } }
+                h3 { "Parent group" }
+                @if parents.is_empty() { p.muted { "None: this is a top-level group." } }
+                @for p in &parents { p { (ref_link(p)) } }
+                h3 { "Child groups (" (children.len()) ")" }
+                @if children.is_empty() { p.muted { "None." } }
+                ul.plain { @for c in &children { li { (ref_link(c)) } } }
+            } @else {
+                h2 #people-title { "Member of (" (groups.len()) ")" }
+                @if groups.is_empty() { p.muted { "No groups." } }
+                ul.plain { @for g in &groups { li { (ref_link(g)) } } }
+            }
+        }
+    })
+}
+
+/// A table of the targets of one relation type (read by ref, which stays
+/// fast however big the catalog is), with a link to the full list.
+fn related_table(
+    web: &Web,
+    relations: &[(String, EntityRef)],
+    relation: &str,
+    heading: &str,
+    filter: Option<(&str, &EntityRef)>,
+) -> Result<Markup, WebError> {
+    let targets: Vec<String> = relations
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(relation))
+        .map(|(_, r)| r.key())
+        .collect();
+    if targets.is_empty() {
+        return Ok(html! {});
+    }
+    let items: Vec<Value> = web
+        .catalog()
+        .get_by_refs(&targets[..targets.len().min(LISTED)], None)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let id = format!("rel-{}", relation.to_lowercase());
+    Ok(html! {
+        section.panel #(id) aria-label=(heading) {
+            h2 { (heading) " (" (targets.len()) ")" }
+            (table(&items, heading))
+            @if targets.len() > LISTED {
+                p.muted {
+                    "Showing " (LISTED) " of " (targets.len()) ". "
+                    @if let Some((param, r)) = filter { a href=(catalog_href(&[(param, &r.key())])) { "See them all in the catalog" } }
+                }
+            }
+        }
+    })
+}
+
+fn location_targets(entity: &Value) -> Markup {
+    let targets: Vec<&str> = entity
+        .pointer("/spec/targets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .chain(text(entity, "spec.target"))
+        .collect();
+    html! {
+        section.panel aria-labelledby="targets-title" {
+            h2 #targets-title { "Targets (" (targets.len()) ")" }
+            ul.plain { @for t in targets { li { code { (t) } } } }
+        }
+    }
+}
+
+/// The entity as stored (relations are derived, so they are left out).
+fn yaml(entity: &Value) -> Markup {
+    let mut stored = entity.clone();
+    if let Some(root) = stored.as_object_mut() {
+        root.remove("relations");
+    }
+    let text = serde_saphyr::to_string(&stored)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(&stored).unwrap_or_default());
+    definition::highlighted("yaml", &truncate(&text, 200_000))
+}

@@ -1,0 +1,2 @@
+//! Web benchmark (being written).
+fn main() {}

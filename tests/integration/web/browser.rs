@@ -1,0 +1,320 @@
+//! The portal in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver + fantoccini), against a real server on 127.0.0.1 with the
+//! demo catalog. Screenshots of the main pages land in
+//! `$CALLBOARD_ARTIFACTS` or `target/browser-screenshots/`.
+//!
+//! Chromium and chromedriver come from Debian (`chromium`,
+//! `chromium-driver`); the harness installs them when missing.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+use serde_json::json;
+
+use super::demo_server;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Installs Chromium and chromedriver once per test process if missing,
+/// and fails loudly when that is impossible.
+fn ensure_chromium() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let present = || {
+            std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists()
+        };
+        if present() {
+            return Ok(());
+        }
+        eprintln!("browser tests: installing chromium and chromium-driver with apt-get");
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver",
+            ])
+            .status();
+        match status {
+            Ok(s) if s.success() && present() => Ok(()),
+            other => Err(format!(
+                "BROWSER TESTS CANNOT RUN: {CHROMIUM} or {CHROMEDRIVER} is missing and \
+                 `apt-get install -y chromium chromium-driver` failed ({other:?}). \
+                 Install the Debian packages chromium and chromium-driver (as root)."
+            )),
+        }
+    });
+    if let Err(message) = ready {
+        panic!("{message}");
+    }
+}
+
+/// A chromedriver process and a browser session, closed on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Browser {
+    async fn start() -> Self {
+        ensure_chromium();
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1280,1000",
+                    // Nothing but loopback: every other host goes to a dead proxy.
+                    "--proxy-server=http://127.0.0.1:9",
+                    "--proxy-bypass-list=127.0.0.1",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        });
+        let capabilities = capabilities.as_object().unwrap().clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = String::new();
+        // chromedriver needs a moment to listen.
+        for _ in 0..100 {
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Self {
+                        client,
+                        driver,
+                        _profile: profile,
+                    };
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot open a Chromium session through chromedriver: {last_error}");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn body(&self) -> String {
+        self.text("body").await
+    }
+
+    /// Saves a full-window screenshot as `<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = artifacts();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+fn artifacts() -> PathBuf {
+    std::env::var_os("CALLBOARD_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots")
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browse_filter_search_and_follow_relations() {
+    let (server, _dir) = demo_server().await;
+    let b = Browser::start().await;
+    let c = &b.client;
+
+    // Home: a newcomer sees what this is and where to go.
+    c.goto(&server.url("/")).await.unwrap();
+    assert_eq!(c.title().await.unwrap(), "Home · Callboard");
+    let body = b.body().await;
+    assert!(body.contains("Find any service, API or team"), "{body}");
+    assert!(
+        body.contains("The catalog could not read everything"),
+        "{body}"
+    );
+    assert!(body.contains("spec.owner"), "{body}");
+    b.screenshot("home").await;
+
+    // Keyboard: the first Tab lands on the skip link.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys(&Key::Tab.to_string())
+        .await
+        .unwrap();
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(focused.text().await.unwrap(), "Skip to content");
+
+    // Catalog: filter by kind and owner through the form.
+    c.find(Locator::LinkText("Catalog"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#f-kind"))
+        .await
+        .unwrap()
+        .select_by_value("Component")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#f-owner"))
+        .await
+        .unwrap()
+        .send_keys("billing-team")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    assert!(url.as_str().contains("kind=Component"), "{url}");
+    assert!(url.as_str().contains("owner=billing-team"), "{url}");
+    let rows = c
+        .find_all(Locator::Css("table.entities tbody tr"))
+        .await
+        .unwrap();
+    assert!(rows.len() >= 3, "billing-team owns several components");
+    for row in &rows {
+        let text = row.text().await.unwrap();
+        assert!(text.contains("Component"), "{text}");
+        assert!(text.contains("billing-team"), "{text}");
+    }
+    b.screenshot("catalog-filtered").await;
+
+    // Search from the header box.
+    let search = c.find(Locator::Css("#top-search")).await.unwrap();
+    search.clear().await.unwrap();
+    search
+        .send_keys(&format!("ledger{}", Key::Enter))
+        .await
+        .unwrap();
+    let table = b.text("table.entities").await;
+    assert!(table.contains("Ledger Service"), "{table}");
+
+    // Open a component, then follow a relation link to its system.
+    c.find(Locator::LinkText("Ledger Service"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(b.text("#entity-title").await, "Ledger Service");
+    let relations = b.text("section.relations").await;
+    assert!(relations.contains("Provides API"), "{relations}");
+    b.screenshot("component").await;
+    c.find(Locator::Css(
+        "section.relations a[href='/catalog/default/system/payments']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert_eq!(b.text("#entity-title").await, "Payments");
+    // The graph's nodes are links too.
+    c.find(Locator::Css(
+        "figure.graph svg a[href='/catalog/default/domain/finance']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert_eq!(b.text("#entity-title").await, "Finance");
+
+    // An API: its operations are listed and open to show parameters.
+    c.goto(&server.url("/catalog/default/api/payments-api"))
+        .await
+        .unwrap();
+    let ops = c
+        .find_all(Locator::Css("#definition details.operation > summary"))
+        .await
+        .unwrap();
+    assert!(ops.len() >= 3, "operations listed, got {}", ops.len());
+    let first = ops[0].text().await.unwrap();
+    assert!(
+        first.starts_with("GET") || first.starts_with("POST"),
+        "{first}"
+    );
+    ops[0].click().await.unwrap();
+    let open = b.text("#definition details.operation[open]").await;
+    assert!(open.contains("Responses"), "{open}");
+    b.screenshot("api").await;
+
+    // A team page: members and what it owns.
+    c.goto(&server.url("/catalog/default/group/billing-team"))
+        .await
+        .unwrap();
+    let people = b.text("#people").await;
+    assert!(people.contains("Members"), "{people}");
+    assert!(b.text("#rel-ownerof").await.contains("Payment Gateway"));
+    b.screenshot("group").await;
+
+    // The broken entity: its page says why it is not in the catalog.
+    c.goto(&server.url("/catalog/default/component/parcel-insurance"))
+        .await
+        .unwrap();
+    let body = b.body().await;
+    assert!(body.contains("rejected when the catalog read it"), "{body}");
+    assert!(body.contains("spec.owner"), "{body}");
+    b.screenshot("broken-entity").await;
+
+    b.close().await;
+    server.stop().await;
+}
