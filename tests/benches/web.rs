@@ -1,2 +1,377 @@
-//! Web benchmark (being written).
-fn main() {}
+//! Portal pages at scale: a synthetic catalog (100k entities by default),
+//! served by a real server on 127.0.0.1, each page requested many times.
+//! Reports the server's own render time (the `Server-Timing` header: catalog
+//! reads plus HTML rendering) and the time the client saw, p50 and p99.
+//!
+//! `cargo bench -p callboard-tests --bench web [-- SIZE]`. Prints Markdown.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use callboard::config::Config;
+use callboard_catalog::{LocationConfig, LocationKind, Selection};
+
+/// Deterministic xorshift, so every run sees the same catalog.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap_or(0)
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "parcel",
+    "route",
+    "depot",
+    "label",
+    "tracking",
+    "billing",
+    "invoice",
+    "customer",
+    "driver",
+    "fleet",
+    "sorting",
+    "pickup",
+    "returns",
+    "pricing",
+    "customs",
+    "warehouse",
+];
+const TAGS: &[&str] = &[
+    "java",
+    "go",
+    "rust",
+    "typescript",
+    "python",
+    "kafka",
+    "grpc",
+    "postgres",
+    "redis",
+    "pci",
+];
+const LIFECYCLES: &[&str] = &["production", "production", "experimental", "deprecated"];
+const COMPONENT_TYPES: &[&str] = &["service", "service", "website", "library", "data-pipeline"];
+
+/// Sizes of each kind for `n` entities (the shape of a large organisation:
+/// ~50 entities per team, half of everything components).
+struct Shape {
+    groups: usize,
+    users: usize,
+    systems: usize,
+    apis: usize,
+    components: usize,
+}
+
+fn shape(n: usize) -> Shape {
+    let groups = (n / 50).max(2);
+    let users = n / 10;
+    let systems = (n / 40).max(2);
+    let apis = n / 5;
+    let components = n - groups - users - systems - apis;
+    Shape {
+        groups,
+        users,
+        systems,
+        apis,
+        components,
+    }
+}
+
+/// An OpenAPI definition with a few operations, so API pages do real work.
+fn openapi(i: usize) -> String {
+    let mut d =
+        format!("    openapi: 3.0.3\n    info: {{title: API {i}, version: 1.0.0}}\n    paths:\n");
+    for p in ["items", "orders", "parcels"] {
+        let _ = write!(
+            d,
+            "      /{p}/{{id}}:\n        get:\n          summary: Get one of {p}\n          parameters:\n            - {{name: id, in: path, required: true, schema: {{type: string}}}}\n          responses:\n            '200': {{description: OK}}\n            '404': {{description: Not found}}\n        delete:\n          summary: Delete one of {p}\n          responses:\n            '204': {{description: Deleted}}\n"
+        );
+    }
+    d
+}
+
+fn generate(dir: &Path, n: usize) -> Shape {
+    let s = shape(n);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut docs: Vec<String> = Vec::with_capacity(n);
+    for i in 0..s.groups {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!("  parent: group-{}\n", (i - 1) / 8)
+        };
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: group-{i}\n  title: Team {i}\nspec:\n  type: team\n{parent}  children: []\n"
+        ));
+    }
+    for i in 0..s.users {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: user-{i}\nspec:\n  memberOf: [group-{}]\n  profile:\n    displayName: User {i}\n    email: user-{i}@example.com\n",
+            i % s.groups
+        ));
+    }
+    for i in 0..s.systems {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata:\n  name: system-{i}\nspec:\n  owner: group-{}\n",
+            rng.below(s.groups)
+        ));
+    }
+    for i in 0..s.apis {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: api-{i}\n  description: The {} API\n  tags: [{}]\nspec:\n  type: openapi\n  lifecycle: {}\n  owner: group-{}\n  system: system-{}\n  definition: |\n{}",
+            rng.pick(WORDS),
+            rng.pick(TAGS),
+            rng.pick(LIFECYCLES),
+            rng.below(s.groups),
+            rng.below(s.systems),
+            openapi(i)
+        ));
+    }
+    for i in 0..s.components {
+        let (w1, w2) = (rng.pick(WORDS), rng.pick(WORDS));
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: component-{i}\n  title: {w1} {w2} {i}\n  description: Handles {w1} for {w2}\n  tags: [{}, {}]\n  links:\n    - url: https://{w1}.example.com\n      title: Dashboard\nspec:\n  type: {}\n  lifecycle: {}\n  owner: group-{}\n  system: system-{}\n  providesApis: [api-{}]\n  consumesApis: [api-{}, api-{}]\n  dependsOn: [component:component-{}]\n",
+            rng.pick(TAGS),
+            rng.pick(TAGS),
+            rng.pick(COMPONENT_TYPES),
+            rng.pick(LIFECYCLES),
+            rng.below(s.groups),
+            rng.below(s.systems),
+            rng.below(s.apis),
+            rng.below(s.apis),
+            rng.below(s.apis),
+            rng.below(s.components),
+        ));
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, chunk) in docs.chunks(500).enumerate() {
+        std::fs::write(dir.join(format!("c{i:05}.yaml")), chunk.join("---\n")).unwrap();
+    }
+    s
+}
+
+struct Sample {
+    server: Duration,
+    client: Duration,
+}
+
+fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() - 1) as f64 * q).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (Sample, String) {
+    let started = Instant::now();
+    let response = client.get(url).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    let server = response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("dur=").nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .expect("a Server-Timing header");
+    let body = response.text().await.unwrap();
+    (
+        Sample {
+            server,
+            client: started.elapsed(),
+        },
+        body,
+    )
+}
+
+fn next_href(body: &str) -> Option<String> {
+    let end = body.find("rel=\"next\"")?;
+    let start = body[..end].rfind("href=\"")? + 6;
+    let href = &body[start..end];
+    Some(href[..href.find('"')?].replace("&amp;", "&"))
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(bench(n));
+}
+
+async fn bench(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("catalog");
+    let started = Instant::now();
+    let s = generate(&files, n);
+    eprintln!(
+        "generated {n} entities in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    config.catalog.locations = vec![LocationConfig {
+        kind: LocationKind::File,
+        target: format!("{}/*.yaml", files.display()),
+    }];
+    config.catalog.refresh_interval_secs = 0;
+    let running = callboard::server::start(config).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let catalog = running.state.catalog.clone();
+        let count = tokio::task::spawn_blocking(move || catalog.count(&Selection::default()))
+            .await
+            .unwrap()
+            .unwrap();
+        if count as usize > n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("ingested in {:.1}s", started.elapsed().as_secs_f64());
+    // Let the refresh loop finish its post-ingest optimize.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let client = reqwest::Client::new();
+    let base = running.url();
+    // The first view counts facets (then cached until the catalog changes).
+    let (cold, _) = get(&client, &format!("{base}/catalog")).await;
+    let (_, first) = get(&client, &format!("{base}/catalog?sort=name")).await;
+    let page2 = next_href(&first).expect("a next page");
+    let (_, second) = get(&client, &format!("{base}{page2}")).await;
+    let page3 = next_href(&second).expect("a third page");
+
+    let mut rng = Rng(7);
+    let rounds = 200;
+    type Urls = Box<dyn FnMut(&mut Rng) -> String>;
+    let cases: Vec<(&str, Urls)> = vec![
+        ("home `/`", Box::new(|_| "/".to_owned())),
+        (
+            "catalog, first page (sorted by name)",
+            Box::new(|_| "/catalog".to_owned()),
+        ),
+        (
+            "catalog, a later page (cursor)",
+            Box::new(move |_| page3.clone()),
+        ),
+        (
+            "catalog, kind=component",
+            Box::new(|_| "/catalog?kind=component".to_owned()),
+        ),
+        (
+            "catalog, kind=api, lifecycle, tag",
+            Box::new(|r| {
+                format!(
+                    "/catalog?kind=api&lifecycle=deprecated&tag={}",
+                    r.pick(TAGS)
+                )
+            }),
+        ),
+        (
+            "catalog, owner=<one team>",
+            Box::new(move |r| format!("/catalog?owner=group-{}", r.below(s.groups))),
+        ),
+        (
+            "catalog, search `q=<word>`",
+            Box::new(|r| format!("/catalog?q={}", r.pick(WORDS))),
+        ),
+        (
+            "catalog, search a rare term",
+            Box::new(move |r| format!("/catalog?q=component-{}", r.below(s.components))),
+        ),
+        (
+            "catalog, sorted by owner",
+            Box::new(|_| "/catalog?sort=owner".to_owned()),
+        ),
+        (
+            "catalog, kind=component sorted by lifecycle desc",
+            Box::new(|_| "/catalog?kind=component&sort=lifecycle&order=desc".to_owned()),
+        ),
+        (
+            "entity page, component",
+            Box::new(move |r| {
+                format!(
+                    "/catalog/default/component/component-{}",
+                    r.below(s.components)
+                )
+            }),
+        ),
+        (
+            "entity page, API (OpenAPI rendered)",
+            Box::new(move |r| format!("/catalog/default/api/api-{}", r.below(s.apis))),
+        ),
+        (
+            "entity page, group (members, ~50 owned)",
+            Box::new(move |r| format!("/catalog/default/group/group-{}", r.below(s.groups))),
+        ),
+        (
+            "entity page, user",
+            Box::new(move |r| format!("/catalog/default/user/user-{}", r.below(s.users))),
+        ),
+    ];
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "{n} entities ({} components, {} APIs, {} groups, {} users, {} systems); {rounds} requests per row, one at a time.\n",
+        s.components, s.apis, s.groups, s.users, s.systems
+    );
+    let _ = writeln!(
+        report,
+        "| page | server p50 (ms) | server p99 (ms) | client p50 (ms) | client p99 (ms) |\n|---|---|---|---|---|"
+    );
+    for (name, mut url) in cases {
+        // Warm-up: prepared statements, page cache.
+        for _ in 0..5 {
+            let _ = get(&client, &format!("{base}{}", url(&mut rng))).await;
+        }
+        let mut server = Vec::with_capacity(rounds);
+        let mut client_side = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let (sample, _) = get(&client, &format!("{base}{}", url(&mut rng))).await;
+            server.push(sample.server);
+            client_side.push(sample.client);
+        }
+        let _ = writeln!(
+            report,
+            "| {name} | {} | {} | {} | {} |",
+            ms(percentile(&mut server, 0.5)),
+            ms(percentile(&mut server, 0.99)),
+            ms(percentile(&mut client_side, 0.5)),
+            ms(percentile(&mut client_side, 0.99)),
+        );
+        eprintln!("done: {name}");
+    }
+    let _ = writeln!(
+        report,
+        "\nFirst catalog view after start-up (counts the filter facets, then cached until the catalog changes): {} ms server time.",
+        ms(cold.server)
+    );
+    println!("{report}");
+    running.shutdown().await.unwrap();
+}

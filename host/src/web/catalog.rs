@@ -92,7 +92,7 @@ impl Params {
             }
         }
         if let Some(owner) = self.owner_key() {
-            all.push(Predicate::eq("relations.ownedBy", &[&owner]));
+            all.push(owner_predicate(&owner));
         }
         let q = self.q.trim();
         Selection {
@@ -136,6 +136,36 @@ impl Params {
     fn filtered(&self) -> bool {
         self.pairs().iter().any(|(_, v)| !v.is_empty())
     }
+}
+
+/// Entities owned by `owner` (a ref key). The catalog drives a query from
+/// an index only for plain field conditions, not relation ones, so this
+/// matches every way `spec.owner` can spell the ref (the only source of
+/// `ownedBy`) instead of `relations.ownedBy`, which at 100k entities would
+/// probe every row.
+fn owner_predicate(owner: &str) -> Predicate {
+    let Ok(r) = EntityRef::parse(owner) else {
+        return Predicate::eq("relations.ownedBy", &[owner]);
+    };
+    let (kind, namespace, name) = (
+        r.kind.to_lowercase(),
+        r.namespace.to_lowercase(),
+        r.name.to_lowercase(),
+    );
+    let mut spellings = vec![format!("{kind}:{namespace}/{name}")];
+    let default_namespace = namespace == callboard_catalog::entity_ref::DEFAULT_NAMESPACE;
+    if default_namespace {
+        spellings.push(format!("{kind}:{name}"));
+    }
+    // `group` is spec.owner's default kind.
+    if kind == "group" {
+        spellings.push(format!("{namespace}/{name}"));
+        if default_namespace {
+            spellings.push(name);
+        }
+    }
+    let spellings: Vec<&str> = spellings.iter().map(String::as_str).collect();
+    Predicate::eq("spec.owner", &spellings)
 }
 
 fn cursor(position: &Position) -> String {
