@@ -1,6 +1,7 @@
 //! HTTP routers. Each area has its own `router(...)`; [`router`] mounts them
 //! all, so tests can call it without a socket.
 
+pub mod admin;
 pub mod catalog;
 pub mod error;
 pub mod plugins;
@@ -25,8 +26,10 @@ pub fn router(state: &AppState) -> Router {
             get(|| async { Json(json!({"status": "ok"})) }),
         )
         .nest("/api/catalog", catalog::router(state.catalog.clone()))
+        .nest("/api/admin", admin::router(state))
         .nest(
             "/api/plugins",
             plugins::router(state.plugins.clone(), max_body),
         )
+        .merge(crate::web::router(state.clone()))
 }

@@ -77,7 +77,10 @@ pub struct GrantsConfig {
 impl Default for GrantsConfig {
     fn default() -> Self {
         Self {
-            default: Capabilities { kv: true, ..Capabilities::default() },
+            default: Capabilities {
+                kv: true,
+                ..Capabilities::default()
+            },
             vendors: BTreeMap::new(),
             plugins: BTreeMap::new(),
         }
@@ -274,7 +277,10 @@ impl Config {
 
     /// Folder of trusted vendor key files.
     pub fn trust_dir(&self) -> PathBuf {
-        self.trust.dir.clone().unwrap_or_else(|| self.data_dir.join("trusted-vendors"))
+        self.trust
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("trusted-vendors"))
     }
 
     /// Folder of installed licences (`<plugin-id>.license`).

@@ -32,9 +32,15 @@ enum Command {
         #[arg(long)]
         plugins_dir: Option<PathBuf>,
     },
-    /// Work with plugin files: pack, inspect.
+    /// Plugins: pack, sign, inspect, install, list, remove.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
+    /// Vendor signing keys.
+    #[command(subcommand)]
+    Vendor(cli::vendor::VendorCommand),
+    /// Licences for commercial plugins.
+    #[command(subcommand)]
+    License(cli::vendor::LicenseCommand),
     /// Validate and import catalog descriptor files.
     #[command(subcommand)]
     Catalog(cli::catalog::CatalogCommand),
@@ -78,7 +84,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             serve(config)
         }
-        Command::Plugin(command) => cli::plugin::run(command),
+        Command::Plugin(command) => cli::plugin::run(command, &config),
+        Command::Vendor(command) => cli::vendor::run_vendor(command),
+        Command::License(command) => cli::vendor::run_license(command),
         Command::Catalog(command) => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

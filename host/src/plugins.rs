@@ -21,5 +21,8 @@ mod watcher;
 pub use bindings::ApiVersion;
 pub use call::{CallError, PluginRequest, PluginResponse};
 pub use loader::LoadError;
+pub use registry::{
+    InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, is_plugin_file, verify_file,
+    verify_license_file,
+};
 pub use watcher::FolderWatch;
-pub use registry::{InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, is_plugin_file};

@@ -48,7 +48,11 @@ impl AppState {
         let results = plugins.load_dir(&dir);
         let watch = if config.plugins.watch {
             let debounce = std::time::Duration::from_millis(config.plugins.watch_debounce_ms);
-            Some(Arc::new(plugins.watch(&dir, debounce).context("cannot watch the plugins directory")?))
+            Some(Arc::new(
+                plugins
+                    .watch(&dir, debounce)
+                    .context("cannot watch the plugins directory")?,
+            ))
         } else {
             None
         };
@@ -146,7 +150,8 @@ fn admin_token(file: &std::path::Path) -> anyhow::Result<Arc<str>> {
         }
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("cannot generate the admin token: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot generate the admin token: {e}"))?;
     let token = hex::encode(bytes);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -2,5 +2,7 @@
 //! SQLite files, real wasm components built from this repository.
 
 mod catalog;
+mod install;
 mod plugins;
 mod support;
+mod web;

@@ -102,6 +102,7 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             cargo(["test", "--release", "--"])
                 .args(&args)
                 .env("CALLBOARD_TEST_PLUGINS", &plugins)
+                .env("CALLBOARD_BIN", callboard_bin()?)
                 .status_ok()?;
         }
         Task::Bench { name, args } => {
@@ -198,9 +199,7 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     step("building the callboard binary to pack them");
     cargo(["build", "--release", "--quiet", "-p", "callboard"]).status_ok()?;
     let target = target_dir()?;
-    let callboard = target
-        .join("release")
-        .join(format!("callboard{}", std::env::consts::EXE_SUFFIX));
+    let callboard = callboard_bin()?;
     let out = target.join("callboard-plugins");
     std::fs::create_dir_all(&out)?;
     for c in &crates {
@@ -222,6 +221,13 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// The release `callboard` binary (built by `build_plugins`).
+fn callboard_bin() -> anyhow::Result<PathBuf> {
+    Ok(target_dir()?
+        .join("release")
+        .join(format!("callboard{}", std::env::consts::EXE_SUFFIX)))
 }
 
 fn ensure_wasm_target() -> anyhow::Result<()> {

@@ -35,12 +35,19 @@ pub fn router(state: &AppState) -> Router {
         .route("/plugins/{id}", axum::routing::delete(remove).get(show))
         .route("/plugins/{id}/license", put(install_license))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD))
-        .route_layer(middleware::from_fn_with_state(state.admin_token.clone(), authenticate))
+        .route_layer(middleware::from_fn_with_state(
+            state.admin_token.clone(),
+            authenticate,
+        ))
         .layer(middleware::from_fn(backstage_errors))
         .with_state(state.plugins.clone())
 }
 
-async fn authenticate(State(token): State<std::sync::Arc<str>>, request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(token): State<std::sync::Arc<str>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let offered = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -49,10 +56,13 @@ async fn authenticate(State(token): State<std::sync::Arc<str>>, request: Request
         .map(str::trim);
     // Comparing digests keeps the comparison's timing independent of how
     // much of the token a guess got right.
-    let ok = offered.is_some_and(|o| Sha256::digest(o.as_bytes()) == Sha256::digest(token.as_bytes()));
+    let ok =
+        offered.is_some_and(|o| Sha256::digest(o.as_bytes()) == Sha256::digest(token.as_bytes()));
     if !ok {
         let message = match offered {
-            None => "the admin API needs `Authorization: Bearer <token>`; the token is in <data_dir>/admin-token",
+            None => {
+                "the admin API needs `Authorization: Bearer <token>`; the token is in <data_dir>/admin-token"
+            }
             Some(_) => "invalid admin token",
         };
         return ApiError::unauthenticated(message).into_response();
@@ -64,8 +74,13 @@ async fn list(State(host): State<PluginHost>) -> Json<serde_json::Value> {
     Json(json!({ "plugins": host.list(), "failures": host.failures() }))
 }
 
-async fn show(State(host): State<PluginHost>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let info = host.get(&id).ok_or_else(|| ApiError::not_found(format!("no plugin named \"{id}\" is installed")))?;
+async fn show(
+    State(host): State<PluginHost>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let info = host
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no plugin named \"{id}\" is installed")))?;
     Ok(Json(json!(info)))
 }
 
@@ -82,19 +97,37 @@ async fn install(
 ) -> Result<Response, ApiError> {
     let mut plugin = None;
     let mut license = None;
-    while let Some(field) = form.next_field().await.map_err(|e| ApiError::input(format!("bad upload: {e}")))? {
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::input(format!("bad upload: {e}")))?
+    {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field.bytes().await.map_err(|e| ApiError::input(format!("bad upload: {e}")))?;
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::input(format!("bad upload: {e}")))?;
         match name.as_str() {
             "plugin" => plugin = Some(bytes),
             "license" => {
-                license = Some(String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::input("the licence is not UTF-8 text"))?);
+                license = Some(
+                    String::from_utf8(bytes.to_vec())
+                        .map_err(|_| ApiError::input("the licence is not UTF-8 text"))?,
+                );
             }
-            other => return Err(ApiError::input(format!("unexpected form field \"{other}\"; expected `plugin` and optionally `license`"))),
+            other => {
+                return Err(ApiError::input(format!(
+                    "unexpected form field \"{other}\"; expected `plugin` and optionally `license`"
+                )));
+            }
         }
     }
-    let plugin = plugin.ok_or_else(|| ApiError::input("missing the `plugin` form field (the plugin file)"))?;
-    let options = InstallOptions { force: query.force, license };
+    let plugin = plugin
+        .ok_or_else(|| ApiError::input("missing the `plugin` form field (the plugin file)"))?;
+    let options = InstallOptions {
+        force: query.force,
+        license,
+    };
     // Verification and compilation are CPU work: off the async workers.
     let info = tokio::task::spawn_blocking(move || host.install(&plugin, &options))
         .await
@@ -127,7 +160,9 @@ async fn remove(
     Query(query): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     if host.get(&id).is_none() {
-        return Err(ApiError::not_found(format!("no plugin named \"{id}\" is installed")));
+        return Err(ApiError::not_found(format!(
+            "no plugin named \"{id}\" is installed"
+        )));
     }
     tokio::task::spawn_blocking(move || host.remove(&id, query.purge))
         .await

@@ -274,4 +274,3 @@ fn check_response(
     }
     Ok(response)
 }
-

@@ -60,7 +60,9 @@ pub enum LicenseError {
         plugin: String,
     },
     /// From another vendor than the plugin's.
-    #[error("the licence for {plugin} is from vendor \"{licensed}\" but the plugin is from \"{vendor}\"")]
+    #[error(
+        "the licence for {plugin} is from vendor \"{licensed}\" but the plugin is from \"{vendor}\""
+    )]
     WrongVendor {
         /// Plugin id.
         plugin: String,
@@ -70,7 +72,9 @@ pub enum LicenseError {
         vendor: String,
     },
     /// For another customer.
-    #[error("the licence for {plugin} is issued to \"{customer}\", but this portal is \"{organization}\"")]
+    #[error(
+        "the licence for {plugin} is issued to \"{customer}\", but this portal is \"{organization}\""
+    )]
     WrongCustomer {
         /// Plugin id.
         plugin: String,
@@ -80,7 +84,9 @@ pub enum LicenseError {
         organization: String,
     },
     /// The vendor is not trusted.
-    #[error("the licence for {plugin} is signed by vendor \"{vendor}\", which is not in the trust store")]
+    #[error(
+        "the licence for {plugin} is signed by vendor \"{vendor}\", which is not in the trust store"
+    )]
     UnknownVendor {
         /// Plugin id.
         plugin: String,
@@ -114,7 +120,11 @@ pub enum LicenseError {
 /// Writes a signed licence file's text.
 pub fn issue(key: &VendorKey, terms: &LicenseTerms) -> String {
     let text = serde_json::to_string(terms).expect("plain data");
-    let file = LicenseFile { format: FORMAT.into(), signature: key.sign_raw(CONTEXT, text.as_bytes()), terms: text };
+    let file = LicenseFile {
+        format: FORMAT.into(),
+        signature: key.sign_raw(CONTEXT, text.as_bytes()),
+        terms: text,
+    };
     serde_json::to_string_pretty(&file).expect("plain data") + "\n"
 }
 
@@ -124,11 +134,16 @@ pub fn parse(text: &str) -> Result<LicenseTerms, LicenseError> {
 }
 
 fn parse_file(text: &str) -> Result<(LicenseFile, LicenseTerms), LicenseError> {
-    let file: LicenseFile = serde_json::from_str(text).map_err(|e| LicenseError::Malformed(e.to_string()))?;
+    let file: LicenseFile =
+        serde_json::from_str(text).map_err(|e| LicenseError::Malformed(e.to_string()))?;
     if file.format != FORMAT {
-        return Err(LicenseError::Malformed(format!("unknown format \"{}\"", file.format)));
+        return Err(LicenseError::Malformed(format!(
+            "unknown format \"{}\"",
+            file.format
+        )));
     }
-    let terms = serde_json::from_str(&file.terms).map_err(|e| LicenseError::Malformed(e.to_string()))?;
+    let terms =
+        serde_json::from_str(&file.terms).map_err(|e| LicenseError::Malformed(e.to_string()))?;
     Ok((file, terms))
 }
 
@@ -143,16 +158,28 @@ pub fn verify(
 ) -> Result<LicenseTerms, LicenseError> {
     let (file, terms) = parse_file(text)?;
     if terms.plugin != plugin {
-        return Err(LicenseError::WrongPlugin { licensed: terms.plugin, plugin: plugin.into() });
+        return Err(LicenseError::WrongPlugin {
+            licensed: terms.plugin,
+            plugin: plugin.into(),
+        });
     }
     if terms.vendor != vendor {
-        return Err(LicenseError::WrongVendor { plugin: plugin.into(), licensed: terms.vendor, vendor: vendor.into() });
+        return Err(LicenseError::WrongVendor {
+            plugin: plugin.into(),
+            licensed: terms.vendor,
+            vendor: vendor.into(),
+        });
     }
     let Some(key) = trust.key_for(vendor) else {
-        return Err(LicenseError::UnknownVendor { plugin: plugin.into(), vendor: vendor.into() });
+        return Err(LicenseError::UnknownVendor {
+            plugin: plugin.into(),
+            vendor: vendor.into(),
+        });
     };
     if !verify_raw(key, CONTEXT, file.terms.as_bytes(), &file.signature) {
-        return Err(LicenseError::BadSignature { plugin: plugin.into() });
+        return Err(LicenseError::BadSignature {
+            plugin: plugin.into(),
+        });
     }
     if terms.customer != organization {
         return Err(LicenseError::WrongCustomer {
@@ -168,10 +195,16 @@ pub fn verify(
 /// Checks only the validity window (the rest was checked when it was loaded).
 pub fn check_window(terms: &LicenseTerms, now: Timestamp) -> Result<(), LicenseError> {
     if now < terms.not_before {
-        return Err(LicenseError::NotYetValid { plugin: terms.plugin.clone(), from: terms.not_before });
+        return Err(LicenseError::NotYetValid {
+            plugin: terms.plugin.clone(),
+            from: terms.not_before,
+        });
     }
     if now >= terms.expires {
-        return Err(LicenseError::Expired { plugin: terms.plugin.clone(), on: terms.expires });
+        return Err(LicenseError::Expired {
+            plugin: terms.plugin.clone(),
+            on: terms.expires,
+        });
     }
     Ok(())
 }

@@ -116,10 +116,15 @@ pub struct Loaded {
 
 /// Reads the manifest and applies the signature policy: the cheap checks,
 /// before anything is compiled.
-pub fn verify(bytes: &[u8], trust: &TrustStore, require_signatures: bool) -> Result<(Manifest, SignatureState), LoadError> {
+pub fn verify(
+    bytes: &[u8],
+    trust: &TrustStore,
+    require_signatures: bool,
+) -> Result<(Manifest, SignatureState), LoadError> {
     let manifest = manifest::read(bytes)?;
     let signature = signing::verify(bytes).map_err(|e| LoadError::Signature(e.to_string()))?;
-    let state = trust::check(&manifest, signature, trust, require_signatures).map_err(LoadError::Signature)?;
+    let state = trust::check(&manifest, signature, trust, require_signatures)
+        .map_err(LoadError::Signature)?;
     Ok((manifest, state))
 }
 

@@ -65,8 +65,18 @@ impl Capabilities {
         Capabilities {
             kv: self.kv && other.kv,
             catalog: self.catalog && other.catalog,
-            http_hosts: self.http_hosts.iter().filter(|h| other.allows_host(h)).cloned().collect(),
-            events: self.events.iter().filter(|e| other.events.contains(e)).cloned().collect(),
+            http_hosts: self
+                .http_hosts
+                .iter()
+                .filter(|h| other.allows_host(h))
+                .cloned()
+                .collect(),
+            events: self
+                .events
+                .iter()
+                .filter(|e| other.events.contains(e))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -170,7 +180,9 @@ impl Manifest {
 
     /// Whether the plugin is commercial (must be signed and licensed).
     pub fn is_commercial(&self) -> bool {
-        self.license.as_deref().is_some_and(|l| l.eq_ignore_ascii_case("commercial"))
+        self.license
+            .as_deref()
+            .is_some_and(|l| l.eq_ignore_ascii_case("commercial"))
     }
 
     /// `id@version`, how errors and logs name a plugin.
@@ -208,7 +220,8 @@ pub fn read(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         }
     }
     let data = found.ok_or(ManifestError::Missing)?;
-    let manifest: Manifest = serde_json::from_slice(data).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let manifest: Manifest =
+        serde_json::from_slice(data).map_err(|e| ManifestError::Invalid(e.to_string()))?;
     manifest.validate()?;
     Ok(manifest)
 }
@@ -220,12 +233,19 @@ pub fn embed(component: &[u8], manifest: &Manifest) -> Result<Vec<u8>, ManifestE
     out.extend_from_slice(&component[..8.min(component.len())]);
     let sections = sections_of(component)?;
     for section in &sections {
-        if matches!(section.custom(), Some((SECTION | super::signing::SECTION, _))) {
+        if matches!(
+            section.custom(),
+            Some((SECTION | super::signing::SECTION, _))
+        ) {
             continue;
         }
         out.extend_from_slice(&component[section.start..section.end]);
     }
     let json = serde_json::to_vec(manifest).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-    wasm_encoder::CustomSection { name: SECTION.into(), data: json.into() }.append_to(&mut out);
+    wasm_encoder::CustomSection {
+        name: SECTION.into(),
+        data: json.into(),
+    }
+    .append_to(&mut out);
     Ok(out)
 }

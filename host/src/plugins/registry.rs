@@ -116,18 +116,29 @@ impl LivePlugin {
         let terms = match &**license {
             LicenseState::NotRequired => return Ok(()),
             LicenseState::Invalid { reason } => {
-                return Err(CallError::Unlicensed { plugin: self.label.clone(), reason: reason.clone() });
+                return Err(CallError::Unlicensed {
+                    plugin: self.label.clone(),
+                    reason: reason.clone(),
+                });
             }
             LicenseState::Valid(terms) => terms,
         };
         // Checked on every call too, so expiry takes effect to the second,
         // not at the next periodic check.
         if let Err(e) = license::check_window(terms, Timestamp::now()) {
-            return Err(CallError::Unlicensed { plugin: self.label.clone(), reason: e.to_string() });
+            return Err(CallError::Unlicensed {
+                plugin: self.label.clone(),
+                reason: e.to_string(),
+            });
         }
         for gate in &self.loaded.manifest.entitlements {
-            if gate.paths.iter().any(|p| path.starts_with(p.as_str())) && !terms.features.contains(&gate.feature) {
-                return Err(CallError::NotEntitled { plugin: self.label.clone(), feature: gate.feature.clone() });
+            if gate.paths.iter().any(|p| path.starts_with(p.as_str()))
+                && !terms.features.contains(&gate.feature)
+            {
+                return Err(CallError::NotEntitled {
+                    plugin: self.label.clone(),
+                    feature: gate.feature.clone(),
+                });
             }
         }
         Ok(())
@@ -190,7 +201,10 @@ impl PluginHost {
     /// logged with its name and reason and skipped; the others still load.
     pub fn load_dir(&self, dir: &Path) -> Vec<Result<PluginInfo, LoadFailure>> {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_plugin_file(p)).collect(),
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_plugin_file(p))
+                .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 tracing::error!(dir = %dir.display(), "cannot read the plugins directory: {e}");
@@ -204,21 +218,34 @@ impl PluginHost {
     /// Loads (or reloads) one plugin file from the plugins folder. Unchanged
     /// content is a no-op, so the watcher seeing our own writes costs nothing.
     pub fn install_file(&self, file: &Path) -> Result<PluginInfo, LoadFailure> {
-        let bytes = std::fs::read(file).map_err(|e| self.fail(file, None, &LoadError::Read(e.to_string())))?;
+        let bytes = std::fs::read(file)
+            .map_err(|e| self.fail(file, None, &LoadError::Read(e.to_string())))?;
         if let Some(info) = self.unchanged(file, &bytes) {
             return Ok(info);
         }
         self.install_inner(&bytes, Some(file.to_owned()), &InstallOptions::default())
-            .map_err(|error| self.fail(file, manifest_id(&bytes).as_deref(), &error))
+            .map_err(|error| {
+                // A file too broken to name its plugin is charged to the plugin it replaces.
+                let id = manifest_id(&bytes).or_else(|| {
+                    self.inner
+                        .live
+                        .load()
+                        .values()
+                        .find(|p| p.loaded.source.as_deref() == Some(file))
+                        .map(|p| p.loaded.manifest.id.clone())
+                });
+                self.fail(file, id.as_deref(), &error)
+            })
     }
 
     /// Installs plugin bytes (the admin API and CLI): verify, compile, check
     /// the licence if given, write `<plugins_dir>/<id>.wasm`, swap. On any
     /// error the serving version, if any, keeps serving. Blocking.
     pub fn install(&self, bytes: &[u8], options: &InstallOptions) -> Result<PluginInfo, LoadError> {
-        self.install_inner(bytes, None, options).inspect_err(|error| {
-            self.fail(Path::new("upload"), manifest_id(bytes).as_deref(), error);
-        })
+        self.install_inner(bytes, None, options)
+            .inspect_err(|error| {
+                self.fail(Path::new("upload"), manifest_id(bytes).as_deref(), error);
+            })
     }
 
     fn install_inner(
@@ -249,16 +276,26 @@ impl PluginHost {
             {
                 return Err(LoadError::DuplicateId {
                     id,
-                    other: existing.loaded.source.as_deref().map_or("an install".into(), |p| p.display().to_string()),
+                    other: existing
+                        .loaded
+                        .source
+                        .as_deref()
+                        .map_or("an install".into(), |p| p.display().to_string()),
                 });
             }
             if manifest.version < old.version && !options.force {
-                return Err(LoadError::Downgrade { id, from: old.version.clone(), to: manifest.version.clone() });
+                return Err(LoadError::Downgrade {
+                    id,
+                    from: old.version.clone(),
+                    to: manifest.version.clone(),
+                });
             }
         }
         let license_state = self.license_for(&manifest, options.license.as_deref(), &trust)?;
 
-        let target = from_dir.clone().unwrap_or_else(|| config.plugins_dir().join(format!("{id}.wasm")));
+        let target = from_dir
+            .clone()
+            .unwrap_or_else(|| config.plugins_dir().join(format!("{id}.wasm")));
         let mut loaded = loader::load(
             &inner.engine,
             &inner.linkers,
@@ -270,7 +307,10 @@ impl PluginHost {
 
         // Only now that everything checks out do files change.
         if let Some(text) = &options.license {
-            write_atomically(&config.licenses_dir().join(format!("{id}.license")), text.as_bytes())?;
+            write_atomically(
+                &config.licenses_dir().join(format!("{id}.license")),
+                text.as_bytes(),
+            )?;
         }
         if from_dir.is_none() {
             write_atomically(&target, bytes)?;
@@ -310,7 +350,12 @@ impl PluginHost {
     /// The licence state for a plugin about to be installed: the offered
     /// licence must hold (else the install is refused); without one, the
     /// installed licence file is used.
-    fn license_for(&self, manifest: &Manifest, offered: Option<&str>, trust: &TrustStore) -> Result<LicenseState, LoadError> {
+    fn license_for(
+        &self,
+        manifest: &Manifest,
+        offered: Option<&str>,
+        trust: &TrustStore,
+    ) -> Result<LicenseState, LoadError> {
         if let Some(text) = offered {
             let terms = self.verify_license(text, manifest, trust)?;
             return Ok(LicenseState::Valid(terms));
@@ -322,19 +367,33 @@ impl PluginHost {
         if !manifest.is_commercial() {
             return LicenseState::NotRequired;
         }
-        let file = self.inner.config.licenses_dir().join(format!("{}.license", manifest.id));
+        let file = self
+            .inner
+            .config
+            .licenses_dir()
+            .join(format!("{}.license", manifest.id));
         match std::fs::read_to_string(&file) {
             Ok(text) => match self.verify_license(&text, manifest, trust) {
                 Ok(terms) => LicenseState::Valid(terms),
-                Err(e) => LicenseState::Invalid { reason: e.to_string() },
+                Err(e) => LicenseState::Invalid {
+                    reason: e.to_string(),
+                },
             },
             Err(_) => LicenseState::Invalid {
-                reason: format!("no licence installed for {}; install one with `callboard plugin install --license`", manifest.id),
+                reason: format!(
+                    "no licence installed for {}; install one with `callboard plugin install --license`",
+                    manifest.id
+                ),
             },
         }
     }
 
-    fn verify_license(&self, text: &str, manifest: &Manifest, trust: &TrustStore) -> Result<LicenseTerms, LicenseError> {
+    fn verify_license(
+        &self,
+        text: &str,
+        manifest: &Manifest,
+        trust: &TrustStore,
+    ) -> Result<LicenseTerms, LicenseError> {
         license::verify(
             text,
             &manifest.id,
@@ -347,9 +406,18 @@ impl PluginHost {
 
     /// Installs a licence for live plugin `id` and applies it at once.
     pub fn install_license(&self, id: &str, text: &str) -> Result<PluginInfo, LoadError> {
-        let plugin = self.live(id).ok_or_else(|| LoadError::Read(format!("no plugin named \"{id}\" is installed")))?;
+        let plugin = self
+            .live(id)
+            .ok_or_else(|| LoadError::Read(format!("no plugin named \"{id}\" is installed")))?;
         let terms = self.verify_license(text, &plugin.loaded.manifest, &self.trust())?;
-        write_atomically(&self.inner.config.licenses_dir().join(format!("{id}.license")), text.as_bytes())?;
+        write_atomically(
+            &self
+                .inner
+                .config
+                .licenses_dir()
+                .join(format!("{id}.license")),
+            text.as_bytes(),
+        )?;
         plugin.license.store(Arc::new(LicenseState::Valid(terms)));
         tracing::info!(plugin = %plugin.label, "licence installed");
         Ok(self.info(&plugin))
@@ -362,7 +430,9 @@ impl PluginHost {
         for plugin in self.inner.live.load().values() {
             let state = self.installed_license(&plugin.loaded.manifest, &trust);
             let before = plugin.license.load();
-            if let (LicenseState::Invalid { reason }, false) = (&state, matches!(&**before, LicenseState::Invalid { .. })) {
+            if let (LicenseState::Invalid { reason }, false) =
+                (&state, matches!(&**before, LicenseState::Invalid { .. }))
+            {
                 tracing::warn!(plugin = %plugin.label, "plugin disabled: {reason}");
             }
             plugin.license.store(Arc::new(state));
@@ -376,7 +446,9 @@ impl PluginHost {
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
         let current = inner.live.load();
         let Some(plugin) = current.get(id).cloned() else {
-            return Err(LoadError::Read(format!("no plugin named \"{id}\" is installed")));
+            return Err(LoadError::Read(format!(
+                "no plugin named \"{id}\" is installed"
+            )));
         };
         let mut next = HashMap::clone(&current);
         next.remove(id);
@@ -385,7 +457,10 @@ impl PluginHost {
             let _ = std::fs::remove_file(file);
         }
         if purge {
-            inner.kv.purge(id).map_err(|e| LoadError::Write(e.to_string()))?;
+            inner
+                .kv
+                .purge(id)
+                .map_err(|e| LoadError::Write(e.to_string()))?;
         }
         tracing::info!(plugin = %plugin.label, purge, "plugin removed");
         Ok(())
@@ -396,7 +471,10 @@ impl PluginHost {
         let inner = &self.inner;
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
         let current = inner.live.load();
-        let Some((id, plugin)) = current.iter().find(|(_, p)| p.loaded.source.as_deref() == Some(file)) else {
+        let Some((id, plugin)) = current
+            .iter()
+            .find(|(_, p)| p.loaded.source.as_deref() == Some(file))
+        else {
             return;
         };
         let mut next = HashMap::clone(&current);
@@ -408,7 +486,13 @@ impl PluginHost {
 
     /// The live plugins, by id.
     pub fn list(&self) -> Vec<PluginInfo> {
-        let mut list: Vec<_> = self.inner.live.load().values().map(|p| self.info(p)).collect();
+        let mut list: Vec<_> = self
+            .inner
+            .live
+            .load()
+            .values()
+            .map(|p| self.info(p))
+            .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         list
     }
@@ -420,7 +504,11 @@ impl PluginHost {
 
     /// Files and uploads refused since start-up, oldest first.
     pub fn failures(&self) -> Vec<LoadFailure> {
-        self.inner.failures.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The key-value store.
@@ -443,7 +531,10 @@ impl PluginHost {
     }
 
     fn last_errors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
-        self.inner.last_errors.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .last_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The live plugin if `file` is its source and `bytes` are what it runs.
@@ -451,7 +542,9 @@ impl PluginHost {
         use sha2::{Digest, Sha256};
         let sha = hex::encode(Sha256::digest(bytes));
         let current = self.inner.live.load();
-        let plugin = current.values().find(|p| p.loaded.source.as_deref() == Some(file) && p.loaded.sha256 == sha)?;
+        let plugin = current
+            .values()
+            .find(|p| p.loaded.source.as_deref() == Some(file) && p.loaded.sha256 == sha)?;
         Some(self.info(plugin))
     }
 
@@ -459,14 +552,26 @@ impl PluginHost {
     fn fail(&self, file: &Path, id: Option<&str>, error: &LoadError) -> LoadFailure {
         let serving = id.and_then(|id| self.live(id));
         match &serving {
-            Some(p) => tracing::error!(file = %file.display(), "refusing plugin file {}: {error} ({} keeps serving)", file.display(), p.label),
-            None => tracing::error!(file = %file.display(), "refusing plugin file {}: {error}", file.display()),
+            Some(p) => {
+                tracing::error!(file = %file.display(), "refusing plugin file {}: {error} ({} keeps serving)", file.display(), p.label)
+            }
+            None => {
+                tracing::error!(file = %file.display(), "refusing plugin file {}: {error}", file.display())
+            }
         }
         if let Some(id) = id {
             self.last_errors().insert(id.to_owned(), error.to_string());
         }
-        let failure = LoadFailure { file: file.to_owned(), error: error.to_string(), at: SystemTime::now() };
-        self.inner.failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure.clone());
+        let failure = LoadFailure {
+            file: file.to_owned(),
+            error: error.to_string(),
+            at: SystemTime::now(),
+        };
+        self.inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(failure.clone());
         failure
     }
 
@@ -476,7 +581,12 @@ impl PluginHost {
         let license_status = (**plugin.license.load()).clone();
         let status = match plugin.admit("") {
             Ok(()) => "serving".to_owned(),
-            Err(e) => format!("disabled: {}", e.to_string().split_once(": ").map_or(e.to_string(), |(_, r)| r.to_owned())),
+            Err(e) => format!(
+                "disabled: {}",
+                e.to_string()
+                    .split_once(": ")
+                    .map_or(e.to_string(), |(_, r)| r.to_owned())
+            ),
         };
         PluginInfo {
             id: m.id.clone(),
@@ -503,12 +613,40 @@ impl PluginHost {
     }
 }
 
+/// Checks a plugin file the way the server will, without compiling it:
+/// manifest, signature, trust policy. What `plugin install --offline` and
+/// `plugin inspect` use.
+pub fn verify_file(bytes: &[u8], config: &Config) -> Result<(Manifest, SignatureState), LoadError> {
+    let trust = TrustStore::load(&config.trust, &config.trust_dir());
+    loader::verify(bytes, &trust, config.trust.require_signatures)
+}
+
+/// Checks a licence file for `manifest`'s plugin against `config` now.
+pub fn verify_license_file(
+    text: &str,
+    manifest: &Manifest,
+    config: &Config,
+) -> Result<LicenseTerms, LicenseError> {
+    let trust = TrustStore::load(&config.trust, &config.trust_dir());
+    license::verify(
+        text,
+        &manifest.id,
+        manifest.vendor.as_deref().unwrap_or_default(),
+        &config.organization,
+        &trust,
+        Timestamp::now(),
+    )
+}
+
 /// A plugin file the folder watcher and start-up load: `*.wasm`, not hidden.
 /// Anything else (`x.wasm.part`, `.x.wasm`) is ignored, which is what makes
 /// write-then-rename safe.
 pub fn is_plugin_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "wasm")
-        && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'))
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'))
         && path.is_file()
 }
 

@@ -54,9 +54,16 @@ pub fn top_level(bytes: &[u8]) -> Result<Vec<Section<'_>>, NotComponent> {
         let id = reader.read_u8().map_err(bad)?;
         let size = reader.read_var_u32().map_err(bad)? as usize;
         let content = reader.read_bytes(size).map_err(|_| {
-            NotComponent::Invalid(format!("section at offset {start:#x} runs past the end of the file"))
+            NotComponent::Invalid(format!(
+                "section at offset {start:#x} runs past the end of the file"
+            ))
         })?;
-        sections.push(Section { start, end: reader.original_position(), id, content });
+        sections.push(Section {
+            start,
+            end: reader.original_position(),
+            id,
+            content,
+        });
     }
     Ok(sections)
 }

@@ -70,31 +70,52 @@ impl VendorKey {
     /// A fresh random key for `vendor`.
     pub fn generate(vendor: &str) -> Result<Self, SignError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| SignError::KeyFile { file: "(random)".into(), reason: e.to_string() })?;
-        Ok(Self { vendor: vendor.to_owned(), key: SigningKey::from_bytes(&seed) })
+        getrandom::fill(&mut seed).map_err(|e| SignError::KeyFile {
+            file: "(random)".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            vendor: vendor.to_owned(),
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// Reads a `.key` file.
     pub fn read(path: &Path) -> Result<Self, SignError> {
-        let bad = |reason: String| SignError::KeyFile { file: path.display().to_string(), reason };
+        let bad = |reason: String| SignError::KeyFile {
+            file: path.display().to_string(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let file: SecretKeyFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let bytes: [u8; 32] = hex::decode(&file.secret_key)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| bad("secret_key must be 64 hex digits".into()))?;
-        Ok(Self { vendor: file.vendor, key: SigningKey::from_bytes(&bytes) })
+        Ok(Self {
+            vendor: file.vendor,
+            key: SigningKey::from_bytes(&bytes),
+        })
     }
 
     /// The secret key file's text.
     pub fn secret_file(&self) -> String {
-        let file = SecretKeyFile { vendor: self.vendor.clone(), secret_key: hex::encode(self.key.to_bytes()) };
-        format!("# Callboard vendor signing key. Keep it secret.\n{}", toml::to_string(&file).expect("plain strings"))
+        let file = SecretKeyFile {
+            vendor: self.vendor.clone(),
+            secret_key: hex::encode(self.key.to_bytes()),
+        };
+        format!(
+            "# Callboard vendor signing key. Keep it secret.\n{}",
+            toml::to_string(&file).expect("plain strings")
+        )
     }
 
     /// The public key, as operators put it in their trust store.
     pub fn public(&self) -> PublicKeyFile {
-        PublicKeyFile { vendor: self.vendor.clone(), public_key: hex::encode(self.key.verifying_key().to_bytes()) }
+        PublicKeyFile {
+            vendor: self.vendor.clone(),
+            public_key: hex::encode(self.key.verifying_key().to_bytes()),
+        }
     }
 
     /// Signs `message` under `context` (domain separation).
@@ -112,7 +133,11 @@ impl VendorKey {
         };
         let mut out = unsigned.to_vec();
         let json = serde_json::to_vec(&section).expect("plain strings");
-        wasm_encoder::CustomSection { name: SECTION.into(), data: json.into() }.append_to(&mut out);
+        wasm_encoder::CustomSection {
+            name: SECTION.into(),
+            data: json.into(),
+        }
+        .append_to(&mut out);
         Ok(out)
     }
 }
@@ -126,10 +151,17 @@ pub fn verify_raw(public_key: &str, context: &[u8], message: &[u8], signature: &
     else {
         return false;
     };
-    let Some(signature) = hex::decode(signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok()) else {
+    let Some(signature) = hex::decode(signature)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+    else {
         return false;
     };
-    key.verify(&contextual(context, message), &Signature::from_bytes(&signature)).is_ok()
+    key.verify(
+        &contextual(context, message),
+        &Signature::from_bytes(&signature),
+    )
+    .is_ok()
 }
 
 fn contextual(context: &[u8], message: &[u8]) -> Vec<u8> {
@@ -172,7 +204,10 @@ pub fn verify(plugin: &[u8]) -> Result<SignatureStatus, SignError> {
     if !verify_raw(&section.public_key, CONTEXT, &digest, &section.signature) {
         return Err(SignError::Mismatch);
     }
-    Ok(SignatureStatus::Valid { vendor: section.vendor, public_key: section.public_key })
+    Ok(SignatureStatus::Valid {
+        vendor: section.vendor,
+        public_key: section.public_key,
+    })
 }
 
 /// The bytes without their signature section.
@@ -194,7 +229,9 @@ fn signature_section(plugin: &[u8]) -> Result<Option<(usize, &[u8])>, SignError>
     for (i, section) in sections.iter().enumerate() {
         if let Some((SECTION, data)) = section.custom() {
             if i + 1 != count {
-                return Err(SignError::Malformed("the signature must be the last section".into()));
+                return Err(SignError::Malformed(
+                    "the signature must be the last section".into(),
+                ));
             }
             return Ok(Some((section.start, data)));
         }

@@ -27,20 +27,26 @@ impl TrustStore {
     /// public key file, as `callboard vendor keygen` writes it). Unreadable
     /// files are logged and skipped.
     pub fn load(config: &TrustConfig, dir: &Path) -> Self {
-        let mut vendors: BTreeMap<String, String> =
-            config.vendors.iter().map(|v| (v.id.clone(), v.public_key.to_ascii_lowercase())).collect();
+        let mut vendors: BTreeMap<String, String> = config
+            .vendors
+            .iter()
+            .map(|v| (v.id.clone(), v.public_key.to_ascii_lowercase()))
+            .collect();
         if let Ok(entries) = std::fs::read_dir(dir) {
             for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
                 if path.extension().is_none_or(|e| e != "pub") {
                     continue;
                 }
-                match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| {
-                    toml::from_str::<PublicKeyFile>(&t).map_err(|e| e.to_string())
-                }) {
+                match std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| toml::from_str::<PublicKeyFile>(&t).map_err(|e| e.to_string()))
+                {
                     Ok(key) => {
                         vendors.insert(key.vendor, key.public_key.to_ascii_lowercase());
                     }
-                    Err(e) => tracing::error!(file = %path.display(), "ignoring trusted-vendor key file: {e}"),
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), "ignoring trusted-vendor key file: {e}")
+                    }
                 }
             }
         }
@@ -88,7 +94,9 @@ pub fn check(
                 ));
             }
             match trust.key_for(&vendor) {
-                Some(key) if key.eq_ignore_ascii_case(&public_key) => SignatureState::Trusted { vendor },
+                Some(key) if key.eq_ignore_ascii_case(&public_key) => {
+                    SignatureState::Trusted { vendor }
+                }
                 Some(_) => {
                     return Err(format!(
                         "is signed with a key that is not vendor \"{vendor}\"'s trusted key"

@@ -30,25 +30,30 @@ impl PluginHost {
     /// Starts watching `dir` (which must exist).
     pub fn watch(&self, dir: &Path, debounce: Duration) -> notify::Result<FolderWatch> {
         let host = self.clone();
-        let mut debouncer = new_debouncer(debounce, move |result: DebounceEventResult| match result {
-            Ok(events) => {
-                for event in events {
-                    let path = &event.path;
-                    if path.extension().is_none_or(|e| e != "wasm") {
-                        continue;
-                    }
-                    if is_plugin_file(path) {
-                        // Refusals are logged and recorded by install_file.
-                        let _ = host.install_file(path);
-                    } else if !path.exists() {
-                        host.unload_file(path);
+        let mut debouncer =
+            new_debouncer(debounce, move |result: DebounceEventResult| match result {
+                Ok(events) => {
+                    for event in events {
+                        let path = &event.path;
+                        if path.extension().is_none_or(|e| e != "wasm") {
+                            continue;
+                        }
+                        if is_plugin_file(path) {
+                            // Refusals are logged and recorded by install_file.
+                            let _ = host.install_file(path);
+                        } else if !path.exists() {
+                            host.unload_file(path);
+                        }
                     }
                 }
-            }
-            Err(e) => tracing::error!("watching the plugins directory failed: {e}"),
-        })?;
-        debouncer.watcher().watch(dir, RecursiveMode::NonRecursive)?;
+                Err(e) => tracing::error!("watching the plugins directory failed: {e}"),
+            })?;
+        debouncer
+            .watcher()
+            .watch(dir, RecursiveMode::NonRecursive)?;
         tracing::info!(dir = %dir.display(), "watching the plugins directory");
-        Ok(FolderWatch { _debouncer: debouncer })
+        Ok(FolderWatch {
+            _debouncer: debouncer,
+        })
     }
 }

@@ -296,7 +296,11 @@ pub struct KvAccess {
 impl KvAccess {
     /// Denied unless granted: a typed error, never a trap.
     fn check(&self) -> Result<&Self, wit::Error> {
-        if self.granted { Ok(self) } else { Err(wit::Error::Denied) }
+        if self.granted {
+            Ok(self)
+        } else {
+            Err(wit::Error::Denied)
+        }
     }
 }
 
