@@ -63,7 +63,11 @@ pub(crate) fn status_item(level: &str, name: &str, message: &str) -> Value {
 /// Everything one registered location yields.
 #[derive(Debug, Default)]
 pub(crate) struct Harvest {
+    /// The Location entities met (the generated root first); other entities
+    /// go to the [`Sink`] as they are read.
     pub(crate) records: Vec<EntityRecord>,
+    /// Refs (lower-case) of every entity read, Locations included.
+    pub(crate) keys: Vec<String>,
     /// Index of the Location entity that emitted each record.
     pub(crate) parents: Vec<Option<usize>>,
     /// Status items per record index.
@@ -90,66 +94,20 @@ impl Harvest {
         self.problems.push(p);
     }
 
-    /// Drops records another location already owns (the first owner keeps
-    /// the entity) and reports each on the Location entity that emitted it.
-    pub(crate) fn resolve_conflicts(
-        &mut self,
-        owners: &HashMap<String, Option<String>>,
-        me: &str,
-        names: &HashMap<String, String>,
-    ) {
-        let mut drop = HashSet::new();
-        let mut found = Vec::new();
-        for (i, record) in self.records.iter().enumerate() {
-            let key = record.entity_ref.key();
-            if let Some(Some(owner)) = owners.get(&key)
-                && owner != me
-            {
-                drop.insert(i);
-                let other = names.get(owner).cloned().unwrap_or_else(|| owner.clone());
-                let p = IngestProblem {
-                    location: record.location_key.clone(),
-                    line: None,
-                    entity: Some(record.entity_ref.to_string()),
-                    name: "ConflictError".into(),
-                    message: format!(
-                        "Entity {} is already provided by location {other}; this location's copy is ignored",
-                        record.entity_ref
-                    ),
-                };
-                found.push((self.parents[i], p));
-            }
-        }
-        for (parent, p) in found {
-            self.problem(parent, p);
-        }
-        if drop.is_empty() {
-            return;
-        }
-        // Re-index: records, parents and statuses all use record indices.
-        let mut map = HashMap::new();
-        let mut records = Vec::new();
-        let mut parents = Vec::new();
-        for (i, (r, p)) in std::mem::take(&mut self.records)
-            .into_iter()
-            .zip(std::mem::take(&mut self.parents))
-            .enumerate()
-        {
-            if !drop.contains(&i) {
-                map.insert(i, records.len());
-                records.push(r);
-                parents.push(p);
-            }
-        }
-        self.parents = parents
-            .into_iter()
-            .map(|p| p.and_then(|p| map.get(&p).copied()))
-            .collect();
-        self.statuses = std::mem::take(&mut self.statuses)
-            .into_iter()
-            .filter_map(|(i, s)| map.get(&i).map(|j| (*j, s)))
-            .collect();
-        self.records = records;
+    /// Reports an entity another location already owns (the first owner
+    /// keeps it) on the Location entity that emitted it.
+    pub(crate) fn conflict(&mut self, parent: usize, record: &EntityRecord, owner: &str) {
+        let p = IngestProblem {
+            location: record.location_key.clone(),
+            line: None,
+            entity: Some(record.entity_ref.to_string()),
+            name: "ConflictError".into(),
+            message: format!(
+                "Entity {} is already provided by location {owner}; this location's copy is ignored",
+                record.entity_ref
+            ),
+        };
+        self.problem(Some(parent), p);
     }
 
     /// Writes the collected status items into their entities.
@@ -165,6 +123,17 @@ impl Harvest {
         }
         self
     }
+}
+
+/// Entities of one file, each with the index of the Location that emitted it.
+pub(crate) type Batch = Vec<(EntityRecord, usize)>;
+
+/// Where the non-Location entities of a harvest go, file by file.
+pub(crate) enum Sink<'a> {
+    /// Kept in memory (dry runs, validation).
+    Collect(&'a mut Batch),
+    /// Streamed to the writer, so memory stays flat at any catalog size.
+    Send(&'a tokio::sync::mpsc::Sender<Batch>),
 }
 
 /// Reads targets. Holds the HTTP client for `url` targets.
@@ -304,12 +273,16 @@ pub async fn check_location(kind: LocationKind, target: &str) -> Vec<IngestProbl
         kind: kind.as_str().to_owned(),
         target,
     };
-    reader.harvest(&row).await.problems
+    let mut records = Vec::new();
+    reader
+        .harvest(&row, Sink::Collect(&mut records))
+        .await
+        .problems
 }
 
 impl Reader {
     /// Reads a registered location and everything it leads to.
-    pub(crate) async fn harvest(&self, location: &LocationRow) -> Harvest {
+    pub(crate) async fn harvest(&self, location: &LocationRow, mut sink: Sink<'_>) -> Harvest {
         let mut h = Harvest::default();
         let origin = format!("{}:{}", location.kind, location.target);
         let root = EntityRef::new(
@@ -334,6 +307,7 @@ impl Reader {
             location_key: origin.clone(),
         });
         h.parents.push(None);
+        h.keys.push(h.records[0].entity_ref.key());
         let first = match LocationKind::parse(&location.kind) {
             Some(LocationKind::File) => Target::File(PathBuf::from(&location.target)),
             Some(LocationKind::Url) => match url::Url::parse(&location.target) {
@@ -366,7 +340,7 @@ impl Reader {
                 if !visited.insert(source.key()) {
                     continue;
                 }
-                self.read_file(
+                let batch = self.read_file(
                     &mut h,
                     parent,
                     &source,
@@ -375,9 +349,18 @@ impl Reader {
                     &mut seen_refs,
                     &mut queue,
                 );
+                match &mut sink {
+                    Sink::Collect(all) => all.extend(batch),
+                    Sink::Send(tx) => {
+                        if tx.send(batch).await.is_err() {
+                            // The writer failed; it reports why.
+                            return h;
+                        }
+                    }
+                }
             }
         }
-        h.finish()
+        h
     }
 
     /// Resolves a target into the files it names and their text; failures
@@ -527,7 +510,8 @@ impl Reader {
         origin: &str,
         seen_refs: &mut HashMap<String, String>,
         queue: &mut Vec<(usize, Target, bool)>,
-    ) {
+    ) -> Vec<(EntityRecord, usize)> {
+        let mut out = Vec::new();
         let key = source.key();
         let docs = match parse_documents(text) {
             Ok(docs) => docs,
@@ -538,7 +522,7 @@ impl Reader {
                     Some(parent),
                     problem(&key, e.line, None, "InputError", message),
                 );
-                return;
+                return out;
             }
         };
         let parent_ref = h.records[parent].entity_ref.key();
@@ -616,14 +600,22 @@ impl Reader {
                     }
                 }
             }
-            h.records.push(EntityRecord {
+            h.keys.push(r.key());
+            let is_location = r.kind.eq_ignore_ascii_case("location");
+            let record = EntityRecord {
                 entity_ref: r,
                 entity,
                 parent_ref: Some(parent_ref.clone()),
                 location_key: key.clone(),
-            });
-            h.parents.push(Some(parent));
+            };
+            if is_location {
+                h.records.push(record);
+                h.parents.push(Some(parent));
+            } else {
+                out.push((record, parent));
+            }
         }
+        out
     }
 }
 

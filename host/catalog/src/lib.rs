@@ -445,8 +445,18 @@ impl Catalog {
             .read(|conn| store::location_by_target(conn, kind, &target))?;
         if let Some(existing) = existing {
             if dry_run {
-                let harvest = self.inner.reader.harvest(&existing).await;
-                let entities = harvest.records.iter().map(preview).collect();
+                let mut records = Vec::new();
+                let harvest = self
+                    .inner
+                    .reader
+                    .harvest(&existing, ingest::Sink::Collect(&mut records))
+                    .await;
+                let entities = harvest
+                    .records
+                    .iter()
+                    .chain(records.iter().map(|(r, _)| r))
+                    .map(preview)
+                    .collect();
                 return Ok(AddedLocation {
                     location: existing,
                     entities,
@@ -463,8 +473,18 @@ impl Catalog {
             target,
         };
         if dry_run {
-            let harvest = self.inner.reader.harvest(&location).await;
-            let entities = harvest.records.iter().map(preview).collect();
+            let mut records = Vec::new();
+            let harvest = self
+                .inner
+                .reader
+                .harvest(&location, ingest::Sink::Collect(&mut records))
+                .await;
+            let entities = harvest
+                .records
+                .iter()
+                .chain(records.iter().map(|(r, _)| r))
+                .map(preview)
+                .collect();
             return Ok(AddedLocation {
                 location,
                 entities,
@@ -632,55 +652,86 @@ impl Catalog {
         }
     }
 
-    /// Reads one location and stores the result in one transaction.
+    /// Reads one location and stores the result in one transaction. Files
+    /// are parsed on this task while a blocking writer stores them, so the two
+    /// run in parallel and memory stays flat whatever the catalog's size.
     pub async fn refresh_location(
         &self,
         location: &LocationRow,
     ) -> Result<RefreshReport, CatalogError> {
         let _guard = self.inner.ingest.lock().await;
-        let harvest = self.inner.reader.harvest(location).await;
-        let location = location.clone();
-        let (report, changes) = self
-            .blocking(move |c| {
-                let mut harvest = harvest;
-                let keys: Vec<String> =
-                    harvest.records.iter().map(|r| r.entity_ref.key()).collect();
-                let (owners, names) = c.inner.store.read(|conn| {
-                    let owners = store::owners(conn, &keys)?;
-                    let names: HashMap<String, String> = store::location_rows(conn, None)?
-                        .into_iter()
-                        .map(|(l, _)| (l.id, format!("{}:{}", l.kind, l.target)))
-                        .collect();
-                    Ok((owners, names))
-                })?;
-                harvest.resolve_conflicts(&owners, &location.id, &names);
-                let harvest = harvest.finish();
-                let mut changes = Vec::new();
-                let summary = c.inner.store.write(|tx| {
-                    // The location may have been removed while it was being read.
-                    if store::location_by_id(tx, &location.id)?.is_none() {
-                        return Ok(ApplySummary::default());
-                    }
-                    store::apply_location(
-                        tx,
-                        &location.id,
-                        &harvest.records,
-                        &harvest.keep,
-                        &mut changes,
-                    )
-                })?;
-                let entities = harvest.records.iter().map(|r| r.entity_ref.key()).collect();
-                Ok((
-                    RefreshReport {
-                        location: Some(location),
-                        summary,
-                        problems: harvest.problems,
-                        entities,
-                    },
-                    changes,
-                ))
-            })
-            .await?;
+        let (batches, mut batch_rx) = tokio::sync::mpsc::channel::<ingest::Batch>(4);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<ingest::Harvest>(1);
+        let writer = {
+            let c = self.clone();
+            let location = location.clone();
+            tokio::task::spawn_blocking(
+                move || -> Result<(RefreshReport, Vec<CatalogEvent>), CatalogError> {
+                    let names: HashMap<String, String> = c.inner.store.read(|conn| {
+                        Ok(store::location_rows(conn, None)?
+                            .into_iter()
+                            .map(|(l, _)| (l.id, format!("{}:{}", l.kind, l.target)))
+                            .collect())
+                    })?;
+                    c.inner.store.write(|tx| {
+                        // The location may have been removed meanwhile: store nothing.
+                        if store::location_by_id(tx, &location.id)?.is_none() {
+                            return Ok((RefreshReport::default(), Vec::new()));
+                        }
+                        let mut writer = store::Writer::new(tx, &location.id)?;
+                        let mut conflicts = Vec::new();
+                        while let Some(batch) = batch_rx.blocking_recv() {
+                            for (record, parent) in batch {
+                                if let store::Put::Conflict(owner) = writer.put(&record)? {
+                                    conflicts.push((parent, record, owner));
+                                }
+                            }
+                        }
+                        let mut harvest = done_rx.recv().map_err(|_| {
+                            CatalogError::Task("reading the location stopped early".into())
+                        })?;
+                        for (parent, record, owner) in &conflicts {
+                            harvest.conflict(*parent, record, names.get(owner).unwrap_or(owner));
+                        }
+                        let mut harvest = harvest.finish();
+                        // Location entities last: by now they carry every problem
+                        // found below them.
+                        let locations = std::mem::take(&mut harvest.records);
+                        for (i, record) in locations.iter().enumerate() {
+                            if let store::Put::Conflict(owner) = writer.put(record)? {
+                                let parent = harvest.parents.get(i).copied().flatten().unwrap_or(0);
+                                harvest.conflict(
+                                    parent,
+                                    record,
+                                    names.get(&owner).unwrap_or(&owner),
+                                );
+                            }
+                        }
+                        let (summary, changes) = writer.finish(&harvest.keep)?;
+                        Ok((
+                            RefreshReport {
+                                location: Some(location),
+                                summary,
+                                problems: harvest.problems,
+                                entities: harvest.keys,
+                            },
+                            changes,
+                        ))
+                    })
+                },
+            )
+        };
+        let harvest = self
+            .inner
+            .reader
+            .harvest(location, ingest::Sink::Send(&batches))
+            .await;
+        drop(batches);
+        // The writer may have failed already; its error is what matters.
+        let _ = done_tx.send(harvest);
+        let (report, changes) = writer
+            .await
+            .map_err(|e| CatalogError::Task(e.to_string()))??;
         self.publish(changes);
         Ok(report)
     }

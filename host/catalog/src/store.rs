@@ -58,7 +58,6 @@ CREATE TABLE search (
     original TEXT,
     PRIMARY KEY (entity_id, key, value)
 ) WITHOUT ROWID;
-CREATE INDEX search_kv ON search (key, value);
 CREATE TABLE relations (
     origin_id INTEGER NOT NULL,
     source TEXT NOT NULL,
@@ -67,9 +66,19 @@ CREATE TABLE relations (
     target_display TEXT NOT NULL,
     PRIMARY KEY (origin_id, source, type, target)
 ) WITHOUT ROWID;
-CREATE INDEX relations_source ON relations (source, type, target, target_display);
 CREATE VIRTUAL TABLE fts USING fts5 (doc, tokenize = 'trigram');
 "#];
+
+/// Secondary indexes of `search` and `relations` (part of migration 1; kept
+/// apart so that bulk loads can rebuild them).
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS search_kv ON search (key, value);
+CREATE INDEX IF NOT EXISTS relations_source ON relations (source, type, target, target_display);
+";
+
+/// A location's first load rebuilds the secondary indexes instead of
+/// updating them when the catalog holds fewer entities than this.
+const BULK_MAX_EXISTING: i64 = 1000;
 
 /// Values longer than this are not searchable (Backstage skips long values too;
 /// it keeps API definitions out of the index).
@@ -170,7 +179,6 @@ fn connect(path: &Path) -> Result<Connection, CatalogError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -32000;",
     )?;
     Ok(conn)
@@ -192,6 +200,9 @@ fn migrate(conn: &mut Connection) -> Result<(), CatalogError> {
     {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i == 0 {
+            tx.execute_batch(INDEXES)?;
+        }
         tx.pragma_update(
             None,
             "user_version",
@@ -340,101 +351,141 @@ pub(crate) fn hash_json(v: &Value) -> String {
     out
 }
 
-/// Which location owns each of `keys` (lower-case refs), if any.
-pub(crate) fn owners(
-    conn: &Connection,
-    keys: &[String],
-) -> Result<HashMap<String, Option<String>>, CatalogError> {
-    let mut stmt = conn.prepare_cached("SELECT location_id FROM entities WHERE ref = ?1")?;
-    let mut out = HashMap::new();
-    for key in keys {
-        if let Some(owner) = stmt
-            .query_row([key], |r| r.get::<_, Option<String>>(0))
-            .optional()?
-        {
-            out.insert(key.clone(), owner);
-        }
-    }
-    Ok(out)
+/// Stores one location's entities as they stream in, inside one
+/// transaction: new and changed ones are written, entities claimed by another
+/// location are refused (the first owner keeps them), and on [`Writer::finish`]
+/// the entities the location no longer lists are marked orphan, except those
+/// in `keep` (from files that could not be read), which get that status.
+pub(crate) struct Writer<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    location_id: String,
+    existing: HashMap<String, Existing>,
+    seen: HashSet<String>,
+    bulk: bool,
+    pub(crate) summary: ApplySummary,
+    pub(crate) changes: Vec<Change>,
 }
 
-/// Stores a location's full set of entities: new and changed ones are
-/// written, entities it no longer lists are marked orphan, except those in
-/// `keep` (from files that could not be read), which get `keep_status`
-/// instead. Runs inside the caller's transaction.
-pub(crate) fn apply_location(
-    tx: &Transaction<'_>,
-    location_id: &str,
-    records: &[EntityRecord],
-    keep: &HashMap<String, Value>,
-    changes: &mut Vec<Change>,
-) -> Result<ApplySummary, CatalogError> {
-    let mut summary = ApplySummary::default();
-    let mut existing: HashMap<String, Existing> = HashMap::new();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT ref, id, uid, generation, spec_hash, hash, location_key, orphan FROM entities WHERE location_id = ?1",
-        )?;
-        let rows = stmt.query_map([location_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Existing {
-                    id: r.get(1)?,
-                    uid: r.get(2)?,
-                    generation: r.get(3)?,
-                    spec_hash: r.get(4)?,
-                    hash: r.get(5)?,
-                    location_key: r.get(6)?,
-                    orphan: r.get(7)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (key, e) = row?;
-            existing.insert(key, e);
+/// What [`Writer::put`] did with a record.
+pub(crate) enum Put {
+    /// Stored (or unchanged).
+    Stored,
+    /// Another location owns the entity; its id.
+    Conflict(String),
+    /// Listed twice by this location; the first one was kept.
+    Duplicate,
+}
+
+impl<'t, 'c> Writer<'t, 'c> {
+    pub(crate) fn new(tx: &'t Transaction<'c>, location_id: &str) -> Result<Self, CatalogError> {
+        let mut existing = HashMap::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT ref, id, uid, generation, spec_hash, hash, location_key, orphan FROM entities WHERE location_id = ?1",
+            )?;
+            let rows = stmt.query_map([location_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Existing {
+                        id: r.get(1)?,
+                        uid: r.get(2)?,
+                        generation: r.get(3)?,
+                        spec_hash: r.get(4)?,
+                        hash: r.get(5)?,
+                        location_key: r.get(6)?,
+                        orphan: r.get(7)?,
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (key, e) = row?;
+                existing.insert(key, e);
+            }
         }
+        // A first load into a small catalog builds the secondary indexes once
+        // at the end (a sort) instead of updating them row by row: several
+        // times faster. Still one transaction; readers keep their snapshot.
+        let total: i64 = tx.query_row("SELECT count(*) FROM entities", [], |r| r.get(0))?;
+        let bulk = existing.is_empty() && total < BULK_MAX_EXISTING;
+        if bulk {
+            tx.execute_batch(
+                "DROP INDEX IF EXISTS search_kv; DROP INDEX IF EXISTS relations_source;",
+            )?;
+        }
+        Ok(Self {
+            tx,
+            location_id: location_id.to_owned(),
+            existing,
+            seen: HashSet::new(),
+            bulk,
+            summary: ApplySummary::default(),
+            changes: Vec::new(),
+        })
     }
-    let mut seen: HashSet<String> = HashSet::with_capacity(records.len());
-    for record in records {
+
+    pub(crate) fn put(&mut self, record: &EntityRecord) -> Result<Put, CatalogError> {
         let key = record.entity_ref.key();
-        if !seen.insert(key.clone()) {
-            continue;
+        if self.seen.contains(&key) {
+            return Ok(Put::Duplicate);
+        }
+        if !self.existing.contains_key(&key) {
+            let owner: Option<Option<String>> = self
+                .tx
+                .prepare_cached("SELECT location_id FROM entities WHERE ref = ?1")?
+                .query_row([&key], |r| r.get(0))
+                .optional()?;
+            if let Some(Some(owner)) = owner
+                && owner != self.location_id
+            {
+                return Ok(Put::Conflict(owner));
+            }
         }
         let hash = hash_json(&record.entity);
-        match existing.get(&key) {
-            Some(e) if e.hash == hash && !e.orphan => summary.unchanged += 1,
+        match self.existing.get(&key) {
+            Some(e) if e.hash == hash && !e.orphan => self.summary.unchanged += 1,
             Some(e) => {
-                write_entity(tx, Some(e), record, &hash, location_id)?;
-                summary.updated += 1;
-                changes.push(Change::Changed(key));
+                write_entity(self.tx, Some(e), record, &hash, &self.location_id)?;
+                self.summary.updated += 1;
+                self.changes.push(Change::Changed(key.clone()));
             }
             None => {
-                write_entity(tx, None, record, &hash, location_id)?;
-                summary.added += 1;
-                changes.push(Change::Added(key));
+                write_entity(self.tx, None, record, &hash, &self.location_id)?;
+                self.summary.added += 1;
+                self.changes.push(Change::Added(key.clone()));
             }
         }
+        self.seen.insert(key);
+        Ok(Put::Stored)
     }
-    for (key, e) in &existing {
-        if seen.contains(key) {
-            continue;
+
+    pub(crate) fn finish(
+        mut self,
+        keep: &HashMap<String, Value>,
+    ) -> Result<(ApplySummary, Vec<Change>), CatalogError> {
+        if self.bulk {
+            self.tx.execute_batch(INDEXES)?;
         }
-        let failed_file = e
-            .location_key
-            .as_ref()
-            .and_then(|k| keep.get(k))
-            .or_else(|| keep.get(key));
-        if let Some(status) = failed_file {
-            // Its source could not be read: keep the last good version and say why.
-            set_status(tx, e.id, status)?;
-            changes.push(Change::Changed(key.clone()));
-        } else if !e.orphan {
-            mark_orphan(tx, e.id)?;
-            summary.orphaned += 1;
-            changes.push(Change::Changed(key.clone()));
+        for (key, e) in &self.existing {
+            if self.seen.contains(key) {
+                continue;
+            }
+            let failed_file = e
+                .location_key
+                .as_ref()
+                .and_then(|k| keep.get(k))
+                .or_else(|| keep.get(key));
+            if let Some(status) = failed_file {
+                // Its source could not be read: keep the last good version and say why.
+                set_status(self.tx, e.id, status)?;
+                self.changes.push(Change::Changed(key.clone()));
+            } else if !e.orphan {
+                mark_orphan(self.tx, e.id)?;
+                self.summary.orphaned += 1;
+                self.changes.push(Change::Changed(key.clone()));
+            }
         }
+        Ok((self.summary, self.changes))
     }
-    Ok(summary)
 }
 
 fn write_entity(
