@@ -9,6 +9,7 @@
 //! rendered on a blocking thread; the time it takes is sent back in a
 //! `Server-Timing` header (what the web benchmark reads).
 
+mod admin;
 mod catalog;
 mod definition;
 mod entity;
@@ -45,8 +46,8 @@ const CSP: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-
                    font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
                    frame-ancestors 'none'";
 
-/// The portal's routes: `/`, `/catalog`, `/catalog/{namespace}/{kind}/{name}`
-/// and the stylesheet under `/static/`.
+/// The portal's routes: `/`, `/catalog`, `/catalog/{namespace}/{kind}/{name}`,
+/// `/admin` (plugin administration) and the stylesheet under `/static/`.
 pub fn router(state: AppState) -> Router {
     let web = Web::new(state);
     Router::new()
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/catalog", get(catalog::handler))
         .route("/catalog/{namespace}/{kind}/{name}", get(entity::handler))
         .route("/static/callboard.css", get(layout::stylesheet))
+        .merge(admin::routes())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(web)
 }

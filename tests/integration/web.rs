@@ -348,3 +348,137 @@ spec:
     );
     server.stop().await;
 }
+
+/// A multipart/form-data body with one file field.
+fn multipart(field: &str, file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "callboard-test-boundary-7f3a";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\nContent-Type: application/wasm\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn admin_pages_need_the_token_and_install_by_upload() {
+    let (server, dir) = demo_server().await;
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let (status, _, body) = page(&server, "/admin").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Sign in"), "{body}");
+    assert!(!body.contains("Installed plugins"), "{body}");
+
+    let response = client
+        .post(server.url("/admin/login"))
+        .form(&[("token", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+
+    let (content_type, upload) = multipart(
+        "plugin",
+        "hello.wasm",
+        &std::fs::read(crate::support::plugin_file("hello")).unwrap(),
+    );
+    let response = client
+        .post(server.url("/admin/plugins"))
+        .header("content-type", &content_type)
+        .body(upload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401, "uploads need a session");
+
+    let response = client
+        .post(server.url("/admin/login"))
+        .form(&[("token", token.trim())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(token.trim()),
+        "the cookie is not the token"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    // A cross-site post is refused even with the cookie.
+    let response = client
+        .post(server.url("/admin/plugins"))
+        .header("cookie", &session)
+        .header("origin", "http://evil.example")
+        .header("content-type", &content_type)
+        .body(upload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+
+    let response = client
+        .post(server.url("/admin/plugins"))
+        .header("cookie", &session)
+        .header("content-type", &content_type)
+        .body(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        303,
+        "{:?}",
+        response.text().await
+    );
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, "/admin?installed=hello");
+    let body = client
+        .get(server.url(&location))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("Installed <strong>"), "{body}");
+    assert!(body.contains("id=\"plugin-hello\""), "{body}");
+    assert!(
+        body.contains("Unsigned") || body.contains("Signed by"),
+        "{body}"
+    );
+    // Serving at once, and listed on the home page, without a restart.
+    let (status, _) = server.get("/api/plugins/hello/greet/Ada").await;
+    assert_eq!(status, 200);
+    let (_, _, home) = page(&server, "/").await;
+    assert!(!home.contains("No plugins are installed yet"), "{home}");
+
+    let response = client
+        .post(server.url("/admin/plugins/hello/remove"))
+        .header("cookie", &session)
+        .form(&[("purge", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let (status, _) = server.get("/api/plugins/hello/greet/Ada").await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}

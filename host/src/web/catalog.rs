@@ -7,14 +7,14 @@ use axum::{
     response::Response,
 };
 use callboard_catalog::{
-    EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection, Start,
+    CatalogError, EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection, Start,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Web, WebError, catalog_href, entity_href, kind_label,
+    Facets, Web, WebError, catalog_href, entity_href, kind_label,
     layout::{Nav, kind_badge, lifecycle_badge, page},
     ref_of, render, short_ref, text,
 };
@@ -77,8 +77,21 @@ impl Params {
         )
     }
 
-    pub(crate) fn selection(&self) -> Selection {
-        let mut all = Vec::new();
+    /// What to ask the catalog for, given facet counts over the whole
+    /// catalog (see [`Plan`]).
+    fn plan(&self, facets: &Facets, limit: usize) -> Plan {
+        let total: u64 = facets
+            .get("kind")
+            .map(|k| k.iter().map(|f| f.count).sum())
+            .unwrap_or(0);
+        let count_of = |field: &str, value: &str| -> u64 {
+            facets
+                .get(field)
+                .and_then(|values| values.iter().find(|f| f.value.eq_ignore_ascii_case(value)))
+                .map_or(0, |f| f.count)
+        };
+        // (predicate, how many entities match it alone)
+        let mut filters: Vec<(Predicate, u64)> = Vec::new();
         for (key, value) in [
             ("kind", &self.kind),
             ("spec.type", &self.ty),
@@ -88,23 +101,54 @@ impl Params {
         ] {
             let value = value.trim();
             if !value.is_empty() {
-                all.push(Predicate::eq(key, &[value]));
+                filters.push((Predicate::eq(key, &[value]), count_of(key, value)));
             }
         }
         if let Some(owner) = self.owner_key() {
-            all.push(owner_predicate(&owner));
+            filters.push((
+                owner_predicate(&owner),
+                count_of("relations.ownedBy", &owner),
+            ));
         }
         let q = self.q.trim();
-        Selection {
-            predicate: (!all.is_empty()).then_some(Predicate::All(all)),
-            full_text: (!q.is_empty()).then(|| FullTextFilter {
-                term: q.to_owned(),
-                fields: Vec::new(),
-            }),
-            order: vec![OrderField {
-                field: self.sort_key().2.to_owned(),
-                descending: self.descending(),
-            }],
+        let exact = match (filters.as_slice(), q.is_empty()) {
+            ([], true) => Some(total),
+            ([(_, n)], true) => Some(*n),
+            _ => None,
+        };
+        let (sort, descending) = (self.sort_key(), self.descending());
+        let indexed_sort = matches!(sort.0, "name" | "kind");
+        // The catalog drives a query from the index of its most selective
+        // plain condition. That is right for rare values, but for common ones
+        // (kind=component is most of a catalog) it reads and sorts every
+        // match for one page. Then it is far cheaper to walk the sort index
+        // and test each row, which finds a page of matches in a few hundred
+        // rows: so wrap the conditions (nested, they do not drive).
+        let smallest = filters.iter().map(|(_, n)| *n).min().unwrap_or(total);
+        let fraction: f64 = filters
+            .iter()
+            .map(|(_, n)| *n as f64 / total.max(1) as f64)
+            .product();
+        let rows_walked = limit as f64 / fraction.max(1e-9);
+        let walk = indexed_sort && smallest > DRIVE_BELOW && rows_walked < WALK_AT_MOST;
+        let all: Vec<Predicate> = filters
+            .into_iter()
+            .map(|(p, _)| if walk { Predicate::All(vec![p]) } else { p })
+            .collect();
+        Plan {
+            selection: Selection {
+                predicate: (!all.is_empty()).then_some(Predicate::All(all)),
+                full_text: (!q.is_empty()).then(|| FullTextFilter {
+                    term: q.to_owned(),
+                    fields: Vec::new(),
+                }),
+                order: vec![OrderField {
+                    field: sort.2.to_owned(),
+                    descending,
+                }],
+            },
+            exact,
+            indexed_sort,
         }
     }
 
@@ -168,6 +212,23 @@ fn owner_predicate(owner: &str) -> Predicate {
     Predicate::eq("spec.owner", &spellings)
 }
 
+/// A condition matching fewer entities than this drives the query.
+const DRIVE_BELOW: u64 = 5_000;
+/// Walking the sort index is abandoned when it would test more rows than this.
+const WALK_AT_MOST: f64 = 20_000.0;
+/// Sorting by a field without an index (type, owner, lifecycle) reads every
+/// match; above this many it would be slow, so the page sorts by name.
+const SORT_ANY_AT_MOST: u64 = 20_000;
+
+/// How a page is read.
+struct Plan {
+    selection: Selection,
+    /// The number of matches, when the facet counts already say it.
+    exact: Option<u64>,
+    /// Whether the sort key has an index (name, kind).
+    indexed_sort: bool,
+}
+
 fn cursor(position: &Position) -> String {
     callboard_catalog::encode_cursor(position)
 }
@@ -188,7 +249,6 @@ pub(super) async fn handler(
 }
 
 fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
-    let selection = params.selection();
     let limit = params.limit.unwrap_or(PAGE).clamp(1, 500);
     let start = if !params.after.is_empty() {
         Start::After(decode(&params.after)?)
@@ -198,9 +258,43 @@ fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
         Start::Beginning
     };
     let catalog = web.catalog();
-    let page_rows = catalog.query(&selection, &start, limit)?;
-    let total = catalog.count(&selection)?;
     let facets = web.facets()?;
+    let mut plan = params.plan(&facets, limit);
+    let mut sort_note = None;
+    let (page_rows, total) = if plan.indexed_sort {
+        // The count and the page are independent reads: run them side by side.
+        std::thread::scope(|scope| {
+            let counting = plan.exact.is_none().then(|| {
+                let selection = &plan.selection;
+                scope.spawn(move || catalog.count(selection))
+            });
+            let page_rows = catalog.query(&plan.selection, &start, limit);
+            let total = match counting {
+                Some(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(CatalogError::Task("count panicked".into()))),
+                None => Ok(plan.exact.unwrap_or(0)),
+            };
+            Ok::<_, CatalogError>((page_rows?, total?))
+        })?
+    } else {
+        let total = match plan.exact {
+            Some(n) => n,
+            None => catalog.count(&plan.selection)?,
+        };
+        if total > SORT_ANY_AT_MOST {
+            sort_note = Some(format!(
+                "Sorting by {} works on up to {SORT_ANY_AT_MOST} matches; these {total} are sorted by name. Narrow the filters to sort by {}.",
+                params.sort_key().1.to_lowercase(),
+                params.sort_key().1.to_lowercase()
+            ));
+            plan.selection.order = vec![OrderField {
+                field: "metadata.name".into(),
+                descending: params.descending(),
+            }];
+        }
+        (catalog.query(&plan.selection, &start, limit)?, total)
+    };
 
     let (has_prev, has_next) = match start {
         Start::Before(_) => (page_rows.more, true),
@@ -308,6 +402,7 @@ fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
                 }
             }
         }
+        @if let Some(note) = &sort_note { p.notice role="status" { (note) } }
         div.summary-line {
             p #result-count role="status" {
                 strong { (total) } (if total == 1 { " entity" } else { " entities" })

@@ -39,6 +39,7 @@ pub(crate) enum Nav {
     Catalog,
     Apis,
     Teams,
+    Admin,
     None,
 }
 
@@ -70,6 +71,7 @@ pub(crate) fn page(title: &str, nav: Nav, search: &str, body: Markup) -> Markup 
                             (item("/catalog", "Catalog", Nav::Catalog))
                             (item("/catalog?kind=api", "APIs", Nav::Apis))
                             (item("/catalog?kind=group", "Teams", Nav::Teams))
+                            (item("/admin", "Admin", Nav::Admin))
                         }
                     }
                     form.search role="search" action="/catalog" method="get" {

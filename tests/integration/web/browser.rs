@@ -102,7 +102,7 @@ impl Browser {
                     "--disable-component-update",
                     "--disable-sync",
                     "--disable-dev-shm-usage",
-                    "--window-size=1280,1000",
+                    "--window-size=1280,1200",
                     // Nothing but loopback: every other host goes to a dead proxy.
                     "--proxy-server=http://127.0.0.1:9",
                     "--proxy-bypass-list=127.0.0.1",
@@ -314,6 +314,69 @@ async fn browse_filter_search_and_follow_relations() {
     assert!(body.contains("rejected when the catalog read it"), "{body}");
     assert!(body.contains("spec.owner"), "{body}");
     b.screenshot("broken-entity").await;
+
+    b.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_signs_in_and_installs_a_plugin_by_upload() {
+    let (server, dir) = demo_server().await;
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let plugin = crate::support::plugin_file("hello");
+    let b = Browser::start().await;
+    let c = &b.client;
+
+    c.goto(&server.url("/")).await.unwrap();
+    assert!(
+        b.text("#plugins")
+            .await
+            .contains("No plugins are installed yet")
+    );
+    c.find(Locator::LinkText("Admin"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#admin-token"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{}{}", token.trim(), Key::Enter))
+        .await
+        .unwrap();
+    assert!(b.body().await.contains("Installed plugins (0)"));
+
+    c.find(Locator::Css("#upload-plugin"))
+        .await
+        .unwrap()
+        .send_keys(&plugin.canonicalize().unwrap().display().to_string())
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.upload button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = b.text("p.notice").await;
+    assert!(notice.starts_with("Installed"), "{notice}");
+    let card = b.text("#plugin-hello").await;
+    assert!(card.contains("Granted"), "{card}");
+    b.screenshot("admin").await;
+
+    // The home page lists it without a restart.
+    c.find(Locator::LinkText("Home"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let plugins = b.text("#plugins").await;
+    assert!(
+        !plugins.contains("No plugins are installed yet"),
+        "{plugins}"
+    );
 
     b.close().await;
     server.stop().await;

@@ -1,0 +1,438 @@
+//! `/admin`: plugin administration behind the admin token (the one in
+//! `<data_dir>/admin-token` that the admin API also takes). Signing in sets
+//! an HttpOnly, SameSite=Strict cookie derived from the token; every form is
+//! a plain POST (no script), checked against cross-site origins.
+//!
+//! The pages call [`PluginHost`] directly, the same calls the admin API
+//! makes, so a plugin installed here serves at once, without a restart.
+
+use axum::{
+    Form,
+    extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    Web, WebError, ago,
+    layout::{Nav, page},
+};
+use crate::plugins::{InstallOptions, LicenseState, LoadError, PluginInfo, trust::SignatureState};
+
+const COOKIE: &str = "callboard_admin";
+/// Largest plugin upload, in bytes (as the admin API).
+const MAX_UPLOAD: usize = 64 << 20;
+
+/// The admin routes, merged into the portal's router.
+pub(super) fn routes() -> axum::Router<Web> {
+    axum::Router::new()
+        .route("/admin", get(index))
+        .route("/admin/login", post(login))
+        .route("/admin/logout", post(logout))
+        .route("/admin/plugins", post(install))
+        .route("/admin/plugins/{id}/remove", post(remove))
+        .route("/admin/plugins/{id}/license", post(license))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .layer(axum::middleware::from_fn(same_origin))
+}
+
+/// Refuses cross-site form posts: SameSite=Strict already keeps the cookie
+/// off them; this also covers browsers that ignore SameSite.
+async fn same_origin(request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::POST {
+        let headers = request.headers();
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .filter(|o| *o != "null");
+        if let (Some(origin), Some(host)) = (origin, host) {
+            let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+            if origin_host != host {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Html(
+                        super::layout::error_page(
+                            "Forbidden",
+                            "Cross-site form posts are refused.",
+                        )
+                        .into_string(),
+                    ),
+                )
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// The cookie value for a token: a digest, so the token itself never sits
+/// in the browser.
+fn session_value(token: &str) -> String {
+    let digest = Sha256::digest(format!("callboard-admin-session\n{token}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn signed_in(web: &Web, headers: &HeaderMap) -> bool {
+    let expected = session_value(&web.app.admin_token);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .any(|(name, value)| {
+            name == COOKIE
+                // Digests of both sides: timing says nothing about the value.
+                && Sha256::digest(value.as_bytes()) == Sha256::digest(expected.as_bytes())
+        })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Notice {
+    installed: String,
+    removed: String,
+    licensed: String,
+}
+
+async fn index(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(notice): Query<Notice>,
+) -> Response {
+    if !signed_in(&web, &headers) {
+        return Html(login_page(None).into_string()).into_response();
+    }
+    Html(plugins_page(&web, &notice, None).into_string()).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct Login {
+    token: String,
+}
+
+async fn login(State(web): State<Web>, Form(form): Form<Login>) -> Response {
+    let offered = Sha256::digest(form.token.trim().as_bytes());
+    if offered != Sha256::digest(web.app.admin_token.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(login_page(Some("That is not the admin token.")).into_string()),
+        )
+            .into_response();
+    }
+    let cookie = format!(
+        "{COOKIE}={}; Path=/admin; HttpOnly; SameSite=Strict",
+        session_value(&web.app.admin_token)
+    );
+    let mut response = Redirect::to("/admin").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn logout() -> Response {
+    let mut response = Redirect::to("/admin").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "callboard_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    response
+}
+
+/// Reads every field of a multipart form: (name, bytes).
+async fn fields(mut form: Multipart) -> Result<Vec<(String, bytes::Bytes)>, String> {
+    let mut out = Vec::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| format!("bad upload: {e}"))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| format!("bad upload: {e}"))?;
+        out.push((name, bytes));
+    }
+    Ok(out)
+}
+
+fn refused(web: &Web, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Html(plugins_page(web, &Notice::default(), Some(message)).into_string()),
+    )
+        .into_response()
+}
+
+async fn install(State(web): State<Web>, headers: HeaderMap, form: Multipart) -> Response {
+    if !signed_in(&web, &headers) {
+        return unauthorized();
+    }
+    let fields = match fields(form).await {
+        Ok(f) => f,
+        Err(e) => return refused(&web, &e),
+    };
+    let mut plugin = None;
+    let mut options = InstallOptions::default();
+    for (name, bytes) in fields {
+        match name.as_str() {
+            "plugin" if !bytes.is_empty() => plugin = Some(bytes),
+            "license" if !bytes.is_empty() => match String::from_utf8(bytes.to_vec()) {
+                Ok(text) => options.license = Some(text),
+                Err(_) => return refused(&web, "The licence file is not UTF-8 text."),
+            },
+            "force" => options.force = true,
+            _ => {}
+        }
+    }
+    let Some(plugin) = plugin else {
+        return refused(&web, "Choose a plugin file (.wasm) to upload.");
+    };
+    let host = web.app.plugins.clone();
+    // Verification and compilation are CPU work: off the async workers.
+    let result = tokio::task::spawn_blocking(move || host.install(&plugin, &options)).await;
+    match result {
+        Ok(Ok(info)) => {
+            tracing::info!(plugin = %info.id, version = %info.version, "admin page: installed");
+            Redirect::to(&format!("/admin?installed={}", enc(&info.id))).into_response()
+        }
+        Ok(Err(e)) => refused(&web, &refusal(&e)),
+        Err(e) => WebError::Task(e.to_string()).into_response(),
+    }
+}
+
+async fn license(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Multipart,
+) -> Response {
+    if !signed_in(&web, &headers) {
+        return unauthorized();
+    }
+    let text = match fields(form).await {
+        Ok(fields) => fields
+            .into_iter()
+            .find(|(name, b)| name == "license" && !b.is_empty())
+            .map(|(_, b)| String::from_utf8(b.to_vec())),
+        Err(e) => return refused(&web, &e),
+    };
+    let text = match text {
+        Some(Ok(text)) => text,
+        Some(Err(_)) => return refused(&web, "The licence file is not UTF-8 text."),
+        None => return refused(&web, "Choose a licence file to upload."),
+    };
+    let host = web.app.plugins.clone();
+    let plugin = id.clone();
+    match tokio::task::spawn_blocking(move || host.install_license(&plugin, &text)).await {
+        Ok(Ok(_)) => Redirect::to(&format!("/admin?licensed={}", enc(&id))).into_response(),
+        Ok(Err(e)) => refused(&web, &refusal(&e)),
+        Err(e) => WebError::Task(e.to_string()).into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RemoveForm {
+    purge: Option<String>,
+}
+
+async fn remove(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<RemoveForm>,
+) -> Response {
+    if !signed_in(&web, &headers) {
+        return unauthorized();
+    }
+    if web.app.plugins.get(&id).is_none() {
+        return refused(&web, &format!("No plugin named \"{id}\" is installed."));
+    }
+    let host = web.app.plugins.clone();
+    let plugin = id.clone();
+    let purge = form.purge.is_some();
+    match tokio::task::spawn_blocking(move || host.remove(&plugin, purge)).await {
+        Ok(Ok(())) => Redirect::to(&format!("/admin?removed={}", enc(&id))).into_response(),
+        Ok(Err(e)) => refused(&web, &refusal(&e)),
+        Err(e) => WebError::Task(e.to_string()).into_response(),
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Html(login_page(Some("Sign in with the admin token first.")).into_string()),
+    )
+        .into_response()
+}
+
+fn refusal(e: &LoadError) -> String {
+    format!("Refused: {e}")
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, super::SEGMENT).to_string()
+}
+
+fn login_page(error: Option<&str>) -> Markup {
+    page(
+        "Admin",
+        Nav::Admin,
+        "",
+        html! {
+            h1 { "Plugin administration" }
+            section.panel.narrow aria-labelledby="login-title" {
+                h2 #login-title { "Sign in" }
+                p.muted { "Paste the admin token. The server wrote it to " code { "<data_dir>/admin-token" } " when it first started." }
+                @if let Some(e) = error { p.form-error role="alert" { (e) } }
+                form method="post" action="/admin/login" {
+                    label for="admin-token" { "Admin token" }
+                    div.row {
+                        input #admin-token type="password" name="token" required autocomplete="current-password";
+                        button type="submit" { "Sign in" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn plugins_page(web: &Web, notice: &Notice, error: Option<&str>) -> Markup {
+    let plugins = web.app.plugins.list();
+    let failures = web.app.plugins.failures();
+    let installed = plugins.iter().find(|p| p.id == notice.installed);
+    page(
+        "Admin",
+        Nav::Admin,
+        "",
+        html! {
+            div.entity-head {
+                h1 { "Plugin administration" }
+                form method="post" action="/admin/logout" { button.secondary type="submit" { "Sign out" } }
+            }
+            @if let Some(e) = error { div.alert role="alert" { h2 { "Not done" } p { (e) } } }
+            @if let Some(p) = installed { p.notice role="status" { "Installed " strong { (p.name) " " (p.version) } ". It is serving now." } }
+            @if !notice.removed.is_empty() && !plugins.iter().any(|p| p.id == notice.removed) { p.notice role="status" { "Removed " (notice.removed) "." } }
+            @if let Some(p) = plugins.iter().find(|p| p.id == notice.licensed) { p.notice role="status" { "Licence installed for " (p.name) "." } }
+            section.panel aria-labelledby="upload-title" {
+                h2 #upload-title { "Install or update a plugin" }
+                p.muted { "Upload a plugin file. A newer version of an installed plugin replaces it without dropping requests; an older one needs “allow downgrade”." }
+                form.upload method="post" action="/admin/plugins" enctype="multipart/form-data" {
+                    label for="upload-plugin" { "Plugin file (.wasm)" input #upload-plugin type="file" name="plugin" accept=".wasm,application/wasm" required; }
+                    label for="upload-license" { "Licence file (premium plugins)" input #upload-license type="file" name="license"; }
+                    label.check for="upload-force" { input #upload-force type="checkbox" name="force" value="1"; " Allow downgrade" }
+                    button type="submit" { "Install" }
+                }
+            }
+            section.panel aria-labelledby="installed-title" {
+                h2 #installed-title { "Installed plugins (" (plugins.len()) ")" }
+                @if plugins.is_empty() { p.muted { "None yet." } }
+                @for p in &plugins { (plugin_card(p)) }
+            }
+            @if !failures.is_empty() {
+                section.panel aria-labelledby="failures-title" {
+                    h2 #failures-title { "Refused files (" (failures.len()) ")" }
+                    table {
+                        thead { tr { th scope="col" { "File" } th scope="col" { "Why" } th scope="col" { "When" } } }
+                        tbody {
+                            @for f in failures.iter().rev() {
+                                tr { td { code { (f.file.display().to_string()) } } td { (f.error) } td { (ago(f.at)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn plugin_card(p: &PluginInfo) -> Markup {
+    let signature = match &p.signature {
+        SignatureState::Unsigned => ("Unsigned".to_owned(), "badge"),
+        SignatureState::Trusted { vendor } => (
+            format!("Signed by {vendor} (trusted)"),
+            "badge life-production",
+        ),
+        SignatureState::Untrusted { vendor } => (
+            format!("Signed by {vendor} (not in the trust store)"),
+            "badge life-experimental",
+        ),
+    };
+    let license = match &p.license_status {
+        LicenseState::NotRequired => ("No licence needed".to_owned(), "badge"),
+        LicenseState::Valid(terms) => (
+            format!("Licensed to {} until {}", terms.customer, terms.expires),
+            "badge life-production",
+        ),
+        LicenseState::Invalid { reason } => (
+            format!("Licence problem: {reason}"),
+            "badge life-deprecated",
+        ),
+    };
+    let caps = |c: &crate::plugins::manifest::Capabilities| -> Vec<String> {
+        let mut out = Vec::new();
+        if c.kv {
+            out.push("key-value storage".to_owned());
+        }
+        if c.catalog {
+            out.push("catalog read".to_owned());
+        }
+        for h in &c.http_hosts {
+            out.push(format!("HTTP to {h}"));
+        }
+        for e in &c.events {
+            out.push(format!("{e} events"));
+        }
+        out
+    };
+    let effective = caps(&p.effective);
+    let denied: Vec<String> = caps(&p.requested)
+        .into_iter()
+        .filter(|c| !effective.contains(c))
+        .collect();
+    let id = format!("plugin-{}", p.id);
+    html! {
+        article.plugin #(id) aria-label=(p.name) {
+            div.entity-head {
+                div {
+                    h3 { (p.name) " " span.badge { (p.version) } }
+                    p.ref { (p.id) " · plugin API " (p.api_version.to_string()) @if let Some(v) = &p.vendor { " · vendor " (v) } }
+                    @if let Some(d) = &p.description { p { (d) } }
+                }
+                div.actions {
+                    form method="post" action=(format!("/admin/plugins/{}/remove", enc(&p.id))) {
+                        label.check { input type="checkbox" name="purge" value="1"; " also delete its stored data" }
+                        " "
+                        button.danger type="submit" { "Remove" }
+                    }
+                }
+            }
+            dl.facts {
+                dt { "Status" } dd { (p.status) }
+                dt { "Signature" } dd { span class=(signature.1) { (signature.0) } }
+                dt { "Licence" } dd { span class=(license.1) { (license.0) } }
+                dt { "Granted" } dd { @if effective.is_empty() { span.muted { "nothing (pure computation)" } } @else { (effective.join(", ")) } }
+                @if !denied.is_empty() { dt { "Requested, not granted" } dd { (denied.join(", ")) } }
+                dt { "File" } dd { code { (p.sha256.get(..16).unwrap_or(&p.sha256)) "…" } " · " (p.size / 1024) " KiB" }
+                @if let Some(e) = &p.last_error { dt { "Last refused update" } dd.form-error { (e) } }
+            }
+            @if p.license.as_deref().is_some_and(|l| l.eq_ignore_ascii_case("commercial")) || matches!(p.license_status, LicenseState::Invalid { .. }) {
+                form.upload method="post" action=(format!("/admin/plugins/{}/license", enc(&p.id))) enctype="multipart/form-data" {
+                    label { "New licence file" input type="file" name="license" required; }
+                    button.secondary type="submit" { "Install licence" }
+                }
+            }
+        }
+    }
+}
