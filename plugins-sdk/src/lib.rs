@@ -70,6 +70,7 @@ extern crate self as callboard_sdk;
 
 mod http;
 pub mod kv;
+pub mod license;
 pub mod log;
 mod router;
 
@@ -82,7 +83,7 @@ pub use router::{Params, Router};
 #[allow(missing_docs, reason = "generated code; documented in wit/")]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.1.0",
+        path: "../wit/v0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world",

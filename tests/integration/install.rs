@@ -429,12 +429,14 @@ async fn an_update_under_load_loses_no_request() {
 
     let swapped_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..8 {
-        let (client, url, stop) = (
+        let (client, url, stop, done) = (
             server.client.clone(),
             server.url("/api/plugins/hello/ping"),
             stop.clone(),
+            done.clone(),
         );
         clients.push(tokio::spawn(async move {
             let mut seen = Vec::new();
@@ -448,16 +450,23 @@ async fn an_update_under_load_loses_no_request() {
                     .map(|v| v.to_str().unwrap().to_owned());
                 let body = response.text().await.unwrap();
                 seen.push((sent, status, by, body));
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let load = |n: usize| {
+        let done = done.clone();
+        eventually("the clients make progress", async move || {
+            done.load(std::sync::atomic::Ordering::Relaxed) >= n
+        })
+    };
+    load(100).await;
     let (status, body) =
         admin_install(&server, data.path(), hello_version("2.0.0"), None, false).await;
     assert_eq!(status, 201, "{body}");
     *swapped_at.lock().unwrap() = Some(Instant::now());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load(done.load(std::sync::atomic::Ordering::Relaxed) + 200).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let swapped = swapped_at.lock().unwrap().unwrap();

@@ -395,3 +395,42 @@ async fn request_and_response_bodies_are_capped() {
     assert_eq!(backstage_error(&body).0, "PayloadTooLargeError");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_api_0_1_still_loads_and_answers() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::with_plugins(data.path(), &["api-v0-1", "hello"], |_| {}).await;
+    let apis: Vec<(String, String)> = server
+        .running
+        .state
+        .plugins
+        .list()
+        .into_iter()
+        .map(|p| (p.id, p.api_version.to_string()))
+        .collect();
+    assert_eq!(
+        apis,
+        [
+            ("api-v0-1".to_owned(), "0.1.0".to_owned()),
+            ("hello".to_owned(), "0.2.0".to_owned())
+        ]
+    );
+    assert_eq!(
+        server.get("/api/plugins/api-v0-1/").await,
+        (200, "api 0.1 says hi".into())
+    );
+    assert_eq!(
+        server.get("/api/plugins/api-v0-1/count").await,
+        (200, "api 0.1 count 1".into())
+    );
+    assert_eq!(
+        server.get("/api/plugins/api-v0-1/count").await,
+        (200, "api 0.1 count 2".into())
+    );
+    // An open-source plugin has no licence to report.
+    assert_eq!(
+        server.get("/api/plugins/hello/license").await,
+        (200, "null".into())
+    );
+    server.stop().await;
+}

@@ -1,6 +1,6 @@
 //! The hello plugin: a few routes, a visit counter in key-value storage, logs.
 
-use callboard_sdk::{Params, Plugin, Request, Response, Router, export_plugin, kv, log};
+use callboard_sdk::{Params, Plugin, Request, Response, Router, export_plugin, kv, license, log};
 use serde_json::json;
 
 struct Hello;
@@ -12,6 +12,12 @@ impl Plugin for Hello {
             .get("/ping", |_: &Request, _: &Params| Response::text("pong"))
             .get("/greet/{name}", greet)
             .get("/visits", visits)
+            .get("/license", |_: &Request, _: &Params| {
+                Response::json(
+                    &license::current()
+                        .map(|e| json!({ "customer": e.customer, "features": e.features })),
+                )
+            })
             .post("/visits", visit)
             .post("/echo", |request: &Request, _: &Params| {
                 Response::new(200)
@@ -25,7 +31,7 @@ impl Plugin for Hello {
 fn index(_: &Request, _: &Params) -> Response {
     Response::json(&json!({
         "plugin": "hello",
-        "routes": ["GET /ping", "GET /greet/{name}", "GET /visits", "POST /visits", "POST /echo"],
+        "routes": ["GET /ping", "GET /greet/{name}", "GET /visits", "POST /visits", "POST /echo", "GET /license"],
     }))
 }
 

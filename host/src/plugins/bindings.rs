@@ -13,22 +13,35 @@ pub mod v0_1_0 {
     });
 }
 
+/// `callboard:plugin@0.2.0`: adds `license`.
+pub mod v0_2_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.2.0",
+        world: "plugin",
+        exports: { default: async },
+    });
+}
+
 /// A plugin API version this host can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum ApiVersion {
     /// `callboard:plugin@0.1.0`.
     #[serde(rename = "0.1.0")]
     V0_1_0,
+    /// `callboard:plugin@0.2.0`.
+    #[serde(rename = "0.2.0")]
+    V0_2_0,
 }
 
 impl ApiVersion {
     /// Every version this host serves, oldest first.
-    pub const ALL: &[ApiVersion] = &[ApiVersion::V0_1_0];
+    pub const ALL: &[ApiVersion] = &[ApiVersion::V0_1_0, ApiVersion::V0_2_0];
 
     /// The version as written in WIT.
     pub fn as_str(self) -> &'static str {
         match self {
             ApiVersion::V0_1_0 => "0.1.0",
+            ApiVersion::V0_2_0 => "0.2.0",
         }
     }
 

@@ -9,7 +9,7 @@ use std::{
 use wasmtime::{Store, UpdateDeadline};
 
 use super::{
-    bindings::v0_1_0,
+    bindings::{v0_1_0, v0_2_0},
     capabilities::kv::{KvAccess, Quota},
     loader::Pre,
     registry::{LivePlugin, PluginHost},
@@ -152,7 +152,7 @@ impl PluginHost {
         };
         let mut store = Store::new(
             &self.inner.engine,
-            HostState::new(plugin.label.clone(), &limits, kv),
+            HostState::new(plugin.label.clone(), &limits, kv, plugin.license_terms()),
         );
         store.limiter(|s| &mut s.limiter);
         let started = Instant::now();
@@ -170,6 +170,7 @@ impl PluginHost {
 
         let result = match &plugin.loaded.pre {
             Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
+            Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
         };
         let response = result.map_err(|e| classify(&plugin, &store, &e))?;
         let mut response = check_response(&plugin, response)?;
@@ -178,31 +179,40 @@ impl PluginHost {
     }
 }
 
-async fn call_v0_1_0(
-    pre: &v0_1_0::PluginPre<HostState>,
-    store: &mut Store<HostState>,
-    request: PluginRequest,
-) -> wasmtime::Result<PluginResponse> {
-    use v0_1_0::exports::callboard::plugin::handler::Request;
-    let instance = pre.instantiate_async(&mut *store).await?;
-    let request = Request {
-        method: request.method,
-        path: request.path,
-        query: request.query,
-        headers: request.headers,
-        body: request.body,
+/// One call through one API version's bindings; the versions share the
+/// request/response shape, each with its own generated types.
+macro_rules! call_fn {
+    ($name:ident, $version:ident) => {
+        async fn $name(
+            pre: &$version::PluginPre<HostState>,
+            store: &mut Store<HostState>,
+            request: PluginRequest,
+        ) -> wasmtime::Result<PluginResponse> {
+            use $version::exports::callboard::plugin::handler::Request;
+            let instance = pre.instantiate_async(&mut *store).await?;
+            let request = Request {
+                method: request.method,
+                path: request.path,
+                query: request.query,
+                headers: request.headers,
+                body: request.body,
+            };
+            let response = instance
+                .callboard_plugin_handler()
+                .call_handle(&mut *store, &request)
+                .await?;
+            Ok(PluginResponse {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+                served_by: Arc::from(""),
+            })
+        }
     };
-    let response = instance
-        .callboard_plugin_handler()
-        .call_handle(&mut *store, &request)
-        .await?;
-    Ok(PluginResponse {
-        status: response.status,
-        headers: response.headers,
-        body: response.body,
-        served_by: Arc::from(""),
-    })
 }
+
+call_fn!(call_v0_1_0, v0_1_0);
+call_fn!(call_v0_2_0, v0_2_0);
 
 /// The epoch callback's error when a call runs out of time.
 #[derive(Debug)]

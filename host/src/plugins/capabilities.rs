@@ -2,4 +2,5 @@
 //! (e.g. [`kv::KvStore`]) apart from the WIT glue that exposes it.
 
 pub mod kv;
+mod license;
 mod log;

@@ -15,7 +15,7 @@ use wasmtime::{
 
 use super::{
     ApiVersion,
-    bindings::v0_1_0,
+    bindings::{v0_1_0, v0_2_0},
     license::LicenseError,
     manifest::{self, Manifest, ManifestError},
     signing,
@@ -84,6 +84,7 @@ pub enum LoadError {
 /// `add_to_linker` calls.
 pub struct Linkers {
     v0_1_0: Linker<HostState>,
+    v0_2_0: Linker<HostState>,
 }
 
 impl Linkers {
@@ -91,7 +92,10 @@ impl Linkers {
         let mut v0_1_0 = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut v0_1_0)?;
         v0_1_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_1_0, |s| s)?;
-        Ok(Self { v0_1_0 })
+        let mut v0_2_0 = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut v0_2_0)?;
+        v0_2_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_2_0, |s| s)?;
+        Ok(Self { v0_1_0, v0_2_0 })
     }
 }
 
@@ -99,6 +103,7 @@ impl Linkers {
 #[derive(Clone)]
 pub enum Pre {
     V0_1_0(v0_1_0::PluginPre<HostState>),
+    V0_2_0(v0_2_0::PluginPre<HostState>),
 }
 
 /// A verified, compiled, linked plugin.
@@ -166,6 +171,13 @@ pub fn load(
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::Link(format!("{e:#}")))?;
             Pre::V0_1_0(v0_1_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
+        }
+        ApiVersion::V0_2_0 => {
+            let pre = linkers
+                .v0_2_0
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+            Pre::V0_2_0(v0_2_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
         }
     };
     Ok(Loaded {

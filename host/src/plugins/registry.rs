@@ -110,6 +110,14 @@ pub(super) struct LivePlugin {
 }
 
 impl LivePlugin {
+    /// The valid licence's terms, for the `license` interface.
+    pub(super) fn license_terms(&self) -> Option<Arc<LicenseTerms>> {
+        match &**self.license.load() {
+            LicenseState::Valid(terms) => Some(Arc::new(terms.clone())),
+            _ => None,
+        }
+    }
+
     /// Refuses a request the plugin's licence does not cover.
     pub(super) fn admit(&self, path: &str) -> Result<(), CallError> {
         let license = self.license.load();

@@ -15,7 +15,7 @@ use wasmtime_wasi::{
     p2::{OutputStream, Pollable, StreamResult},
 };
 
-use super::capabilities::kv::KvAccess;
+use super::{capabilities::kv::KvAccess, license::LicenseTerms};
 use crate::config::Limits;
 
 /// Store data for one call into one plugin.
@@ -25,11 +25,18 @@ pub struct HostState {
     /// `id@version`, for logs.
     pub(super) label: Arc<str>,
     pub(super) kv: KvAccess,
+    /// The licence the host checked for this call, for commercial plugins.
+    pub(super) license: Option<Arc<LicenseTerms>>,
     pub(super) limiter: Limiter,
 }
 
 impl HostState {
-    pub(super) fn new(label: Arc<str>, limits: &Limits, kv: KvAccess) -> Self {
+    pub(super) fn new(
+        label: Arc<str>,
+        limits: &Limits,
+        kv: KvAccess,
+        license: Option<Arc<LicenseTerms>>,
+    ) -> Self {
         // Deny by default: no preopened directories, no environment, no
         // arguments, no network (every address denied, TCP/UDP/DNS off);
         // stdout and stderr go to the host log.
@@ -45,6 +52,7 @@ impl HostState {
             table: ResourceTable::new(),
             label,
             kv,
+            license,
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes(),
                 table_elements: limits.table_elements as usize,

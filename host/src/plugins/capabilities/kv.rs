@@ -13,7 +13,10 @@ use std::{
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::plugins::{bindings::v0_1_0::callboard::plugin::kv as wit, state::HostState};
+use crate::plugins::{
+    bindings::{v0_1_0, v0_2_0},
+    state::HostState,
+};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: u32 = 512;
@@ -294,66 +297,82 @@ pub struct KvAccess {
 }
 
 impl KvAccess {
-    /// Denied unless granted: a typed error, never a trap.
-    fn check(&self) -> Result<&Self, wit::Error> {
-        if self.granted {
-            Ok(self)
-        } else {
-            Err(wit::Error::Denied)
-        }
+    /// `None` unless granted: the glue turns that into a typed `denied`
+    /// error, never a trap.
+    fn check(&self) -> Option<&Self> {
+        self.granted.then_some(self)
     }
 }
 
-impl From<KvError> for wit::Error {
-    fn from(e: KvError) -> Self {
-        match e {
-            KvError::QuotaExceeded { used, limit } => wit::Error::QuotaExceeded(wit::Quota {
-                used_bytes: used,
-                limit_bytes: limit,
-            }),
-            KvError::ValueTooLarge(max) => wit::Error::ValueTooLarge(max),
-            KvError::InvalidKey => wit::Error::InvalidKey(MAX_KEY_BYTES),
-            KvError::NotAnInteger => wit::Error::NotAnInteger,
-            KvError::Sqlite(e) => {
-                tracing::error!(error = %e, "key-value storage failed");
-                wit::Error::Unavailable("storage failed; see the host log".into())
+/// The WIT glue, identical for every API version that has this interface
+/// (each version's bindings are distinct types).
+macro_rules! kv_glue {
+    ($wit:path) => {
+        const _: () = {
+            use $wit as wit;
+
+            impl From<KvError> for wit::Error {
+                fn from(e: KvError) -> Self {
+                    match e {
+                        KvError::QuotaExceeded { used, limit } => {
+                            wit::Error::QuotaExceeded(wit::Quota {
+                                used_bytes: used,
+                                limit_bytes: limit,
+                            })
+                        }
+                        KvError::ValueTooLarge(max) => wit::Error::ValueTooLarge(max),
+                        KvError::InvalidKey => wit::Error::InvalidKey(MAX_KEY_BYTES),
+                        KvError::NotAnInteger => wit::Error::NotAnInteger,
+                        KvError::Sqlite(e) => {
+                            tracing::error!(error = %e, "key-value storage failed");
+                            wit::Error::Unavailable("storage failed; see the host log".into())
+                        }
+                    }
+                }
             }
-        }
-    }
+
+            impl wit::Host for HostState {
+                fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
+                    Ok(kv.store.get(&kv.plugin, &key)?)
+                }
+
+                fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
+                    Ok(kv.store.set(&kv.plugin, &key, &value, kv.quota)?)
+                }
+
+                fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
+                    Ok(kv.store.delete(&kv.plugin, &key)?)
+                }
+
+                fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
+                    Ok(kv.store.increment(&kv.plugin, &key, delta, kv.quota)?)
+                }
+
+                fn list_keys(
+                    &mut self,
+                    prefix: String,
+                    limit: u32,
+                ) -> Result<Vec<String>, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
+                    Ok(kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000))?)
+                }
+
+                fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
+                    let used = kv.store.usage(&kv.plugin)?;
+                    Ok(wit::Quota {
+                        used_bytes: used,
+                        limit_bytes: kv.quota.bytes,
+                    })
+                }
+            }
+        };
+    };
 }
 
-impl wit::Host for HostState {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
-        let kv = self.kv.check()?;
-        Ok(kv.store.get(&kv.plugin, &key)?)
-    }
-
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
-        let kv = self.kv.check()?;
-        Ok(kv.store.set(&kv.plugin, &key, &value, kv.quota)?)
-    }
-
-    fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
-        let kv = self.kv.check()?;
-        Ok(kv.store.delete(&kv.plugin, &key)?)
-    }
-
-    fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
-        let kv = self.kv.check()?;
-        Ok(kv.store.increment(&kv.plugin, &key, delta, kv.quota)?)
-    }
-
-    fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, wit::Error> {
-        let kv = self.kv.check()?;
-        Ok(kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000))?)
-    }
-
-    fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
-        let kv = self.kv.check()?;
-        let used = kv.store.usage(&kv.plugin)?;
-        Ok(wit::Quota {
-            used_bytes: used,
-            limit_bytes: kv.quota.bytes,
-        })
-    }
-}
+kv_glue!(v0_1_0::callboard::plugin::kv);
+kv_glue!(v0_2_0::callboard::plugin::kv);
