@@ -431,17 +431,16 @@ fn validate_kind(
             Some(other) => errors.invalid(&field, "a string", other),
         }
     }
-    if lower == "location" {
-        if let Some(Value::String(p)) = spec_map.get("presence")
-            && p != "required"
-            && p != "optional"
-        {
-            errors.invalid(
-                "spec.presence",
-                "one of \"required\" or \"optional\"",
-                &Value::String(p.clone()),
-            );
-        }
+    if lower == "location"
+        && let Some(Value::String(p)) = spec_map.get("presence")
+        && p != "required"
+        && p != "optional"
+    {
+        errors.invalid(
+            "spec.presence",
+            "one of \"required\" or \"optional\"",
+            &Value::String(p.clone()),
+        );
     }
     if lower == "template" {
         match spec_map.get("parameters") {
@@ -498,8 +497,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn messages(v: Value) -> Vec<String> {
-        validate_entity(&v).into_iter().map(|e| e.message).collect()
+    fn messages(v: &Value) -> Vec<String> {
+        validate_entity(v).into_iter().map(|e| e.message).collect()
     }
 
     #[test]
@@ -508,7 +507,7 @@ mod tests {
             "metadata":{"name":"artist-web","tags":["java","c++"],"labels":{"a.b/c":"x"},
                         "annotations":{"backstage.io/x":"any thing"},"links":[{"url":"https://x.y"}]},
             "spec":{"type":"service","lifecycle":"production","owner":"team-a","dependsOn":["resource:db"]}});
-        assert_eq!(messages(e), Vec::<String>::new());
+        assert_eq!(messages(&e), Vec::<String>::new());
     }
 
     #[test]
@@ -516,7 +515,7 @@ mod tests {
         let e = json!({"apiVersion":"backstage.io/v1alpha1","kind":"Component","extra":1,
             "metadata":{"name":"-bad","uid":"x","tags":["Bad Tag"],"links":[{"url":"nope"}]},
             "spec":{"type":"service","owner":"team-a","dependsOn":["db"]}});
-        let m = messages(e).join("\n");
+        let m = messages(&e).join("\n");
         assert!(m.contains("Unknown field extra"), "{m}");
         assert!(
             m.contains("\"metadata.name\" is not valid; expected"),
