@@ -132,7 +132,7 @@ pub struct PluginsConfig {
     /// appear, change and disappear. Default true.
     pub watch: bool,
     /// Quiet time after the last change to a file before it is loaded, in
-    /// milliseconds. Default 250.
+    /// milliseconds. Default 25.
     pub watch_debounce_ms: u64,
     /// Seconds between two checks of every licence. Default 60.
     pub license_check_secs: u64,
@@ -146,7 +146,7 @@ impl Default for PluginsConfig {
             overrides: Default::default(),
             max_concurrent_instances: 256,
             watch: true,
-            watch_debounce_ms: 250,
+            watch_debounce_ms: 25,
             license_check_secs: 60,
         }
     }
