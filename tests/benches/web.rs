@@ -4,6 +4,7 @@
 //! reads plus HTML rendering) and the time the client saw, p50 and p99.
 //!
 //! `cargo bench -p callboard-tests --bench web [-- SIZE]`. Prints Markdown.
+//! `CALLBOARD_BENCH_ONLY=catalog` runs only the rows whose name contains it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -345,7 +346,9 @@ async fn bench(n: usize) {
         report,
         "| page | server p50 (ms) | server p99 (ms) | client p50 (ms) | client p99 (ms) |\n|---|---|---|---|---|"
     );
-    for (name, mut url) in cases {
+    // `CALLBOARD_BENCH_ONLY=<text>` runs only the rows whose name contains it.
+    let only = std::env::var("CALLBOARD_BENCH_ONLY").unwrap_or_default();
+    for (name, mut url) in cases.into_iter().filter(|(name, _)| name.contains(&only)) {
         // Warm-up: prepared statements, page cache.
         for _ in 0..5 {
             let _ = get(&client, &format!("{base}{}", url(&mut rng))).await;

@@ -290,7 +290,7 @@ fn login_page(error: Option<&str>) -> Markup {
         "Admin",
         Nav::Admin,
         "",
-        html! {
+        &html! {
             h1 { "Plugin administration" }
             section.panel.narrow aria-labelledby="login-title" {
                 h2 #login-title { "Sign in" }
@@ -316,7 +316,7 @@ fn plugins_page(web: &Web, notice: &Notice, error: Option<&str>) -> Markup {
         "Admin",
         Nav::Admin,
         "",
-        html! {
+        &html! {
             div.entity-head {
                 h1 { "Plugin administration" }
                 form method="post" action="/admin/logout" { button.secondary type="submit" { "Sign out" } }

@@ -7,7 +7,7 @@ use axum::{
     response::Response,
 };
 use callboard_catalog::{
-    CatalogError, EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection, Start,
+    EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection, Start,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -79,7 +79,7 @@ impl Params {
 
     /// What to ask the catalog for, given facet counts over the whole
     /// catalog (see [`Plan`]).
-    fn plan(&self, facets: &Facets, limit: usize) -> Plan {
+    fn plan(&self, facets: &Facets, limit: usize, by_name: bool) -> Plan {
         let total: u64 = facets
             .get("kind")
             .map(|k| k.iter().map(|f| f.count).sum())
@@ -116,7 +116,8 @@ impl Params {
             ([(_, n)], true) => Some(*n),
             _ => None,
         };
-        let (sort, descending) = (self.sort_key(), self.descending());
+        let sort = if by_name { &SORTS[0] } else { self.sort_key() };
+        let descending = self.descending();
         let indexed_sort = matches!(sort.0, "name" | "kind");
         // The catalog drives a query from the index of its most selective
         // plain condition. That is right for rare values, but for common ones
@@ -131,21 +132,33 @@ impl Params {
             .product();
         let rows_walked = limit as f64 / fraction.max(1e-9);
         let walk = indexed_sort && smallest > DRIVE_BELOW && rows_walked < WALK_AT_MOST;
-        let all: Vec<Predicate> = filters
-            .into_iter()
-            .map(|(p, _)| if walk { Predicate::All(vec![p]) } else { p })
-            .collect();
+        let plain: Vec<Predicate> = filters.into_iter().map(|(p, _)| p).collect();
+        let wrapped: Vec<Predicate> = if walk {
+            plain
+                .iter()
+                .map(|p| Predicate::All(vec![p.clone()]))
+                .collect()
+        } else {
+            plain.clone()
+        };
+        let full_text = (!q.is_empty()).then(|| FullTextFilter {
+            term: q.to_owned(),
+            fields: Vec::new(),
+        });
         Plan {
             selection: Selection {
-                predicate: (!all.is_empty()).then_some(Predicate::All(all)),
-                full_text: (!q.is_empty()).then(|| FullTextFilter {
-                    term: q.to_owned(),
-                    fields: Vec::new(),
-                }),
+                predicate: (!wrapped.is_empty()).then_some(Predicate::All(wrapped)),
+                full_text: full_text.clone(),
                 order: vec![OrderField {
                     field: sort.2.to_owned(),
                     descending,
                 }],
+            },
+            // Counting reads every match anyway: there the index always pays.
+            counting: Selection {
+                predicate: (!plain.is_empty()).then_some(Predicate::All(plain)),
+                full_text,
+                order: Vec::new(),
             },
             exact,
             indexed_sort,
@@ -220,9 +233,14 @@ const WALK_AT_MOST: f64 = 20_000.0;
 /// match; above this many it would be slow, so the page sorts by name.
 const SORT_ANY_AT_MOST: u64 = 20_000;
 
+/// How long a page waits for its count once the page itself is read.
+const COUNT_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// How a page is read.
 struct Plan {
     selection: Selection,
+    /// The same conditions, shaped for counting.
+    counting: Selection,
     /// The number of matches, when the facet counts already say it.
     exact: Option<u64>,
     /// Whether the sort key has an index (name, kind).
@@ -259,41 +277,54 @@ fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
     };
     let catalog = web.catalog();
     let facets = web.facets()?;
-    let mut plan = params.plan(&facets, limit);
+    let mut plan = params.plan(&facets, limit, false);
     let mut sort_note = None;
-    let (page_rows, total) = if plan.indexed_sort {
-        // The count and the page are independent reads: run them side by side.
-        std::thread::scope(|scope| {
-            let counting = plan.exact.is_none().then(|| {
-                let selection = &plan.selection;
-                scope.spawn(move || catalog.count(selection))
-            });
-            let page_rows = catalog.query(&plan.selection, &start, limit);
-            let total = match counting {
-                Some(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err(CatalogError::Task("count panicked".into()))),
-                None => Ok(plan.exact.unwrap_or(0)),
-            };
-            Ok::<_, CatalogError>((page_rows?, total?))
-        })?
-    } else {
+    if !plan.indexed_sort {
         let total = match plan.exact {
             Some(n) => n,
-            None => catalog.count(&plan.selection)?,
+            None => catalog.count(&plan.counting)?,
         };
+        plan.exact = Some(total);
         if total > SORT_ANY_AT_MOST {
+            let field = params.sort_key().1.to_lowercase();
             sort_note = Some(format!(
-                "Sorting by {} works on up to {SORT_ANY_AT_MOST} matches; these {total} are sorted by name. Narrow the filters to sort by {}.",
-                params.sort_key().1.to_lowercase(),
-                params.sort_key().1.to_lowercase()
+                "Sorting by {field} works on up to {SORT_ANY_AT_MOST} matches; these {total} are sorted by name. Narrow the filters to sort by {field}."
             ));
-            plan.selection.order = vec![OrderField {
-                field: "metadata.name".into(),
-                descending: params.descending(),
-            }];
+            plan = Plan {
+                exact: Some(total),
+                ..params.plan(&facets, limit, true)
+            };
         }
-        (catalog.query(&plan.selection, &start, limit)?, total)
+    }
+    // The count and the page are independent reads: count on another thread
+    // while the page is read. A count over many matches (a common search
+    // word) can take longer than the page itself; the page does not wait
+    // for it past a short grace, and the result is remembered for the next
+    // view (until the catalog changes).
+    let count_key = format!("{:?}", plan.counting);
+    let counting = match plan.exact.or_else(|| web.remembered_count(&count_key)) {
+        Some(n) => Err(n),
+        None => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (web, selection) = (web.clone(), plan.counting.clone());
+            std::thread::spawn(move || {
+                let generation = web.generation();
+                let counted = web.catalog().count(&selection);
+                if let Ok(n) = &counted {
+                    web.remember_count(count_key, generation, *n);
+                }
+                let _ = tx.send(counted);
+            });
+            Ok(rx)
+        }
+    };
+    let page_rows = catalog.query(&plan.selection, &start, limit)?;
+    let total: Option<u64> = match counting {
+        Err(n) => Some(n),
+        Ok(rx) => match rx.recv_timeout(COUNT_GRACE) {
+            Ok(counted) => Some(counted?),
+            Err(_) => None,
+        },
     };
 
     let (has_prev, has_next) = match start {
@@ -405,7 +436,10 @@ fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
         @if let Some(note) = &sort_note { p.notice role="status" { (note) } }
         div.summary-line {
             p #result-count role="status" {
-                strong { (total) } (if total == 1 { " entity" } else { " entities" })
+                @match total {
+                    Some(total) => { strong { (total) } (if total == 1 { " entity" } else { " entities" }) },
+                    None => { strong { "Many" } " entities" },
+                }
                 @if params.filtered() { " match these filters" }
             }
             (pager(params, &page_rows.first, &page_rows.last, has_prev, has_next))
@@ -439,7 +473,7 @@ fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
         "group" => Nav::Teams,
         _ => Nav::Catalog,
     };
-    Ok(page(&title, nav, &params.q, body))
+    Ok(page(&title, nav, &params.q, &body))
 }
 
 fn pager(

@@ -140,7 +140,7 @@ fn not_found(web: &Web, r: &EntityRef) -> Result<Markup, WebError> {
             p { a href=(catalog_href(&[("q", &r.name)])) { "Search the catalog for " (r.name) } " · " a href="/" { "Home" } }
         }
     };
-    Ok(page("No such entity", Nav::None, "", body))
+    Ok(page("No such entity", Nav::None, "", &body))
 }
 
 fn entity_page(web: &Web, r: &EntityRef, tab: &str) -> Result<Markup, WebError> {
@@ -188,7 +188,7 @@ fn entity_page(web: &Web, r: &EntityRef, tab: &str) -> Result<Markup, WebError> 
             (overview(web, &entity, &me, &kind, &title, &relations, &views)?)
         }
     };
-    Ok(page(&title, Nav::None, "", body))
+    Ok(page(&title, Nav::None, "", &body))
 }
 
 fn utf8(s: &str) -> String {

@@ -185,7 +185,7 @@ fn home(web: &Web) -> Result<Markup, WebError> {
             }
         }
     };
-    Ok(page("Home", Nav::Home, "", body))
+    Ok(page("Home", Nav::Home, "", &body))
 }
 
 fn plural_kind(kind: &str) -> String {

@@ -44,7 +44,7 @@ pub(crate) enum Nav {
 }
 
 /// A whole page: `title` goes in `<title>` (with the product name).
-pub(crate) fn page(title: &str, nav: Nav, search: &str, body: Markup) -> Markup {
+pub(crate) fn page(title: &str, nav: Nav, search: &str, body: &Markup) -> Markup {
     let item = |href: &str, label: &str, this: Nav| {
         html! {
             li { a href=(href) aria-current=[(nav == this).then_some("page")] { (label) } }
@@ -97,7 +97,7 @@ pub(crate) fn error_page(title: &str, message: &str) -> Markup {
         title,
         Nav::None,
         "",
-        html! {
+        &html! {
             div.error-page {
                 h1 { (title) }
                 p { (message) }
