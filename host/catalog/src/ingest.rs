@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::LocationKind;
 use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
-use crate::store::{EntityRecord, LocationRow};
+use crate::store::{EntityRecord, LocationRow, Prepared};
 use crate::validation::validate_entity;
 use crate::yaml::parse_documents;
 
@@ -305,6 +305,7 @@ impl Reader {
             entity: root_entity,
             parent_ref: None,
             location_key: origin.clone(),
+            prepared: None,
         });
         h.parents.push(None);
         h.keys.push(h.records[0].entity_ref.key());
@@ -602,11 +603,15 @@ impl Reader {
             }
             h.keys.push(r.key());
             let is_location = r.kind.eq_ignore_ascii_case("location");
+            // Location entities get status items later, so they are prepared
+            // by the writer; everything else here, off the writer's core.
+            let prepared = (!is_location).then(|| Prepared::of(&entity, &r));
             let record = EntityRecord {
                 entity_ref: r,
                 entity,
                 parent_ref: Some(parent_ref.clone()),
                 location_key: key.clone(),
+                prepared,
             };
             if is_location {
                 h.records.push(record);

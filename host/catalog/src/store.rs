@@ -311,6 +311,58 @@ pub(crate) struct EntityRecord {
     pub(crate) entity: Value,
     pub(crate) parent_ref: Option<String>,
     pub(crate) location_key: String,
+    /// Hashes and index rows, computed by the reading side so the writer
+    /// only writes (reading and writing run on different cores).
+    pub(crate) prepared: Option<Prepared>,
+}
+
+/// The CPU work of storing an entity, done ahead of the transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    hash: String,
+    spec_hash: String,
+    /// `(key, lower-cased value, value as written if different)`.
+    rows: Vec<(String, String, Option<String>)>,
+    /// `(source, type, target, target as displayed)`.
+    relations: Vec<(String, &'static str, String, String)>,
+    doc: String,
+}
+
+impl Prepared {
+    pub(crate) fn of(entity: &Value, r: &EntityRef) -> Self {
+        let mut flat = Vec::with_capacity(32);
+        flatten(entity, &mut String::new(), &mut flat);
+        let mut doc = String::new();
+        let mut rows = Vec::with_capacity(flat.len());
+        for (key, original) in flat {
+            if FULL_TEXT_FIELDS.contains(&key.as_str()) {
+                doc.push_str(&original);
+                doc.push('\n');
+            }
+            let value = original.to_lowercase();
+            // The value as written is only stored when it differs, to keep rows small.
+            let original = (value != original).then_some(original);
+            rows.push((key, value, original));
+        }
+        let relations = relations_of(entity, r)
+            .into_iter()
+            .map(|rel| {
+                (
+                    rel.source.key(),
+                    rel.kind,
+                    rel.target.key(),
+                    rel.target.to_string(),
+                )
+            })
+            .collect();
+        Self {
+            hash: hash_json(entity),
+            spec_hash: hash_json(entity.get("spec").unwrap_or(&Value::Null)),
+            rows,
+            relations,
+            doc,
+        }
+    }
 }
 
 /// What a write did to one entity, for change notifications.
@@ -446,16 +498,24 @@ impl<'t, 'c> Writer<'t, 'c> {
                 return Ok(Put::Conflict(owner));
             }
         }
-        let hash = hash_json(&record.entity);
+        let computed;
+        let prepared = match &record.prepared {
+            Some(p) => p,
+            None => {
+                computed = Prepared::of(&record.entity, &record.entity_ref);
+                &computed
+            }
+        };
+        let hash = &prepared.hash;
         match self.existing.get(&key) {
-            Some(e) if e.hash == hash && !e.orphan => self.summary.unchanged += 1,
+            Some(e) if e.hash == *hash && !e.orphan => self.summary.unchanged += 1,
             Some(e) => {
-                write_entity(self.tx, Some(e), record, &hash, &self.location_id)?;
+                write_entity(self.tx, Some(e), record, prepared, &self.location_id)?;
                 self.summary.updated += 1;
                 self.changes.push(Change::Changed(key.clone()));
             }
             None => {
-                write_entity(self.tx, None, record, &hash, &self.location_id)?;
+                write_entity(self.tx, None, record, prepared, &self.location_id)?;
                 self.summary.added += 1;
                 self.changes.push(Change::Added(key.clone()));
             }
@@ -498,10 +558,10 @@ fn write_entity(
     tx: &Transaction<'_>,
     existing: Option<&Existing>,
     record: &EntityRecord,
-    hash: &str,
+    prepared: &Prepared,
     location_id: &str,
 ) -> Result<i64, CatalogError> {
-    let spec_hash = hash_json(record.entity.get("spec").unwrap_or(&Value::Null));
+    let (hash, spec_hash) = (prepared.hash.as_str(), prepared.spec_hash.as_str());
     let (uid, generation) = match existing {
         Some(e) if e.spec_hash == spec_hash => (e.uid.clone(), e.generation),
         Some(e) => (e.uid.clone(), e.generation + 1),
@@ -559,7 +619,14 @@ fn write_entity(
             tx.last_insert_rowid()
         }
     };
-    index_entity(tx, id, &entity, r)?;
+    write_index(tx, id, prepared)?;
+    // The catalog's own fields are searchable too (e.g. `metadata.uid=...`).
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO search (entity_id, key, value, original) VALUES (?1, ?2, ?3, NULL)",
+    )?;
+    insert.execute(params![id, "metadata.uid", uid])?;
+    insert.execute(params![id, "metadata.etag", hash])?;
+    insert.execute(params![id, "metadata.generation", generation.to_string()])?;
     Ok(id)
 }
 
@@ -579,35 +646,23 @@ fn index_entity(
     entity: &Value,
     r: &EntityRef,
 ) -> Result<(), CatalogError> {
-    let mut rows = Vec::with_capacity(32);
-    flatten(entity, &mut String::new(), &mut rows);
+    write_index(tx, id, &Prepared::of(entity, r))
+}
+
+fn write_index(tx: &Transaction<'_>, id: i64, prepared: &Prepared) -> Result<(), CatalogError> {
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO search (entity_id, key, value, original) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let mut doc = String::new();
-    for (key, original) in &rows {
-        let value = original.to_lowercase();
-        // `original` is only stored when it differs, to keep rows small.
-        let stored = (value != *original).then_some(original.as_str());
-        insert.execute(params![id, key, value, stored])?;
-        if FULL_TEXT_FIELDS.contains(&key.as_str()) {
-            doc.push_str(original);
-            doc.push('\n');
-        }
+    for (key, value, original) in &prepared.rows {
+        insert.execute(params![id, key, value, original])?;
     }
     tx.prepare_cached("INSERT INTO fts (rowid, doc) VALUES (?1, ?2)")?
-        .execute(params![id, doc])?;
+        .execute(params![id, prepared.doc])?;
     let mut rel = tx.prepare_cached(
         "INSERT OR IGNORE INTO relations (origin_id, source, type, target, target_display) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for relation in relations_of(entity, r) {
-        rel.execute(params![
-            id,
-            relation.source.key(),
-            relation.kind,
-            relation.target.key(),
-            relation.target.to_string()
-        ])?;
+    for (source, kind, target, display) in &prepared.relations {
+        rel.execute(params![id, source, kind, target, display])?;
     }
     Ok(())
 }
