@@ -101,8 +101,14 @@ fn main() -> anyhow::Result<()> {
             while started.elapsed() < Duration::from_secs(4) {
                 let n = match phase {
                     Phase::Steady => None,
-                    Phase::Cached => Some(std::mem::replace(&mut cached_next, cached_next + 1)),
-                    Phase::Cold => Some(std::mem::replace(&mut cold_next, cold_next + 1)),
+                    Phase::Cached => {
+                        cached_next += 1;
+                        Some(cached_next - 1)
+                    }
+                    Phase::Cold => {
+                        cold_next += 1;
+                        Some(cold_next - 1)
+                    }
                 };
                 if let Some(n) = n {
                     let landed = version(n)?;
