@@ -3,6 +3,7 @@
 //! loopback HTTP, and Backstage's own client library from npm.
 
 mod api;
+mod cli;
 mod compat;
 mod harness;
 mod ingestion;

@@ -219,6 +219,17 @@ fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// A location target for a command-line path: a directory means every
+/// `*.yaml`/`*.yml` below it (`glob` has no `{yaml,yml}`; `*.y*ml` covers both).
+pub fn path_target(path: &Path) -> String {
+    let text = path.display().to_string();
+    if path.is_dir() {
+        format!("{}/**/*.y*ml", text.trim_end_matches('/'))
+    } else {
+        text
+    }
+}
+
 /// Expands command-line paths into descriptor files: a directory means every
 /// `*.yaml`/`*.yml` below it, a glob its matches, a file itself. Missing
 /// paths are returned as they are, so that reading them reports the error.

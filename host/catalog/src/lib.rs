@@ -659,6 +659,16 @@ impl Catalog {
         &self,
         location: &LocationRow,
     ) -> Result<RefreshReport, CatalogError> {
+        self.refresh_location_with_progress(location, |_| {}).await
+    }
+
+    /// [`Catalog::refresh_location`], calling `progress(entities)` after each
+    /// file is stored (for progress bars).
+    pub async fn refresh_location_with_progress(
+        &self,
+        location: &LocationRow,
+        progress: impl Fn(usize) + Send + 'static,
+    ) -> Result<RefreshReport, CatalogError> {
         let _guard = self.inner.ingest.lock().await;
         let (batches, mut batch_rx) = tokio::sync::mpsc::channel::<ingest::Batch>(4);
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<ingest::Harvest>(1);
@@ -681,6 +691,7 @@ impl Catalog {
                         let mut writer = store::Writer::new(tx, &location.id)?;
                         let mut conflicts = Vec::new();
                         while let Some(batch) = batch_rx.blocking_recv() {
+                            progress(batch.len());
                             for (record, parent) in batch {
                                 if let store::Put::Conflict(owner) = writer.put(&record)? {
                                     conflicts.push((parent, record, owner));

@@ -39,12 +39,15 @@ pub async fn run(cmd: CatalogCommand, config: &crate::config::Config) -> anyhow:
 async fn validate(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     let files = ingest::expand_paths(paths);
     let mut problems: Vec<IngestProblem> = Vec::new();
-    for file in &files {
-        problems
-            .extend(ingest::check_location(LocationKind::File, &file.display().to_string()).await);
+    // One location per argument, as `import` registers it: a file that is
+    // both matched and referenced by a Location entity is read once.
+    for path in paths {
+        for p in ingest::check_location(LocationKind::File, &ingest::path_target(path)).await {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
     }
-    // A generated root Location has no file of its own; its problems are
-    // already listed with the file they concern.
     if json {
         println!("{}", serde_json::to_string_pretty(&problems)?);
     } else {
@@ -91,7 +94,7 @@ async fn import(paths: &[PathBuf], config: &crate::config::Config) -> anyhow::Re
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} [{bar:40}] {pos}/{len} files, {per_sec} ({eta}) {msg}",
+            "{spinner} [{bar:40}] {pos}/{len} files, {msg} ({elapsed})",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
@@ -100,20 +103,27 @@ async fn import(paths: &[PathBuf], config: &crate::config::Config) -> anyhow::Re
     let mut total = ApplySummary::default();
     let mut problems = Vec::new();
     let mut entities = 0usize;
-    for file in &files {
-        bar.set_message(file.display().to_string());
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // One registered location per argument (a directory becomes a glob), so
+    // files that Location entities inside it reference are read once.
+    for path in paths {
         let location = catalog
-            .register_location("file", &file.display().to_string())
+            .register_location("file", &ingest::path_target(path))
             .await?;
-        let report = catalog.refresh_location(&location).await?;
+        let (bar2, read2) = (bar.clone(), read.clone());
+        let report = catalog
+            .refresh_location_with_progress(&location, move |n| {
+                let so_far = read2.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                bar2.inc(1);
+                bar2.set_message(format!("{so_far} entities"));
+            })
+            .await?;
         total.added += report.summary.added;
         total.updated += report.summary.updated;
         total.unchanged += report.summary.unchanged;
         total.orphaned += report.summary.orphaned;
-        // The generated Location entity of each file is not one of the user's.
-        entities += report.entities.len().saturating_sub(1);
+        entities += report.entities.len();
         problems.extend(report.problems);
-        bar.inc(1);
     }
     bar.finish_and_clear();
     for p in &problems {
