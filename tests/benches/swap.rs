@@ -5,6 +5,10 @@
 //! one run. `cargo xtask bench swap [-- ROUNDS]`.
 
 #[path = "support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared by the benchmarks; this one uses only part"
+)]
 mod support;
 
 use std::{
@@ -20,7 +24,10 @@ use callboard::{config::Config, plugins::manifest};
 use support::{machine, percentiles, plugins_dir};
 
 fn main() -> anyhow::Result<()> {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(8);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(8);
     let bytes = std::fs::read(plugins_dir().join("bulky.wasm"))?;
     let version = |n: usize| -> anyhow::Result<Vec<u8>> {
         let mut m = manifest::read(&bytes)?;
@@ -28,12 +35,18 @@ fn main() -> anyhow::Result<()> {
         Ok(manifest::embed(&bytes, &m)?)
     };
     let data = tempfile::tempdir()?;
-    let config = Config { bind: "127.0.0.1:0".parse()?, data_dir: data.path().to_owned(), ..Config::default() };
+    let config = Config {
+        bind: "127.0.0.1:0".parse()?,
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
     let dir = config.plugins_dir();
     let size = bytes.len();
     let data_dir = data.path().to_owned();
     let warm_dir = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let server = callboard::server::start(config).await?;
         let url = format!("{}/api/plugins/bulky/ping", server.url());
@@ -156,14 +169,24 @@ enum Phase {
 }
 
 /// Renames `bytes` into place and polls until version `1.0.n` answers.
-async fn land_and_wait(client: &reqwest::Client, url: &str, dir: &Path, bytes: &[u8], n: usize) -> anyhow::Result<Duration> {
+async fn land_and_wait(
+    client: &reqwest::Client,
+    url: &str,
+    dir: &Path,
+    bytes: &[u8],
+    n: usize,
+) -> anyhow::Result<Duration> {
     let want = format!("bulky@1.0.{n}");
     std::fs::write(dir.join(".bulky.wasm.part"), bytes)?;
     let landed = Instant::now();
     std::fs::rename(dir.join(".bulky.wasm.part"), dir.join("bulky.wasm"))?;
     loop {
         let response = client.get(url).send().await?;
-        if response.headers().get("x-callboard-plugin").is_some_and(|v| v.as_bytes() == want.as_bytes()) {
+        if response
+            .headers()
+            .get("x-callboard-plugin")
+            .is_some_and(|v| v.as_bytes() == want.as_bytes())
+        {
             return Ok(landed.elapsed());
         }
         if landed.elapsed() > Duration::from_secs(60) {

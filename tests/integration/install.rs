@@ -19,6 +19,9 @@ use crate::support::{TestServer, backstage_error, config, plugin_file};
 
 const ORG: &str = "brightwharf";
 
+/// (case, plugin file, licence, expected status, expected message part)
+type Refusal = (&'static str, Vec<u8>, Option<String>, u16, &'static str);
+
 /// `id`'s packed file with its manifest changed.
 fn repack(id: &str, change: impl FnOnce(&mut Manifest)) -> Vec<u8> {
     let bytes = std::fs::read(plugin_file(id)).unwrap();
@@ -532,7 +535,7 @@ async fn every_refusal_is_clear_and_keeps_the_running_version_serving() {
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x01;
     let stranger = VendorKey::generate("stranger").unwrap();
-    let cases: Vec<(&str, Vec<u8>, Option<String>, u16, &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "corrupt file",
             b"\0asm\x0d\0\x01\0garbage".to_vec(),

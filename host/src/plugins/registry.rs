@@ -231,7 +231,7 @@ impl PluginHost {
         if let Some(info) = self.unchanged(file, &bytes) {
             return Ok(info);
         }
-        self.install_inner(&bytes, Some(file.to_owned()), &InstallOptions::default())
+        self.install_inner(&bytes, Some(file), &InstallOptions::default())
             .map_err(|error| {
                 // A file too broken to name its plugin is charged to the plugin it replaces.
                 let id = manifest_id(&bytes).or_else(|| {
@@ -259,7 +259,7 @@ impl PluginHost {
     fn install_inner(
         &self,
         bytes: &[u8],
-        from_dir: Option<PathBuf>,
+        from_dir: Option<&Path>,
         options: &InstallOptions,
     ) -> Result<PluginInfo, LoadError> {
         let inner = &self.inner;
@@ -280,7 +280,7 @@ impl PluginHost {
                 });
             }
             if let Some(dir_file) = &from_dir
-                && existing.loaded.source.as_ref() != Some(dir_file)
+                && existing.loaded.source.as_deref() != Some(*dir_file)
             {
                 return Err(LoadError::DuplicateId {
                     id,
@@ -295,14 +295,14 @@ impl PluginHost {
                 return Err(LoadError::Downgrade {
                     id,
                     from: old.version.clone(),
-                    to: manifest.version.clone(),
+                    to: manifest.version,
                 });
             }
         }
         let license_state = self.license_for(&manifest, options.license.as_deref(), &trust)?;
 
         let target = from_dir
-            .clone()
+            .map(Path::to_owned)
             .unwrap_or_else(|| config.plugins_dir().join(format!("{id}.wasm")));
         let mut loaded = loader::load(
             &inner.engine,
