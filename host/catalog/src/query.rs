@@ -760,7 +760,16 @@ pub(crate) fn facets(
             } else {
                 plan.id
             };
-            let inner = format!("SELECT {column} {} WHERE {}", plan.from, plan.sql.text);
+            let inner =
+                if plan.from == JOINED && column == plan.id && !plan.sql.text.contains("e.ref") {
+                    // Only ids are needed: stay on the index, skip the entity rows.
+                    format!(
+                        "SELECT d.entity_id FROM search d WHERE {}",
+                        plan.sql.text.replace("e.id", "d.entity_id")
+                    )
+                } else {
+                    format!("SELECT {column} {} WHERE {}", plan.from, plan.sql.text)
+                };
             sql.text.push_str(&renumber(&inner, sql.params.len()));
             sql.params.extend(plan.sql.params);
             sql.text.push(')');
