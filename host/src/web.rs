@@ -19,7 +19,10 @@ mod layout;
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
@@ -86,8 +89,8 @@ pub(crate) struct Web {
     live: Arc<Live>,
 }
 
-/// How long facet counts may be reused even without a change event; events
-/// can be missed when a receiver lags, so this bounds the staleness.
+/// How old facet counts may get before they are counted again even without
+/// a change event (events can be missed when a receiver lags).
 const FACETS_MAX_AGE: Duration = Duration::from_secs(30);
 /// How many recent changes the home page remembers.
 const RECENT: usize = 12;
@@ -101,6 +104,41 @@ struct Live {
     /// Match counts by selection, with the catalog generation they saw.
     counts: Mutex<std::collections::HashMap<String, (u64, u64)>>,
     state: Mutex<LiveState>,
+    /// A background facet count is running.
+    counting_facets: AtomicBool,
+}
+
+impl Live {
+    fn generation(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// Counts the facets now and caches them.
+    fn count_facets(&self, catalog: &Catalog) -> Result<Arc<Facets>, CatalogError> {
+        let generation = self.generation();
+        let fields: Vec<String> = FACET_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        let facets = Arc::new(catalog.facets(&fields, None)?);
+        *self.facets.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), generation, facets.clone()));
+        Ok(facets)
+    }
+
+    /// Counts the facets again on another thread, unless that is under way.
+    fn recount_facets_later(self: &Arc<Self>, catalog: &Catalog) {
+        if self.counting_facets.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (live, catalog) = (self.clone(), catalog.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = live.count_facets(&catalog) {
+                tracing::warn!("web: counting facets failed: {e}");
+            }
+            live.counting_facets.store(false, Ordering::Release);
+        });
+    }
 }
 
 #[derive(Default)]
@@ -139,6 +177,7 @@ impl Web {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let mut events = app.catalog.subscribe();
             let weak = Arc::downgrade(&live);
+            let catalog = app.catalog.clone();
             runtime.spawn(async move {
                 loop {
                     let event = events.recv().await;
@@ -159,6 +198,12 @@ impl Web {
                         at: SystemTime::now(),
                     });
                     state.recent.truncate(RECENT);
+                    drop(state);
+                    // A burst of changes is over: count again now, so no
+                    // page view pays for it.
+                    if events.is_empty() {
+                        live.recount_facets_later(&catalog);
+                    }
                 }
             });
         }
@@ -169,43 +214,31 @@ impl Web {
         &self.app.catalog
     }
 
-    /// Facet counts over the whole catalog, cached until the catalog changes.
+    /// Facet counts over the whole catalog. After a change they are counted
+    /// again in the background; until then pages get the previous counts.
     pub(crate) fn facets(&self) -> Result<Arc<Facets>, CatalogError> {
-        let generation = self
-            .live
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .generation;
-        if let Some((at, seen, facets)) = &*self
+        let generation = self.live.generation();
+        let cached = self
             .live
             .facets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            && *seen == generation
-            && at.elapsed() < FACETS_MAX_AGE
-        {
-            return Ok(facets.clone());
+            .clone();
+        match cached {
+            Some((at, seen, facets)) => {
+                if seen != generation || at.elapsed() >= FACETS_MAX_AGE {
+                    self.live.recount_facets_later(self.catalog());
+                }
+                Ok(facets)
+            }
+            None => self.live.count_facets(self.catalog()),
         }
-        let fields: Vec<String> = FACET_FIELDS.iter().map(|f| (*f).to_owned()).collect();
-        let facets = Arc::new(self.catalog().facets(&fields, None)?);
-        *self
-            .live
-            .facets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), generation, facets.clone()));
-        Ok(facets)
     }
 
     /// How many catalog changes this process has seen (facets and counts
     /// made before a change are stale).
     pub(crate) fn generation(&self) -> u64 {
-        self.live
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .generation
+        self.live.generation()
     }
 
     /// A count made since the last catalog change, if any.
