@@ -202,6 +202,22 @@ fn rss_peak_mb() -> f64 {
     kb / 1024.0
 }
 
+/// CPU time (user + system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Resets the peak-RSS counter (Linux: writing 5 to clear_refs).
 fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -266,12 +282,14 @@ async fn bench(n: usize, report: &mut String) {
     };
     let catalog = Catalog::open(&dir.path().join("catalog.sqlite"), &config).unwrap();
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     catalog.sync_config_locations().await.unwrap();
     let reports = catalog.refresh_all().await.unwrap();
     let count = catalog
         .count(&callboard_catalog::Selection::default())
         .unwrap();
     let ingest = started.elapsed();
+    let ingest_cpu = cpu_seconds() - cpu_started;
     let ingest_rss = rss_peak_mb();
     let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
     assert_eq!(problems, 0, "{:?}", reports[0].problems.first());
@@ -364,7 +382,7 @@ async fn bench(n: usize, report: &mut String) {
     let _ = writeln!(report, "| {n} entities | | |");
     let _ = writeln!(
         report,
-        "| ingestion from files, until queryable | {:.2} s ({rate:.0} entities/s) | peak RSS {ingest_rss:.0} MB |",
+        "| ingestion from files, until queryable | {:.2} s ({rate:.0} entities/s; {ingest_cpu:.1} CPU-s) | peak RSS {ingest_rss:.0} MB |",
         ingest.as_secs_f64()
     );
     let _ = writeln!(
