@@ -261,8 +261,27 @@ async fn bench(n: usize) {
 
     let client = reqwest::Client::new();
     let base = running.url();
-    // The first view counts facets (then cached until the catalog changes).
-    let (cold, _) = get(&client, &format!("{base}/catalog")).await;
+    // What the portal recounts in the background after each catalog change
+    // (the filter facets; pages keep the previous counts meanwhile).
+    let catalog = running.state.catalog.clone();
+    let facet_time = tokio::task::spawn_blocking(move || {
+        let fields: Vec<String> = [
+            "kind",
+            "spec.type",
+            "spec.lifecycle",
+            "relations.ownedBy",
+            "metadata.tags",
+            "metadata.namespace",
+        ]
+        .iter()
+        .map(|f| (*f).to_owned())
+        .collect();
+        let started = Instant::now();
+        catalog.facets(&fields, None).unwrap();
+        started.elapsed()
+    })
+    .await
+    .unwrap();
     let (_, first) = get(&client, &format!("{base}/catalog?sort=name")).await;
     let page2 = next_href(&first).expect("a next page");
     let (_, second) = get(&client, &format!("{base}{page2}")).await;
@@ -372,8 +391,8 @@ async fn bench(n: usize) {
     }
     let _ = writeln!(
         report,
-        "\nFirst catalog view after start-up (counts the filter facets, then cached until the catalog changes): {} ms server time.",
-        ms(cold.server)
+        "\nCounting the filter facets (in the background after each catalog change, never during a page view): {} ms.",
+        ms(facet_time)
     );
     println!("{report}");
     running.shutdown().await.unwrap();

@@ -280,9 +280,15 @@ fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
     let mut plan = params.plan(&facets, limit, false);
     let mut sort_note = None;
     if !plan.indexed_sort {
-        let total = match plan.exact {
+        let key = format!("{:?}", plan.counting);
+        let total = match plan.exact.or_else(|| web.remembered_count(&key)) {
             Some(n) => n,
-            None => catalog.count(&plan.counting)?,
+            None => {
+                let generation = web.generation();
+                let n = catalog.count(&plan.counting)?;
+                web.remember_count(key, generation, n);
+                n
+            }
         };
         plan.exact = Some(total);
         if total > SORT_ANY_AT_MOST {
