@@ -214,6 +214,8 @@ async fn component_page_shows_header_relations_graph_and_yaml() {
         body.contains("<span class=\"k\">apiVersion</span>"),
         "highlighted YAML: {body}"
     );
+    // The CSP allows styles only from the stylesheet: no inline ones.
+    assert!(!body.contains(" style="), "inline style: {body}");
     // The relation graph links every node to its page.
     let svg = &body[body.find("<svg").unwrap()..body.find("</svg>").unwrap()];
     assert!(

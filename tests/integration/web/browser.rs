@@ -135,8 +135,12 @@ impl Browser {
     }
 
     async fn text(&self, css: &str) -> String {
+        // Pages behind a form post (an upload compiles a plugin) can take a
+        // moment under load: wait for the element rather than fail at once.
         self.client
-            .find(Locator::Css(css))
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("no {css}: {e}"))
             .text()
@@ -345,7 +349,7 @@ async fn admin_signs_in_and_installs_a_plugin_by_upload() {
         .send_keys(&format!("{}{}", token.trim(), Key::Enter))
         .await
         .unwrap();
-    assert!(b.body().await.contains("Installed plugins (0)"));
+    assert_eq!(b.text("#installed-title").await, "Installed plugins (0)");
 
     c.find(Locator::Css("#upload-plugin"))
         .await
