@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use callboard_catalog::Catalog;
@@ -110,7 +111,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
+        let served = axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
@@ -164,4 +165,12 @@ fn admin_token(file: &std::path::Path) -> anyhow::Result<Arc<str>> {
         .with_context(|| format!("cannot write the admin token to {}", file.display()))?;
     tracing::info!(file = %file.display(), "created the admin token");
     Ok(token.into())
+}
+
+/// Small responses go out at once: without `TCP_NODELAY`, a response written
+/// in two parts can wait ~40 ms for the client's delayed ACK.
+pub fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
 }

@@ -38,7 +38,10 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move {
+            use axum::serve::ListenerExt as _;
+            axum::serve(listener.tap_io(callboard::server::no_delay), app).await
+        });
         println!(
             "http benchmark on {}: {connections} connections, {seconds} s per round, 2 rounds each, interleaved",
             machine()

@@ -99,11 +99,16 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             let plugins = build_plugins(&root)?;
             step("cargo test");
             // The workspace's default members: plugins are tested through the host.
-            cargo(["test", "--release", "--"])
-                .args(&args)
+            let mut test = cargo(["test", "--release", "--"]);
+            test.args(&args)
                 .env("CALLBOARD_TEST_PLUGINS", &plugins)
-                .env("CALLBOARD_BIN", callboard_bin()?)
-                .status_ok()?;
+                .env("CALLBOARD_BIN", callboard_bin()?);
+            let (passed, failed) = run_tests(&mut test)?;
+            // One closing line for the whole suite (cargo prints one per binary).
+            println!("\ntests: {passed} passed, {failed} failed");
+            if failed > 0 {
+                bail!("{failed} tests failed");
+            }
         }
         Task::Bench { name, args } => {
             let plugins = build_plugins(&root)?;
@@ -221,6 +226,43 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// Runs `cargo test`, echoing its output, and totals its `test result:` lines.
+fn run_tests(test: &mut Command) -> anyhow::Result<(u64, u64)> {
+    use std::io::BufRead as _;
+    let mut child = test
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in std::io::BufReader::new(child.stdout.take().context("cargo test stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                result
+                    .split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .strip_suffix(word)?
+                            .trim()
+                            .rsplit(' ')
+                            .next()?
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            passed += count("passed");
+            failed += count("failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        bail!("cargo test failed ({status})");
+    }
+    Ok((passed, failed))
 }
 
 /// The release `callboard` binary (built by `build_plugins`).
