@@ -23,6 +23,6 @@ pub use call::{CallError, PluginRequest, PluginResponse};
 pub use loader::LoadError;
 pub use registry::{
     InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, is_plugin_file, verify_file,
-    verify_license_file,
+    verify_license_file, write_atomically,
 };
 pub use watcher::FolderWatch;

@@ -575,19 +575,10 @@ impl Remote {
     }
 }
 
-/// Write then rename, so a watching server never loads half a file.
+/// [`plugins::write_atomically`](crate::plugins::write_atomically), with the file in the error.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("plugin");
-    let tmp = path.with_file_name(format!(".{name}.part"));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::plugins::write_atomically(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The plugin API version a component exports, read from its WIT without

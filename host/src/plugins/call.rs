@@ -152,7 +152,7 @@ impl PluginHost {
         };
         let mut store = Store::new(
             &self.inner.engine,
-            HostState::new(plugin.label.clone(), &limits, kv, plugin.license_terms()),
+            HostState::new(plugin.label.clone(), &limits, kv, plugin.license_state()),
         );
         store.limiter(|s| &mut s.limiter);
         let started = Instant::now();

@@ -133,16 +133,15 @@ pub fn verify(
     Ok((manifest, state))
 }
 
-/// Verifies, compiles and links `bytes`. Blocking and CPU-heavy on a cache
-/// miss: call it off the request path.
+/// Compiles and links `bytes`, which [`verify`] accepted as `verified`.
+/// Blocking and CPU-heavy on a cache miss: call it off the request path.
 pub fn load(
     engine: &Engine,
     linkers: &Linkers,
     cache: Option<&wasmtime::Cache>,
     (bytes, source): (&[u8], Option<PathBuf>),
-    (trust, require_signatures): (&TrustStore, bool),
+    (manifest, signature): (Manifest, SignatureState),
 ) -> Result<Loaded, LoadError> {
-    let (manifest, signature) = verify(bytes, trust, require_signatures)?;
     let sha256 = hex::encode(Sha256::digest(bytes));
 
     let started = Instant::now();

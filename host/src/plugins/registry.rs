@@ -110,12 +110,10 @@ pub(super) struct LivePlugin {
 }
 
 impl LivePlugin {
-    /// The valid licence's terms, for the `license` interface.
-    pub(super) fn license_terms(&self) -> Option<Arc<LicenseTerms>> {
-        match &**self.license.load() {
-            LicenseState::Valid(terms) => Some(Arc::new(terms.clone())),
-            _ => None,
-        }
+    /// The licence as checked, for the `license` interface (a reference
+    /// count, not a copy, on the request path).
+    pub(super) fn license_state(&self) -> Arc<LicenseState> {
+        self.license.load_full()
     }
 
     /// Refuses a request the plugin's licence does not cover.
@@ -266,7 +264,7 @@ impl PluginHost {
         let config = &inner.config;
         let trust = self.trust();
         // Cheap checks first, so a bad file is refused before any compiling.
-        let (manifest, _) = loader::verify(bytes, &trust, config.trust.require_signatures)?;
+        let (manifest, signature) = loader::verify(bytes, &trust, config.trust.require_signatures)?;
         let id = manifest.id.clone();
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
         let current = inner.live.load();
@@ -309,19 +307,19 @@ impl PluginHost {
             &inner.linkers,
             Some(&inner.cache),
             (bytes, Some(target.clone())),
-            (&trust, config.trust.require_signatures),
+            (manifest.clone(), signature),
         )?;
         loaded.source = Some(target.clone());
 
         // Only now that everything checks out do files change.
         if let Some(text) = &options.license {
-            write_atomically(
+            write_install(
                 &config.licenses_dir().join(format!("{id}.license")),
                 text.as_bytes(),
             )?;
         }
         if from_dir.is_none() {
-            write_atomically(&target, bytes)?;
+            write_install(&target, bytes)?;
         }
         let granted = config.grants.granted(&id, manifest.vendor.as_deref());
         let live = Arc::new(LivePlugin {
@@ -418,7 +416,7 @@ impl PluginHost {
             .live(id)
             .ok_or_else(|| LoadError::Read(format!("no plugin named \"{id}\" is installed")))?;
         let terms = self.verify_license(text, &plugin.loaded.manifest, &self.trust())?;
-        write_atomically(
+        write_install(
             &self
                 .inner
                 .config
@@ -478,6 +476,11 @@ impl PluginHost {
     pub fn unload_file(&self, file: &Path) {
         let inner = &self.inner;
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked again under the lock: an install may have written the file
+        // back (and swapped its plugin in) since the watcher saw it vanish.
+        if file.exists() {
+            return;
+        }
         let current = inner.live.load();
         let Some((id, plugin)) = current
             .iter()
@@ -677,14 +680,19 @@ fn manifest_id(bytes: &[u8]) -> Option<String> {
     super::manifest::read(bytes).ok().map(|m| m.id)
 }
 
-/// Write then rename, so a reader (the watcher) never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    let fail = |e: std::io::Error| LoadError::Write(format!("{}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
+/// Write then rename (through a hidden `.name.part`), so a reader (the
+/// folder watcher) never sees half a file. Creates missing folders.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.part"));
-    std::fs::write(&tmp, bytes).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// [`write_atomically`] for installs: a failure is a [`LoadError::Write`].
+fn write_install(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    write_atomically(path, bytes).map_err(|e| LoadError::Write(format!("{}: {e}", path.display())))
 }

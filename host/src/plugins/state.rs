@@ -15,7 +15,7 @@ use wasmtime_wasi::{
     p2::{OutputStream, Pollable, StreamResult},
 };
 
-use super::{capabilities::kv::KvAccess, license::LicenseTerms};
+use super::{capabilities::kv::KvAccess, registry::LicenseState};
 use crate::config::Limits;
 
 /// Store data for one call into one plugin.
@@ -26,7 +26,7 @@ pub struct HostState {
     pub(super) label: Arc<str>,
     pub(super) kv: KvAccess,
     /// The licence the host checked for this call, for commercial plugins.
-    pub(super) license: Option<Arc<LicenseTerms>>,
+    pub(super) license: Arc<LicenseState>,
     pub(super) limiter: Limiter,
 }
 
@@ -35,7 +35,7 @@ impl HostState {
         label: Arc<str>,
         limits: &Limits,
         kv: KvAccess,
-        license: Option<Arc<LicenseTerms>>,
+        license: Arc<LicenseState>,
     ) -> Self {
         // Deny by default: no preopened directories, no environment, no
         // arguments, no network (every address denied, TCP/UDP/DNS off);
