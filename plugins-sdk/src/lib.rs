@@ -68,22 +68,28 @@
 // resolve inside the crate too.
 extern crate self as callboard_sdk;
 
+pub mod catalog;
+pub mod config;
+pub mod events;
+pub mod fetch;
 mod http;
 pub mod kv;
 pub mod license;
 pub mod log;
 mod router;
+pub mod ui;
 
+pub use events::Event;
 pub use http::{Request, Response};
 pub use router::{Params, Router};
 
-/// The generated bindings for `callboard:plugin@0.1.0`. Plugins use the safe
+/// The generated bindings for `callboard:plugin@0.3.0`. Plugins use the safe
 /// wrappers of this crate instead.
 #[doc(hidden)]
 #[allow(missing_docs, reason = "generated code; documented in wit/")]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.2.0",
+        path: "../wit/v0.3.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world",
@@ -92,16 +98,35 @@ pub mod bindings {
     });
 }
 
-/// What a plugin implements. The host calls [`Plugin::handle`] once per
-/// request, in a fresh instance.
+/// What a plugin implements. Only [`Plugin::handle`] is required; the other
+/// methods default to doing nothing. Each call runs in a fresh instance.
 pub trait Plugin {
-    /// Answers one request. Panicking is a bug: the host answers 500 and
-    /// logs it against the plugin.
+    /// Answers one request to `/api/plugins/<id>/...`. Panicking is a bug:
+    /// the host answers 500 and logs it against the plugin.
     fn handle(request: Request) -> Response;
+
+    /// Renders a slot declared in plugin.toml's `[[views]]`. `Ok(None)` leaves
+    /// the slot out (nothing to show for this entity); `Err` is shown to the
+    /// user as an error box in place of the view.
+    fn view(request: ui::ViewRequest) -> Result<Option<ui::View>, String> {
+        let _ = request;
+        Ok(None)
+    }
+
+    /// Receives a batch of subscribed events (manifest `capabilities.events`).
+    fn on_events(events: Vec<Event>) {
+        let _ = events;
+    }
+
+    /// Runs every `tick-secs` seconds (manifest), with the tick's time in
+    /// milliseconds since the Unix epoch.
+    fn on_tick(now_ms: u64) {
+        let _ = now_ms;
+    }
 }
 
-/// Exports a [`Plugin`] implementation as the component's handler. Call it
-/// once, at the crate root.
+/// Exports a [`Plugin`] implementation as the component's handler, views,
+/// event subscriber and scheduled task. Call it once, at the crate root.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
@@ -116,6 +141,30 @@ macro_rules! export_plugin {
             }
         }
 
+        impl $crate::bindings::exports::callboard::plugin::ui::Guest for __CallboardExport {
+            fn render(
+                request: $crate::bindings::exports::callboard::plugin::ui::ViewRequest,
+            ) -> Result<Option<$crate::bindings::exports::callboard::plugin::ui::View>, String> {
+                $crate::__private::render::<$plugin>(request)
+            }
+        }
+
+        impl $crate::bindings::exports::callboard::plugin::subscriber::Guest
+            for __CallboardExport
+        {
+            fn on_events(events: Vec<$crate::bindings::callboard::plugin::events::Event>) {
+                $crate::__private::on_events::<$plugin>(events)
+            }
+        }
+
+        impl $crate::bindings::exports::callboard::plugin::scheduled::Guest
+            for __CallboardExport
+        {
+            fn on_tick(now_ms: u64) {
+                <$plugin as $crate::Plugin>::on_tick(now_ms)
+            }
+        }
+
         $crate::bindings::__export_world!(__CallboardExport);
     };
 }
@@ -125,9 +174,20 @@ macro_rules! export_plugin {
 pub mod __private {
     pub use wit_bindgen;
 
-    use crate::bindings::callboard::plugin::types;
+    use crate::bindings::{
+        callboard::plugin::{events, types},
+        exports::callboard::plugin::ui,
+    };
 
     pub fn handle<P: crate::Plugin>(request: types::Request) -> types::Response {
         P::handle(crate::Request::from_wit(request)).into_wit()
+    }
+
+    pub fn render<P: crate::Plugin>(request: ui::ViewRequest) -> Result<Option<ui::View>, String> {
+        P::view(crate::ui::ViewRequest::from_wit(request))
+    }
+
+    pub fn on_events<P: crate::Plugin>(events: Vec<events::Event>) {
+        P::on_events(events.into_iter().map(crate::Event::from_wit).collect())
     }
 }

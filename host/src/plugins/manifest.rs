@@ -2,6 +2,8 @@
 //! [`SECTION`], as JSON. Authors write it as `plugin.toml` beside the plugin's
 //! `Cargo.toml`; `callboard plugin pack` embeds it, so a plugin stays one file.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use wasm_encoder::Section as _;
 
@@ -43,6 +45,59 @@ pub struct Manifest {
     /// Routes that need a licence feature: `[[entitlements]] feature = "export", paths = ["/export"]`.
     #[serde(default)]
     pub entitlements: Vec<EntitlementRoute>,
+    /// Slots the plugin fills with views (API 0.3+): `[[views]]`.
+    #[serde(default)]
+    pub views: Vec<ViewSlot>,
+    /// Run the plugin's scheduled task every this many seconds (API 0.3+).
+    #[serde(default)]
+    pub tick_secs: Option<u64>,
+}
+
+/// Where a view slot is: see `ui.slot` in the WIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlotKind {
+    /// A card on an entity's overview.
+    EntityCard,
+    /// A tab on an entity's page.
+    EntityTab,
+    /// A top-level page.
+    Page,
+}
+
+impl SlotKind {
+    /// As written in plugin.toml and URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::EntityCard => "entity-card",
+            SlotKind::EntityTab => "entity-tab",
+            SlotKind::Page => "page",
+        }
+    }
+}
+
+/// One slot a plugin fills.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSlot {
+    /// Which slot.
+    pub slot: SlotKind,
+    /// Heading of the card or tab, or the page's name in navigation.
+    pub title: String,
+    /// Entity slots: the entity kinds it applies to, lower-case (empty: all).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Pages: the path navigation links to, below the plugin's page root
+    /// (default `/`).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+impl ViewSlot {
+    /// Whether this entity slot applies to entities of `kind`.
+    pub fn applies_to(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k.eq_ignore_ascii_case(kind))
+    }
 }
 
 /// Capabilities: what a manifest requests, and what an operator grants.
@@ -57,6 +112,10 @@ pub struct Capabilities {
     pub http_hosts: Vec<String>,
     /// Event streams to receive (`usage`, `catalog`).
     pub events: Vec<String>,
+    /// Read-only directories, by the path the plugin sees. In a manifest the
+    /// value says what the plugin expects there; in a grant it is the host
+    /// directory mounted at that path (relative to the config file's folder).
+    pub files: BTreeMap<String, String>,
 }
 
 impl Capabilities {
@@ -77,6 +136,11 @@ impl Capabilities {
                 .filter(|e| other.events.contains(e))
                 .cloned()
                 .collect(),
+            files: self
+                .files
+                .keys()
+                .filter_map(|guest| Some((guest.clone(), other.files.get(guest)?.clone())))
+                .collect(),
         }
     }
 
@@ -94,6 +158,9 @@ impl Capabilities {
             if !out.events.contains(e) {
                 out.events.push(e.clone());
             }
+        }
+        for (guest, host) in &other.files {
+            out.files.insert(guest.clone(), host.clone());
         }
         out
     }
@@ -174,6 +241,18 @@ impl Manifest {
         }
         if self.name.trim().is_empty() {
             return Err(ManifestError::Invalid("\"name\" must not be empty".into()));
+        }
+        if self.tick_secs == Some(0) {
+            return Err(ManifestError::Invalid(
+                "\"tick_secs\" must be at least 1".into(),
+            ));
+        }
+        for guest in self.capabilities.files.keys() {
+            if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
+                return Err(ManifestError::Invalid(format!(
+                    "capabilities.files: {guest:?} must be an absolute path without `..`"
+                )));
+            }
         }
         Ok(())
     }
