@@ -75,6 +75,19 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
                 let file = format!("{}.wasm", plugin.id);
                 copy_atomically(&plugins.join(&file), &installed.join(&file))?;
             }
+            // The demo's licences for commercial plugins (see demo/vendor/README.md).
+            let licenses = data.join("licenses");
+            std::fs::create_dir_all(&licenses)?;
+            for entry in std::fs::read_dir(root.join("demo/licenses"))? {
+                let from = entry?.path();
+                if let Some(name) = from
+                    .file_name()
+                    .filter(|_| from.extension() == Some(OsStr::new("license")))
+                {
+                    std::fs::copy(&from, licenses.join(name))
+                        .with_context(|| format!("copying {}", from.display()))?;
+                }
+            }
             step("serving the demo portal (Ctrl-C stops it)");
             cargo(["run", "--release", "--quiet", "-p", "callboard", "--"])
                 .args(["--config", "demo/callboard.toml", "--data-dir"])
@@ -128,6 +141,7 @@ struct PluginCrate {
     dir: PathBuf,
     package: String,
     id: String,
+    vendor: Option<String>,
 }
 
 /// Plugin crates: folders with a `plugin.toml`, under example-plugins/ and tests/fixtures/.
@@ -148,9 +162,16 @@ fn plugin_crates(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
                 .and_then(OsStr::to_str)
                 .context("plugin folder name")?
                 .to_owned();
-            let id = toml_id(&std::fs::read_to_string(&manifest)?)
+            let text = std::fs::read_to_string(&manifest)?;
+            let id = toml_string(&text, "id")
                 .with_context(|| format!("{}: no `id = \"...\"` line", manifest.display()))?;
-            out.push(PluginCrate { dir, package, id });
+            let vendor = toml_string(&text, "vendor");
+            out.push(PluginCrate {
+                dir,
+                package,
+                id,
+                vendor,
+            });
         }
     }
     out.sort_by(|a, b| a.package.cmp(&b.package));
@@ -165,13 +186,13 @@ fn example_plugins(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
         .collect())
 }
 
-/// The `id = "..."` line of a plugin.toml; the full manifest is parsed by
-/// `callboard plugin pack`.
-fn toml_id(text: &str) -> Option<String> {
+/// The `<key> = "..."` line of a plugin.toml (e.g. `id`); the full manifest
+/// is parsed by `callboard plugin pack`.
+fn toml_string(text: &str, key: &str) -> Option<String> {
     text.lines().find_map(|line| {
         let value = line
             .trim()
-            .strip_prefix("id")?
+            .strip_prefix(key)?
             .trim_start()
             .strip_prefix('=')?
             .trim();
@@ -223,6 +244,22 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
             .context("running callboard plugin pack")?;
         if !status.success() {
             bail!("packing {} failed", c.package);
+        }
+        // Plugins of the demo's made-up vendors are signed with their DEMO
+        // keys (demo/vendor/README.md), as a vendor ships them.
+        let key = c
+            .vendor
+            .as_ref()
+            .map(|v| root.join("demo/vendor").join(format!("{v}.key")))
+            .filter(|k| k.is_file());
+        if let Some(key) = key {
+            Command::new(&callboard)
+                .args(["plugin", "sign"])
+                .arg(out.join(format!("{}.wasm", c.id)))
+                .arg("--key")
+                .arg(&key)
+                .status_ok()
+                .with_context(|| format!("signing {}", c.package))?;
         }
     }
     Ok(out)
