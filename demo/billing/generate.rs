@@ -442,7 +442,11 @@ fn cost(c: &Component, l: &Line, m: i32) -> f64 {
 }
 
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "demo/billing".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "demo/billing".into()),
+    );
     std::fs::create_dir_all(&dir).expect("create the output folder");
     let components = components();
     for m in FIRST..=LAST {
@@ -455,7 +459,12 @@ fn main() {
                     _ => c.account,
                 };
                 let dollars = cost(c, l, m);
-                writeln!(csv, "{label},{account},{},{},{dollars:.2}", l.service, c.name).unwrap();
+                writeln!(
+                    csv,
+                    "{label},{account},{},{},{dollars:.2}",
+                    l.service, c.name
+                )
+                .unwrap();
             }
         }
         let file = dir.join(format!("{label}.csv"));

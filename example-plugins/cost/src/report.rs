@@ -140,7 +140,7 @@ fn anomaly(series: &[i64], month: Month, min_cents: i64) -> Option<Anomaly> {
     let mut reasons = Vec::new();
     if latest - previous >= min_cents && rose_by(JUMP_PCT) {
         reasons.push(format!(
-            "{} on {} ({} → {})",
+            "{} vs {} ({} → {})",
             format::pct(change_pct(latest, previous).unwrap_or(0.0)),
             month_label(month - 1),
             usd(previous),
@@ -291,7 +291,7 @@ mod tests {
     fn a_jump_is_an_anomaly() {
         let s = summary(&[1000_00, 1000_00, 1300_00]);
         let a = s.anomaly.expect("30% up is a jump");
-        assert_eq!(a.reasons, ["+30% on Feb 2025 ($1,000 → $1,300)"]);
+        assert_eq!(a.reasons, ["+30% vs Feb 2025 ($1,000 → $1,300)"]);
         // Below the floor: not flagged.
         assert_eq!(summary(&[100_00, 190_00]).anomaly, None);
         // 29% is not a jump, and too few months for the outlier rule.
