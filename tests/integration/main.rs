@@ -2,6 +2,7 @@
 //! SQLite files, real wasm components built from this repository.
 
 mod catalog;
+mod insights;
 mod install;
 mod plugins;
 mod support;
