@@ -20,7 +20,7 @@
 
 use std::{
     collections::BTreeMap,
-    hash::{BuildHasher as _, RandomState},
+    hash::{BuildHasher as _, Hash as _, Hasher as _, RandomState},
 };
 
 use callboard_sdk::{
@@ -77,8 +77,13 @@ pub fn record(events: &[Event]) -> Result<(), KvError> {
         days.entry(event.day()).or_default().add(event);
     }
     let first_ms = events.first().map_or(0, |e| e.at_ms);
-    // Seeded from the host's random source in each fresh instance.
-    let nonce = RandomState::new().hash_one((first_ms, events.len()));
+    // Unique per batch: seeded from the host's random source in each fresh
+    // instance, and over the batch's contents besides.
+    let mut hasher = RandomState::new().build_hasher();
+    for e in events {
+        (&e.kind, e.at_ms, &e.user, &e.subject).hash(&mut hasher);
+    }
+    let nonce = hasher.finish();
     for (day, usage) in days {
         let key = format!("{}{first_ms:013}-{nonce:016x}", shard_prefix(&day));
         kv::set_json(&key, &usage)?;
