@@ -5,8 +5,21 @@ use serde_json::{Value, json};
 
 use crate::format::{dollars, month_iso};
 use crate::model::{self, Model, Settings};
+use crate::placement::Placements;
 use crate::report::{Summary, movers_by_amount, movers_by_ratio};
 use crate::rollup::{self, ComponentCost, GroupCost, team_href};
+
+/// The placements, or a 503 saying why costs cannot roll up.
+fn placed(
+    result: Result<Placements, callboard_sdk::catalog::CatalogError>,
+) -> Result<Placements, Response> {
+    result.map_err(|e| {
+        Response::error(
+            503,
+            format!("costs cannot roll up to systems and teams: {e}"),
+        )
+    })
+}
 use crate::source::SourceError;
 
 /// Routes a request.
@@ -75,7 +88,9 @@ fn group_json(g: &GroupCost, name: &str) -> Value {
 
 fn component(model: &Model, settings: &Settings, name: &str) -> Result<Value, Response> {
     let key = crate::source::component_key(name);
-    let components = rollup::components(model, settings.anomaly_min_cents);
+    // Without the catalog a component's costs are still its own.
+    let placements = Placements::of_component(&key).unwrap_or_default();
+    let components = rollup::components(model, &placements, settings.anomaly_min_cents);
     let c = components
         .iter()
         .find(|c| c.key == key)
@@ -106,7 +121,8 @@ fn component(model: &Model, settings: &Settings, name: &str) -> Result<Value, Re
 
 fn system(model: &Model, settings: &Settings, name: &str) -> Result<Value, Response> {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
+    let placements = placed(Placements::of_system(name))?;
+    let components = rollup::components(model, &placements, min);
     let system = rollup::group(model, &components, min, name, |p| p.system.clone())
         .ok_or_else(|| Response::not_found(format!("no costs for system {name}")))?;
     let mut out = summary_json(&system.summary);
@@ -117,10 +133,11 @@ fn system(model: &Model, settings: &Settings, name: &str) -> Result<Value, Respo
 
 fn teams(model: &Model, settings: &Settings) -> Result<Value, Response> {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
+    let placements = placed(Placements::all())?;
+    let components = rollup::components(model, &placements, min);
     let teams = rollup::groups(model, &components, min, |p| p.owner.clone());
     let not_in_catalog = Summary::of(
-        &rollup::not_in_catalog(model, &components),
+        &rollup::not_in_catalog(model, &placements, &components).0,
         model.first,
         min,
     );
@@ -128,7 +145,7 @@ fn teams(model: &Model, settings: &Settings) -> Result<Value, Response> {
         "month": month_iso(model.latest()),
         "teams": teams.iter().map(|t| {
             let mut row = group_json(t, "team");
-            row["name"] = json!(model.team_name(&t.key));
+            row["name"] = json!(placements.team_name(&t.key));
             row["href"] = json!(team_href(&t.key));
             row
         }).collect::<Vec<_>>(),
@@ -139,12 +156,13 @@ fn teams(model: &Model, settings: &Settings) -> Result<Value, Response> {
 
 fn team(model: &Model, settings: &Settings, name: &str) -> Result<Value, Response> {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
+    let placements = placed(Placements::of_team(name))?;
+    let components = rollup::components(model, &placements, min);
     let team = rollup::group(model, &components, min, name, |p| p.owner.clone())
         .ok_or_else(|| Response::not_found(format!("no costs for team {name}")))?;
     let mut out = summary_json(&team.summary);
     out["team"] = json!(team.key);
-    out["name"] = json!(model.team_name(&team.key));
+    out["name"] = json!(placements.team_name(&team.key));
     out["systems"] = rollup::groups(model, &team.components, min, |p| p.system.clone())
         .iter()
         .map(|s| group_json(s, "system"))
@@ -164,7 +182,8 @@ fn team(model: &Model, settings: &Settings, name: &str) -> Result<Value, Respons
 
 fn anomalies(model: &Model, settings: &Settings) -> Result<Value, Response> {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
+    let placements = placed(Placements::all())?;
+    let components = rollup::components(model, &placements, min);
     let flagged = |kind: &str, groups: Vec<GroupCost>| -> Vec<Value> {
         groups
             .iter()
@@ -210,7 +229,11 @@ const RULE: &str = "The latest month rose by at least anomaly_min_usd (default $
 
 fn overview(model: &Model, settings: &Settings) -> Result<Value, Response> {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
+    let (placements, catalog_error) = match Placements::all() {
+        Ok(p) => (p, None),
+        Err(e) => (Placements::default(), Some(e.to_string())),
+    };
+    let components = rollup::components(model, &placements, min);
     let org = Summary::of(&model.org_series(), model.first, min);
     let series = || components.iter().map(|c| (&c.key, c.series.as_slice()));
     let mut out = summary_json(&org);
@@ -232,7 +255,7 @@ fn overview(model: &Model, settings: &Settings) -> Result<Value, Response> {
             .count()
     );
     out["skipped_rows"] = json!(model.skipped);
-    out["catalog_error"] = json!(model.catalog_error);
+    out["catalog_error"] = json!(catalog_error);
     out["routes"] = json!([
         "GET /components/{name}",
         "GET /systems/{name}",

@@ -6,6 +6,7 @@
 mod api;
 mod format;
 mod model;
+mod placement;
 mod report;
 mod rollup;
 mod source;

@@ -1,12 +1,11 @@
-//! The cost model: billing rows summed per component, service and month,
-//! plus where each component sits in the catalog (system, owning team).
+//! The cost model: billing rows summed per component, service and month.
 //! Built from the source, cached in key-value storage under [`MODEL_KEY`] and
 //! rebuilt when the source's fingerprint changes or the model is older than
 //! the `refresh_secs` setting.
 
 use std::collections::BTreeMap;
 
-use callboard_sdk::{catalog, config, kv, log};
+use callboard_sdk::{config, kv, log};
 use serde::{Deserialize, Serialize};
 
 use crate::format::Month;
@@ -26,7 +25,7 @@ const DEFAULT_REFRESH_SECS: u64 = 600;
 /// Default of the `anomaly_min_usd` setting.
 const DEFAULT_ANOMALY_MIN_USD: u64 = 100;
 
-/// Monthly costs and their place in the catalog.
+/// Monthly costs per component and service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Model {
     version: u32,
@@ -47,25 +46,9 @@ pub struct Model {
     pub skipped: u64,
     /// Where and why the first unreadable row was skipped.
     pub first_skipped: Option<String>,
-    /// Component placements from the catalog.
-    pub placements: BTreeMap<String, Placement>,
-    /// Team key → display name, for groups in the catalog.
-    pub team_names: BTreeMap<String, String>,
-    /// Why the catalog could not be read, if it could not.
-    pub catalog_error: Option<String>,
     /// Set when this is an old model shown because refreshing it failed.
     #[serde(skip)]
     pub stale: Option<String>,
-}
-
-/// Where a component sits in the catalog.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
-    /// System key (`payments`, or `ns/name` outside the default namespace).
-    pub system: Option<String>,
-    /// Team key: a group's name (`billing-team`), or `kind:name` for other
-    /// owners (`user:tomasz.wojcik`).
-    pub owner: Option<String>,
 }
 
 /// What a plugin setting says, with defaults.
@@ -171,7 +154,7 @@ fn stale_or(cached: Option<Model>, error: SourceError) -> Result<Model, SourceEr
     }
 }
 
-/// Reads the source and the catalog into a new model.
+/// Reads the source into a new model.
 pub fn build(source: &Source, fingerprint: String, now_ms: u64) -> Result<Model, SourceError> {
     let mut rows = Rows::new(now_ms);
     source.read(&mut rows)?;
@@ -203,7 +186,7 @@ pub fn build(source: &Source, fingerprint: String, now_ms: u64) -> Result<Model,
                 .or_insert_with(|| vec![0; len])[i] += cents;
         }
     }
-    let mut model = Model {
+    Ok(Model {
         version: VERSION,
         fingerprint,
         built_ms: now_ms,
@@ -214,91 +197,8 @@ pub fn build(source: &Source, fingerprint: String, now_ms: u64) -> Result<Model,
         unallocated,
         skipped: rows.skipped,
         first_skipped: rows.first_skipped,
-        placements: BTreeMap::new(),
-        team_names: BTreeMap::new(),
-        catalog_error: None,
         stale: None,
-    };
-    if let Err(e) = place(&mut model) {
-        log::warn(&format!("costs cannot roll up to systems and teams: {e}"));
-        model.catalog_error = Some(e.to_string());
-    }
-    Ok(model)
-}
-
-/// Most entities of one kind read from the catalog.
-const CATALOG_LIMIT: u32 = 10_000;
-
-/// Looks up the system and owner of every component, and team names.
-fn place(model: &mut Model) -> Result<(), catalog::CatalogError> {
-    for entity in catalog::query(&["kind=component"], CATALOG_LIMIT)? {
-        let key = entity_key(&entity);
-        model.placements.insert(key, placement_of(&entity));
-    }
-    for group in catalog::query(&["kind=group"], CATALOG_LIMIT)? {
-        let key = entity_key(&group);
-        let name = group["spec"]["profile"]["displayName"]
-            .as_str()
-            .or_else(|| group["metadata"]["title"].as_str())
-            .unwrap_or(&key)
-            .to_owned();
-        model.team_names.insert(key, name);
-    }
-    Ok(())
-}
-
-/// An entity's key: its name, prefixed with `ns/` outside the default namespace.
-pub fn entity_key(entity: &serde_json::Value) -> String {
-    let name = entity["metadata"]["name"].as_str().unwrap_or("");
-    let namespace = entity["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or("default");
-    name_key(namespace, name)
-}
-
-fn name_key(namespace: &str, name: &str) -> String {
-    if namespace.eq_ignore_ascii_case("default") {
-        name.to_ascii_lowercase()
-    } else {
-        format!("{namespace}/{name}").to_ascii_lowercase()
-    }
-}
-
-/// A component's system and owner from its `spec`.
-pub fn placement_of(entity: &serde_json::Value) -> Placement {
-    let spec = &entity["spec"];
-    Placement {
-        system: spec["system"]
-            .as_str()
-            .map(|r| ref_key(r, "system").1)
-            .filter(|s| !s.is_empty()),
-        owner: spec["owner"]
-            .as_str()
-            .map(team_key)
-            .filter(|s| !s.is_empty()),
-    }
-}
-
-/// `[kind:][namespace/]name` → (kind, key), the kind defaulting to `default_kind`.
-fn ref_key(reference: &str, default_kind: &str) -> (String, String) {
-    let reference = reference.trim();
-    let (kind, rest) = match reference.split_once(':') {
-        Some((kind, rest)) => (kind.to_ascii_lowercase(), rest),
-        None => (default_kind.to_owned(), reference),
-    };
-    let key = match rest.split_once('/') {
-        Some((namespace, name)) => name_key(namespace, name),
-        None => rest.to_ascii_lowercase(),
-    };
-    (kind, key)
-}
-
-/// An owner ref as a team key: groups by name, other kinds as `kind:name`.
-pub fn team_key(owner: &str) -> String {
-    match ref_key(owner, "group") {
-        (kind, key) if kind == "group" => key,
-        (kind, key) => format!("{kind}:{key}"),
-    }
+    })
 }
 
 impl Model {
@@ -317,38 +217,13 @@ impl Model {
         Some(total)
     }
 
-    /// Where a component sits: the catalog's placement, if known.
-    pub fn placement(&self, key: &str) -> Placement {
-        self.placements.get(key).cloned().unwrap_or_default()
-    }
-
-    /// A team's display name.
-    pub fn team_name(&self, team: &str) -> String {
-        self.team_names
-            .get(team)
-            .cloned()
-            .unwrap_or_else(|| team.to_owned())
-    }
-
-    /// Every component's series with its placement.
-    pub fn placed_series(&self) -> Vec<(String, Placement, Vec<i64>)> {
-        self.components
-            .keys()
-            .filter_map(|key| {
-                Some((
-                    key.clone(),
-                    self.placement(key),
-                    self.component_series(key)?,
-                ))
-            })
-            .collect()
-    }
-
     /// Every cent per month, allocated or not.
     pub fn org_series(&self) -> Vec<i64> {
         let mut total = self.unallocated.clone();
-        for (_, _, series) in self.placed_series() {
-            add(&mut total, &series);
+        for services in self.components.values() {
+            for series in services.values() {
+                add(&mut total, series);
+            }
         }
         total
     }
@@ -358,31 +233,5 @@ impl Model {
 pub fn add(total: &mut [i64], series: &[i64]) {
     for (t, s) in total.iter_mut().zip(series) {
         *t += s;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refs_become_keys() {
-        assert_eq!(team_key("billing-team"), "billing-team");
-        assert_eq!(team_key("group:default/Billing-Team"), "billing-team");
-        assert_eq!(team_key("group:ops/sre"), "ops/sre");
-        assert_eq!(team_key("user:tomasz.wojcik"), "user:tomasz.wojcik");
-        let entity = serde_json::json!({
-            "kind": "Component",
-            "metadata": {"name": "payment-gateway"},
-            "spec": {"system": "system:default/payments", "owner": "billing-team"},
-        });
-        assert_eq!(entity_key(&entity), "payment-gateway");
-        assert_eq!(
-            placement_of(&entity),
-            Placement {
-                system: Some("payments".into()),
-                owner: Some("billing-team".into())
-            }
-        );
     }
 }

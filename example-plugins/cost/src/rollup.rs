@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use crate::model::{Model, Placement, add};
+use crate::model::{Model, add};
+use crate::placement::{Placement, Placements};
 use crate::report::Summary;
 
 /// One component's costs and place.
@@ -32,16 +33,20 @@ pub struct GroupCost {
     pub summary: Summary,
 }
 
-/// Every component with a cost in the last 12 months.
-pub fn components(model: &Model, min_cents: i64) -> Vec<ComponentCost> {
+/// Every component with a cost in the last 12 months, placed where
+/// `placements` says (components it does not list get no system or owner).
+pub fn components(model: &Model, placements: &Placements, min_cents: i64) -> Vec<ComponentCost> {
     model
-        .placed_series()
-        .into_iter()
-        .map(|(key, placement, series)| ComponentCost {
-            summary: Summary::of(&series, model.first, min_cents),
-            key,
-            placement,
-            series,
+        .components
+        .keys()
+        .filter_map(|key| {
+            let series = model.component_series(key)?;
+            Some(ComponentCost {
+                summary: Summary::of(&series, model.first, min_cents),
+                key: key.clone(),
+                placement: placements.get(key).cloned().unwrap_or_default(),
+                series,
+            })
         })
         .filter(|c| c.summary.has_recent_cost())
         .collect()
@@ -110,15 +115,22 @@ pub fn group(
     .pop()
 }
 
-/// The summed monthly cents of components that are not in the catalog.
-pub fn not_in_catalog(model: &Model, components: &[ComponentCost]) -> Vec<i64> {
+/// The summed monthly cents of components `placements` does not know, and
+/// how many there are.
+pub fn not_in_catalog(
+    model: &Model,
+    placements: &Placements,
+    components: &[ComponentCost],
+) -> (Vec<i64>, usize) {
     let mut series = vec![0; model.len];
+    let mut count = 0;
     for c in components {
-        if !model.placements.contains_key(&c.key) {
+        if placements.get(&c.key).is_none() {
             add(&mut series, &c.series);
+            count += 1;
         }
     }
-    series
+    (series, count)
 }
 
 /// Characters escaped in a path segment.

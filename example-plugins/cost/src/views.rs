@@ -6,8 +6,11 @@ use callboard_sdk::ui::{
     ViewRequest,
 };
 
+use callboard_sdk::catalog::CatalogError;
+
 use crate::format::{self, month_label, usd, usd_delta};
-use crate::model::{self, Model, Settings, entity_key, placement_of};
+use crate::model::{self, Model, Settings};
+use crate::placement::{Placements, entity_key, placement_of};
 use crate::report::{Mover, Summary, movers_by_amount, movers_by_ratio};
 use crate::rollup::{self, ComponentCost, GroupCost, entity_href, team_entity_href, team_href};
 use crate::source::SourceError;
@@ -92,20 +95,36 @@ fn problem(title: &str, error: &SourceError) -> View {
     ))))
 }
 
-/// Warnings about the data behind a view: stale, no catalog, skipped rows.
+/// Why costs do not roll up to systems and teams.
+fn catalog_notice(error: &CatalogError) -> Block {
+    let detail = match error {
+        CatalogError::Denied => {
+            "Grant it in callboard.toml: [grants.plugins.cost] catalog = true.".to_owned()
+        }
+        other => other.to_string(),
+    };
+    Block::Notice(Notice::new(
+        Tone::Warning,
+        format!("Costs cannot roll up to systems and teams: {error}"),
+        Some(detail),
+    ))
+}
+
+/// The placements, or none and a notice saying why.
+fn placed(result: Result<Placements, CatalogError>) -> (Placements, Option<Block>) {
+    match result {
+        Ok(p) => (p, None),
+        Err(e) => (Placements::default(), Some(catalog_notice(&e))),
+    }
+}
+
+/// Warnings about the data behind a view: stale, skipped rows.
 fn warnings(model: &Model) -> Vec<Block> {
     let mut out = Vec::new();
     if let Some(why) = &model.stale {
         out.push(Block::Notice(Notice::new(
             Tone::Warning,
             "Showing costs cached before the billing source failed",
-            Some(why.clone()),
-        )));
-    }
-    if let Some(why) = &model.catalog_error {
-        out.push(Block::Notice(Notice::new(
-            Tone::Warning,
-            "Costs cannot roll up to systems and teams",
             Some(why.clone()),
         )));
     }
@@ -119,8 +138,9 @@ fn warnings(model: &Model) -> Vec<Block> {
     out
 }
 
-fn with_warnings(mut card: Card, model: &Model) -> Card {
+fn with_warnings(mut card: Card, model: &Model, catalog: Option<Block>) -> Card {
     let mut blocks = warnings(model);
+    blocks.extend(catalog);
     blocks.append(&mut card.blocks);
     card.blocks = blocks;
     card
@@ -183,9 +203,9 @@ fn flag_cell(summary: &Summary) -> Cell {
     }
 }
 
-fn team_cell(model: &Model, owner: Option<&str>) -> Cell {
+fn team_cell(placements: &Placements, owner: Option<&str>) -> Cell {
     match owner {
-        Some(team) => Cell::link(model.team_name(team), team_href(team)),
+        Some(team) => Cell::link(placements.team_name(team), team_href(team)),
         None => Cell::text("not in the catalog"),
     }
 }
@@ -243,19 +263,23 @@ fn component_card(
     // The entity itself says who owns it, even before the cache catches up.
     if let Some(team) = placement_of(entity).owner {
         by_service = by_service.block(Block::Link(Link::new(
-            format!("Costs of {}", model.team_name(&team)),
+            format!("Costs of {team}"),
             team_href(&team),
         )));
     }
     Some(
         View::new(TITLE)
-            .card(with_warnings(card, model))
+            .card(with_warnings(card, model, None))
             .card(by_service),
     )
 }
 
 fn system_card(model: &Model, settings: &Settings, key: &str) -> Option<View> {
-    let components = rollup::components(model, settings.anomaly_min_cents);
+    let placements = match Placements::of_system(key) {
+        Ok(p) => p,
+        Err(e) => return Some(View::new(TITLE).card(Card::untitled().block(catalog_notice(&e)))),
+    };
+    let components = rollup::components(model, &placements, settings.anomaly_min_cents);
     let system = rollup::group(model, &components, settings.anomaly_min_cents, key, |p| {
         p.system.clone()
     })?;
@@ -279,7 +303,7 @@ fn system_card(model: &Model, settings: &Settings, key: &str) -> Option<View> {
     for c in &system.components {
         table = table.row(vec![
             component_cell(&c.key),
-            team_cell(model, c.placement.owner.as_deref()),
+            team_cell(&placements, c.placement.owner.as_deref()),
             Cell::number(usd(c.summary.latest)),
             change_cell(&c.summary),
             flag_cell(&c.summary),
@@ -287,12 +311,17 @@ fn system_card(model: &Model, settings: &Settings, key: &str) -> Option<View> {
     }
     Some(
         View::new(TITLE)
-            .card(with_warnings(card, model))
+            .card(with_warnings(card, model, None))
             .card(Card::new("By component").block(Block::Table(table))),
     )
 }
 
-fn movers_table(model: &Model, movers: &[Mover], components: &[ComponentCost]) -> Table {
+fn movers_table(
+    model: &Model,
+    placements: &Placements,
+    movers: &[Mover],
+    components: &[ComponentCost],
+) -> Table {
     let month = model.latest();
     let mut table = Table::new([
         "Component".to_owned(),
@@ -309,7 +338,7 @@ fn movers_table(model: &Model, movers: &[Mover], components: &[ComponentCost]) -
             .and_then(|c| c.placement.owner.as_deref());
         table = table.row(vec![
             component_cell(&m.key),
-            team_cell(model, owner),
+            team_cell(placements, owner),
             Cell::number(usd(m.previous)),
             Cell::number(usd(m.latest)),
             Cell::number(usd_delta(m.delta())),
@@ -319,7 +348,7 @@ fn movers_table(model: &Model, movers: &[Mover], components: &[ComponentCost]) -
     table
 }
 
-fn anomalies_table(model: &Model, anomalies: &[&ComponentCost]) -> Table {
+fn anomalies_table(placements: &Placements, anomalies: &[&ComponentCost]) -> Table {
     let mut table = Table::new(["Component", "Team", "Cost", "Change", "Why"]);
     for c in anomalies {
         let reasons = c
@@ -330,7 +359,7 @@ fn anomalies_table(model: &Model, anomalies: &[&ComponentCost]) -> Table {
             .unwrap_or_default();
         table = table.row(vec![
             component_cell(&c.key),
-            team_cell(model, c.placement.owner.as_deref()),
+            team_cell(placements, c.placement.owner.as_deref()),
             Cell::number(usd(c.summary.latest)),
             change_cell(&c.summary),
             Cell::text(reasons),
@@ -345,7 +374,8 @@ fn series_of(components: &[ComponentCost]) -> impl Iterator<Item = (&String, &[i
 
 fn overview(model: &Model, settings: &Settings) -> View {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
+    let (placements, catalog) = placed(Placements::all());
+    let components = rollup::components(model, &placements, min);
     let org = Summary::of(&model.org_series(), model.first, min);
     let untagged = model.unallocated.last().copied().unwrap_or(0);
     let anomalies: Vec<&ComponentCost> = components
@@ -367,24 +397,26 @@ fn overview(model: &Model, settings: &Settings) -> View {
         )));
     headline = headline.block(Block::Text(format!("Source: {}", model.source)));
 
-    let mut view = View::new(TITLE).card(with_warnings(headline, model));
+    let mut view = View::new(TITLE).card(with_warnings(headline, model, catalog));
     let anomalies_card = if anomalies.is_empty() {
         Card::new("Anomalies").block(Block::Text(format!(
             "No component's cost in {} looks unusual.",
             month_label(org.month)
         )))
     } else {
-        Card::new("Anomalies").block(Block::Table(anomalies_table(model, &anomalies)))
+        Card::new("Anomalies").block(Block::Table(anomalies_table(&placements, &anomalies)))
     };
     view = view.card(anomalies_card);
     view = view.card(Card::new("Top movers").block(Block::Table(movers_table(
         model,
+        &placements,
         &movers_by_amount(series_of(&components), 10),
         &components,
     ))));
     view.card(
         Card::new("Largest relative changes").block(Block::Table(movers_table(
             model,
+            &placements,
             &movers_by_ratio(series_of(&components), min, 5),
             &components,
         ))),
@@ -393,14 +425,18 @@ fn overview(model: &Model, settings: &Settings) -> View {
 
 fn teams_page(model: &Model, settings: &Settings) -> View {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
+    let (placements, catalog) = placed(Placements::all());
+    let components = rollup::components(model, &placements, min);
     let teams = rollup::groups(model, &components, min, |p| p.owner.clone());
     let month = model.latest();
     let chart = Chart::new(Some(&format!("Cost in {}", month_label(month))), Some("$")).series(
         month_label(month),
-        teams
-            .iter()
-            .map(|t| (model.team_name(&t.key), format::dollars(t.summary.latest))),
+        teams.iter().map(|t| {
+            (
+                placements.team_name(&t.key),
+                format::dollars(t.summary.latest),
+            )
+        }),
     );
     let mut table = Table::new([
         "Team".to_owned(),
@@ -418,7 +454,7 @@ fn teams_page(model: &Model, settings: &Settings) -> View {
             .filter(|c| c.summary.anomaly.is_some())
             .count();
         table = table.row(vec![
-            team_cell(model, Some(&team.key)),
+            team_cell(&placements, Some(&team.key)),
             Cell::number(team.components.len().to_string()),
             Cell::number(usd(team.summary.latest)),
             Cell::number(usd(team.summary.previous)),
@@ -434,21 +470,12 @@ fn teams_page(model: &Model, settings: &Settings) -> View {
             },
         ]);
     }
-    let outside = Summary::of(
-        &rollup::not_in_catalog(model, &components),
-        model.first,
-        min,
-    );
+    let (outside, outside_count) = rollup::not_in_catalog(model, &placements, &components);
+    let outside = Summary::of(&outside, model.first, min);
     if outside.has_recent_cost() {
         table = table.row(vec![
             Cell::text("Components not in the catalog"),
-            Cell::number(
-                components
-                    .iter()
-                    .filter(|c| !model.placements.contains_key(&c.key))
-                    .count()
-                    .to_string(),
-            ),
+            Cell::number(outside_count.to_string()),
             Cell::number(usd(outside.latest)),
             Cell::number(usd(outside.previous)),
             change_cell(&outside),
@@ -459,23 +486,25 @@ fn teams_page(model: &Model, settings: &Settings) -> View {
     let card = Card::new(format!("Cost by owning team, {}", month_label(month)))
         .block(Block::BarChart(chart))
         .block(Block::Table(table));
-    View::new("Cost by team").card(with_warnings(card, model))
+    View::new("Cost by team").card(with_warnings(card, model, catalog))
 }
 
 fn team_page(model: &Model, settings: &Settings, team: &str) -> View {
     let min = settings.anomaly_min_cents;
-    let components = rollup::components(model, min);
-    let name = model.team_name(team);
+    let (placements, catalog) = placed(Placements::of_team(team));
+    let components = rollup::components(model, &placements, min);
+    let name = placements.team_name(team);
     let title = format!("Cost of {name}");
     let Some(owned) = rollup::group(model, &components, min, team, |p| p.owner.clone()) else {
-        return View::new(title).card(Card::untitled().block(Block::Notice(Notice::new(
+        let none = Card::untitled().block(Block::Notice(Notice::new(
             Tone::Info,
             format!("No costs for team {team}"),
             Some(format!(
                 "No component owned by {team} has costs in the last 12 months of {}.",
                 model.source
             )),
-        ))));
+        )));
+        return View::new(title).card(with_warnings(none, model, catalog));
     };
     let summary = &owned.summary;
     let mut card = Card::untitled().block(Block::Stats(vec![
@@ -527,11 +556,12 @@ fn team_page(model: &Model, settings: &Settings, team: &str) -> View {
         ]);
     }
     View::new(title)
-        .card(with_warnings(card, model))
+        .card(with_warnings(card, model, catalog))
         .card(Card::new("By system").block(Block::Table(systems_table)))
         .card(Card::new("By component").block(Block::Table(components_table)))
         .card(Card::new("Top movers").block(Block::Table(movers_table(
             model,
+            &placements,
             &movers_by_amount(series_of(&owned.components), 5),
             &owned.components,
         ))))
