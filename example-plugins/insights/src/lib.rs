@@ -209,7 +209,7 @@ fn page(report: &Report, days: u64) -> View {
                 if *d == days {
                     Cell::badge(format!("{d} days"), Tone::Info)
                 } else {
-                    Cell::link(format!("{d} days"), format!("/plugins/insights/?days={d}"))
+                    Cell::link(format!("{d} days"), format!("/plugins/insights?days={d}"))
                 }
             })
             .collect(),
