@@ -31,9 +31,7 @@ impl Placements {
     /// Every component, and every group's name.
     pub fn all() -> Result<Self, CatalogError> {
         let mut out = Self::query(&["kind=component"])?;
-        for group in catalog::query(&["kind=group"], LIMIT)? {
-            out.add_team_name(&group);
-        }
+        out.add_group_names()?;
         Ok(out)
     }
 
@@ -43,7 +41,9 @@ impl Placements {
             "kind=component,relations.partOf=system:{}",
             with_namespace(key)
         );
-        Self::query(&[&filter])
+        let mut out = Self::query(&[&filter])?;
+        out.add_group_names()?;
+        Ok(out)
     }
 
     /// The components team `team` owns, and the team's name.
@@ -73,6 +73,32 @@ impl Placements {
                 .insert(entity_key(&entity), placement_of(&entity));
         }
         Ok(out)
+    }
+
+    /// Reads the names of the groups that own the components, in one query
+    /// (repeated keys in a filter are alternatives).
+    fn add_group_names(&mut self) -> Result<(), CatalogError> {
+        let mut names: Vec<&str> = self
+            .components
+            .values()
+            .filter_map(|p| p.owner.as_deref())
+            .filter(|owner| !owner.contains(':'))
+            .map(|group| group.rsplit('/').next().unwrap_or(group))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut filter = String::from("kind=group");
+        for name in names {
+            filter.push_str(",metadata.name=");
+            filter.push_str(name);
+        }
+        for group in catalog::query(&[&filter], LIMIT)? {
+            self.add_team_name(&group);
+        }
+        Ok(())
     }
 
     fn add_team_name(&mut self, entity: &Value) {
