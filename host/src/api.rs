@@ -5,6 +5,7 @@ pub mod admin;
 pub mod catalog;
 pub mod error;
 pub mod plugins;
+pub mod views;
 
 use axum::{Json, Router, routing::get};
 use serde_json::json;
@@ -27,6 +28,7 @@ pub fn router(state: &AppState) -> Router {
         )
         .nest("/api/catalog", catalog::router(state.catalog.clone()))
         .nest("/api/admin", admin::router(state))
+        .nest("/api/views", views::router(state.clone()))
         .nest(
             "/api/plugins",
             plugins::router(state.plugins.clone(), max_body),

@@ -136,6 +136,23 @@ pub struct PluginsConfig {
     pub watch_debounce_ms: u64,
     /// Seconds between two checks of every licence. Default 60.
     pub license_check_secs: u64,
+    /// Settings for each plugin, by plugin id, read by the plugin through
+    /// the `config` interface: `[plugins.settings.ci] token = "..."`.
+    pub settings: BTreeMap<String, BTreeMap<String, String>>,
+    /// Longest a plugin's outbound HTTP request may take, in milliseconds
+    /// (also capped by what remains of the call's deadline). Default 10000.
+    pub http_timeout_ms: u64,
+    /// Largest response body a plugin's outbound HTTP request may receive,
+    /// in bytes. Default 4 MiB.
+    pub http_max_response_bytes: u64,
+    /// Events queued per subscribed plugin before new ones are dropped (and
+    /// counted). Default 10000.
+    pub event_queue: usize,
+    /// Most events delivered to a plugin in one call. Default 500.
+    pub event_batch: usize,
+    /// How long a page waits for plugin views, in milliseconds; a view not
+    /// ready by then is shown as an error box. Default 1500.
+    pub view_deadline_ms: u64,
 }
 
 impl Default for PluginsConfig {
@@ -148,6 +165,12 @@ impl Default for PluginsConfig {
             watch: true,
             watch_debounce_ms: 25,
             license_check_secs: 60,
+            settings: BTreeMap::new(),
+            http_timeout_ms: 10_000,
+            http_max_response_bytes: 4 << 20,
+            event_queue: 10_000,
+            event_batch: 500,
+            view_deadline_ms: 1500,
         }
     }
 }
@@ -269,10 +292,25 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source,
-        })
+        })?;
+        // Directories granted to plugins are relative to the config file.
+        if let Some(base) = path.parent() {
+            let grants = &mut config.grants;
+            for caps in std::iter::once(&mut grants.default)
+                .chain(grants.vendors.values_mut())
+                .chain(grants.plugins.values_mut())
+            {
+                for host in caps.files.values_mut() {
+                    if Path::new(host).is_relative() {
+                        *host = base.join(&*host).display().to_string();
+                    }
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Folder of trusted vendor key files.

@@ -9,4 +9,5 @@ pub mod cli;
 pub mod config;
 pub mod plugins;
 pub mod server;
+pub mod views;
 pub mod web;

@@ -8,6 +8,7 @@ mod bindings;
 mod call;
 pub mod capabilities;
 mod engine;
+pub mod events;
 pub mod license;
 mod loader;
 pub mod manifest;
@@ -19,7 +20,9 @@ pub mod trust;
 mod watcher;
 
 pub use bindings::ApiVersion;
-pub use call::{CallError, PluginRequest, PluginResponse};
+/// The WIT `ui` types plugin views are made of (API 0.3).
+pub use bindings::v0_3_0::exports::callboard::plugin::ui as bindings_ui;
+pub use call::{CallError, PluginRequest, PluginResponse, View, ViewRequest};
 pub use loader::LoadError;
 pub use registry::{
     InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, is_plugin_file, verify_file,

@@ -43,6 +43,7 @@ impl AppState {
         let catalog = Catalog::open(&database, &config.catalog)
             .with_context(|| format!("cannot open the catalog database {}", database.display()))?;
         let plugins = PluginHost::new(&config).context("cannot start the plugin runtime")?;
+        plugins.attach_catalog(catalog.clone());
         let dir = config.plugins_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create plugins directory {}", dir.display()))?;

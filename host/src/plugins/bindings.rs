@@ -22,8 +22,20 @@ pub mod v0_2_0 {
     });
 }
 
+/// `callboard:plugin@0.3.0`: adds `catalog`, `http`, `config`, `events`
+/// (with the `subscriber` and `scheduled` exports) and `ui` views.
+pub mod v0_3_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.3.0",
+        world: "plugin",
+        imports: { "callboard:plugin/http.send": async },
+        exports: { default: async },
+        additional_derives: [serde::Serialize],
+    });
+}
+
 /// A plugin API version this host can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum ApiVersion {
     /// `callboard:plugin@0.1.0`.
     #[serde(rename = "0.1.0")]
@@ -31,17 +43,21 @@ pub enum ApiVersion {
     /// `callboard:plugin@0.2.0`.
     #[serde(rename = "0.2.0")]
     V0_2_0,
+    /// `callboard:plugin@0.3.0`.
+    #[serde(rename = "0.3.0")]
+    V0_3_0,
 }
 
 impl ApiVersion {
     /// Every version this host serves, oldest first.
-    pub const ALL: &[ApiVersion] = &[ApiVersion::V0_1_0, ApiVersion::V0_2_0];
+    pub const ALL: &[ApiVersion] = &[ApiVersion::V0_1_0, ApiVersion::V0_2_0, ApiVersion::V0_3_0];
 
     /// The version as written in WIT.
     pub fn as_str(self) -> &'static str {
         match self {
             ApiVersion::V0_1_0 => "0.1.0",
             ApiVersion::V0_2_0 => "0.2.0",
+            ApiVersion::V0_3_0 => "0.3.0",
         }
     }
 

@@ -9,9 +9,11 @@ use std::{
 use wasmtime::{Store, UpdateDeadline};
 
 use super::{
-    bindings::{v0_1_0, v0_2_0},
+    bindings::{v0_1_0, v0_2_0, v0_3_0},
     capabilities::kv::{KvAccess, Quota},
+    events::Event,
     loader::Pre,
+    manifest::SlotKind,
     registry::{LivePlugin, PluginHost},
     state::HostState,
 };
@@ -141,9 +143,27 @@ impl PluginHost {
         }
 
         plugin.admit(&request.path)?;
+        let mut store = self.new_store(&plugin);
+        let result = match &plugin.loaded.pre {
+            Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
+            Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
+            Pre::V0_3_0(pre) => call_v0_3_0(pre, &mut store, request).await,
+        };
+        let response = result.map_err(|e| classify(&plugin, &store, &e))?;
+        let mut response = check_response(&plugin, response)?;
+        response.served_by = plugin.label.clone();
+        Ok(response)
+    }
+}
+
+impl PluginHost {
+    /// A fresh store for one call into `plugin`: its capabilities, its
+    /// licence, its limits, and the epoch deadline.
+    fn new_store(&self, plugin: &LivePlugin) -> Store<HostState> {
+        let limits = plugin.limits;
         let kv = KvAccess {
             store: self.inner.kv.clone(),
-            plugin: Arc::from(id),
+            plugin: Arc::from(plugin.loaded.manifest.id.as_str()),
             granted: plugin.capabilities.kv,
             quota: Quota {
                 bytes: limits.kv_quota_bytes,
@@ -152,7 +172,13 @@ impl PluginHost {
         };
         let mut store = Store::new(
             &self.inner.engine,
-            HostState::new(plugin.label.clone(), &limits, kv, plugin.license_state()),
+            HostState::new(
+                plugin.label.clone(),
+                &limits,
+                kv,
+                plugin.license_state(),
+                plugin.grants.clone(),
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         let started = Instant::now();
@@ -167,17 +193,135 @@ impl PluginHost {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
+        store
+    }
 
-        let result = match &plugin.loaded.pre {
-            Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
-            Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
+    /// The live plugin `id` if it is built against API 0.3+ (the first with
+    /// views, events and ticks) and licensed.
+    fn live_v0_3(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<LivePlugin>, v0_3_0::PluginPre<HostState>), CallError> {
+        let plugin = self
+            .inner
+            .live
+            .load()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
+        plugin.admit("")?;
+        match &plugin.loaded.pre {
+            Pre::V0_3_0(pre) => {
+                let pre = pre.clone();
+                Ok((plugin, pre))
+            }
+            _ => Err(CallError::BadResponse {
+                plugin: plugin.label.clone(),
+                reason: format!(
+                    "is built against plugin API {}, which has no views, events or ticks",
+                    plugin.loaded.api
+                ),
+            }),
+        }
+    }
+
+    /// Asks plugin `id` to render a view; `Ok(None)` when it has nothing to
+    /// show. The plugin's own error message comes back as `Err(Ok(message))`.
+    pub async fn render_view(
+        &self,
+        id: &str,
+        request: ViewRequest,
+    ) -> Result<Result<Option<View>, String>, CallError> {
+        use v0_3_0::exports::callboard::plugin::ui;
+        let (plugin, pre) = self.live_v0_3(id)?;
+        let mut store = self.new_store(&plugin);
+        let slot = match request.slot {
+            SlotKind::EntityCard => ui::Slot::EntityCard,
+            SlotKind::EntityTab => ui::Slot::EntityTab,
+            SlotKind::Page => ui::Slot::Page,
         };
-        let response = result.map_err(|e| classify(&plugin, &store, &e))?;
-        let mut response = check_response(&plugin, response)?;
-        response.served_by = plugin.label.clone();
-        Ok(response)
+        let wit_request = ui::ViewRequest {
+            slot,
+            entity: request.entity,
+            path: request.path,
+            query: request.query,
+        };
+        let result: wasmtime::Result<_> = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .callboard_plugin_ui()
+                .call_render(&mut store, &wit_request)
+                .await
+        }
+        .await;
+        result.map_err(|e| classify(&plugin, &store, &e))
+    }
+
+    /// Hands a batch of events to plugin `id`'s `on-events`.
+    pub(super) async fn deliver_events(
+        &self,
+        id: &str,
+        events: &[Arc<Event>],
+    ) -> Result<(), CallError> {
+        use v0_3_0::callboard::plugin::events as wit;
+        let (plugin, pre) = self.live_v0_3(id)?;
+        let mut store = self.new_store(&plugin);
+        let batch: Vec<wit::Event> = events
+            .iter()
+            .map(|e| wit::Event {
+                kind: e.kind.to_owned(),
+                at_ms: e.at_ms,
+                user: e.user.clone(),
+                subject: e.subject.clone(),
+                attributes: e
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            })
+            .collect();
+        let result: wasmtime::Result<()> = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .callboard_plugin_subscriber()
+                .call_on_events(&mut store, &batch)
+                .await
+        }
+        .await;
+        result.map_err(|e| classify(&plugin, &store, &e))
+    }
+
+    /// Runs plugin `id`'s scheduled task once.
+    pub(super) async fn tick(&self, id: &str, now_ms: u64) -> Result<(), CallError> {
+        let (plugin, pre) = self.live_v0_3(id)?;
+        let mut store = self.new_store(&plugin);
+        let result: wasmtime::Result<()> = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .callboard_plugin_scheduled()
+                .call_on_tick(&mut store, now_ms)
+                .await
+        }
+        .await;
+        result.map_err(|e| classify(&plugin, &store, &e))
     }
 }
+
+/// What the host asks a plugin view for.
+#[derive(Debug, Clone)]
+pub struct ViewRequest {
+    /// The slot.
+    pub slot: SlotKind,
+    /// Entity slots: the entity as JSON.
+    pub entity: Option<String>,
+    /// Pages: the path below the plugin's page root.
+    pub path: String,
+    /// Pages: the raw query string.
+    pub query: String,
+}
+
+/// A plugin's view, as the WIT `ui` interface defines it.
+pub type View = v0_3_0::exports::callboard::plugin::ui::View;
 
 /// One call through one API version's bindings; the versions share the
 /// request/response shape, each with its own generated types.
@@ -213,6 +357,7 @@ macro_rules! call_fn {
 
 call_fn!(call_v0_1_0, v0_1_0);
 call_fn!(call_v0_2_0, v0_2_0);
+call_fn!(call_v0_3_0, v0_3_0);
 
 /// The epoch callback's error when a call runs out of time.
 #[derive(Debug)]

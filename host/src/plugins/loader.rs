@@ -15,7 +15,7 @@ use wasmtime::{
 
 use super::{
     ApiVersion,
-    bindings::{v0_1_0, v0_2_0},
+    bindings::{v0_1_0, v0_2_0, v0_3_0},
     license::LicenseError,
     manifest::{self, Manifest, ManifestError},
     signing,
@@ -85,6 +85,7 @@ pub enum LoadError {
 pub struct Linkers {
     v0_1_0: Linker<HostState>,
     v0_2_0: Linker<HostState>,
+    v0_3_0: Linker<HostState>,
 }
 
 impl Linkers {
@@ -95,7 +96,14 @@ impl Linkers {
         let mut v0_2_0 = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut v0_2_0)?;
         v0_2_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_2_0, |s| s)?;
-        Ok(Self { v0_1_0, v0_2_0 })
+        let mut v0_3_0 = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut v0_3_0)?;
+        v0_3_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_3_0, |s| s)?;
+        Ok(Self {
+            v0_1_0,
+            v0_2_0,
+            v0_3_0,
+        })
     }
 }
 
@@ -104,6 +112,7 @@ impl Linkers {
 pub enum Pre {
     V0_1_0(v0_1_0::PluginPre<HostState>),
     V0_2_0(v0_2_0::PluginPre<HostState>),
+    V0_3_0(v0_3_0::PluginPre<HostState>),
 }
 
 /// A verified, compiled, linked plugin.
@@ -177,6 +186,13 @@ pub fn load(
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::Link(format!("{e:#}")))?;
             Pre::V0_2_0(v0_2_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
+        }
+        ApiVersion::V0_3_0 => {
+            let pre = linkers
+                .v0_3_0
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+            Pre::V0_3_0(v0_3_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
         }
     };
     Ok(Loaded {

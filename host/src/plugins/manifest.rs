@@ -108,7 +108,9 @@ pub struct Capabilities {
     pub kv: bool,
     /// Read access to the software catalog.
     pub catalog: bool,
-    /// Hosts the plugin may call over HTTP(S).
+    /// Hosts the plugin may call over HTTP(S), without port; `*.example.com`
+    /// covers subdomains. A manifest may ask for `["*"]`: any host the
+    /// operator grants it (a grant of `*` grants nothing).
     pub http_hosts: Vec<String>,
     /// Event streams to receive (`usage`, `catalog`).
     pub events: Vec<String>,
@@ -124,12 +126,22 @@ impl Capabilities {
         Capabilities {
             kv: self.kv && other.kv,
             catalog: self.catalog && other.catalog,
-            http_hosts: self
-                .http_hosts
-                .iter()
-                .filter(|h| other.allows_host(h))
-                .cloned()
-                .collect(),
+            // A manifest asking for `*` takes whichever hosts the operator
+            // grants (e.g. a billing API whose address only the operator knows).
+            http_hosts: if self.http_hosts.iter().any(|h| h == "*") {
+                other
+                    .http_hosts
+                    .iter()
+                    .filter(|h| *h != "*")
+                    .cloned()
+                    .collect()
+            } else {
+                self.http_hosts
+                    .iter()
+                    .filter(|h| other.allows_host(h))
+                    .cloned()
+                    .collect()
+            },
             events: self
                 .events
                 .iter()
@@ -168,7 +180,7 @@ impl Capabilities {
     /// Whether `host` is among the granted hosts (`*.example.com` matches subdomains).
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
-        self.http_hosts.iter().any(|h| {
+        self.http_hosts.iter().filter(|h| *h != "*").any(|h| {
             let h = h.to_ascii_lowercase();
             match h.strip_prefix("*.") {
                 Some(domain) => host.ends_with(&format!(".{domain}")),

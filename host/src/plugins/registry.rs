@@ -7,7 +7,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::SystemTime,
 };
 
@@ -19,11 +19,13 @@ use wasmtime::Engine;
 use super::{
     ApiVersion,
     call::CallError,
-    capabilities::kv::KvStore,
+    capabilities::{http::HttpClient, kv::KvStore},
     engine,
+    events::{EventBus, EventCounts},
     license::{self, LicenseError, LicenseTerms},
     loader::{self, Linkers, LoadError, Loaded},
-    manifest::{Capabilities, Manifest},
+    manifest::{Capabilities, Manifest, ViewSlot},
+    state::Grants,
     trust::{SignatureState, TrustStore},
 };
 use crate::config::{Config, Limits};
@@ -71,6 +73,12 @@ pub struct PluginInfo {
     pub status: String,
     /// The last refused update of this plugin, if any since it loaded.
     pub last_error: Option<String>,
+    /// Slots it fills with views.
+    pub views: Vec<ViewSlot>,
+    /// Seconds between its scheduled ticks, if it asks for them.
+    pub tick_secs: Option<u64>,
+    /// Event delivery counters, if it subscribes to events.
+    pub events: Option<EventCounts>,
 }
 
 /// A file that could not be loaded, kept for `list` and the log.
@@ -106,6 +114,7 @@ pub(super) struct LivePlugin {
     pub(super) requested: Capabilities,
     pub(super) granted: Capabilities,
     pub(super) capabilities: Capabilities,
+    pub(super) grants: Arc<Grants>,
     pub(super) license: ArcSwap<LicenseState>,
 }
 
@@ -163,6 +172,12 @@ pub(super) struct Inner {
     /// Serializes installs and removals, so cache-hit accounting, version
     /// checks and map swaps do not race.
     install_lock: Mutex<()>,
+    /// The catalog plugins granted `catalog` read (set once at start-up).
+    catalog: OnceLock<callboard_catalog::Catalog>,
+    http: HttpClient,
+    pub(super) events: EventBus,
+    /// Scheduled-tick tasks by plugin id, with their period.
+    tickers: Mutex<HashMap<String, (u64, tokio::task::AbortHandle)>>,
 }
 
 /// The plugin runtime: one engine, the live plugins, their shared state.
@@ -199,8 +214,26 @@ impl PluginHost {
                 failures: Mutex::new(Vec::new()),
                 last_errors: Mutex::new(BTreeMap::new()),
                 install_lock: Mutex::new(()),
+                catalog: OnceLock::new(),
+                http: HttpClient::new(
+                    std::time::Duration::from_millis(config.plugins.http_timeout_ms),
+                    config.plugins.http_max_response_bytes,
+                ),
+                events: EventBus::default(),
+                tickers: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Gives plugins granted `catalog` read access to `catalog`. Call once,
+    /// before loading plugins.
+    pub fn attach_catalog(&self, catalog: callboard_catalog::Catalog) {
+        let _ = self.inner.catalog.set(catalog);
+    }
+
+    /// Where usage and catalog events are published.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
     }
 
     /// Loads every `*.wasm` file in `dir`, in name order. A file that fails is
@@ -322,10 +355,26 @@ impl PluginHost {
             write_install(&target, bytes)?;
         }
         let granted = config.grants.granted(&id, manifest.vendor.as_deref());
+        let capabilities = manifest.capabilities.intersect(&granted);
+        let grants = Arc::new(Grants {
+            catalog: capabilities
+                .catalog
+                .then(|| inner.catalog.get().cloned())
+                .flatten(),
+            settings: config
+                .plugins
+                .settings
+                .get(&id)
+                .cloned()
+                .unwrap_or_default(),
+            http: inner.http.clone(),
+            capabilities: capabilities.clone(),
+        });
         let live = Arc::new(LivePlugin {
             label: loader::label(&loaded.manifest),
             limits: effective_limits(config.plugins.limits_for(&id), &manifest),
-            capabilities: manifest.capabilities.intersect(&granted),
+            capabilities,
+            grants,
             requested: manifest.capabilities.clone(),
             granted,
             license: ArcSwap::from_pointee(license_state),
@@ -334,6 +383,7 @@ impl PluginHost {
         let mut next = HashMap::clone(&current);
         let replaced = next.insert(id.clone(), live.clone());
         inner.live.store(Arc::new(next));
+        self.start_background(&live);
         self.last_errors().remove(&id);
         // An update installed under the canonical name retires a differently
         // named file that held the old version (the watcher then sees a
@@ -459,6 +509,7 @@ impl PluginHost {
         let mut next = HashMap::clone(&current);
         next.remove(id);
         inner.live.store(Arc::new(next));
+        self.stop_background(id);
         if let Some(file) = &plugin.loaded.source {
             let _ = std::fs::remove_file(file);
         }
@@ -492,6 +543,7 @@ impl PluginHost {
         let label = plugin.label.clone();
         next.remove(&id.clone());
         inner.live.store(Arc::new(next));
+        self.stop_background(id);
         tracing::info!(plugin = %label, file = %file.display(), "plugin file removed; plugin unloaded");
     }
 
@@ -506,6 +558,25 @@ impl PluginHost {
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         list
+    }
+
+    /// Every view slot of every live plugin, by plugin id (cheap: no copies
+    /// of the plugins' other details).
+    pub fn view_slots(&self) -> Vec<(String, ViewSlot)> {
+        let live = self.inner.live.load();
+        let mut out: Vec<(String, ViewSlot)> = live
+            .iter()
+            .filter(|(_, p)| p.loaded.api >= ApiVersion::V0_3_0)
+            .flat_map(|(id, p)| {
+                p.loaded
+                    .manifest
+                    .views
+                    .iter()
+                    .map(move |v| (id.clone(), v.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// One live plugin.
@@ -620,6 +691,105 @@ impl PluginHost {
             license_status,
             status,
             last_error: self.last_errors().get(&m.id).cloned(),
+            views: m.views.clone(),
+            tick_secs: m.tick_secs,
+            events: self.inner.events.stats(&m.id),
+        }
+    }
+
+    /// Starts (or keeps) what runs in the background for a plugin just
+    /// swapped in: its event delivery and its scheduled ticks. Only API 0.3+
+    /// plugins have them; without a tokio runtime (offline CLI) nothing runs.
+    fn start_background(&self, plugin: &LivePlugin) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let id = plugin.loaded.manifest.id.clone();
+        let v0_3 = plugin.loaded.api >= ApiVersion::V0_3_0;
+        let streams = if v0_3 {
+            plugin.capabilities.events.as_slice()
+        } else {
+            &[]
+        };
+        let config = &self.inner.config.plugins;
+        if let Some((rx, stats)) = self
+            .inner
+            .events
+            .subscribe(&id, streams, config.event_queue)
+        {
+            let host = self.clone();
+            let batch = config.event_batch.max(1);
+            runtime.spawn(deliver_events(host, id.clone(), rx, stats, batch));
+        }
+
+        let mut tickers = self.inner.tickers.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted = plugin.loaded.manifest.tick_secs.filter(|_| v0_3);
+        match (tickers.get(&id), wanted) {
+            (Some((secs, task)), Some(want)) if *secs == want && !task.is_finished() => {}
+            (_, Some(secs)) => {
+                let task = runtime.spawn(run_ticks(self.clone(), id.clone(), secs));
+                if let Some((_, old)) = tickers.insert(id, (secs, task.abort_handle())) {
+                    old.abort();
+                }
+            }
+            (_, None) => {
+                if let Some((_, old)) = tickers.remove(&id) {
+                    old.abort();
+                }
+            }
+        }
+    }
+
+    /// Stops a removed plugin's event delivery and ticks.
+    fn stop_background(&self, id: &str) {
+        self.inner.events.unsubscribe(id);
+        let mut tickers = self.inner.tickers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, task)) = tickers.remove(id) {
+            task.abort();
+        }
+    }
+}
+
+/// Drains plugin `id`'s event queue in batches until it unsubscribes.
+async fn deliver_events(
+    host: PluginHost,
+    id: String,
+    mut rx: tokio::sync::mpsc::Receiver<Arc<super::events::Event>>,
+    stats: Arc<super::events::EventStats>,
+    batch: usize,
+) {
+    use std::sync::atomic::Ordering;
+    let mut buffer = Vec::with_capacity(batch);
+    while rx.recv_many(&mut buffer, batch).await > 0 {
+        match host.deliver_events(&id, &buffer).await {
+            Ok(()) => {
+                stats
+                    .delivered
+                    .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(plugin = %id, events = buffer.len(), "event batch lost: {e}");
+            }
+        }
+        buffer.clear();
+    }
+}
+
+/// Calls plugin `id`'s scheduled task every `secs` seconds, the first time
+/// right away, until the plugin is removed.
+async fn run_ticks(host: PluginHost, id: String, secs: u64) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match host.tick(&id, now_ms).await {
+            Ok(()) => {}
+            Err(CallError::NotFound(_)) => return,
+            Err(e) => tracing::warn!(plugin = %id, "scheduled tick failed: {e}"),
         }
     }
 }

@@ -2,20 +2,27 @@
 //! by default), the plugin's capabilities, and the resource limiter.
 
 use std::{
+    collections::BTreeMap,
+    path::PathBuf,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use wasmtime::{ResourceLimiter, component::ResourceTable};
 use wasmtime_wasi::{
-    WasiCtx, WasiCtxView, WasiView,
+    FsPerms, WasiCtx, WasiCtxView, WasiView,
     cli::{IsTerminal, StdoutStream},
     p2::{OutputStream, Pollable, StreamResult},
 };
 
-use super::{capabilities::kv::KvAccess, registry::LicenseState};
+use super::{
+    capabilities::{http::HttpClient, kv::KvAccess},
+    manifest::Capabilities,
+    registry::LicenseState,
+};
 use crate::config::Limits;
 
 /// Store data for one call into one plugin.
@@ -27,7 +34,36 @@ pub struct HostState {
     pub(super) kv: KvAccess,
     /// The licence the host checked for this call, for commercial plugins.
     pub(super) license: Arc<LicenseState>,
+    /// What the plugin may reach beyond kv (API 0.3+), fixed at install.
+    pub(super) grants: Arc<Grants>,
+    /// When the call started and how long it may run: outbound calls are
+    /// capped by what remains.
+    pub(super) started: Instant,
+    pub(super) deadline: Duration,
     pub(super) limiter: Limiter,
+}
+
+/// The capabilities a live plugin was granted, resolved once at install and
+/// shared by all its calls.
+pub struct Grants {
+    /// The catalog, if granted.
+    pub catalog: Option<callboard_catalog::Catalog>,
+    /// The effective capabilities (hosts, event streams, files).
+    pub capabilities: Capabilities,
+    /// `[plugins.settings.<id>]`.
+    pub settings: BTreeMap<String, String>,
+    /// The shared outbound HTTP client and its limits.
+    pub http: HttpClient,
+}
+
+impl Grants {
+    /// Read-only directories to preopen: (host dir, guest path).
+    fn files(&self) -> impl Iterator<Item = (PathBuf, &str)> {
+        self.capabilities
+            .files
+            .iter()
+            .map(|(guest, host)| (PathBuf::from(host), guest.as_str()))
+    }
 }
 
 impl HostState {
@@ -36,29 +72,46 @@ impl HostState {
         limits: &Limits,
         kv: KvAccess,
         license: Arc<LicenseState>,
+        grants: Arc<Grants>,
     ) -> Self {
-        // Deny by default: no preopened directories, no environment, no
-        // arguments, no network (every address denied, TCP/UDP/DNS off);
+        // Deny by default: no environment, no arguments, no network (every
+        // address denied, TCP/UDP/DNS off; outbound HTTP goes through the
+        // `http` interface), no directories but the read-only ones granted;
         // stdout and stderr go to the host log.
-        let wasi = WasiCtx::builder()
-            .stdout(LogStream::new(label.clone(), Stream::Stdout))
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(LogStream::new(label.clone(), Stream::Stdout))
             .stderr(LogStream::new(label.clone(), Stream::Stderr))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        for (host, guest) in grants.files() {
+            if let Err(e) = wasi.preopened_dir(&host, guest, FsPerms::ReadOnly) {
+                tracing::warn!(plugin = %label, dir = %host.display(), "granted directory {guest} is not available: {e:#}");
+            }
+        }
+        let wasi = wasi.build();
         Self {
             wasi,
             table: ResourceTable::new(),
             label,
             kv,
             license,
+            grants,
+            started: Instant::now(),
+            deadline: limits.timeout(),
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes(),
                 table_elements: limits.table_elements as usize,
                 hit_memory_limit: false,
             },
         }
+    }
+}
+
+impl HostState {
+    /// What remains of this call's deadline.
+    pub(super) fn remaining(&self) -> Duration {
+        self.deadline.saturating_sub(self.started.elapsed())
     }
 }
 

@@ -14,7 +14,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::plugins::{
-    bindings::{v0_1_0, v0_2_0},
+    bindings::{v0_1_0, v0_2_0, v0_3_0},
     state::HostState,
 };
 
@@ -376,3 +376,4 @@ macro_rules! kv_glue {
 
 kv_glue!(v0_1_0::callboard::plugin::kv);
 kv_glue!(v0_2_0::callboard::plugin::kv);
+kv_glue!(v0_3_0::callboard::plugin::kv);

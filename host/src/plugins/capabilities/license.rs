@@ -2,8 +2,10 @@
 //! The host checked the licence before the call; this only reports it.
 
 use crate::plugins::{
-    bindings::v0_2_0::callboard::plugin::license as wit, license::LicenseTerms,
-    registry::LicenseState, state::HostState,
+    bindings::{v0_2_0, v0_3_0},
+    license::LicenseTerms,
+    registry::LicenseState,
+    state::HostState,
 };
 
 impl HostState {
@@ -15,17 +17,29 @@ impl HostState {
     }
 }
 
-impl wit::Host for HostState {
-    fn current(&mut self) -> Option<wit::Entitlements> {
-        self.terms().map(|terms| wit::Entitlements {
-            customer: terms.customer.clone(),
-            expires: terms.expires.to_string(),
-            features: terms.features.clone(),
-        })
-    }
+/// The WIT glue for every API version with this interface.
+macro_rules! license_glue {
+    ($wit:path) => {
+        const _: () = {
+            use $wit as wit;
 
-    fn has_feature(&mut self, feature: String) -> bool {
-        self.terms()
-            .is_some_and(|terms| terms.features.contains(&feature))
-    }
+            impl wit::Host for HostState {
+                fn current(&mut self) -> Option<wit::Entitlements> {
+                    self.terms().map(|terms| wit::Entitlements {
+                        customer: terms.customer.clone(),
+                        expires: terms.expires.to_string(),
+                        features: terms.features.clone(),
+                    })
+                }
+
+                fn has_feature(&mut self, feature: String) -> bool {
+                    self.terms()
+                        .is_some_and(|terms| terms.features.contains(&feature))
+                }
+            }
+        };
+    };
 }
+
+license_glue!(v0_2_0::callboard::plugin::license);
+license_glue!(v0_3_0::callboard::plugin::license);

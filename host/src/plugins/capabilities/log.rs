@@ -1,7 +1,7 @@
 //! `callboard:plugin/log`: plugin log records into the host log.
 
 use crate::plugins::{
-    bindings::{v0_1_0, v0_2_0},
+    bindings::{v0_1_0, v0_2_0, v0_3_0},
     state::HostState,
 };
 
@@ -38,6 +38,7 @@ macro_rules! log_glue {
 
 log_glue!(v0_1_0::callboard::plugin);
 log_glue!(v0_2_0::callboard::plugin);
+log_glue!(v0_3_0::callboard::plugin);
 
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {

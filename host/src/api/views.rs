@@ -1,0 +1,103 @@
+//! `/api/views`: plugin views rendered by the host, as JSON (each with its
+//! safe HTML and the structured view), for scripts, tests and the portal.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{Path, RawQuery, State},
+    routing::get,
+};
+use callboard_catalog::EntityRef;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, backstage_errors};
+use crate::{plugins::manifest::SlotKind, server::AppState, views};
+
+/// The router mounted at `/api/views`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/entity/{kind}/{namespace}/{name}", get(entity))
+        .route("/pages", get(pages))
+        .route("/pages/{plugin}", get(page_root))
+        .route("/pages/{plugin}/{*path}", get(page))
+        .layer(axum::middleware::from_fn(backstage_errors))
+        .with_state(state)
+}
+
+fn deadline(state: &AppState) -> Duration {
+    Duration::from_millis(state.config.plugins.view_deadline_ms)
+}
+
+#[derive(Deserialize)]
+struct SlotQuery {
+    slot: Option<String>,
+}
+
+async fn entity(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    axum::extract::Query(q): axum::extract::Query<SlotQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = match q.slot.as_deref() {
+        None | Some("") => None,
+        Some("entity-card") => Some(SlotKind::EntityCard),
+        Some("entity-tab") => Some(SlotKind::EntityTab),
+        Some(other) => {
+            return Err(ApiError::input(format!(
+                "slot must be entity-card or entity-tab, not {other:?}"
+            )));
+        }
+    };
+    let r = EntityRef::new(&kind, &namespace, &name);
+    let catalog = state.catalog.clone();
+    let key = r.clone();
+    let entity = tokio::task::spawn_blocking(move || catalog.get_by_ref(&key))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(|| ApiError::not_found(format!("No entity named '{}' found", r.key())))?;
+    let views = views::entity_views(&state.plugins, &entity, slot, deadline(&state)).await;
+    Ok(Json(json!({ "entity": r.key(), "views": views })))
+}
+
+async fn pages(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "pages": views::pages(&state.plugins) }))
+}
+
+async fn page_root(
+    state: State<AppState>,
+    Path(plugin): Path<String>,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    render_page(state, plugin, String::from("/"), query).await
+}
+
+async fn page(
+    state: State<AppState>,
+    Path((plugin, path)): Path<(String, String)>,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    render_page(state, plugin, format!("/{path}"), query).await
+}
+
+async fn render_page(
+    State(state): State<AppState>,
+    plugin: String,
+    path: String,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let view = views::page_view(
+        &state.plugins,
+        &plugin,
+        &path,
+        query.as_deref().unwrap_or_default(),
+        deadline(&state),
+    )
+    .await
+    .ok_or_else(|| ApiError::not_found(format!("plugin \"{plugin}\" has no pages")))?;
+    Ok(Json(
+        serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}

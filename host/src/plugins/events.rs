@@ -1,0 +1,220 @@
+//! The event bus: usage and catalog events, delivered to subscribed plugins
+//! through one bounded queue per plugin.
+//!
+//! Publishing never waits: it checks (without a lock) whether anyone listens
+//! to the stream, and `try_send`s into each subscriber's queue; a full queue
+//! drops the event and counts it. A delivery task per subscriber drains its
+//! queue in batches into the plugin's `subscriber.on-events` export.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// Which stream an event belongs to, as plugins subscribe to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Page and entity views, API calls, searches, plugin calls.
+    Usage,
+    /// Entities added, changed, removed.
+    Catalog,
+}
+
+impl Stream {
+    /// As written in manifests and grants.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Usage => "usage",
+            Stream::Catalog => "catalog",
+        }
+    }
+}
+
+/// One event, as the host publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// `page-view`, `entity-view`, `api-call`, `search`, `plugin-call`,
+    /// `entity-added`, `entity-changed`, `entity-removed`.
+    pub kind: &'static str,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Who, when known.
+    pub user: Option<String>,
+    /// What it is about.
+    pub subject: String,
+    /// Details by kind.
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+impl Event {
+    /// An event happening now.
+    pub fn now(kind: &'static str, user: Option<String>, subject: impl Into<String>) -> Self {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Self {
+            kind,
+            at_ms,
+            user,
+            subject: subject.into(),
+            attributes: Vec::new(),
+        }
+    }
+
+    /// Adds an attribute.
+    pub fn with(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.attributes.push((name, value.to_string()));
+        self
+    }
+}
+
+/// Delivery counters of one subscriber.
+#[derive(Debug, Default, Serialize)]
+pub struct EventStats {
+    /// Events handed to the plugin in batches that completed.
+    pub delivered: AtomicU64,
+    /// Events dropped because the plugin's queue was full.
+    pub dropped: AtomicU64,
+    /// Batches whose call failed (trap, timeout, ...); their events are lost.
+    pub failed_batches: AtomicU64,
+}
+
+/// A snapshot of [`EventStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EventCounts {
+    /// See [`EventStats::delivered`].
+    pub delivered: u64,
+    /// See [`EventStats::dropped`].
+    pub dropped: u64,
+    /// See [`EventStats::failed_batches`].
+    pub failed_batches: u64,
+}
+
+impl EventStats {
+    /// The current counts.
+    pub fn snapshot(&self) -> EventCounts {
+        EventCounts {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One subscribed plugin.
+pub(super) struct Subscriber {
+    pub(super) plugin: String,
+    usage: bool,
+    catalog: bool,
+    tx: mpsc::Sender<Arc<Event>>,
+    pub(super) stats: Arc<EventStats>,
+}
+
+/// Where events are published.
+#[derive(Default)]
+pub struct EventBus {
+    subscribers: ArcSwap<Vec<Arc<Subscriber>>>,
+    /// Counters by plugin id; kept across updates of a plugin.
+    stats: Mutex<HashMap<String, Arc<EventStats>>>,
+}
+
+impl EventBus {
+    /// Whether anyone listens to `stream` (cheap: publishers call it before
+    /// building an event).
+    pub fn wants(&self, stream: Stream) -> bool {
+        self.subscribers.load().iter().any(|s| match stream {
+            Stream::Usage => s.usage,
+            Stream::Catalog => s.catalog,
+        })
+    }
+
+    /// Queues `event` for every subscriber of `stream`. Never waits.
+    pub fn publish(&self, stream: Stream, event: Event) {
+        let subscribers = self.subscribers.load();
+        let mut event = Some(event);
+        let mut shared: Option<Arc<Event>> = None;
+        for s in subscribers.iter() {
+            let listens = match stream {
+                Stream::Usage => s.usage,
+                Stream::Catalog => s.catalog,
+            };
+            if !listens {
+                continue;
+            }
+            let e = shared
+                .get_or_insert_with(|| Arc::new(event.take().expect("taken once")))
+                .clone();
+            if s.tx.try_send(e).is_err() {
+                s.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The counters of plugin `id`, if it ever subscribed.
+    pub fn stats(&self, id: &str) -> Option<EventCounts> {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.get(id).map(|s| s.snapshot())
+    }
+
+    /// Makes plugin `id` subscribe to `streams` (replacing what it had), and
+    /// returns the receiving end of its new queue when it has to be drained
+    /// by a new delivery task; `None` when it subscribes to nothing or its
+    /// subscription is unchanged.
+    pub(super) fn subscribe(
+        &self,
+        id: &str,
+        streams: &[String],
+        capacity: usize,
+    ) -> Option<(mpsc::Receiver<Arc<Event>>, Arc<EventStats>)> {
+        let usage = streams.iter().any(|s| s == Stream::Usage.as_str());
+        let catalog = streams.iter().any(|s| s == Stream::Catalog.as_str());
+        let current = self.subscribers.load();
+        if let Some(existing) = current.iter().find(|s| s.plugin == id)
+            && existing.usage == usage
+            && existing.catalog == catalog
+            && !existing.tx.is_closed()
+        {
+            return None;
+        }
+        let mut next: Vec<_> = current.iter().filter(|s| s.plugin != id).cloned().collect();
+        if !usage && !catalog {
+            self.subscribers.store(Arc::new(next));
+            return None;
+        }
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_owned())
+            .or_default()
+            .clone();
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        next.push(Arc::new(Subscriber {
+            plugin: id.to_owned(),
+            usage,
+            catalog,
+            tx,
+            stats: stats.clone(),
+        }));
+        self.subscribers.store(Arc::new(next));
+        Some((rx, stats))
+    }
+
+    /// Ends plugin `id`'s subscription; its delivery task stops once the
+    /// queue is drained.
+    pub(super) fn unsubscribe(&self, id: &str) {
+        let current = self.subscribers.load();
+        if current.iter().any(|s| s.plugin == id) {
+            let next: Vec<_> = current.iter().filter(|s| s.plugin != id).cloned().collect();
+            self.subscribers.store(Arc::new(next));
+        }
+    }
+}
