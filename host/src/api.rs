@@ -34,4 +34,8 @@ pub fn router(state: &AppState) -> Router {
             plugins::router(state.plugins.clone(), max_body),
         )
         .merge(crate::web::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.plugins.clone(),
+            crate::usage::track,
+        ))
 }

@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod plugins;
 pub mod server;
+pub mod usage;
 pub mod views;
 pub mod web;

@@ -110,6 +110,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
     let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
+    let catalog_events = tokio::spawn(crate::usage::forward_catalog_events(
+        state.catalog.clone(),
+        state.plugins.clone(),
+    ));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener.tap_io(no_delay), app)
@@ -119,6 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .await;
         refresh.abort();
         licenses.abort();
+        catalog_events.abort();
         served
     });
     tracing::info!("Callboard listening on http://{addr}");

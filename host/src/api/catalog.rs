@@ -281,6 +281,27 @@ fn parse_order_field(s: &str) -> Result<OrderField, ApiError> {
 async fn get_by_query(
     State(catalog): State<Catalog>,
     Query(params): Params,
+) -> Result<Response, ApiError> {
+    let term = one(&params, "fullTextFilterTerm")
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && one(&params, "cursor").is_none())
+        .map(str::to_owned);
+    let Json(body) = get_by_query_json(catalog, params).await?;
+    let results = body["totalItems"]
+        .as_u64()
+        .or_else(|| body["items"].as_array().map(|a| a.len() as u64));
+    let mut response = Json(body).into_response();
+    if let (Some(text), Some(results)) = (term, results) {
+        response
+            .extensions_mut()
+            .insert(crate::usage::SearchNote { text, results });
+    }
+    Ok(response)
+}
+
+async fn get_by_query_json(
+    catalog: Catalog,
+    params: Vec<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = number(&params, "limit")?.unwrap_or(DEFAULT_QUERY_LIMIT);
     let fields = fields_param(&params);

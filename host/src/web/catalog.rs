@@ -2,6 +2,11 @@
 //! pagination. Every control is a field of one GET form, so a filtered view
 //! is a URL that can be shared, and the page works without JavaScript.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
 use axum::{
     extract::{Query, State},
     response::Response,
@@ -263,10 +268,22 @@ pub(super) async fn handler(
     State(web): State<Web>,
     Query(params): Query<Params>,
 ) -> Result<Response, WebError> {
-    render(&web, move |web| catalog_page(web, &params)).await
+    let search = params.q.trim().to_owned();
+    let found = Arc::new(AtomicU64::new(0));
+    let counted = found.clone();
+    let mut response = render(&web, move |web| catalog_page(web, &params, &counted)).await?;
+    if !search.is_empty() {
+        response.extensions_mut().insert(crate::usage::SearchNote {
+            text: search,
+            results: found.load(Ordering::Relaxed),
+        });
+    }
+    Ok(response)
 }
 
-fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
+/// Renders the catalog table; stores in `found` how many entities match
+/// (at least the ones shown when the count did not finish in time).
+fn catalog_page(web: &Web, params: &Params, found: &AtomicU64) -> Result<Markup, WebError> {
     let limit = params.limit.unwrap_or(PAGE).clamp(1, 500);
     let start = if !params.after.is_empty() {
         Start::After(decode(&params.after)?)
@@ -333,6 +350,10 @@ fn catalog_page(web: &Web, params: &Params) -> Result<Markup, WebError> {
         },
     };
 
+    found.store(
+        total.unwrap_or(page_rows.items.len() as u64),
+        Ordering::Relaxed,
+    );
     let (has_prev, has_next) = match start {
         Start::Before(_) => (page_rows.more, true),
         Start::After(_) => (true, page_rows.more),

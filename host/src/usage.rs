@@ -1,0 +1,202 @@
+//! Usage events: one middleware around every route publishes what a request
+//! was (page view, entity view, API call, search, plugin call) to the event
+//! bus after the response is built. When no plugin subscribes to usage
+//! events it does nothing but one lock-free check, and publishing itself
+//! never waits (see [`crate::plugins::events`]).
+//!
+//! Who: the `x-forwarded-user` header an authenticating proxy sets, else a
+//! pseudonymous visitor id kept in the `callboard_visitor` cookie, which
+//! HTML pages set on first visit.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, Method, header},
+    middleware::Next,
+    response::Response,
+};
+
+use crate::plugins::{
+    PluginHost,
+    events::{Event, Stream},
+};
+
+/// Attached to a response by handlers that ran a search, so the search and
+/// its result count are published.
+#[derive(Debug, Clone)]
+pub struct SearchNote {
+    /// What was searched for.
+    pub text: String,
+    /// How many entities matched.
+    pub results: u64,
+}
+
+const VISITOR_COOKIE: &str = "callboard_visitor";
+
+fn visitor_of(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == VISITOR_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+fn new_visitor_id() -> Option<String> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
+}
+
+/// The middleware: `axum::middleware::from_fn_with_state(plugins, track)`.
+pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let forwarded_user = request
+        .headers()
+        .get("x-forwarded-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let visitor = visitor_of(&request).map(str::to_owned);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+
+    let is_page = method == Method::GET
+        && !path.starts_with("/api/")
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+    let mut new_visitor = None;
+    if is_page && visitor.is_none() && forwarded_user.is_none() {
+        new_visitor = new_visitor_id();
+        if let Some(id) = &new_visitor
+            && let Ok(cookie) = HeaderValue::from_str(&format!(
+                "{VISITOR_COOKIE}={id}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly"
+            ))
+        {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+
+    let bus = plugins.events();
+    if !bus.wants(Stream::Usage) {
+        return response;
+    }
+    let user = forwarded_user.or_else(|| visitor.or(new_visitor).map(|v| format!("visitor:{v}")));
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_millis();
+    let mut events = Vec::with_capacity(2);
+    if let Some(rest) = path.strip_prefix("/api/plugins/") {
+        let (plugin, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        events.push(
+            Event::now("plugin-call", user.clone(), plugin)
+                .with("path", format!("/{sub}"))
+                .with("method", &method)
+                .with("status", status)
+                .with("duration-ms", duration_ms),
+        );
+    } else if path.starts_with("/api/") {
+        if let Some(entity) = entity_of_api(&path).filter(|_| status == 200) {
+            events.push(Event::now("entity-view", user.clone(), entity).with("via", "api"));
+        }
+        events.push(
+            Event::now("api-call", user.clone(), path.as_str())
+                .with("method", &method)
+                .with("status", status)
+                .with("duration-ms", duration_ms),
+        );
+    } else if is_page {
+        if let Some(entity) = entity_of_page(&path).filter(|_| status == 200) {
+            events.push(Event::now("entity-view", user.clone(), entity).with("via", "page"));
+        }
+        events.push(
+            Event::now("page-view", user.clone(), path.as_str())
+                .with("status", status)
+                .with("duration-ms", duration_ms),
+        );
+    }
+    if let Some(search) = response.extensions().get::<SearchNote>() {
+        events
+            .push(Event::now("search", user, search.text.as_str()).with("results", search.results));
+    }
+    for event in events {
+        bus.publish(Stream::Usage, event);
+    }
+    response
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .to_lowercase()
+}
+
+/// `/catalog/{namespace}/{kind}/{name}` → `kind:namespace/name`.
+fn entity_of_page(path: &str) -> Option<String> {
+    let mut parts = path.strip_prefix("/catalog/")?.split('/');
+    let (ns, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && !name.is_empty())
+        .then(|| format!("{}:{}/{}", decode(kind), decode(ns), decode(name)))
+}
+
+/// `/api/catalog/entities/by-name/{kind}/{namespace}/{name}` → `kind:namespace/name`.
+fn entity_of_api(path: &str) -> Option<String> {
+    let mut parts = path
+        .strip_prefix("/api/catalog/entities/by-name/")?
+        .split('/');
+    let (kind, ns, name) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && !name.is_empty())
+        .then(|| format!("{}:{}/{}", decode(kind), decode(ns), decode(name)))
+}
+
+/// Publishes the catalog's changes as catalog events until the catalog
+/// closes its channel.
+pub async fn forward_catalog_events(catalog: callboard_catalog::Catalog, plugins: PluginHost) {
+    use callboard_catalog::CatalogEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut rx = catalog.subscribe();
+    loop {
+        let change = match rx.recv().await {
+            Ok(change) => change,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!("catalog events: {n} changes missed by the event bus");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let bus = plugins.events();
+        if !bus.wants(Stream::Catalog) {
+            continue;
+        }
+        let (kind, entity) = match change {
+            CatalogEvent::Added(r) => ("entity-added", r),
+            CatalogEvent::Changed(r) => ("entity-changed", r),
+            CatalogEvent::Removed(r) => ("entity-removed", r),
+        };
+        bus.publish(Stream::Catalog, Event::now(kind, None, entity));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn entity_paths() {
+        assert_eq!(
+            super::entity_of_page("/catalog/default/component/Payments-API").as_deref(),
+            Some("component:default/payments-api")
+        );
+        assert_eq!(super::entity_of_page("/catalog"), None);
+        assert_eq!(
+            super::entity_of_api("/api/catalog/entities/by-name/component/default/x").as_deref(),
+            Some("component:default/x")
+        );
+    }
+}
