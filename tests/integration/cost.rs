@@ -18,7 +18,7 @@ use callboard::plugins::manifest::Capabilities;
 use callboard_catalog::{LocationConfig, LocationKind, Selection};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, backstage_error, config, install};
+use crate::support::{TestServer, config, install};
 
 /// Two teams, one system, four components (`idle` has no costs).
 const CATALOG: &str = r#"
@@ -226,6 +226,19 @@ async fn page_html(server: &TestServer, path: &str) -> String {
     html(&body)
 }
 
+/// `(error.name, error.message)` of a plugin's error body (the SDK's
+/// Backstage-shaped error).
+fn plugin_error(body: &str) -> (String, String) {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    (
+        v["error"]["name"].as_str().unwrap_or_default().to_owned(),
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
 fn assert_contains(haystack: &str, needles: &[&str]) {
     for needle in needles {
         assert!(
@@ -417,7 +430,7 @@ async fn check_figures(server: &TestServer) {
     );
     let (status, body) = server.get("/api/plugins/cost/components/idle").await;
     assert_eq!(status, 404, "{body}");
-    assert_eq!(backstage_error(&body).0, "NotFoundError");
+    assert_eq!(plugin_error(&body).0, "NotFoundError");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,7 +600,7 @@ async fn a_billing_host_that_is_not_granted_is_never_called() {
     assert_contains(&page_html(&server, "/teams").await, &[denied]);
     let (status, body) = server.get("/api/plugins/cost/teams").await;
     assert_eq!(status, 503, "{body}");
-    assert!(backstage_error(&body).1.contains(denied), "{body}");
+    assert!(plugin_error(&body).1.contains(denied), "{body}");
 
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
