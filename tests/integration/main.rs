@@ -2,6 +2,7 @@
 //! SQLite files, real wasm components built from this repository.
 
 mod catalog;
+mod ci;
 mod cost;
 mod insights;
 mod install;

@@ -52,11 +52,13 @@ pub struct Options {
     pub token: Option<String>,
 }
 
-/// A server running on its own task; dropping it stops the server.
+/// A server running on its own task; dropping it stops the server: it
+/// accepts no more connections and closes the open ones once idle.
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
     requests: Arc<AtomicU64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -79,6 +81,18 @@ impl Running {
 
     /// Serves until the server fails (it does not stop by itself).
     pub async fn wait(mut self) -> std::io::Result<()> {
+        self.wait_task().await
+    }
+
+    /// Stops accepting connections and waits for the open ones to close.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.wait_task().await
+    }
+
+    async fn wait_task(&mut self) -> std::io::Result<()> {
         match self.task.take() {
             Some(task) => task.await.map_err(std::io::Error::other)?,
             None => Ok(()),
@@ -88,8 +102,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
@@ -108,10 +122,18 @@ pub async fn serve(
         Timestamp::now(),
         requests.clone(),
     );
-    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
     Ok(Running {
         addr,
         requests,
+        stop: Some(stop),
         task: Some(task),
     })
 }
