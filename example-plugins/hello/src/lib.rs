@@ -1,6 +1,9 @@
 //! The hello plugin: a few routes, a visit counter in key-value storage, logs.
 
-use callboard_sdk::{Params, Plugin, Request, Response, Router, export_plugin, kv, license, log};
+use callboard_sdk::{
+    Params, Plugin, Request, Response, Router, export_plugin, kv, license, log,
+    ui::{Block, Card, Stat, View, ViewRequest},
+};
 use serde_json::json;
 
 struct Hello;
@@ -25,6 +28,26 @@ impl Plugin for Hello {
                     .with_body(request.body())
             })
             .handle(&request)
+    }
+
+    /// A card on every component: a greeting and the visit counter.
+    fn view(request: ViewRequest) -> Result<Option<View>, String> {
+        let Some(entity) = &request.entity else {
+            return Ok(None);
+        };
+        let title = entity["metadata"]["title"]
+            .as_str()
+            .or(entity["metadata"]["name"].as_str())
+            .unwrap_or("there");
+        let visits = kv::get("visits")
+            .map_err(|e| e.to_string())?
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, i64::from_le_bytes);
+        Ok(Some(View::new("Hello").card(
+            Card::untitled()
+                .block(Block::Text(format!("Hello, {title}!")))
+                .block(Block::Stats(vec![Stat::new("Visits", visits.to_string())])),
+        )))
     }
 }
 
