@@ -31,7 +31,7 @@ impl Placements {
     /// Every component, and every group's name.
     pub fn all() -> Result<Self, CatalogError> {
         let mut out = Self::query(&["kind=component"])?;
-        out.add_group_names()?;
+        out.add_owner_names()?;
         Ok(out)
     }
 
@@ -42,7 +42,7 @@ impl Placements {
             with_namespace(key)
         );
         let mut out = Self::query(&[&filter])?;
-        out.add_group_names()?;
+        out.add_owner_names()?;
         Ok(out)
     }
 
@@ -75,28 +75,28 @@ impl Placements {
         Ok(out)
     }
 
-    /// Reads the names of the groups that own the components, in one query
-    /// (repeated keys in a filter are alternatives).
-    fn add_group_names(&mut self) -> Result<(), CatalogError> {
-        let mut names: Vec<&str> = self
-            .components
-            .values()
-            .filter_map(|p| p.owner.as_deref())
-            .filter(|owner| !owner.contains(':'))
-            .map(|group| group.rsplit('/').next().unwrap_or(group))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        if names.is_empty() {
-            return Ok(());
-        }
-        let mut filter = String::from("kind=group");
-        for name in names {
+    /// Reads the display names of the groups and users that own the
+    /// components, in one query (repeated keys in a filter are alternatives).
+    fn add_owner_names(&mut self) -> Result<(), CatalogError> {
+        let mut filters: BTreeMap<&str, String> = BTreeMap::new();
+        for owner in self.components.values().filter_map(|p| p.owner.as_deref()) {
+            let (kind, key) = owner.split_once(':').unwrap_or(("group", owner));
+            if kind != "group" && kind != "user" {
+                continue;
+            }
+            let name = key.rsplit('/').next().unwrap_or(key);
+            let filter = filters
+                .entry(kind)
+                .or_insert_with(|| format!("kind={kind}"));
             filter.push_str(",metadata.name=");
             filter.push_str(name);
         }
-        for group in catalog::query(&[&filter], LIMIT)? {
-            self.add_team_name(&group);
+        if filters.is_empty() {
+            return Ok(());
+        }
+        let filters: Vec<&str> = filters.values().map(String::as_str).collect();
+        for owner in catalog::query(&filters, LIMIT)? {
+            self.add_team_name(&owner);
         }
         Ok(())
     }
