@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(usd(421_050), "$4,211");
         assert_eq!(usd(0), "$0");
         assert_eq!(usd(-3_500), "-$35");
-        assert_eq!(usd(123_456_789_00), "$123,456,789");
+        assert_eq!(usd(12_345_678_900), "$123,456,789");
         assert_eq!(usd_delta(120_000), "+$1,200");
         assert_eq!(pct(12.3), "+12%");
         assert_eq!(pct(-3.4), "-3%");

@@ -267,7 +267,7 @@ mod tests {
     use super::*;
     use crate::format::parse_month;
 
-    const MIN: i64 = 100_00;
+    const MIN: i64 = 100 * 100;
 
     fn summary(series: &[i64]) -> Summary {
         Summary::of(series, parse_month("2025-01").unwrap(), MIN)
@@ -275,13 +275,13 @@ mod tests {
 
     #[test]
     fn latest_change_and_trend() {
-        let series: Vec<i64> = (1..=14).map(|i| i * 100_00).collect();
+        let series: Vec<i64> = (1..=14).map(|i| i * 100 * 100).collect();
         let s = summary(&series);
         assert_eq!(month_iso(s.month), "2026-02");
-        assert_eq!((s.latest, s.previous), (1400_00, 1300_00));
+        assert_eq!((s.latest, s.previous), (1400 * 100, 1300 * 100));
         assert_eq!(s.trend.len(), 12);
         assert_eq!(month_iso(s.trend[0].0), "2025-03");
-        assert_eq!(s.total_12m, (3..=14).map(|i| i * 100_00).sum::<i64>());
+        assert_eq!(s.total_12m, (3..=14).map(|i| i * 100 * 100).sum::<i64>());
         assert_eq!(s.change_text(), "+8%");
         // Steady growth is not an anomaly.
         assert_eq!(s.anomaly, None, "{s:?}");
@@ -289,36 +289,52 @@ mod tests {
 
     #[test]
     fn a_jump_is_an_anomaly() {
-        let s = summary(&[1000_00, 1000_00, 1300_00]);
+        let s = summary(&[1000 * 100, 1000 * 100, 1300 * 100]);
         let a = s.anomaly.expect("30% up is a jump");
         assert_eq!(a.reasons, ["+30% vs Feb 2025 ($1,000 → $1,300)"]);
         // Below the floor: not flagged.
-        assert_eq!(summary(&[100_00, 190_00]).anomaly, None);
+        assert_eq!(summary(&[100 * 100, 190 * 100]).anomaly, None);
         // 29% is not a jump, and too few months for the outlier rule.
-        assert_eq!(summary(&[1000_00, 1290_00]).anomaly, None);
+        assert_eq!(summary(&[1000 * 100, 1290 * 100]).anomaly, None);
     }
 
     #[test]
     fn an_outlier_is_an_anomaly() {
         // Flat at $1,000, then $1,250: +25% is no jump, but above mean + 2 * 10%.
-        let s = summary(&[0, 0, 1000_00, 1000_00, 1000_00, 1000_00, 1250_00]);
+        let s = summary(&[
+            0,
+            0,
+            1000 * 100,
+            1000 * 100,
+            1000 * 100,
+            1000 * 100,
+            1250 * 100,
+        ]);
         let a = s.anomaly.expect("outlier");
         assert_eq!(
             a.reasons,
             ["$1,250 is above the 4-month mean of $1,000 plus 2σ ($1,200)"]
         );
-        assert_eq!(a.baseline, Some(1000_00));
+        assert_eq!(a.baseline, Some(1000 * 100));
         // Within mean + 2σ of a noisy baseline.
-        let noisy = summary(&[800_00, 1200_00, 800_00, 1200_00, 800_00, 1200_00, 1350_00]);
+        let noisy = summary(&[
+            800 * 100,
+            1200 * 100,
+            800 * 100,
+            1200 * 100,
+            800 * 100,
+            1200 * 100,
+            1350 * 100,
+        ]);
         assert_eq!(noisy.anomaly, None, "{noisy:?}");
     }
 
     #[test]
     fn movers() {
-        let a = ("a".to_owned(), vec![1000_00, 1500_00]);
-        let b = ("b".to_owned(), vec![200_00, 500_00]);
-        let c = ("c".to_owned(), vec![3000_00, 2000_00]);
-        let d = ("d".to_owned(), vec![5_00, 50_00]);
+        let a = ("a".to_owned(), vec![1000 * 100, 1500 * 100]);
+        let b = ("b".to_owned(), vec![200 * 100, 500 * 100]);
+        let c = ("c".to_owned(), vec![3000 * 100, 2000 * 100]);
+        let d = ("d".to_owned(), vec![5 * 100, 50 * 100]);
         let all = [&a, &b, &c, &d];
         let by_amount = movers_by_amount(all.iter().map(|(k, s)| (k, s.as_slice())), 3);
         let keys: Vec<&str> = by_amount.iter().map(|m| m.key.as_str()).collect();
