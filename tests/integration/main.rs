@@ -6,6 +6,7 @@ mod ci;
 mod cost;
 mod insights;
 mod install;
+mod plugin_api;
 mod plugins;
 mod support;
 mod web;

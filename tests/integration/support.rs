@@ -173,3 +173,45 @@ pub fn backstage_error(body: &str) -> (String, String) {
     );
     (name, message)
 }
+
+/// Waits (up to 30 s) until the server's catalog holds at least `entities`.
+pub async fn wait_for_entities(server: &TestServer, entities: u64) {
+    let catalog = server.running.state.catalog.clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let c = catalog.clone();
+        let n =
+            tokio::task::spawn_blocking(move || c.count(&callboard_catalog::Selection::default()))
+                .await
+                .unwrap()
+                .unwrap();
+        if n >= entities {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the catalog holds {n} entities after 30 s, expected {entities}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, failing with `what`
+/// after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after {secs} s still waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
