@@ -25,7 +25,7 @@ use callboard_sdk::{
 use serde_json::json;
 
 use crate::{
-    model::top,
+    model::{Day, top},
     report::{Report, TOP, change_text},
 };
 
@@ -214,7 +214,7 @@ fn page(report: &Report, days: u64) -> View {
             })
             .collect(),
     ));
-    if total.is_empty() {
+    if shows_nothing(total) {
         overview = overview.block(Block::Notice(Notice::new(
             Tone::Info,
             "No usage recorded in this period yet",
@@ -228,7 +228,7 @@ fn page(report: &Report, days: u64) -> View {
     view = view.card(overview);
 
     view = view.card(Card::new("Daily active users").block(Block::LineChart(
-        Chart::new(None, Some("users")).series(
+        Chart::new(None, None).series(
             "Active users",
             report.period.iter().map(|(day, usage)| {
                 (
@@ -300,6 +300,15 @@ fn page(report: &Report, days: u64) -> View {
             None => "Unlicensed.".to_owned(),
         })),
     )
+}
+
+/// Whether none of what the page shows was counted (API calls alone are not shown).
+fn shows_nothing(usage: &Day) -> bool {
+    usage.users.is_empty()
+        && usage.pages.is_empty()
+        && usage.entities.is_empty()
+        && usage.plugins.is_empty()
+        && usage.kind("search") == 0
 }
 
 fn searches_stat(searches: u64, zero: u64) -> Stat {

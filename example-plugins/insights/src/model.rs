@@ -99,11 +99,6 @@ impl Day {
     pub fn kind(&self, kind: &str) -> u64 {
         self.kinds.get(kind).copied().unwrap_or(0)
     }
-
-    /// Whether nothing was counted.
-    pub fn is_empty(&self) -> bool {
-        self.kinds.is_empty()
-    }
 }
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
