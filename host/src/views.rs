@@ -89,15 +89,34 @@ pub async fn entity_views(
     slot: Option<SlotKind>,
     deadline: Duration,
 ) -> Vec<RenderedView> {
+    entity_views_where(
+        plugins,
+        entity,
+        |_, s| slot.is_none_or(|want| s.slot == want),
+        deadline,
+    )
+    .await
+}
+
+/// Like [`entity_views`], for the entity slots (that apply to the entity's
+/// kind) that `wanted(plugin, slot)` picks: the portal fetches every card
+/// but only the tab on screen.
+pub async fn entity_views_where(
+    plugins: &PluginHost,
+    entity: &Value,
+    wanted: impl Fn(&str, &ViewSlot) -> bool,
+    deadline: Duration,
+) -> Vec<RenderedView> {
     let kind = entity["kind"].as_str().unwrap_or_default();
-    let json = entity.to_string();
     let wanted: Vec<(String, ViewSlot)> = plugins
         .view_slots()
         .into_iter()
-        .filter(|(_, s)| {
-            s.slot != SlotKind::Page && slot.is_none_or(|want| s.slot == want) && s.applies_to(kind)
-        })
+        .filter(|(plugin, s)| s.slot != SlotKind::Page && s.applies_to(kind) && wanted(plugin, s))
         .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let json = entity.to_string();
     let requests = wanted.into_iter().map(|(plugin, s)| {
         let request = ViewRequest {
             slot: s.slot,

@@ -1,13 +1,17 @@
 //! The portal: server-rendered HTML pages over the catalog and the plugins.
 //!
 //! Every page is rendered with `maud`, which escapes all interpolated text,
-//! so catalog data (and, later, plugin views) can never inject markup. No page
-//! ships JavaScript: the Content-Security-Policy forbids scripts outright, and
-//! everything works with links and GET forms (filters live in the URL).
+//! so catalog data can never inject markup; plugin views arrive as HTML the
+//! host rendered from the plugins' UI data (`crate::views`), escaped the
+//! same way. No page ships JavaScript: the Content-Security-Policy forbids
+//! scripts outright, and everything works with links and GET forms (filters
+//! live in the URL, entity tabs are links).
 //!
 //! Catalog reads are blocking SQLite calls, so each page is read *and*
 //! rendered on a blocking thread; the time it takes is sent back in a
-//! `Server-Timing` header (what the web benchmark reads).
+//! `Server-Timing` header (what the web benchmark reads). Plugin views are
+//! fetched before that, in parallel and under `plugins.view_deadline_ms`,
+//! and reported beside it (`views;dur=`).
 
 mod admin;
 mod catalog;
@@ -16,6 +20,7 @@ mod entity;
 mod graph;
 mod home;
 mod layout;
+mod plugins;
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -40,8 +45,6 @@ use serde_json::Value;
 
 use crate::server::AppState;
 
-pub use entity::{PluginTab, PluginViews, plugin_slot};
-
 /// No script at all, styles only from our own stylesheet, nothing framed,
 /// forms only posted back here. Plugin views are data the host renders, so
 /// they need nothing more.
@@ -50,13 +53,17 @@ const CSP: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-
                    frame-ancestors 'none'";
 
 /// The portal's routes: `/`, `/catalog`, `/catalog/{namespace}/{kind}/{name}`,
-/// `/admin` (plugin administration) and the stylesheet under `/static/`.
+/// `/plugins/{plugin}/...` (plugin pages), `/admin` (plugin administration)
+/// and the stylesheet under `/static/`.
 pub fn router(state: AppState) -> Router {
     let web = Web::new(state);
     Router::new()
         .route("/", get(home::handler))
         .route("/catalog", get(catalog::handler))
         .route("/catalog/{namespace}/{kind}/{name}", get(entity::handler))
+        .route("/plugins", get(plugins::index))
+        .route("/plugins/{plugin}", get(plugins::root))
+        .route("/plugins/{plugin}/{*path}", get(plugins::page_at))
         .route("/static/callboard.css", get(layout::stylesheet))
         .merge(admin::routes())
         .layer(axum::middleware::from_fn(security_headers))
@@ -326,6 +333,18 @@ pub(crate) async fn render(
     web: &Web,
     f: impl FnOnce(&Web) -> Result<Markup, WebError> + Send + 'static,
 ) -> Result<Response, WebError> {
+    render_timed(web, &[], f).await
+}
+
+/// [`render`] for pages that did work before rendering (read an entity,
+/// waited for plugin views): `before` is reported after `render` in
+/// `Server-Timing` (`render;dur=<ms>, views;dur=<ms>`), so the page's whole
+/// server time is the sum.
+pub(crate) async fn render_timed(
+    web: &Web,
+    before: &[(&'static str, Duration)],
+    f: impl FnOnce(&Web) -> Result<Markup, WebError> + Send + 'static,
+) -> Result<Response, WebError> {
     let web = web.clone();
     let (markup, took) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
@@ -336,9 +355,12 @@ pub(crate) async fn render(
     .await
     .map_err(|e| WebError::Task(e.to_string()))??;
     let mut response = Html(markup).into_response();
-    if let Ok(value) =
-        HeaderValue::from_str(&format!("render;dur={:.3}", took.as_secs_f64() * 1000.0))
-    {
+    let mut timing = format!("render;dur={:.3}", took.as_secs_f64() * 1000.0);
+    for (name, took) in before {
+        use std::fmt::Write as _;
+        let _ = write!(timing, ", {name};dur={:.3}", took.as_secs_f64() * 1000.0);
+    }
+    if let Ok(value) = HeaderValue::from_str(&timing) {
         response.headers_mut().insert("server-timing", value);
     }
     Ok(response)

@@ -22,7 +22,11 @@ use super::{
     Web, WebError, ago,
     layout::{Nav, page},
 };
-use crate::plugins::{InstallOptions, LicenseState, LoadError, PluginInfo, trust::SignatureState};
+use crate::plugins::{
+    InstallOptions, LicenseState, LoadError, PluginInfo,
+    manifest::{SlotKind, ViewSlot},
+    trust::SignatureState,
+};
 
 const COOKIE: &str = "callboard_admin";
 /// Largest plugin upload, in bytes (as the admin API).
@@ -277,6 +281,26 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
+/// One view slot of a plugin, as the admin reads it: where it shows.
+fn view_slot(plugin: &str, v: &ViewSlot) -> Markup {
+    let kinds = if v.kinds.is_empty() {
+        "every kind".to_owned()
+    } else {
+        v.kinds.join(", ")
+    };
+    html! {
+        @match v.slot {
+            SlotKind::EntityCard => { "Card “" (v.title) "” on entity pages (" (kinds) ")" },
+            SlotKind::EntityTab => { "Tab “" (v.title) "” on entity pages (" (kinds) ")" },
+            SlotKind::Page => {
+                @let path = v.path.as_deref().unwrap_or("/");
+                @let href = format!("/plugins/{}{}", enc(plugin), if path == "/" { "" } else { path });
+                "Page " a href=(href) { "“" (v.title) "”" }
+            },
+        }
+    }
+}
+
 fn refusal(e: &LoadError) -> String {
     format!("Refused: {e}")
 }
@@ -394,6 +418,9 @@ fn plugin_card(p: &PluginInfo) -> Markup {
         for e in &c.events {
             out.push(format!("{e} events"));
         }
+        for dir in c.files.keys() {
+            out.push(format!("read-only files at {dir}"));
+        }
         out
     };
     let effective = caps(&p.effective);
@@ -424,6 +451,23 @@ fn plugin_card(p: &PluginInfo) -> Markup {
                 dt { "Licence" } dd { span class=(license.1) { (license.0) } }
                 dt { "Granted" } dd { @if effective.is_empty() { span.muted { "nothing (pure computation)" } } @else { (effective.join(", ")) } }
                 @if !denied.is_empty() { dt { "Requested, not granted" } dd { (denied.join(", ")) } }
+                @if !p.views.is_empty() {
+                    dt { "Views" }
+                    dd {
+                        ul.plain.compact {
+                            @for v in &p.views { li { (view_slot(&p.id, v)) } }
+                        }
+                    }
+                }
+                @if let Some(secs) = p.tick_secs { dt { "Scheduled tick" } dd { "every " (secs) " s" } }
+                @if let Some(e) = &p.events {
+                    dt { "Events" }
+                    dd.events {
+                        (e.delivered) " delivered · "
+                        span.problem[e.dropped > 0] { (e.dropped) " dropped" } " · "
+                        span.problem[e.failed_batches > 0] { (e.failed_batches) " failed batches" }
+                    }
+                }
                 dt { "File" } dd { code { (p.sha256.get(..16).unwrap_or(&p.sha256)) "…" } " · " (p.size / 1024) " KiB" }
                 @if let Some(e) = &p.last_error { dt { "Last refused update" } dd.form-error { (e) } }
             }

@@ -1,14 +1,17 @@
 //! `/catalog/{namespace}/{kind}/{name}`: one entity. Header, processing
 //! errors, relations (links and an SVG graph), kind-specific sections (API
-//! definition, group members, owned entities, parts), the slot where plugin
-//! cards and tabs go, and the entity as YAML.
+//! definition, group members, owned entities, parts), plugin cards on the
+//! overview and plugin tabs (`?tab=<plugin id>`, plain links), and the
+//! entity as YAML.
+
+use std::time::{Duration, Instant};
 
 use axum::{
     extract::{Path, Query, State},
     response::{IntoResponse, Response},
 };
 use callboard_catalog::EntityRef;
-use maud::{Markup, html};
+use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,7 +23,11 @@ use super::{
     home::problems,
     kind_label,
     layout::{Nav, kind_badge, lifecycle_badge, page},
-    render, short_ref, text,
+    render_timed, short_ref, text,
+};
+use crate::{
+    plugins::manifest::SlotKind,
+    views::{self, ViewStatus},
 };
 
 /// Related entities listed in full (as table rows) before "and N more".
@@ -44,46 +51,135 @@ const RELATION_ORDER: &[&str] = &[
     "ownerOf",
 ];
 
-/// A tab contributed by a plugin view.
-pub struct PluginTab {
-    /// Stable id, used in the URL (`?tab=<id>`).
-    pub id: String,
-    /// The tab's label.
-    pub title: String,
-    /// Rendered (already escaped) content.
-    pub body: Markup,
+/// A tab contributed by a plugin (its `entity-tab` view).
+struct PluginTab {
+    /// The plugin id, used in the URL (`?tab=<id>`).
+    id: String,
+    /// The tab's label: the manifest's title for the slot.
+    title: String,
+}
+
+/// The tab on screen, when it is a plugin's.
+struct OpenTab {
+    /// Heading: the view's title.
+    title: String,
+    /// The view, or an error box in its place (already safe HTML).
+    body: Option<Markup>,
+    /// The plugin reported or failed: the error box is the body.
+    failed: bool,
 }
 
 /// What plugins contribute to an entity page: cards on the overview and
-/// whole tabs. Fragments are rendered by the host from plugin view data
-/// (plugin views are the plugins issue's work), so they are trusted markup.
+/// tabs. Every card is fetched; a tab's view only while it is open, so the
+/// overview never waits for tabs.
 #[derive(Default)]
-pub struct PluginViews {
-    /// Cards shown on the overview, in order.
-    pub cards: Vec<Markup>,
-    /// Extra tabs after "Overview".
-    pub tabs: Vec<PluginTab>,
+struct PluginViews {
+    /// Cards shown on the overview, in plugin order.
+    cards: Vec<PluginCard>,
+    /// Extra tabs after "Overview", from the plugins' manifests.
+    tabs: Vec<PluginTab>,
+    /// The open tab's content (`None` on the overview).
+    open: Option<OpenTab>,
+}
+
+/// One plugin card.
+struct PluginCard {
+    plugin: String,
+    title: String,
+    /// The view, or an error box in its place (already safe HTML).
+    html: String,
+    failed: bool,
 }
 
 /// The plugin area of the overview: the cards, or a note that there are none.
-pub fn plugin_slot(cards: &[Markup]) -> Markup {
+fn plugin_slot(cards: &[PluginCard]) -> Markup {
     html! {
         section.panel #plugin-cards aria-labelledby="plugin-cards-title" {
             h2 #plugin-cards-title { "From plugins" }
             @if cards.is_empty() {
                 p.slot-empty { "No plugin shows anything for this entity yet. Plugins that add cards (cost, CI runs, docs…) appear here once installed." }
             } @else {
-                div.grid { @for card in cards { (card) } }
+                div.plugin-cards {
+                    @for card in cards {
+                        @let id = format!("plugin-card-{}", card.plugin);
+                        article.plugin-slot.failed[card.failed] #(id) aria-label=(card.title) {
+                            h3.slot-title { (card.title) }
+                            (PreEscaped(&card.html))
+                        }
+                    }
+                }
             }
         }
     }
 }
 
-/// The views plugins contribute for `entity`.
-// Plugin views (the plugins issue) hook in here: fetch them in parallel under
-// a deadline and render each failure as an error box.
-fn plugin_views(_web: &Web, _entity: &Value) -> PluginViews {
-    PluginViews::default()
+/// Fetches what plugins show for `entity`: every card, and the view of the
+/// tab `tab` if that names a plugin's tab, in parallel under the configured
+/// deadline. Failures and timeouts come back as error boxes.
+async fn plugin_views(web: &Web, entity: &Value, tab: &str) -> PluginViews {
+    let plugins = &web.app.plugins;
+    let kind = text(entity, "kind").unwrap_or_default();
+    let mut tabs: Vec<PluginTab> = Vec::new();
+    let mut any_card = false;
+    for (plugin, slot) in plugins.view_slots() {
+        if !slot.applies_to(kind) {
+            continue;
+        }
+        match slot.slot {
+            SlotKind::EntityCard => any_card = true,
+            // One tab per plugin: the request names the slot, not which one.
+            SlotKind::EntityTab if !tabs.iter().any(|t| t.id == plugin) => tabs.push(PluginTab {
+                id: plugin,
+                title: slot.title,
+            }),
+            _ => {}
+        }
+    }
+    let open = tabs.iter().find(|t| t.id == tab).map(|t| t.id.clone());
+    if !any_card && open.is_none() {
+        return PluginViews {
+            tabs,
+            ..PluginViews::default()
+        };
+    }
+    let deadline = Duration::from_millis(web.app.config.plugins.view_deadline_ms);
+    let rendered = views::entity_views_where(
+        plugins,
+        entity,
+        |plugin, slot| match slot.slot {
+            SlotKind::EntityCard => true,
+            SlotKind::EntityTab => open.as_deref() == Some(plugin),
+            SlotKind::Page => false,
+        },
+        deadline,
+    )
+    .await;
+    let mut out = PluginViews {
+        tabs,
+        ..PluginViews::default()
+    };
+    for view in rendered {
+        let failed = matches!(view.status, ViewStatus::Error | ViewStatus::Timeout);
+        match view.slot {
+            SlotKind::EntityCard if view.status != ViewStatus::Empty => {
+                out.cards.push(PluginCard {
+                    plugin: view.plugin,
+                    title: view.title,
+                    html: view.html,
+                    failed,
+                });
+            }
+            SlotKind::EntityTab if out.open.is_none() => {
+                out.open = Some(OpenTab {
+                    title: view.title,
+                    body: (view.status != ViewStatus::Empty).then_some(PreEscaped(view.html)),
+                    failed,
+                });
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,26 +188,38 @@ pub(super) struct EntityParams {
     tab: String,
 }
 
+/// Reads the entity, fetches plugin views for it (they need the entity and
+/// must not hold a blocking thread while plugins run), then renders.
 pub(super) async fn handler(
     State(web): State<Web>,
     Path((namespace, kind, name)): Path<(String, String, String)>,
     Query(params): Query<EntityParams>,
 ) -> Result<Response, WebError> {
     let r = EntityRef::new(&kind, &namespace, &name);
-    match render(&web, move |web| entity_page(web, &r, &params.tab)).await {
-        Err(WebError::NotFound(_)) => {
-            let r = EntityRef::new(&kind, &namespace, &name);
-            let markup = tokio::task::spawn_blocking(move || not_found(&web, &r))
-                .await
-                .map_err(|e| WebError::Task(e.to_string()))??;
-            Ok((
-                axum::http::StatusCode::NOT_FOUND,
-                axum::response::Html(markup.into_string()),
-            )
-                .into_response())
-        }
-        other => other,
-    }
+    let started = Instant::now();
+    let catalog = web.catalog().clone();
+    let key = r.clone();
+    let entity = tokio::task::spawn_blocking(move || catalog.get_by_ref(&key))
+        .await
+        .map_err(|e| WebError::Task(e.to_string()))??;
+    let read = started.elapsed();
+    let Some(entity) = entity else {
+        let markup = tokio::task::spawn_blocking(move || not_found(&web, &r))
+            .await
+            .map_err(|e| WebError::Task(e.to_string()))??;
+        return Ok((
+            axum::http::StatusCode::NOT_FOUND,
+            axum::response::Html(markup.into_string()),
+        )
+            .into_response());
+    };
+    let started = Instant::now();
+    let views = plugin_views(&web, &entity, &params.tab).await;
+    let fetched = started.elapsed();
+    render_timed(&web, &[("entity", read), ("views", fetched)], move |web| {
+        entity_page(web, &entity, &views, &params.tab)
+    })
+    .await
 }
 
 /// A missing entity. If a processing error names it, that is almost
@@ -143,18 +251,18 @@ fn not_found(web: &Web, r: &EntityRef) -> Result<Markup, WebError> {
     Ok(page("No such entity", Nav::None, "", &body))
 }
 
-fn entity_page(web: &Web, r: &EntityRef, tab: &str) -> Result<Markup, WebError> {
-    let catalog = web.catalog();
-    let entity = catalog
-        .get_by_ref(r)?
-        .ok_or_else(|| WebError::NotFound(format!("No entity {r}")))?;
-    let me = super::ref_of(&entity);
+fn entity_page(
+    web: &Web,
+    entity: &Value,
+    views: &PluginViews,
+    tab: &str,
+) -> Result<Markup, WebError> {
+    let me = super::ref_of(entity);
     let kind = me.kind.to_lowercase();
-    let title = text(&entity, "metadata.title")
-        .or_else(|| text(&entity, "spec.profile.displayName"))
+    let title = text(entity, "metadata.title")
+        .or_else(|| text(entity, "spec.profile.displayName"))
         .unwrap_or(&me.name)
         .to_owned();
-    let views = plugin_views(web, &entity);
 
     let relations: Vec<(String, EntityRef)> = entity
         .get("relations")
@@ -170,8 +278,8 @@ fn entity_page(web: &Web, r: &EntityRef, tab: &str) -> Result<Markup, WebError> 
 
     let current_tab = views.tabs.iter().find(|t| t.id == tab);
     let body = html! {
-        (errors(&entity))
-        (header(&entity, &me, &title))
+        (errors(entity))
+        (header(entity, &me, &title))
         @if !views.tabs.is_empty() {
             nav.tabs aria-label="Entity views" {
                 ul {
@@ -183,9 +291,18 @@ fn entity_page(web: &Web, r: &EntityRef, tab: &str) -> Result<Markup, WebError> 
             }
         }
         @if let Some(t) = current_tab {
-            section.panel aria-label=(t.title) { (t.body) }
+            @let open = views.open.as_ref();
+            @let heading = open.map_or(t.title.as_str(), |o| o.title.as_str());
+            @let id = format!("plugin-tab-{}", t.id);
+            section.panel.plugin-tab.failed[open.is_some_and(|o| o.failed)] #(id) aria-labelledby="plugin-tab-title" {
+                h2 #plugin-tab-title { (heading) }
+                @match open.and_then(|o| o.body.as_ref()) {
+                    Some(body) => (body),
+                    None => p.slot-empty { (t.title) " has nothing to show for " (title) "." },
+                }
+            }
         } @else {
-            (overview(web, &entity, &me, &kind, &title, &relations, &views)?)
+            (overview(web, entity, &me, &kind, &title, &relations, views)?)
         }
     };
     Ok(page(&title, Nav::None, "", &body))
@@ -214,6 +331,7 @@ fn overview(
                 (people(web, entity, kind)?)
             }
         }
+        (plugin_slot(&views.cards))
         section.panel aria-labelledby="graph-title" {
             h2 #graph-title { "Relation graph" }
             (relation_graph(me, title, relations))
@@ -233,7 +351,6 @@ fn overview(
         (related_table(web, relations, "ownerOf", "Owned entities", Some(("owner", me)))?)
         (related_table(web, relations, "hasPart", "Parts", None)?)
         (related_table(web, relations, "apiConsumedBy", "Consumers of this API", None)?)
-        (plugin_slot(&views.cards))
         section.panel aria-labelledby="yaml-title" {
             details {
                 summary { h2.inline #yaml-title { "Entity as YAML" } }

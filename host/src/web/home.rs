@@ -92,6 +92,7 @@ fn home(web: &Web) -> Result<Markup, WebError> {
         None,
     )?;
     let plugins = web.app.plugins.list();
+    let pages = crate::views::pages(&web.app.plugins);
     let problems = problems(web)?;
 
     let body = html! {
@@ -162,7 +163,18 @@ fn home(web: &Web) -> Result<Markup, WebError> {
                 @if plugins.is_empty() {
                     p { "No plugins are installed yet. Plugins add pages and cards (cost per team, CI runs, docs, insights…); an operator installs one by adding its file to the plugins folder, without a restart." }
                 } @else {
-                    p.muted { "Installed plugins. Their pages and entity cards appear here and on entity pages once they provide views." }
+                    @if !pages.is_empty() {
+                        h3 { "Plugin pages" }
+                        ul.plain.plugin-pages {
+                            @for entry in &pages {
+                                li {
+                                    a href=(entry.href) { (entry.title) }
+                                    " " span.muted { "· " (plugins.iter().find(|p| p.id == entry.plugin).map_or(entry.plugin.as_str(), |p| p.name.as_str())) }
+                                }
+                            }
+                        }
+                        h3 { "Installed" }
+                    }
                     ul.plain {
                         @for p in &plugins {
                             li {
@@ -171,6 +183,7 @@ fn home(web: &Web) -> Result<Markup, WebError> {
                             }
                         }
                     }
+                    p.muted { "Plugins also add cards and tabs to entity pages. " a href="/plugins" { "All plugin pages" } }
                 }
             }
             section.panel aria-labelledby="start-title" {

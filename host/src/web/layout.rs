@@ -39,6 +39,7 @@ pub(crate) enum Nav {
     Catalog,
     Apis,
     Teams,
+    Plugins,
     Admin,
     None,
 }
@@ -71,6 +72,7 @@ pub(crate) fn page(title: &str, nav: Nav, search: &str, body: &Markup) -> Markup
                             (item("/catalog", "Catalog", Nav::Catalog))
                             (item("/catalog?kind=api", "APIs", Nav::Apis))
                             (item("/catalog?kind=group", "Teams", Nav::Teams))
+                            (item("/plugins", "Plugins", Nav::Plugins))
                             (item("/admin", "Admin", Nav::Admin))
                         }
                     }
