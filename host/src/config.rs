@@ -150,6 +150,9 @@ pub struct PluginsConfig {
     pub event_queue: usize,
     /// Most events delivered to a plugin in one call. Default 500.
     pub event_batch: usize,
+    /// How long delivery waits for a batch to fill once an event arrives,
+    /// in milliseconds. Default 50.
+    pub event_linger_ms: u64,
     /// How long a page waits for plugin views, in milliseconds; a view not
     /// ready by then is shown as an error box. Default 1500.
     pub view_deadline_ms: u64,
@@ -170,6 +173,7 @@ impl Default for PluginsConfig {
             http_max_response_bytes: 4 << 20,
             event_queue: 10_000,
             event_batch: 500,
+            event_linger_ms: 50,
             view_deadline_ms: 1500,
         }
     }

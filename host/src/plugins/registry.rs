@@ -719,7 +719,8 @@ impl PluginHost {
         {
             let host = self.clone();
             let batch = config.event_batch.max(1);
-            runtime.spawn(deliver_events(host, id.clone(), rx, stats, batch));
+            let linger = std::time::Duration::from_millis(config.event_linger_ms);
+            runtime.spawn(deliver_events(host, id.clone(), rx, stats, batch, linger));
         }
 
         let mut tickers = self.inner.tickers.lock().unwrap_or_else(|e| e.into_inner());
@@ -757,10 +758,22 @@ async fn deliver_events(
     mut rx: tokio::sync::mpsc::Receiver<Arc<super::events::Event>>,
     stats: Arc<super::events::EventStats>,
     batch: usize,
+    linger: std::time::Duration,
 ) {
     use std::sync::atomic::Ordering;
     let mut buffer = Vec::with_capacity(batch);
     while rx.recv_many(&mut buffer, batch).await > 0 {
+        // A short wait for more fills the batch when events trickle in, so a
+        // busy portal costs one plugin call per batch, not one per event.
+        if buffer.len() < batch && !linger.is_zero() {
+            tokio::time::sleep(linger).await;
+            while buffer.len() < batch {
+                match rx.try_recv() {
+                    Ok(event) => buffer.push(event),
+                    Err(_) => break,
+                }
+            }
+        }
         match host.deliver_events(&id, &buffer).await {
             Ok(()) => {
                 stats
