@@ -31,6 +31,15 @@ fn signed_insights(key: &VendorKey) -> Vec<u8> {
         .unwrap()
 }
 
+/// Insights ticking every second (so its roll-up runs during a test), signed with `key`.
+fn fast_ticking_insights(key: &VendorKey) -> Vec<u8> {
+    let bytes = std::fs::read(plugin_file("insights")).unwrap();
+    let mut m = manifest::read(&bytes).unwrap();
+    m.tick_secs = Some(1);
+    key.sign_plugin(&manifest::embed(&bytes, &m).unwrap())
+        .unwrap()
+}
+
 fn licence(key: &VendorKey, expires: Timestamp, features: &[&str]) -> String {
     let now = Timestamp::now();
     license::issue(
@@ -72,10 +81,10 @@ fn insights_config(data: &Path, key: &VendorKey) -> Config {
     config
 }
 
-/// Puts the signed plugin (and a licence, if given) where the server loads them.
-fn install(data: &Path, key: &VendorKey, licence: Option<&str>) {
+/// Puts the plugin file (and a licence, if given) where the server loads them.
+fn install(data: &Path, plugin: &[u8], licence: Option<&str>) {
     std::fs::create_dir_all(data.join("plugins")).unwrap();
-    std::fs::write(data.join("plugins/insights.wasm"), signed_insights(key)).unwrap();
+    std::fs::write(data.join("plugins/insights.wasm"), plugin).unwrap();
     if let Some(text) = licence {
         std::fs::create_dir_all(data.join("licenses")).unwrap();
         std::fs::write(data.join("licenses/insights.license"), text).unwrap();
@@ -129,7 +138,7 @@ async fn assert_disabled(server: &TestServer, path: &str, why: &str) {
 async fn insights_is_refused_unsigned_and_disabled_without_a_valid_licence() {
     let data = tempfile::tempdir().unwrap();
     let key = VendorKey::generate(VENDOR).unwrap();
-    install(data.path(), &key, None);
+    install(data.path(), &signed_insights(&key), None);
     let mut config = insights_config(data.path(), &key);
     config.plugins.license_check_secs = 1;
     let server = TestServer::start(config).await;
@@ -375,7 +384,7 @@ async fn insights_counts_usage_from_real_requests() {
     let key = VendorKey::generate(VENDOR).unwrap();
     install(
         data.path(),
-        &key,
+        &fast_ticking_insights(&key),
         Some(&licence(&key, in_a_year(), &["export"])),
     );
     std::fs::copy(plugin_file("hello"), data.path().join("plugins/hello.wasm")).unwrap();
@@ -474,6 +483,29 @@ async fn insights_counts_usage_from_real_requests() {
         delivered >= seen,
         "every event counted was delivered ({delivered} delivered, {seen} counted)"
     );
+
+    // The tick rolls the day's shards up (into `r/<day>`); nothing is then
+    // counted twice or lost.
+    let today = summary["to"].as_str().unwrap().to_owned();
+    let kv = server.running.state.plugins.kv().clone();
+    eventually("a tick to roll the counted events up", async || {
+        let rollup = kv
+            .get("insights", &format!("r/{today}"))
+            .map_err(|e| e.to_string())?
+            .ok_or("no roll-up yet")?;
+        let rollup: Value = serde_json::from_slice(&rollup).map_err(|e| e.to_string())?;
+        match rollup["day"]["entities"]["component:default/booking"].as_u64() {
+            Some(2) => Ok(()),
+            _ => Err(format!("roll-up so far: {rollup}")),
+        }
+    })
+    .await;
+    let (status, summary) = server.get_json("/api/plugins/insights/summary").await;
+    assert_eq!(status, 200, "{summary}");
+    if let Err(why) = check_summary(&summary) {
+        panic!("after the roll-up: {why}");
+    }
+
     let (status, week) = server
         .get_json("/api/plugins/insights/summary?days=7")
         .await;
