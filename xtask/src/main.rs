@@ -88,6 +88,7 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
                         .with_context(|| format!("copying {}", from.display()))?;
                 }
             }
+            let _ci = demo_ci_api()?;
             step("serving the demo portal (Ctrl-C stops it)");
             cargo(["run", "--release", "--quiet", "-p", "callboard", "--"])
                 .args(["--config", "demo/callboard.toml", "--data-dir"])
@@ -135,6 +136,52 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The demo's CI API (`demo/ci-server`), as `demo/callboard.toml`'s
+/// `[plugins.settings.ci]` expects it.
+const DEMO_CI_BIND: &str = "127.0.0.1:7008";
+const DEMO_CI_TOKEN: &str = "demo-ci-token";
+
+/// A child process, killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Builds and starts the demo CI API; it stops when the guard is dropped.
+fn demo_ci_api() -> anyhow::Result<KillOnDrop> {
+    step(&format!(
+        "starting the demo CI API on http://{DEMO_CI_BIND}"
+    ));
+    if std::net::TcpStream::connect(DEMO_CI_BIND).is_ok() {
+        bail!("{DEMO_CI_BIND} is in use (a demo CI API left running?); stop it first");
+    }
+    cargo(["build", "--release", "--quiet", "-p", "callboard-demo-ci"]).status_ok()?;
+    let bin = target_dir()?
+        .join("release")
+        .join(format!("callboard-demo-ci{}", std::env::consts::EXE_SUFFIX));
+    let mut child = KillOnDrop(
+        Command::new(&bin)
+            .args(["--bind", DEMO_CI_BIND, "--token", DEMO_CI_TOKEN])
+            .spawn()
+            .with_context(|| format!("running {}", bin.display()))?,
+    );
+    // Up within a few seconds, or say why not (usually: the port is taken).
+    for _ in 0..50 {
+        if let Some(status) = child.0.try_wait()? {
+            bail!("the demo CI API exited ({status}); is {DEMO_CI_BIND} in use?");
+        }
+        if std::net::TcpStream::connect(DEMO_CI_BIND).is_ok() {
+            return Ok(child);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("the demo CI API is not listening on {DEMO_CI_BIND} after 5 s")
 }
 
 struct PluginCrate {
