@@ -97,6 +97,7 @@ async fn demo_ci_api_serves_github_shaped_runs_for_every_demo_repository() {
     let bearer = format!("Bearer {TOKEN}");
     let now = jiff::Timestamp::now();
     let (mut in_progress, mut troubled) = (0, 0);
+    let (mut all_succeeded, mut all_completed) = (0, 0);
     for slug in demo_slugs() {
         let (status, body) = api_get(
             &api,
@@ -167,11 +168,15 @@ async fn demo_ci_api_serves_github_shaped_runs_for_every_demo_repository() {
             }
         }
         let rate = succeeded as f64 / completed as f64;
-        assert!(rate > 0.45, "{slug}: mostly green, got {rate}");
-        if rate < 0.7 {
+        assert!(rate > 0.3, "{slug}: success rate {rate}");
+        if rate < 0.78 {
             troubled += 1;
         }
+        all_succeeded += succeeded;
+        all_completed += completed;
     }
+    let rate = all_succeeded as f64 / all_completed as f64;
+    assert!(rate > 0.8, "mostly green, got {rate}");
     assert!(in_progress >= 1, "some runs are in progress");
     assert!(troubled >= 2, "a couple of repositories fail often");
 

@@ -1,6 +1,8 @@
 //! The runs the demo CI API serves: generated once per process from the
-//! demo catalog's repositories, deterministic for a given start time, and
-//! laid out in the weeks before it so the portal always looks current.
+//! demo catalog's repositories, deterministic for a given start time, laid
+//! out over the weeks before it and the week after. A request sees the runs
+//! created by then, each queued, in progress or completed as of then, so the
+//! demo stays current while it runs.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +27,11 @@ pub(crate) struct CatalogUser {
 
 include!(concat!(env!("OUT_DIR"), "/catalog.rs"));
 
-/// How long the generated history reaches back.
+/// How long the generated history reaches back from the start.
 const HISTORY_DAYS: i64 = 21;
+
+/// How far runs are planned past the start.
+const FUTURE_DAYS: i64 = 7;
 
 /// Components whose builds are in a bad way, and how often they fail.
 const TROUBLED: &[(&str, f64)] = &[
@@ -61,15 +66,48 @@ pub struct Run {
     /// The head commit's title.
     pub display_title: String,
     pub event: &'static str,
-    /// `queued`, `in_progress` or `completed`.
-    pub status: &'static str,
-    /// Set once completed: `success`, `failure`, `cancelled`, `timed_out`.
-    pub conclusion: Option<&'static str>,
+    /// How it ends: `success`, `failure`, `cancelled`, `timed_out`.
+    pub conclusion: &'static str,
     /// Login of whoever triggered it.
     pub actor: String,
     pub created_at: Timestamp,
     pub run_started_at: Timestamp,
+    pub ended_at: Timestamp,
+}
+
+/// A run as of a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct State {
+    /// `queued`, `in_progress` or `completed`.
+    pub status: &'static str,
+    /// Set once completed.
+    pub conclusion: Option<&'static str>,
     pub updated_at: Timestamp,
+}
+
+impl Run {
+    /// Where the run is at `now`.
+    pub fn state_at(&self, now: Timestamp) -> State {
+        if self.run_started_at > now {
+            State {
+                status: "queued",
+                conclusion: None,
+                updated_at: self.created_at,
+            }
+        } else if self.ended_at > now {
+            State {
+                status: "in_progress",
+                conclusion: None,
+                updated_at: now,
+            }
+        } else {
+            State {
+                status: "completed",
+                conclusion: Some(self.conclusion),
+                updated_at: self.ended_at,
+            }
+        }
+    }
 }
 
 /// A small deterministic generator (SplitMix64 seeded with FNV-1a): the
@@ -279,7 +317,7 @@ const LANGUAGES: &[Language] = &[
 ];
 
 /// Every repository of the demo catalog, keyed by lower-case `owner/name`,
-/// with runs up to `now`.
+/// with runs from three weeks before `now` to a week after.
 pub fn generate(now: Timestamp) -> BTreeMap<String, Repo> {
     let now = now.round(Unit::Second).unwrap_or(now);
     REPOS
@@ -331,11 +369,12 @@ fn generate_repo(repo: &CatalogRepo, index: usize, now: Timestamp) -> Repo {
 
     let mut triggers: Vec<Event> = Vec::new();
     let start = now - SignedDuration::from_hours(HISTORY_DAYS * 24);
+    let end = now + SignedDuration::from_hours(FUTURE_DAYS * 24);
     let mut t = start;
     loop {
         t += SignedDuration::from_mins(rng.range(40, busy_hours * 60));
         t = working_hours(t, &mut rng);
-        if t >= now {
+        if t >= end {
             break;
         }
         let trigger = if rng.chance(0.5) {
@@ -353,9 +392,10 @@ fn generate_repo(repo: &CatalogRepo, index: usize, now: Timestamp) -> Repo {
             &mut pr_number,
         );
     }
-    // Some repositories have a build running right now.
-    if rng.chance(0.15) {
-        let t = now - SignedDuration::from_secs(rng.range(20, ci_secs / 2));
+    // Some repositories (the same ones whenever it starts) have a build
+    // running right now.
+    if Rng::seeded(&format!("{} running", repo.slug)).chance(0.15) {
+        let t = now - SignedDuration::from_secs(rng.range(20, ci_secs / 4));
         push_trigger(
             &mut triggers,
             &mut rng,
@@ -373,8 +413,8 @@ fn generate_repo(repo: &CatalogRepo, index: usize, now: Timestamp) -> Repo {
         .unwrap_or_else(|| "brightwharf-ci".to_owned());
     for (w, workflow) in workflows.iter().enumerate() {
         let mut day = start.to_zoned(TimeZone::UTC).date();
-        let today = now.to_zoned(TimeZone::UTC).date();
-        while day <= today {
+        let last = end.to_zoned(TimeZone::UTC).date();
+        while day <= last {
             let at = match workflow.on {
                 On::Nightly => Some(day.at(2, 0, 0, 0)),
                 On::Weekly if day.weekday() == Weekday::Monday => Some(day.at(3, 17, 0, 0)),
@@ -382,7 +422,7 @@ fn generate_repo(repo: &CatalogRepo, index: usize, now: Timestamp) -> Repo {
             };
             if let Some(at) = at.and_then(|at| at.to_zoned(TimeZone::UTC).ok()) {
                 let at = at.timestamp() + SignedDuration::from_secs(rng.range(0, 600));
-                if at > start && at < now {
+                if at > start && at < end {
                     triggers.push(Event {
                         at,
                         trigger: Trigger::Schedule,
@@ -444,13 +484,6 @@ fn generate_repo(repo: &CatalogRepo, index: usize, now: Timestamp) -> Repo {
             let duration = SignedDuration::from_secs((workflow.secs * fraction / 100).max(20));
             let started = created + queued;
             let ended = started + duration;
-            let (status, conclusion, updated) = if started > now {
-                ("queued", None, created)
-            } else if ended > now {
-                ("in_progress", None, now.max(started))
-            } else {
-                ("completed", Some(conclusion), ended)
-            };
             let run_actor = if branch.starts_with("dependabot/") {
                 "dependabot[bot]".to_owned()
             } else {
@@ -472,18 +505,16 @@ fn generate_repo(repo: &CatalogRepo, index: usize, now: Timestamp) -> Repo {
                     Trigger::PullRequest => "pull_request",
                     Trigger::Schedule => "schedule",
                 },
-                status,
                 conclusion,
                 actor: run_actor,
                 created_at: created,
                 run_started_at: started,
-                updated_at: updated,
+                ended_at: ended,
             });
             // Runs of one trigger start a second or two apart: distinct ids.
             created += SignedDuration::from_secs(rng.range(1, 3));
         }
     }
-    runs.retain(|r| r.created_at <= now);
     runs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     Repo {
         full_name,

@@ -4,8 +4,10 @@
 //! (`github.com/project-slug` annotations under `demo/catalog/`).
 //!
 //! The runs are generated once when the server starts, deterministically
-//! per repository, over the three weeks before that moment: mostly green,
-//! some red, a few in progress, and a couple of repositories in a bad way.
+//! per repository, over the three weeks before that moment and the week
+//! after: mostly green, some red, a few in progress, and a couple of
+//! repositories in a bad way. Each request sees the runs created by then,
+//! in the state they are in by then.
 //! Each run's `html_url` points at a small page this server renders, so the
 //! portal's links go somewhere in the demo.
 //!
@@ -42,7 +44,7 @@ use axum::{
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-pub use data::{Repo, Run};
+use crate::data::{Repo, Run, State as RunState};
 
 /// How the server behaves.
 #[derive(Debug, Clone, Default)]
@@ -108,8 +110,8 @@ impl Drop for Running {
     }
 }
 
-/// Starts serving on `listener` (on a spawned task) with runs generated up
-/// to now.
+/// Starts serving on `listener` (on a spawned task), with runs planned
+/// around now.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     options: Options,
@@ -146,15 +148,17 @@ struct Api {
 }
 
 /// The routes: the API under `/repos`, run pages under `/{owner}/{repo}`,
-/// and `/` listing the repositories. `requests` counts every request.
+/// and `/` listing the repositories. Runs are planned around `start`;
+/// `origin` is where the server is reached (for `url` and `html_url`);
+/// `requests` counts every request.
 pub fn router(
     options: Options,
     origin: String,
-    now: Timestamp,
+    start: Timestamp,
     requests: Arc<AtomicU64>,
 ) -> Router {
     let api = Arc::new(Api {
-        repos: data::generate(now),
+        repos: data::generate(start),
         token: options.token.filter(|t| !t.is_empty()),
         origin,
     });
@@ -234,21 +238,25 @@ async fn list_runs(
     let per_page = number("per_page", 30).clamp(1, 100);
     let page = number("page", 1).max(1);
     let filter = |name: &str| query.get(name).filter(|v| !v.is_empty());
-    let matching: Vec<&Run> = repo
+    let now = Timestamp::now();
+    let matching: Vec<(&Run, RunState)> = repo
         .runs
         .iter()
-        .filter(|r| filter("branch").is_none_or(|b| r.head_branch == *b))
-        .filter(|r| filter("event").is_none_or(|e| r.event == e))
-        .filter(|r| filter("actor").is_none_or(|a| r.actor.eq_ignore_ascii_case(a)))
-        .filter(|r| {
-            filter("status").is_none_or(|s| r.status == s || r.conclusion == Some(s.as_str()))
+        .filter(|r| r.created_at <= now)
+        .map(|r| (r, r.state_at(now)))
+        .filter(|(r, _)| filter("branch").is_none_or(|b| r.head_branch == *b))
+        .filter(|(r, _)| filter("event").is_none_or(|e| r.event == e))
+        .filter(|(r, _)| filter("actor").is_none_or(|a| r.actor.eq_ignore_ascii_case(a)))
+        .filter(|(_, state)| {
+            filter("status")
+                .is_none_or(|s| state.status == s || state.conclusion == Some(s.as_str()))
         })
         .collect();
     let runs: Vec<Value> = matching
         .iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
-        .map(|run| api.run_json(repo, run))
+        .map(|(run, state)| api.run_json(repo, run, *state))
         .collect();
     let mut response = Json(json!({
         "total_count": matching.len(),
@@ -267,9 +275,14 @@ async fn one_run(
     let Some(repo) = api.repo(&owner, &repo) else {
         return not_found();
     };
-    match repo.runs.iter().find(|r| r.id.to_string() == id) {
+    let now = Timestamp::now();
+    match repo
+        .runs
+        .iter()
+        .find(|r| r.id.to_string() == id && r.created_at <= now)
+    {
         Some(run) => {
-            let mut response = Json(api.run_json(repo, run)).into_response();
+            let mut response = Json(api.run_json(repo, run, run.state_at(now))).into_response();
             github_headers(response.headers_mut());
             response
         }
@@ -289,14 +302,21 @@ async fn run_page(
     State(api): State<Arc<Api>>,
     Path((owner, repo, id)): Path<(String, String, String)>,
 ) -> Response {
-    let Some(run) = api
-        .repo(&owner, &repo)
-        .and_then(|r| r.runs.iter().find(|run| run.id.to_string() == id))
-    else {
+    let now = Timestamp::now();
+    let Some(run) = api.repo(&owner, &repo).and_then(|r| {
+        r.runs
+            .iter()
+            .find(|run| run.id.to_string() == id && run.created_at <= now)
+    }) else {
         return (StatusCode::NOT_FOUND, Html("<h1>Not Found</h1>".to_owned())).into_response();
     };
-    let outcome = run.conclusion.unwrap_or(run.status);
-    let duration = run.run_started_at.duration_until(run.updated_at).as_secs();
+    let state = run.state_at(now);
+    let outcome = state.conclusion.unwrap_or(state.status).replace('_', " ");
+    let duration = run
+        .run_started_at
+        .duration_until(state.updated_at)
+        .as_secs()
+        .max(0);
     let page = format!(
         "<!doctype html><meta charset=utf-8><title>{name} #{number} · {owner}/{repo}</title>\
          <h1>{name} #{number}: {outcome}</h1>\
@@ -335,7 +355,7 @@ impl Api {
 
     /// A run in GitHub's shape (the fields clients read; no URLs to things
     /// this server does not serve beyond the run itself).
-    fn run_json(&self, repo: &Repo, run: &Run) -> Value {
+    fn run_json(&self, repo: &Repo, run: &Run, state: RunState) -> Value {
         let full = &repo.full_name;
         let (owner, name) = full.split_once('/').unwrap_or((full, full));
         let api = format!("{}/repos/{full}", self.origin);
@@ -358,8 +378,8 @@ impl Api {
             "run_number": run.run_number,
             "run_attempt": 1,
             "event": run.event,
-            "status": run.status,
-            "conclusion": run.conclusion,
+            "status": state.status,
+            "conclusion": state.conclusion,
             "workflow_id": run.workflow_id,
             "url": format!("{api}/actions/runs/{}", run.id),
             "html_url": format!("{}/{full}/actions/runs/{}", self.origin, run.id),
@@ -367,7 +387,7 @@ impl Api {
             "logs_url": format!("{api}/actions/runs/{}/logs", run.id),
             "workflow_url": format!("{api}/actions/workflows/{}", run.workflow_id),
             "created_at": run.created_at.to_string(),
-            "updated_at": run.updated_at.to_string(),
+            "updated_at": state.updated_at.to_string(),
             "run_started_at": run.run_started_at.to_string(),
             "actor": actor,
             "triggering_actor": actor,

@@ -606,11 +606,9 @@ fn runs_view(
     let mut runs_card = Card::new("Recent runs").block(Block::Table(table));
     if !durations.is_empty() {
         runs_card = runs_card.block(Block::BarChart(
-            Chart::new(
-                Some("Duration of completed runs, oldest first"),
-                Some("min"),
-            )
-            .series("Duration", durations),
+            // The host shows a unit before values, like `$`: minutes go in the title.
+            Chart::new(Some("Minutes per completed run, oldest first"), None)
+                .series("Minutes", durations),
         ));
     }
     view.card(summary_card).card(runs_card)
