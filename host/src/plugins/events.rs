@@ -70,7 +70,7 @@ impl Event {
     }
 
     /// Adds an attribute.
-    pub fn with(mut self, name: &'static str, value: impl ToString) -> Self {
+    pub fn with(mut self, name: &'static str, value: impl std::fmt::Display) -> Self {
         self.attributes.push((name, value.to_string()));
         self
     }
