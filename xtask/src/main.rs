@@ -37,10 +37,11 @@ enum Task {
     },
     /// Run a benchmark: `runtime` (instance + handle), `http` (plugin route vs
     /// native route), `catalog` (catalog at 10k/100k entities), `web` (page
-    /// server time), `swap` (plugin hot update).
+    /// server time), `swap` (plugin hot update), `events` (event delivery
+    /// and the latency publishing adds).
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap"])]
+        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events"])]
         name: String,
         /// Extra arguments for the benchmark.
         #[arg(last = true)]
