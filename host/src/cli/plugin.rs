@@ -288,6 +288,10 @@ fn describe_capabilities(c: &Capabilities) -> String {
     if !c.events.is_empty() {
         parts.push(format!("events({})", c.events.join(" ")));
     }
+    if !c.files.is_empty() {
+        let dirs: Vec<&str> = c.files.keys().map(String::as_str).collect();
+        parts.push(format!("files({})", dirs.join(" ")));
+    }
     if parts.is_empty() {
         "nothing".into()
     } else {
@@ -439,6 +443,16 @@ fn print_list(value: &serde_json::Value, json: bool) {
         );
         if let Some(error) = p["last_error"].as_str() {
             println!("{:<16} last update refused: {error}", "");
+        }
+        let events = &p["events"];
+        if events.is_object() {
+            println!(
+                "{:<16} events: {} delivered, {} dropped (queue full), {} batches failed",
+                "",
+                events["delivered"].as_u64().unwrap_or(0),
+                events["dropped"].as_u64().unwrap_or(0),
+                events["failed_batches"].as_u64().unwrap_or(0),
+            );
         }
     }
     for f in value["failures"].as_array().into_iter().flatten() {
