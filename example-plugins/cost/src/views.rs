@@ -355,7 +355,8 @@ fn anomalies_table(placements: &Placements, anomalies: &[&ComponentCost]) -> Tab
             .summary
             .anomaly
             .as_ref()
-            .map(|a| a.reasons.join("; "))
+            // The first rule that fired; the card and the API give them all.
+            .and_then(|a| a.reasons.first().cloned())
             .unwrap_or_default();
         table = table.row(vec![
             component_cell(&c.key),
@@ -429,7 +430,7 @@ fn teams_page(model: &Model, settings: &Settings) -> View {
     let components = rollup::components(model, &placements, min);
     let teams = rollup::groups(model, &components, min, |p| p.owner.clone());
     let month = model.latest();
-    let chart = Chart::new(Some(&format!("Cost in {}", month_label(month))), Some("$")).series(
+    let chart = Chart::new(None, Some("$")).series(
         month_label(month),
         teams.iter().map(|t| {
             (
