@@ -63,6 +63,19 @@
 //! Then `cargo build --release --target wasm32-wasip2` and
 //! `callboard plugin pack target/wasm32-wasip2/release/hello.wasm` write
 //! `hello.wasm`, the one file an operator installs.
+//!
+//! # Beyond requests (plugin API 0.3)
+//!
+//! - **Views**: declare slots in plugin.toml (`[[views]] slot = "entity-card"`,
+//!   `"entity-tab"` or `"page"`) and implement [`Plugin::view`], returning UI
+//!   data built with [`ui`]; the portal renders it (and escapes it).
+//! - **Events**: ask for `capabilities.events = ["usage", "catalog"]` and
+//!   implement [`Plugin::on_events`]; batches arrive asynchronously.
+//! - **Ticks**: set `tick_secs` and implement [`Plugin::on_tick`].
+//! - **Reaching out**, each only if the operator grants it: [`catalog`]
+//!   reads, [`fetch`] for HTTP(S) to granted hosts, read-only directories
+//!   (`capabilities.files`) through `std::fs`, and the operator's
+//!   [`config`] settings.
 
 // The generated bindings name this crate by its absolute path, which must
 // resolve inside the crate too.
