@@ -475,8 +475,14 @@ fn chart(c: &ui::Chart, kind: ChartKind) -> Markup {
                 text.tick x=(PAD_L - 6.0) y=(y(max) + 4.0) text-anchor="end" { (unit) (compact(max)) }
                 text.tick x=(PAD_L - 6.0) y=(y(0.0) + 4.0) text-anchor="end" { (unit) "0" }
                 @for (i, label) in labels.iter().enumerate() {
-                    @if i % label_every == 0 || i + 1 == n {
-                        text.tick x=(x_center(i)) y=(CHART_H - 8.0) text-anchor="middle" { (label) }
+                    // The last label also when off the stride, if it fits
+                    // beside the one before.
+                    @if i % label_every == 0 || (i + 1 == n && label_width(label) <= slot_w * (i % label_every) as f64) {
+                        @let shown = fit(label, slot_w * label_every as f64);
+                        text.tick x=(x_center(i)) y=(CHART_H - 8.0) text-anchor="middle" {
+                            @if shown != *label { title { (label) } }
+                            (shown)
+                        }
                     }
                 }
                 @for (si, s) in c.series.iter().enumerate() {
@@ -510,6 +516,27 @@ fn chart(c: &ui::Chart, kind: ChartKind) -> Markup {
     }
 }
 
+/// Width of one character of tick text, in chart units (11px text averages
+/// under this).
+const CHAR_W: f64 = 6.5;
+
+fn label_width(label: &str) -> f64 {
+    label.chars().count() as f64 * CHAR_W
+}
+
+/// `label` cut (with "…") to about `width` chart units at the tick font
+/// size, so neighbouring axis labels do not overlap; the full label stays
+/// in the bar's or point's tooltip.
+fn fit(label: &str, width: f64) -> String {
+    let max = ((width / CHAR_W).floor() as usize).max(3);
+    if label.chars().count() <= max {
+        return label.to_owned();
+    }
+    let mut out: String = label.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
 fn points(s: &ui::Series, x: &impl Fn(usize) -> f64, y: &impl Fn(f64) -> f64) -> String {
     let mut out = String::new();
     for (i, p) in s.points.iter().enumerate() {
@@ -532,6 +559,14 @@ mod tests {
         assert_eq!(safe_href("//evil.example"), None);
         assert_eq!(safe_href(" JaVaScRiPt:alert(1)"), None);
         assert_eq!(safe_href("data:text/html,x"), None);
+    }
+
+    #[test]
+    fn axis_labels_are_cut_to_their_slot() {
+        assert_eq!(fit("2026-09", 71.5), "2026-09");
+        assert_eq!(fit("Shipping Experience", 71.5), "Shipping E…");
+        assert_eq!(fit("Tomasz Wójcik", 300.0), "Tomasz Wójcik");
+        assert_eq!(fit("abcdef", 1.0), "ab…");
     }
 
     #[test]
