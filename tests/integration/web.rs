@@ -1,7 +1,10 @@
 //! The portal's pages over the demo catalog: rendered HTML through real HTTP
 //! (here), and the same pages driven in headless Chromium (`web/browser.rs`).
+//! Plugin views in pages (cards, tabs, plugin pages, failures) are in
+//! `web/views.rs`.
 
 mod browser;
+mod views;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -23,12 +26,23 @@ pub async fn server_with(
     location: &std::path::Path,
     expect: u64,
 ) -> (TestServer, tempfile::TempDir) {
+    server_configured(location, expect, |_, _| {}).await
+}
+
+/// [`server_with`], with `tweak` applied to the config (and given the data
+/// directory, e.g. to install plugins into it) before the server starts.
+pub async fn server_configured(
+    location: &std::path::Path,
+    expect: u64,
+    tweak: impl FnOnce(&std::path::Path, &mut callboard::config::Config),
+) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.catalog.locations = vec![LocationConfig {
         kind: LocationKind::File,
         target: location.display().to_string(),
     }];
+    tweak(dir.path(), &mut config);
     let server = TestServer::start(config).await;
     let catalog = server.running.state.catalog.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -17,7 +17,10 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use serde_json::json;
 
-use super::demo_server;
+use super::{
+    demo_server,
+    views::{ci_api, demo_portal},
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -323,20 +326,10 @@ async fn browse_filter_search_and_follow_relations() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn admin_signs_in_and_installs_a_plugin_by_upload() {
-    let (server, dir) = demo_server().await;
-    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
-    let plugin = crate::support::plugin_file("hello");
-    let b = Browser::start().await;
+/// Signs in on the admin page with the server's token.
+async fn sign_in(b: &Browser, dir: &std::path::Path) {
+    let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
     let c = &b.client;
-
-    c.goto(&server.url("/")).await.unwrap();
-    assert!(
-        b.text("#plugins")
-            .await
-            .contains("No plugins are installed yet")
-    );
     c.find(Locator::LinkText("Admin"))
         .await
         .unwrap()
@@ -349,6 +342,22 @@ async fn admin_signs_in_and_installs_a_plugin_by_upload() {
         .send_keys(&format!("{}{}", token.trim(), Key::Enter))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_signs_in_and_installs_a_plugin_by_upload() {
+    let (server, dir) = demo_server().await;
+    let plugin = crate::support::plugin_file("hello");
+    let b = Browser::start().await;
+    let c = &b.client;
+
+    c.goto(&server.url("/")).await.unwrap();
+    assert!(
+        b.text("#plugins")
+            .await
+            .contains("No plugins are installed yet")
+    );
+    sign_in(&b, dir.path()).await;
     assert_eq!(b.text("#installed-title").await, "Installed plugins (0)");
 
     c.find(Locator::Css("#upload-plugin"))
@@ -381,6 +390,124 @@ async fn admin_signs_in_and_installs_a_plugin_by_upload() {
         !plugins.contains("No plugins are installed yet"),
         "{plugins}"
     );
+
+    b.close().await;
+    server.stop().await;
+}
+
+/// The plugin views a user meets: the CI tab of a demo component (the ci
+/// plugin is installed, calling the demo CI API on loopback); then cost is
+/// installed by upload on the admin page and, without a restart, its card
+/// shows on the component and its pages are linked from home and the nav.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_views_appear_on_pages_and_after_an_upload() {
+    let api = ci_api().await;
+    let (server, dir) = demo_portal(Some(&api), &["ci"]).await;
+    let cost = crate::support::plugin_file("cost");
+    let b = Browser::start().await;
+    let c = &b.client;
+    let component = server.url("/catalog/default/component/payment-gateway");
+
+    // Before: a CI tab, no cost card.
+    c.goto(&component).await.unwrap();
+    assert_eq!(b.text("#entity-title").await, "Payment Gateway");
+    assert!(
+        c.find(Locator::Css("#plugin-card-cost")).await.is_err(),
+        "no cost card before cost is installed"
+    );
+    c.find(Locator::Css("nav.tabs"))
+        .await
+        .unwrap()
+        .find(Locator::LinkText("CI"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let tab = b.text("#plugin-tab-ci").await;
+    assert!(tab.contains("Success rate"), "{tab}");
+    assert!(tab.contains("Recent runs"), "{tab}");
+    let url = c.current_url().await.unwrap();
+    assert!(url.as_str().ends_with("?tab=ci"), "{url}");
+    // The durations chart is drawn as SVG and styled by the stylesheet.
+    let line = c
+        .find(Locator::Css("#plugin-tab-ci figure.chart svg .series-0"))
+        .await
+        .unwrap();
+    let stroke = line.css_value("stroke").await.unwrap();
+    assert!(
+        stroke.contains("35, 88, 214") || stroke.contains("2358d6"),
+        "the series colour comes from the stylesheet: {stroke}"
+    );
+    b.screenshot("entity-ci-tab").await;
+
+    // Install cost by upload.
+    sign_in(&b, dir.path()).await;
+    c.find(Locator::Css("#upload-plugin"))
+        .await
+        .unwrap()
+        .send_keys(&cost.canonicalize().unwrap().display().to_string())
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.upload button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = b.text("p.notice").await;
+    assert!(notice.starts_with("Installed Cost"), "{notice}");
+    let card = b.text("#plugin-cost").await;
+    assert!(card.contains("Card “Cost” on entity pages"), "{card}");
+    assert!(card.contains("every 300 s"), "{card}");
+    let ci_card = b.text("#plugin-ci").await;
+    assert!(ci_card.contains("Tab “CI” on entity pages"), "{ci_card}");
+    b.screenshot("admin-plugins").await;
+
+    // Without a restart: the card on the component's overview (scrolled to).
+    c.goto(&format!("{component}#plugin-cards")).await.unwrap();
+    let card = b.text("#plugin-card-cost").await;
+    assert!(card.contains("/ month"), "{card}");
+    assert!(card.contains("By service"), "{card}");
+    b.screenshot("entity-cost-card").await;
+
+    // Its pages, from the home page and the main navigation.
+    c.find(Locator::LinkText("Home"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#plugins"))
+        .await
+        .unwrap()
+        .find(Locator::LinkText("Cost by team"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(b.text("main h1").await, "Cost by team");
+    let teams = b.text("main").await;
+    assert!(teams.contains("Billing & Payments"), "{teams}");
+    b.screenshot("plugin-page").await;
+    // A link inside the view: one team's costs.
+    c.find(Locator::Css("main a[href='/plugins/cost/teams/data-team']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(b.text("main h1").await, "Cost of Data & ML");
+    assert!(b.text("main").await.contains("eta-predictor"));
+    c.find(Locator::LinkText("Plugins"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(b.text("main h1").await, "Plugin pages");
+    assert!(b.text("main").await.contains("Cost by team"));
 
     b.close().await;
     server.stop().await;
