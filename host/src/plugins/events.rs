@@ -81,7 +81,8 @@ impl Event {
 pub struct EventStats {
     /// Events handed to the plugin in batches that completed.
     pub delivered: AtomicU64,
-    /// Events dropped because the plugin's queue was full.
+    /// Events dropped because the plugin's queue was full, or because the
+    /// plugin was disabled (no valid licence) when they were due.
     pub dropped: AtomicU64,
     /// Batches whose call failed (trap, timeout, ...); their events are lost.
     pub failed_batches: AtomicU64,

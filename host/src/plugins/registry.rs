@@ -780,6 +780,13 @@ async fn deliver_events(
                     .delivered
                     .fetch_add(buffer.len() as u64, Ordering::Relaxed);
             }
+            // A disabled plugin (licence) is not called: its events are
+            // dropped and counted, without a warning per batch.
+            Err(CallError::Unlicensed { .. }) => {
+                stats
+                    .dropped
+                    .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+            }
             Err(e) => {
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(plugin = %id, events = buffer.len(), "event batch lost: {e}");
