@@ -1,7 +1,11 @@
 //! Portal pages at scale: a synthetic catalog (100k entities by default),
 //! served by a real server on 127.0.0.1, each page requested many times.
-//! Reports the server's own render time (the `Server-Timing` header: catalog
-//! reads plus HTML rendering) and the time the client saw, p50 and p99.
+//! Reports the server's own time (the sum of the `Server-Timing` header's
+//! metrics: catalog reads, HTML rendering, and on entity pages the wait for
+//! plugin views) and the time the client saw, p50 and p99. With the packed
+//! plugins at hand (`CALLBOARD_TEST_PLUGINS`, as `cargo xtask bench web`
+//! sets), the cost plugin is then installed and component pages measured
+//! again with its card on them.
 //!
 //! `cargo bench -p callboard-tests --bench web [-- SIZE]`. Prints Markdown.
 //! `CALLBOARD_BENCH_ONLY=catalog` runs only the rows whose name contains it.
@@ -10,7 +14,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use callboard::config::Config;
+use std::collections::BTreeMap;
+
+use callboard::{
+    config::Config,
+    plugins::{InstallOptions, manifest::Capabilities},
+};
 use callboard_catalog::{LocationConfig, LocationKind, Selection};
 
 /// Deterministic xorshift, so every run sees the same catalog.
@@ -184,12 +193,18 @@ async fn get(client: &reqwest::Client, url: &str) -> (Sample, String) {
         "{url}: {}",
         response.status()
     );
+    // Every metric's `dur` (render; for entity and plugin pages also the
+    // entity read and the wait for plugin views): the page's server time.
     let server = response
         .headers()
         .get("server-timing")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split("dur=").nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| {
+            v.split("dur=")
+                .skip(1)
+                .filter_map(|d| d.split([',', ';']).next()?.trim().parse::<f64>().ok())
+                .sum::<f64>()
+        })
         .map(|ms| Duration::from_secs_f64(ms / 1000.0))
         .expect("a Server-Timing header");
     let body = response.text().await.unwrap();
@@ -222,6 +237,67 @@ fn main() {
     runtime.block_on(bench(n));
 }
 
+type Urls = Box<dyn FnMut(&mut Rng) -> String>;
+
+/// Components the synthetic billing export has costs for.
+const BILLED: usize = 200;
+
+/// The packed cost plugin, if `cargo xtask build-plugins` made one.
+fn cost_plugin() -> Option<Vec<u8>> {
+    let dir = std::env::var_os("CALLBOARD_TEST_PLUGINS")?;
+    std::fs::read(Path::new(&dir).join("cost.wasm")).ok()
+}
+
+/// Twelve months (Jul 2025 to Jun 2026) of two services for each of the
+/// first [`BILLED`] components.
+fn write_billing(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv = String::from("month,account,service,component,cost_usd\n");
+    for m in 0..12 {
+        let index = 6 + m;
+        let month = format!("{}-{:02}", 2025 + index / 12, index % 12 + 1);
+        for i in 0..BILLED {
+            for (k, service) in ["compute", "database"].iter().enumerate() {
+                let cost = 100 + (i * 37 + m * 13 + k * 101) % 900;
+                let _ = writeln!(csv, "{month},prod,{service},component-{i},{cost}.00");
+            }
+        }
+    }
+    std::fs::write(dir.join("bench.csv"), csv).unwrap();
+}
+
+/// Requests one row's URLs (5 warm-up, then `rounds`) and adds its line.
+async fn row(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    mut url: Urls,
+    rng: &mut Rng,
+    rounds: usize,
+    report: &mut String,
+) {
+    // Warm-up: prepared statements, page cache, plugin caches.
+    for _ in 0..5 {
+        let _ = get(client, &format!("{base}{}", url(rng))).await;
+    }
+    let mut server = Vec::with_capacity(rounds);
+    let mut client_side = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let (sample, _) = get(client, &format!("{base}{}", url(rng))).await;
+        server.push(sample.server);
+        client_side.push(sample.client);
+    }
+    let _ = writeln!(
+        report,
+        "| {name} | {} | {} | {} | {} |",
+        ms(percentile(&mut server, 0.5)),
+        ms(percentile(&mut server, 0.99)),
+        ms(percentile(&mut client_side, 0.5)),
+        ms(percentile(&mut client_side, 0.99)),
+    );
+    eprintln!("done: {name}");
+}
+
 async fn bench(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("catalog");
@@ -242,6 +318,21 @@ async fn bench(n: usize) {
         target: format!("{}/*.yaml", files.display()),
     }];
     config.catalog.refresh_interval_secs = 0;
+    // The cost plugin, installed after the plain rows, reads a billing
+    // export for the first BILLED components.
+    let cost = cost_plugin();
+    if cost.is_some() {
+        let billing = dir.path().join("billing");
+        write_billing(&billing);
+        config.grants.plugins.insert(
+            "cost".into(),
+            Capabilities {
+                catalog: true,
+                files: BTreeMap::from([("/billing".to_owned(), billing.display().to_string())]),
+                ..Capabilities::default()
+            },
+        );
+    }
     let running = callboard::server::start(config).await.unwrap();
     let started = Instant::now();
     loop {
@@ -289,7 +380,6 @@ async fn bench(n: usize) {
 
     let mut rng = Rng(7);
     let rounds = 200;
-    type Urls = Box<dyn FnMut(&mut Rng) -> String>;
     let cases: Vec<(&str, Urls)> = vec![
         ("home `/`", Box::new(|_| "/".to_owned())),
         (
@@ -367,27 +457,55 @@ async fn bench(n: usize) {
     );
     // `CALLBOARD_BENCH_ONLY=<text>` runs only the rows whose name contains it.
     let only = std::env::var("CALLBOARD_BENCH_ONLY").unwrap_or_default();
-    for (name, mut url) in cases.into_iter().filter(|(name, _)| name.contains(&only)) {
-        // Warm-up: prepared statements, page cache.
-        for _ in 0..5 {
-            let _ = get(&client, &format!("{base}{}", url(&mut rng))).await;
+    for (name, url) in cases.into_iter().filter(|(name, _)| name.contains(&only)) {
+        row(&client, &base, name, url, &mut rng, rounds, &mut report).await;
+    }
+
+    // The same entity pages with a plugin view on them: cost's card, read
+    // from its cached model in key-value storage, rendered by the host.
+    match cost {
+        Some(bytes) => {
+            let plugins = running.state.plugins.clone();
+            tokio::task::spawn_blocking(move || {
+                plugins.install(&bytes, &InstallOptions::default())
+            })
+            .await
+            .unwrap()
+            .expect("the cost plugin installs");
+            let (_, body) = get(
+                &client,
+                &format!("{base}/catalog/default/component/component-0"),
+            )
+            .await;
+            assert!(
+                body.contains("id=\"plugin-card-cost\""),
+                "component-0 shows a cost card"
+            );
+            let components = s.components;
+            let cases: Vec<(&str, Urls)> = vec![
+                (
+                    "entity page, component, with the cost plugin's card",
+                    Box::new(|r| {
+                        format!("/catalog/default/component/component-{}", r.below(BILLED))
+                    }),
+                ),
+                (
+                    "entity page, component, cost installed, no costs to show",
+                    Box::new(move |r| {
+                        format!(
+                            "/catalog/default/component/component-{}",
+                            BILLED + r.below(components - BILLED)
+                        )
+                    }),
+                ),
+            ];
+            for (name, url) in cases.into_iter().filter(|(name, _)| name.contains(&only)) {
+                row(&client, &base, name, url, &mut rng, rounds, &mut report).await;
+            }
         }
-        let mut server = Vec::with_capacity(rounds);
-        let mut client_side = Vec::with_capacity(rounds);
-        for _ in 0..rounds {
-            let (sample, _) = get(&client, &format!("{base}{}", url(&mut rng))).await;
-            server.push(sample.server);
-            client_side.push(sample.client);
-        }
-        let _ = writeln!(
-            report,
-            "| {name} | {} | {} | {} | {} |",
-            ms(percentile(&mut server, 0.5)),
-            ms(percentile(&mut server, 0.99)),
-            ms(percentile(&mut client_side, 0.5)),
-            ms(percentile(&mut client_side, 0.99)),
-        );
-        eprintln!("done: {name}");
+        None => eprintln!(
+            "no cost plugin (CALLBOARD_TEST_PLUGINS/cost.wasm): the plugin view rows are left out"
+        ),
     }
     let _ = writeln!(
         report,
