@@ -440,6 +440,7 @@ fn chart(c: &ui::Chart, kind: ChartKind) -> Markup {
     let max = values.fold(0.0_f64, f64::max);
     let max = if max <= 0.0 { 1.0 } else { max };
     let unit = c.unit.as_deref().unwrap_or("");
+    let figure = |v: f64| with_unit(unit, &compact(v));
     let n = labels.len().max(1);
     let plot_w = CHART_W - PAD_L - PAD_R;
     let plot_h = CHART_H - PAD_T - PAD_B;
@@ -472,8 +473,8 @@ fn chart(c: &ui::Chart, kind: ChartKind) -> Markup {
                 title { (description) }
                 line.axis x1=(PAD_L) y1=(y(0.0)) x2=(CHART_W - PAD_R) y2=(y(0.0)) {}
                 line.grid x1=(PAD_L) y1=(y(max)) x2=(CHART_W - PAD_R) y2=(y(max)) {}
-                text.tick x=(PAD_L - 6.0) y=(y(max) + 4.0) text-anchor="end" { (unit) (compact(max)) }
-                text.tick x=(PAD_L - 6.0) y=(y(0.0) + 4.0) text-anchor="end" { (unit) "0" }
+                text.tick x=(PAD_L - 6.0) y=(y(max) + 4.0) text-anchor="end" { (figure(max)) }
+                text.tick x=(PAD_L - 6.0) y=(y(0.0) + 4.0) text-anchor="end" { (figure(0.0)) }
                 @for (i, label) in labels.iter().enumerate() {
                     // The last label also when off the stride, if it fits
                     // beside the one before.
@@ -491,7 +492,7 @@ fn chart(c: &ui::Chart, kind: ChartKind) -> Markup {
                         polyline class=(class) fill="none" points=(points(s, &x_center, &y)) {}
                         @for (i, p) in s.points.iter().enumerate().filter(|(_, p)| p.value.is_finite()) {
                             circle class=(class) cx=(x_center(i)) cy=(y(p.value)) r="3" {
-                                title { (s.name) " · " (p.label) ": " (unit) (compact(p.value)) }
+                                title { (s.name) " · " (p.label) ": " (figure(p.value)) }
                             }
                         }
                     } @else {
@@ -499,7 +500,7 @@ fn chart(c: &ui::Chart, kind: ChartKind) -> Markup {
                         @for (i, p) in s.points.iter().enumerate().filter(|(_, p)| p.value.is_finite()) {
                             @let x = PAD_L + slot_w * i as f64 + slot_w * 0.1 + bar_w * si as f64;
                             rect class=(class) x=(x) y=(y(p.value)) width=(bar_w.max(1.0)) height=((y(0.0) - y(p.value)).max(0.0)) {
-                                title { (s.name) " · " (p.label) ": " (unit) (compact(p.value)) }
+                                title { (s.name) " · " (p.label) ": " (figure(p.value)) }
                             }
                         }
                     }
@@ -513,6 +514,18 @@ fn chart(c: &ui::Chart, kind: ChartKind) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// `figure` with its unit: a currency symbol goes before it (`$12k`), any
+/// other symbol right after it (`12%`), a word after a space (`12 runs`).
+fn with_unit(unit: &str, figure: &str) -> String {
+    let mut chars = unit.chars();
+    match (chars.next(), chars.next()) {
+        (None, _) => figure.to_owned(),
+        (Some(c @ ('$' | '€' | '£' | '¥' | '₹')), None) => format!("{c}{figure}"),
+        (Some(c), None) if !c.is_alphanumeric() => format!("{figure}{c}"),
+        _ => format!("{figure} {unit}"),
     }
 }
 
@@ -550,6 +563,14 @@ fn points(s: &ui::Series, x: &impl Fn(usize) -> f64, y: &impl Fn(f64) -> f64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_go_before_or_after() {
+        assert_eq!(with_unit("$", "4.2k"), "$4.2k");
+        assert_eq!(with_unit("runs", "12"), "12 runs");
+        assert_eq!(with_unit("", "12"), "12");
+        assert_eq!(with_unit("%", "12"), "12%");
+    }
 
     #[test]
     fn links_are_kept_only_when_safe() {
