@@ -47,7 +47,10 @@ fn parse(text: &str) -> Result<Value, CatalogError> {
 
 /// One entity by ref (`[kind:][namespace/]name`), or `None`.
 pub fn get(entity_ref: &str) -> Result<Option<Value>, CatalogError> {
-    wit::get_entity(entity_ref)?.as_deref().map(parse).transpose()
+    wit::get_entity(entity_ref)?
+        .as_deref()
+        .map(parse)
+        .transpose()
 }
 
 /// Entities matching Backstage filters: each string is an alternative (OR)

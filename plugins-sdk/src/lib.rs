@@ -157,22 +157,19 @@ macro_rules! export_plugin {
         impl $crate::bindings::exports::callboard::plugin::ui::Guest for __CallboardExport {
             fn render(
                 request: $crate::bindings::exports::callboard::plugin::ui::ViewRequest,
-            ) -> Result<Option<$crate::bindings::exports::callboard::plugin::ui::View>, String> {
+            ) -> Result<Option<$crate::bindings::exports::callboard::plugin::ui::View>, String>
+            {
                 $crate::__private::render::<$plugin>(request)
             }
         }
 
-        impl $crate::bindings::exports::callboard::plugin::subscriber::Guest
-            for __CallboardExport
-        {
+        impl $crate::bindings::exports::callboard::plugin::subscriber::Guest for __CallboardExport {
             fn on_events(events: Vec<$crate::bindings::callboard::plugin::events::Event>) {
                 $crate::__private::on_events::<$plugin>(events)
             }
         }
 
-        impl $crate::bindings::exports::callboard::plugin::scheduled::Guest
-            for __CallboardExport
-        {
+        impl $crate::bindings::exports::callboard::plugin::scheduled::Guest for __CallboardExport {
             fn on_tick(now_ms: u64) {
                 <$plugin as $crate::Plugin>::on_tick(now_ms)
             }

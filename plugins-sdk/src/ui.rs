@@ -23,11 +23,11 @@
 
 use serde_json::Value;
 
+use crate::bindings::exports::callboard::plugin::ui as wit;
 pub use crate::bindings::exports::callboard::plugin::ui::{
     Badge, Block, Card, Cell, Change, Chart, Direction, Link, Notice, Point, Series, Slot, Stat,
     Table, Tone, View,
 };
-use crate::bindings::exports::callboard::plugin::ui as wit;
 
 /// What the host asks a plugin to render.
 #[derive(Debug, Clone)]

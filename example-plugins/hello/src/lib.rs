@@ -43,11 +43,13 @@ impl Plugin for Hello {
             .map_err(|e| e.to_string())?
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
             .map_or(0, i64::from_le_bytes);
-        Ok(Some(View::new("Hello").card(
-            Card::untitled()
-                .block(Block::Text(format!("Hello, {title}!")))
-                .block(Block::Stats(vec![Stat::new("Visits", visits.to_string())])),
-        )))
+        Ok(Some(
+            View::new("Hello").card(
+                Card::untitled()
+                    .block(Block::Text(format!("Hello, {title}!")))
+                    .block(Block::Stats(vec![Stat::new("Visits", visits.to_string())])),
+            ),
+        ))
     }
 }
 
