@@ -7,11 +7,10 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use callboard::plugins::manifest::Capabilities;
-use callboard_catalog::{LocationConfig, LocationKind, Selection};
+use callboard_catalog::{LocationConfig, LocationKind};
 use callboard_demo_ci::{Options, Running};
 use serde_json::Value;
 
@@ -257,23 +256,7 @@ async fn portal(dir: &Path, http_hosts: &[&str], settings: &[(&str, &str)]) -> T
             .collect::<BTreeMap<_, _>>(),
     );
     let server = TestServer::start(config).await;
-    let catalog = server.running.state.catalog.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = catalog.clone();
-        let n = tokio::task::spawn_blocking(move || c.count(&Selection::default()))
-            .await
-            .unwrap()
-            .unwrap();
-        if n >= 2 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the catalog holds {n} entities after 30 s, expected 2"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::wait_for_entities(&server, 2).await;
     server
 }
 

@@ -11,11 +11,10 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
 use callboard::plugins::manifest::Capabilities;
-use callboard_catalog::{LocationConfig, LocationKind, Selection};
+use callboard_catalog::{LocationConfig, LocationKind};
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, config, install};
@@ -156,23 +155,7 @@ async fn start(
         );
     }
     let server = TestServer::start(config).await;
-    let catalog = server.running.state.catalog.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = catalog.clone();
-        let n = tokio::task::spawn_blocking(move || c.count(&Selection::default()))
-            .await
-            .unwrap()
-            .unwrap();
-        if n >= entities {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the catalog holds {n} entities after 30 s, expected {entities}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::wait_for_entities(&server, entities).await;
     server
 }
 

@@ -6,9 +6,9 @@
 mod browser;
 mod views;
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
-use callboard_catalog::{LocationConfig, LocationKind, Selection};
+use callboard_catalog::{LocationConfig, LocationKind};
 
 use crate::support::{TestServer, config};
 
@@ -44,23 +44,7 @@ pub async fn server_configured(
     }];
     tweak(dir.path(), &mut config);
     let server = TestServer::start(config).await;
-    let catalog = server.running.state.catalog.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = catalog.clone();
-        let n = tokio::task::spawn_blocking(move || c.count(&Selection::default()))
-            .await
-            .unwrap()
-            .unwrap();
-        if n >= expect {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the catalog holds {n} entities after 30 s, expected {expect}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::wait_for_entities(&server, expect).await;
     (server, dir)
 }
 
