@@ -484,3 +484,36 @@ async fn a_subscriber_that_falls_behind_loses_events_and_counts_them_while_reque
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_asking_for_api_0_3_features_on_an_older_component_is_refused() {
+    use callboard::plugins::manifest::{self, SlotKind, ViewSlot};
+    let data = tempfile::tempdir().unwrap();
+    let plugins = data.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let bytes = std::fs::read(crate::support::plugin_file("api-v0-1")).unwrap();
+    let mut m = manifest::read(&bytes).unwrap();
+    m.views.push(ViewSlot {
+        slot: SlotKind::EntityCard,
+        title: "Old".into(),
+        kinds: Vec::new(),
+        path: None,
+    });
+    std::fs::write(
+        plugins.join("api-v0-1.wasm"),
+        manifest::embed(&bytes, &m).unwrap(),
+    )
+    .unwrap();
+    let server = TestServer::start(crate::support::config(data.path())).await;
+    let failures = server.running.state.plugins.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].error.contains(
+            "manifest sets \"views\", which needs plugin API 0.3.0, but the component is built against 0.1.0"
+        ),
+        "{}",
+        failures[0].error
+    );
+    assert!(server.running.state.plugins.list().is_empty());
+    server.stop().await;
+}

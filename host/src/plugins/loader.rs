@@ -172,6 +172,31 @@ pub fn load(
             component: api,
         });
     }
+    if api < ApiVersion::V0_3_0 {
+        let needs_0_3 = [
+            (!manifest.views.is_empty(), "views"),
+            (manifest.tick_secs.is_some(), "tick_secs"),
+            (
+                !manifest.capabilities.events.is_empty(),
+                "capabilities.events",
+            ),
+            (manifest.capabilities.catalog, "capabilities.catalog"),
+            (
+                !manifest.capabilities.http_hosts.is_empty(),
+                "capabilities.http_hosts",
+            ),
+            (
+                !manifest.capabilities.files.is_empty(),
+                "capabilities.files",
+            ),
+        ];
+        if let Some((_, field)) = needs_0_3.iter().find(|(used, _)| *used) {
+            return Err(LoadError::Api(format!(
+                "manifest sets \"{field}\", which needs plugin API 0.3.0, but the component \
+                 is built against {api}; rebuild it with a current callboard-sdk"
+            )));
+        }
+    }
     let pre = match api {
         ApiVersion::V0_1_0 => {
             let pre = linkers
