@@ -156,6 +156,22 @@ impl PluginHost {
     }
 }
 
+/// Calls one export of API 0.3+ plugin `id` in a fresh instance; traps
+/// become [`CallError`]s. `|instance, store| call` names the instance and
+/// the store for the call expression (a future).
+macro_rules! call_export {
+    ($host:expr, $id:expr, |$instance:ident, $store:ident| $call:expr) => {{
+        let (plugin, pre) = $host.live_v0_3($id)?;
+        let mut $store = $host.new_store(&plugin);
+        let result: wasmtime::Result<_> = async {
+            let $instance = pre.instantiate_async(&mut $store).await?;
+            $call.await
+        }
+        .await;
+        result.map_err(|e| classify(&plugin, &$store, &e))
+    }};
+}
+
 impl PluginHost {
     /// A fresh store for one call into `plugin`: its capabilities, its
     /// licence, its limits, and the epoch deadline.
@@ -233,8 +249,6 @@ impl PluginHost {
         request: ViewRequest,
     ) -> Result<Result<Option<View>, String>, CallError> {
         use v0_3_0::exports::callboard::plugin::ui;
-        let (plugin, pre) = self.live_v0_3(id)?;
-        let mut store = self.new_store(&plugin);
         let slot = match request.slot {
             SlotKind::EntityCard => ui::Slot::EntityCard,
             SlotKind::EntityTab => ui::Slot::EntityTab,
@@ -246,15 +260,9 @@ impl PluginHost {
             path: request.path,
             query: request.query,
         };
-        let result: wasmtime::Result<_> = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .callboard_plugin_ui()
-                .call_render(&mut store, &wit_request)
-                .await
-        }
-        .await;
-        result.map_err(|e| classify(&plugin, &store, &e))
+        call_export!(self, id, |instance, store| instance
+            .callboard_plugin_ui()
+            .call_render(&mut store, &wit_request))
     }
 
     /// Hands a batch of events to plugin `id`'s `on-events`.
@@ -264,8 +272,6 @@ impl PluginHost {
         events: &[Arc<Event>],
     ) -> Result<(), CallError> {
         use v0_3_0::callboard::plugin::events as wit;
-        let (plugin, pre) = self.live_v0_3(id)?;
-        let mut store = self.new_store(&plugin);
         let batch: Vec<wit::Event> = events
             .iter()
             .map(|e| wit::Event {
@@ -280,30 +286,16 @@ impl PluginHost {
                     .collect(),
             })
             .collect();
-        let result: wasmtime::Result<()> = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .callboard_plugin_subscriber()
-                .call_on_events(&mut store, &batch)
-                .await
-        }
-        .await;
-        result.map_err(|e| classify(&plugin, &store, &e))
+        call_export!(self, id, |instance, store| instance
+            .callboard_plugin_subscriber()
+            .call_on_events(&mut store, &batch))
     }
 
     /// Runs plugin `id`'s scheduled task once.
     pub(super) async fn tick(&self, id: &str, now_ms: u64) -> Result<(), CallError> {
-        let (plugin, pre) = self.live_v0_3(id)?;
-        let mut store = self.new_store(&plugin);
-        let result: wasmtime::Result<()> = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .callboard_plugin_scheduled()
-                .call_on_tick(&mut store, now_ms)
-                .await
-        }
-        .await;
-        result.map_err(|e| classify(&plugin, &store, &e))
+        call_export!(self, id, |instance, store| instance
+            .callboard_plugin_scheduled()
+            .call_on_tick(&mut store, now_ms))
     }
 }
 
