@@ -356,6 +356,11 @@ impl PluginHost {
         }
         let granted = config.grants.granted(&id, manifest.vendor.as_deref());
         let capabilities = manifest.capabilities.intersect(&granted);
+        for (guest, host) in &capabilities.files {
+            if !Path::new(host).is_dir() {
+                tracing::warn!(plugin = %manifest.label(), "granted directory {guest} = {host} is not a directory; the plugin will not see it");
+            }
+        }
         let grants = Arc::new(Grants {
             catalog: capabilities
                 .catalog

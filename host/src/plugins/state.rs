@@ -85,8 +85,10 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         for (host, guest) in grants.files() {
+            // A missing directory was reported once at install; the plugin
+            // sees no such directory.
             if let Err(e) = wasi.preopened_dir(&host, guest, FsPerms::ReadOnly) {
-                tracing::warn!(plugin = %label, dir = %host.display(), "granted directory {guest} is not available: {e:#}");
+                tracing::debug!(plugin = %label, dir = %host.display(), "granted directory {guest} is not available: {e:#}");
             }
         }
         let wasi = wasi.build();
