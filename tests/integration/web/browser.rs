@@ -344,6 +344,25 @@ async fn sign_in(b: &Browser, dir: &std::path::Path) {
         .unwrap();
 }
 
+/// Installs `file` through the admin page's upload form (signed in) and
+/// returns the notice the page answers with.
+async fn upload(b: &Browser, file: &std::path::Path) -> String {
+    let c = &b.client;
+    c.find(Locator::Css("#upload-plugin"))
+        .await
+        .unwrap()
+        .send_keys(&file.canonicalize().unwrap().display().to_string())
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.upload button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.text("p.notice").await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_signs_in_and_installs_a_plugin_by_upload() {
     let (server, dir) = demo_server().await;
@@ -360,19 +379,7 @@ async fn admin_signs_in_and_installs_a_plugin_by_upload() {
     sign_in(&b, dir.path()).await;
     assert_eq!(b.text("#installed-title").await, "Installed plugins (0)");
 
-    c.find(Locator::Css("#upload-plugin"))
-        .await
-        .unwrap()
-        .send_keys(&plugin.canonicalize().unwrap().display().to_string())
-        .await
-        .unwrap();
-    c.find(Locator::Css("form.upload button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let notice = b.text("p.notice").await;
+    let notice = upload(&b, &plugin).await;
     assert!(notice.starts_with("Installed"), "{notice}");
     let card = b.text("#plugin-hello").await;
     assert!(card.contains("Granted"), "{card}");
@@ -443,19 +450,7 @@ async fn plugin_views_appear_on_pages_and_after_an_upload() {
 
     // Install cost by upload.
     sign_in(&b, dir.path()).await;
-    c.find(Locator::Css("#upload-plugin"))
-        .await
-        .unwrap()
-        .send_keys(&cost.canonicalize().unwrap().display().to_string())
-        .await
-        .unwrap();
-    c.find(Locator::Css("form.upload button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let notice = b.text("p.notice").await;
+    let notice = upload(&b, &cost).await;
     assert!(notice.starts_with("Installed Cost"), "{notice}");
     let card = b.text("#plugin-cost").await;
     assert!(card.contains("Card “Cost” on entity pages"), "{card}");
