@@ -56,6 +56,14 @@ fn new_visitor_id() -> Option<String> {
 /// The middleware: `axum::middleware::from_fn_with_state(plugins, track)`.
 pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let bus = plugins.events();
+    // Without subscribers only HTML pages need anything (the visitor
+    // cookie), and no request pays for copying its path or headers.
+    let wants = bus.wants(Stream::Usage);
+    let may_be_page = request.method() == Method::GET && !request.uri().path().starts_with("/api/");
+    if !wants && !may_be_page {
+        return next.run(request).await;
+    }
     let forwarded_user = request
         .headers()
         .get("x-forwarded-user")
@@ -67,8 +75,7 @@ pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Ne
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
 
-    let is_page = method == Method::GET
-        && !path.starts_with("/api/")
+    let is_page = may_be_page
         && response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -85,9 +92,7 @@ pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Ne
             response.headers_mut().append(header::SET_COOKIE, cookie);
         }
     }
-
-    let bus = plugins.events();
-    if !bus.wants(Stream::Usage) {
+    if !wants {
         return response;
     }
     let user = forwarded_user.or_else(|| visitor.or(new_visitor).map(|v| format!("visitor:{v}")));

@@ -119,6 +119,15 @@ pub(super) struct Subscriber {
     pub(super) stats: Arc<EventStats>,
 }
 
+impl Subscriber {
+    fn listens(&self, stream: Stream) -> bool {
+        match stream {
+            Stream::Usage => self.usage,
+            Stream::Catalog => self.catalog,
+        }
+    }
+}
+
 /// Where events are published.
 #[derive(Default)]
 pub struct EventBus {
@@ -131,29 +140,14 @@ impl EventBus {
     /// Whether anyone listens to `stream` (cheap: publishers call it before
     /// building an event).
     pub fn wants(&self, stream: Stream) -> bool {
-        self.subscribers.load().iter().any(|s| match stream {
-            Stream::Usage => s.usage,
-            Stream::Catalog => s.catalog,
-        })
+        self.subscribers.load().iter().any(|s| s.listens(stream))
     }
 
     /// Queues `event` for every subscriber of `stream`. Never waits.
     pub fn publish(&self, stream: Stream, event: Event) {
-        let subscribers = self.subscribers.load();
-        let mut event = Some(event);
-        let mut shared: Option<Arc<Event>> = None;
-        for s in subscribers.iter() {
-            let listens = match stream {
-                Stream::Usage => s.usage,
-                Stream::Catalog => s.catalog,
-            };
-            if !listens {
-                continue;
-            }
-            let e = shared
-                .get_or_insert_with(|| Arc::new(event.take().expect("taken once")))
-                .clone();
-            if s.tx.try_send(e).is_err() {
+        let event = Arc::new(event);
+        for s in self.subscribers.load().iter().filter(|s| s.listens(stream)) {
+            if s.tx.try_send(event.clone()).is_err() {
                 s.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -41,7 +41,7 @@ impl HttpClient {
     }
 }
 
-/// The host a URL names, if it is a valid http(s) URL.
+/// `url` parsed, if it is an http(s) URL whose host is granted.
 fn checked_url(url: &str, granted: &Capabilities) -> Result<reqwest::Url, wit::Error> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| wit::Error::InvalidUrl(format!("{url}: {e}")))?;
