@@ -107,13 +107,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     let app = crate::api::router(&state);
+    // Subscribed before the first ingestion starts: a change published with
+    // no receiver yet is lost, and plugins must see every entity added.
+    let catalog_events = tokio::spawn(crate::usage::forward_catalog_events(
+        state.catalog.subscribe(),
+        state.plugins.clone(),
+    ));
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
     let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
-    let catalog_events = tokio::spawn(crate::usage::forward_catalog_events(
-        state.catalog.clone(),
-        state.plugins.clone(),
-    ));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener.tap_io(no_delay), app)

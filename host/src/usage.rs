@@ -164,10 +164,16 @@ fn entity_of_api(path: &str) -> Option<String> {
 
 /// Publishes the catalog's changes as catalog events until the catalog
 /// closes its channel.
-pub async fn forward_catalog_events(catalog: callboard_catalog::Catalog, plugins: PluginHost) {
+///
+/// Takes a receiver rather than the catalog: the caller subscribes before it
+/// starts the refresh loop, so the first ingestion's changes are never sent
+/// to a channel nobody listens on yet (a broadcast drops those).
+pub async fn forward_catalog_events(
+    mut rx: tokio::sync::broadcast::Receiver<callboard_catalog::CatalogEvent>,
+    plugins: PluginHost,
+) {
     use callboard_catalog::CatalogEvent;
     use tokio::sync::broadcast::error::RecvError;
-    let mut rx = catalog.subscribe();
     loop {
         let change = match rx.recv().await {
             Ok(change) => change,

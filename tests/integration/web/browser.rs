@@ -8,13 +8,14 @@
 
 use std::{
     net::TcpListener,
+    os::unix::process::CommandExt as _,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::OnceLock,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element, key::Key};
 use serde_json::json;
 
 use super::{
@@ -65,9 +66,44 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Runs on every exit, a failed assertion's unwinding included: stops
+    /// chromedriver and every Chromium process of this session (Chromium's
+    /// renderers outlive a killed chromedriver otherwise).
     fn drop(&mut self) {
+        // chromedriver leads its own process group (see `start`), which its
+        // Chromium joins; the profile folder names the stragglers, if any.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        kill_processes_mentioning(&self._profile.path().display().to_string());
+    }
+}
+
+/// Kills every process whose command line contains `needle`.
+fn kill_processes_mentioning(needle: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            let _ = Command::new("kill")
+                .args(["-KILL", pid])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -84,6 +120,8 @@ impl Browser {
         ensure_chromium();
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
+            // Its own process group, so `Drop` can stop it with its browser.
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
@@ -155,6 +193,59 @@ impl Browser {
         self.text("body").await
     }
 
+    /// Runs `action`, which makes the browser load another page, and returns
+    /// once that page has replaced the current one. A click or an Enter key
+    /// can return before the browser starts to navigate; reading right after
+    /// it would find the old page's elements, which go stale while they are
+    /// read or show the old content.
+    async fn navigating(&self, action: impl std::future::Future<Output = ()>) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
+        action.await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match old.tag_name().await {
+                Err(e) if e.is_stale_element_reference() => break,
+                Err(e) => panic!("waiting for the next page: {e}"),
+                Ok(_) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new page within 30 s of the action"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Clicks the element and waits for the page it leads to.
+    async fn follow(&self, element: Element) {
+        self.navigating(async { element.click().await.unwrap() })
+            .await;
+    }
+
+    /// Clicks the first element `locator` finds and waits for the page it
+    /// leads to.
+    async fn follow_first(&self, locator: Locator<'_>) {
+        let element = self
+            .client
+            .find(locator)
+            .await
+            .unwrap_or_else(|e| panic!("nothing to click ({locator:?}): {e}"));
+        self.follow(element).await;
+    }
+
+    /// Types `text` and Enter into the field, which submits its form, and
+    /// waits for the answer page.
+    async fn submit_typing(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        self.navigating(async {
+            field
+                .send_keys(&format!("{text}{}", Key::Enter))
+                .await
+                .unwrap()
+        })
+        .await;
+    }
+
     /// Saves a full-window screenshot as `<name>.png`.
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
@@ -205,12 +296,7 @@ async fn browse_filter_search_and_follow_relations() {
     assert_eq!(focused.text().await.unwrap(), "Skip to content");
 
     // Catalog: filter by kind and owner through the form.
-    c.find(Locator::LinkText("Catalog"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow_first(Locator::LinkText("Catalog")).await;
     c.find(Locator::Css("#f-kind"))
         .await
         .unwrap()
@@ -223,12 +309,8 @@ async fn browse_filter_search_and_follow_relations() {
         .send_keys("billing-team")
         .await
         .unwrap();
-    c.find(Locator::Css("form.filters button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow_first(Locator::Css("form.filters button[type=submit]"))
+        .await;
     let url = c.current_url().await.unwrap();
     assert!(url.as_str().contains("kind=Component"), "{url}");
     assert!(url.as_str().contains("owner=billing-team"), "{url}");
@@ -245,44 +327,32 @@ async fn browse_filter_search_and_follow_relations() {
     b.screenshot("catalog-filtered").await;
 
     // Search from the header box.
-    let search = c.find(Locator::Css("#top-search")).await.unwrap();
-    search.clear().await.unwrap();
-    search
-        .send_keys(&format!("ledger{}", Key::Enter))
+    c.find(Locator::Css("#top-search"))
+        .await
+        .unwrap()
+        .clear()
         .await
         .unwrap();
+    b.submit_typing("#top-search", "ledger").await;
     let table = b.text("table.entities").await;
     assert!(table.contains("Ledger Service"), "{table}");
 
     // Open a component, then follow a relation link to its system.
-    c.find(Locator::LinkText("Ledger Service"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow_first(Locator::LinkText("Ledger Service")).await;
     assert_eq!(b.text("#entity-title").await, "Ledger Service");
     let relations = b.text("section.relations").await;
     assert!(relations.contains("Provides API"), "{relations}");
     b.screenshot("component").await;
-    c.find(Locator::Css(
+    b.follow_first(Locator::Css(
         "section.relations a[href='/catalog/default/system/payments']",
     ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(b.text("#entity-title").await, "Payments");
     // The graph's nodes are links too.
-    c.find(Locator::Css(
+    b.follow_first(Locator::Css(
         "figure.graph svg a[href='/catalog/default/domain/finance']",
     ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(b.text("#entity-title").await, "Finance");
 
     // An API: its operations are listed and open to show parameters.
@@ -329,19 +399,8 @@ async fn browse_filter_search_and_follow_relations() {
 /// Signs in on the admin page with the server's token.
 async fn sign_in(b: &Browser, dir: &std::path::Path) {
     let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
-    let c = &b.client;
-    c.find(Locator::LinkText("Admin"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css("#admin-token"))
-        .await
-        .unwrap()
-        .send_keys(&format!("{}{}", token.trim(), Key::Enter))
-        .await
-        .unwrap();
+    b.follow_first(Locator::LinkText("Admin")).await;
+    b.submit_typing("#admin-token", token.trim()).await;
 }
 
 /// Installs `file` through the admin page's upload form (signed in) and
@@ -354,12 +413,8 @@ async fn upload(b: &Browser, file: &std::path::Path) -> String {
         .send_keys(&file.canonicalize().unwrap().display().to_string())
         .await
         .unwrap();
-    c.find(Locator::Css("form.upload button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow_first(Locator::Css("form.upload button[type=submit]"))
+        .await;
     b.text("p.notice").await
 }
 
@@ -386,12 +441,7 @@ async fn admin_signs_in_and_installs_a_plugin_by_upload() {
     b.screenshot("admin").await;
 
     // The home page lists it without a restart.
-    c.find(Locator::LinkText("Home"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow_first(Locator::LinkText("Home")).await;
     let plugins = b.text("#plugins").await;
     assert!(
         !plugins.contains("No plugins are installed yet"),
@@ -422,15 +472,14 @@ async fn plugin_views_appear_on_pages_and_after_an_upload() {
         c.find(Locator::Css("#plugin-card-cost")).await.is_err(),
         "no cost card before cost is installed"
     );
-    c.find(Locator::Css("nav.tabs"))
+    let tab = c
+        .find(Locator::Css("nav.tabs"))
         .await
         .unwrap()
         .find(Locator::LinkText("CI"))
         .await
-        .unwrap()
-        .click()
-        .await
         .unwrap();
+    b.follow(tab).await;
     let tab = b.text("#plugin-tab-ci").await;
     assert!(tab.contains("Success rate"), "{tab}");
     assert!(tab.contains("Recent runs"), "{tab}");
@@ -467,40 +516,25 @@ async fn plugin_views_appear_on_pages_and_after_an_upload() {
     b.screenshot("entity-cost-card").await;
 
     // Its pages, from the home page and the main navigation.
-    c.find(Locator::LinkText("Home"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css("#plugins"))
+    b.follow_first(Locator::LinkText("Home")).await;
+    let link = c
+        .find(Locator::Css("#plugins"))
         .await
         .unwrap()
         .find(Locator::LinkText("Cost by team"))
         .await
-        .unwrap()
-        .click()
-        .await
         .unwrap();
+    b.follow(link).await;
     assert_eq!(b.text("main h1").await, "Cost by team");
     let teams = b.text("main").await;
     assert!(teams.contains("Billing & Payments"), "{teams}");
     b.screenshot("plugin-page").await;
     // A link inside the view: one team's costs.
-    c.find(Locator::Css("main a[href='/plugins/cost/teams/data-team']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow_first(Locator::Css("main a[href='/plugins/cost/teams/data-team']"))
+        .await;
     assert_eq!(b.text("main h1").await, "Cost of Data & ML");
     assert!(b.text("main").await.contains("eta-predictor"));
-    c.find(Locator::LinkText("Plugins"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow_first(Locator::LinkText("Plugins")).await;
     assert_eq!(b.text("main h1").await, "Plugin pages");
     assert!(b.text("main").await.contains("Cost by team"));
 
