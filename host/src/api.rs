@@ -50,5 +50,8 @@ pub fn router(state: &AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             server.body_timeout(),
         ))
-        .layer(axum::middleware::from_fn_with_state(hosts, auth::check_host))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            auth::check_host,
+        ))
 }

@@ -216,7 +216,8 @@ impl Sessions {
     }
 
     fn expired(&self, s: &Session, now: Instant) -> bool {
-        now.duration_since(s.last_seen) >= self.idle || now.duration_since(s.created) >= self.max_age
+        now.duration_since(s.last_seen) >= self.idle
+            || now.duration_since(s.created) >= self.max_age
     }
 
     fn prune(&self, sessions: &mut HashMap<Digest32, Session>, now: Instant) {
@@ -224,6 +225,8 @@ impl Sessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest32, Session>> {
-        self.by_digest.lock().unwrap_or_else(PoisonError::into_inner)
+        self.by_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -143,7 +143,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         // the process ends, within what is left of the drain deadline.
         let deadline = served.drain_deadline;
         if !plugins.events().drain(deadline).await {
-            tracing::warn!("shutdown: plugin events still queued at the drain deadline were dropped");
+            tracing::warn!(
+                "shutdown: plugin events still queued at the drain deadline were dropped"
+            );
         }
         served.result
     });

@@ -83,7 +83,9 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let head = read_head(&mut idle, Duration::from_secs(10)).await.unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
-        read_to_close(&mut idle, Duration::from_secs(20)).await.is_some(),
+        read_to_close(&mut idle, Duration::from_secs(20))
+            .await
+            .is_some(),
         "an idle keep-alive connection stays open after 20 s"
     );
     // And the server still serves.
@@ -135,12 +137,24 @@ async fn connections_beyond_the_cap_wait_for_one_to_close() {
 /// A catalog read whose JSON body arrives in two parts.
 const QUERY: &str = r#"{"query":{"kind":"component"}}"#;
 
-fn query_head() -> String {
-    format!(
+/// Sends a catalog query's head asking to continue, waits for the server's
+/// `100 Continue` (sent once the handler reads the body: the request is in
+/// flight) and sends the first part of the body.
+async fn start_query(server: &TestServer) -> TcpStream {
+    let mut c = connect(server).await;
+    let head = format!(
         "POST /api/catalog/entities/by-query HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n\r\n",
         QUERY.len()
-    )
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let interim = read_head(&mut c, Duration::from_secs(10))
+        .await
+        .expect("an interim response");
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    c.write_all(&QUERY.as_bytes()[..10]).await.unwrap();
+    c
 }
 
 #[tokio::test]
@@ -149,12 +163,7 @@ async fn shutdown_lets_requests_finish_and_stops_waiting_at_the_drain_deadline()
     let server = start(dir.path(), |c| c.server.shutdown_drain_secs = 30).await;
     crate::support::wait_for_entities(&server, 1).await;
     // A request in flight when shutdown starts still gets its answer.
-    let mut in_flight = connect(&server).await;
-    in_flight.write_all(query_head().as_bytes()).await.unwrap();
-    in_flight
-        .write_all(&QUERY.as_bytes()[..10])
-        .await
-        .unwrap();
+    let mut in_flight = start_query(&server).await;
     let addr = server.running.addr;
     let stopping = tokio::spawn(server.stop());
     // The listener closes once shutdown has begun.
@@ -162,10 +171,7 @@ async fn shutdown_lets_requests_finish_and_stops_waiting_at_the_drain_deadline()
         TcpStream::connect(addr).await.is_err().then_some(())
     })
     .await;
-    in_flight
-        .write_all(&QUERY.as_bytes()[10..])
-        .await
-        .unwrap();
+    in_flight.write_all(&QUERY.as_bytes()[10..]).await.unwrap();
     let response = read_to_close(&mut in_flight, Duration::from_secs(20))
         .await
         .expect("the request in flight is answered");
@@ -179,12 +185,7 @@ async fn shutdown_lets_requests_finish_and_stops_waiting_at_the_drain_deadline()
     // past the drain deadline.
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), |c| c.server.shutdown_drain_secs = 1).await;
-    let mut stuck = connect(&server).await;
-    stuck.write_all(query_head().as_bytes()).await.unwrap();
-    stuck.write_all(&QUERY.as_bytes()[..10]).await.unwrap();
-    // The request has reached the handler once the head is parsed; a
-    // second request on another connection proves the server is serving.
-    assert_eq!(server.get("/api/health").await.0, 200);
+    let _stuck = start_query(&server).await;
     timeout(Duration::from_secs(20), server.stop())
         .await
         .expect("shutdown waited past its 1 s drain deadline");
@@ -213,7 +214,10 @@ async fn queued_usage_events_reach_plugins_before_shutdown_ends() {
         c.server.shutdown_drain_secs = 30;
     })
     .await;
-    assert_eq!(server.get("/api/catalog/entity-facets?facet=kind").await.0, 200);
+    assert_eq!(
+        server.get("/api/catalog/entity-facets?facet=kind").await.0,
+        200
+    );
     server.stop().await;
 
     // The plugin counted it (in its key-value store) before the stop ended.
@@ -231,46 +235,62 @@ async fn queued_usage_events_reach_plugins_before_shutdown_ends() {
 
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
+    use std::io::{BufRead as _, Read as _};
     let bin = std::env::var_os("CALLBOARD_BIN")
         .expect("CALLBOARD_BIN is not set: run the tests with `cargo xtask test`");
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(bin)
+    let mut child = std::process::Command::new(bin)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    let addr = timeout(Duration::from_secs(60), async {
-        use tokio::io::AsyncBufReadExt as _;
+    let stderr = child.stderr.take().unwrap();
+    // Ends the server if an assertion fails before it exits.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if self.0.try_wait().ok().flatten().is_none() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = Reap(child);
+    // Reads the log until the server says where it listens.
+    let (addr, mut stderr, mut log) = tokio::task::spawn_blocking(move || {
+        let mut stderr = std::io::BufReader::new(stderr);
+        let mut log = String::new();
         loop {
             let mut line = String::new();
-            assert!(stderr.read_line(&mut line).await.unwrap() > 0, "{log}");
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "{log}");
             log.push_str(&line);
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.trim().to_owned();
+                return (rest.trim().to_owned(), stderr, log);
             }
         }
     })
     .await
-    .expect("the server starts");
-    let health = reqwest::get(format!("http://{addr}/api/health")).await.unwrap();
+    .unwrap();
+    let health = reqwest::get(format!("http://{addr}/api/health"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let pid = child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the server exits within its drain deadline")
-        .unwrap();
-    stderr.read_to_string(&mut log).await.unwrap();
+    let status = eventually(30, "the server to exit", || {
+        let exited = child.0.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    stderr.read_to_string(&mut log).unwrap();
     assert!(status.success(), "exit {status:?}: {log}");
     assert!(log.contains("shutting down"), "{log}");
 }
@@ -310,7 +330,11 @@ async fn requests_for_other_host_names_are_refused() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 421);
     assert!(
-        response.text().await.unwrap().contains("server.allowed_hosts"),
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("server.allowed_hosts"),
         "the refusal says how to allow a name"
     );
     for ok in [

@@ -102,9 +102,10 @@ pub async fn keep_config_locations(
         tokio::task::spawn_blocking(move || catalog.location(&id)).await
     };
     if let Ok(Ok(Some(row))) = lookup {
-        let declared = catalog.config().locations.iter().any(|l| {
-            l.kind.as_str() == row.kind && same_target(l.kind, &l.target, &row.target)
-        });
+        let declared =
+            catalog.config().locations.iter().any(|l| {
+                l.kind.as_str() == row.kind && same_target(l.kind, &l.target, &row.target)
+            });
         if declared {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -199,8 +200,7 @@ impl AllowedHosts {
                 names.insert(h);
             }
         }
-        if ip.is_unspecified() && config.allowed_hosts.is_empty() && config.public_url.is_none()
-        {
+        if ip.is_unspecified() && config.allowed_hosts.is_empty() && config.public_url.is_none() {
             tracing::warn!(
                 "listening on every interface with neither server.allowed_hosts nor \
                  server.public_url set: any Host header is answered (set one to stop DNS rebinding)"
@@ -244,7 +244,10 @@ pub async fn check_host(
     if let Some(host) = host
         && !allowed.allows(host)
     {
-        tracing::info!(host, "refused a request for a host this server does not serve");
+        tracing::info!(
+            host,
+            "refused a request for a host this server does not serve"
+        );
         return (
             StatusCode::MISDIRECTED_REQUEST,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -33,7 +33,7 @@ pub struct ServerConfig {
     /// Default 10.
     pub header_read_timeout_secs: u64,
     /// Longest wait for the next piece of a request body, in seconds; a
-    /// stalled upload fails with 408. Default 30.
+    /// stalled upload fails (and frees its connection). Default 30.
     pub body_timeout_secs: u64,
     /// On shutdown (SIGTERM, Ctrl-C), how long requests in flight and queued
     /// plugin events get to finish, in seconds; the rest is dropped and

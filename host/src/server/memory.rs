@@ -16,7 +16,9 @@ pub(super) fn fit_instances(plugins: &mut PluginsConfig) -> anyhow::Result<()> {
         None => match available_memory() {
             Some(bytes) => bytes / 2,
             None => {
-                tracing::debug!("cannot tell the machine's memory: the instance budget is not checked");
+                tracing::debug!(
+                    "cannot tell the machine's memory: the instance budget is not checked"
+                );
                 return Ok(());
             }
         },
@@ -61,10 +63,13 @@ fn available_memory() -> Option<u64> {
         })
         .map(|kib| kib.saturating_mul(1024));
     // cgroup v2, then v1 (which reports a huge number when unlimited).
-    let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(f).ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|f| std::fs::read_to_string(f).ok())
+    .and_then(|v| v.trim().parse::<u64>().ok());
     match (total, cgroup) {
         (Some(t), Some(c)) => Some(t.min(c)),
         (t, c) => t.or(c),

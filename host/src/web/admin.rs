@@ -414,12 +414,7 @@ fn login_page(error: Option<&str>) -> Markup {
     )
 }
 
-fn plugins_page(
-    web: &Web,
-    session: &SessionInfo,
-    notice: &Notice,
-    error: Option<&str>,
-) -> Markup {
+fn plugins_page(web: &Web, session: &SessionInfo, notice: &Notice, error: Option<&str>) -> Markup {
     let csrf = session.csrf.as_str();
     let plugins = web.app.plugins.list();
     let failures = web.app.plugins.failures();
