@@ -2,6 +2,7 @@
 //! all, so tests can call it without a socket.
 
 pub mod admin;
+pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod plugins;
@@ -21,12 +22,18 @@ pub fn router(state: &AppState) -> Router {
         .values()
         .filter_map(|o| o.max_request_body)
         .fold(state.config.plugins.limits.max_request_body, usize::max);
+    let server = &state.config.server;
+    let access = auth::CatalogAccess::new(state.tokens.clone(), server.catalog_reads_need_token);
+    let hosts = auth::AllowedHosts::new(server, state.config.bind);
     Router::new()
         .route(
             "/api/health",
             get(|| async { Json(json!({"status": "ok"})) }),
         )
-        .nest("/api/catalog", catalog::router(state.catalog.clone()))
+        .nest(
+            "/api/catalog",
+            catalog::router(state.catalog.clone(), access),
+        )
         .nest("/api/admin", admin::router(state))
         .nest("/api/views", views::router(state.clone()))
         .nest(
@@ -37,5 +44,14 @@ pub fn router(state: &AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.plugins.clone(),
             crate::usage::track,
+        ))
+        // A client that stops sending its body mid-way holds a connection
+        // and a handler until this fires.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            server.body_timeout(),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            auth::check_host,
         ))
 }

@@ -33,6 +33,8 @@ pub struct Config {
     pub trust: TrustConfig,
     /// What plugins may do.
     pub grants: GrantsConfig,
+    /// The HTTP server: timeouts, caps, sign-in, tokens, allowed hosts.
+    pub server: crate::server::config::ServerConfig,
 }
 
 /// `[trust]`: vendor keys and the signature policy.
@@ -111,6 +113,7 @@ impl Default for Config {
             organization: String::new(),
             trust: TrustConfig::default(),
             grants: GrantsConfig::default(),
+            server: crate::server::config::ServerConfig::default(),
         }
     }
 }
@@ -126,8 +129,15 @@ pub struct PluginsConfig {
     /// Per-plugin limits, by plugin id: `[plugins.overrides.hello] timeout_ms = 200`.
     pub overrides: std::collections::BTreeMap<String, LimitOverrides>,
     /// How many plugin instances may be alive at once, across all plugins.
-    /// Each in-flight request holds one. Default 256.
+    /// Each in-flight request holds one. Lowered at start-up (with a
+    /// warning) when this many instances at their memory limit exceed
+    /// `memory_budget_mib`. Default 32.
     pub max_concurrent_instances: u32,
+    /// Memory all plugin instances together may grow to, in MiB: the
+    /// start-up check of `max_concurrent_instances` times the largest
+    /// `memory_mib`. Default none: half of the machine's memory (or of the
+    /// container's cgroup limit).
+    pub memory_budget_mib: Option<u64>,
     /// Watch the plugins folder and load, update and unload plugins as files
     /// appear, change and disappear. Default true.
     pub watch: bool,
@@ -164,7 +174,8 @@ impl Default for PluginsConfig {
             dir: None,
             limits: Limits::default(),
             overrides: Default::default(),
-            max_concurrent_instances: 256,
+            max_concurrent_instances: 32,
+            memory_budget_mib: None,
             watch: true,
             watch_debounce_ms: 25,
             license_check_secs: 60,

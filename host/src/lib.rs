@@ -5,6 +5,7 @@
 //! lives here so that tests drive the same code through [`server::start`].
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod plugins;

@@ -101,13 +101,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let running = callboard::server::start(config).await?;
+        let signal = stop_signal().await?;
+        tracing::info!(
+            signal,
+            "shutting down: finishing requests in flight and delivering queued plugin events"
+        );
+        running.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    });
+    // The drain is over: blocking work still running (a catalog read, a
+    // compilation) does not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
+}
+
+/// Waits for Ctrl-C or (on Unix) SIGTERM, what service managers and
+/// container runtimes send to stop a process; returns which came.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|()| "interrupt").context("cannot wait for Ctrl-C"),
+            _ = term.recv() => Ok("terminate"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
         tokio::signal::ctrl_c()
             .await
             .context("cannot wait for Ctrl-C")?;
-        tracing::info!("shutting down");
-        running.shutdown().await?;
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok("interrupt")
+    }
 }

@@ -1,9 +1,12 @@
 //! Building the server's state from a [`Config`] and serving it.
 
+pub mod config;
+mod listen;
+mod memory;
+
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use callboard_catalog::Catalog;
@@ -24,6 +27,10 @@ pub struct AppState {
     pub catalog: Catalog,
     /// The bearer token the admin API requires.
     pub admin_token: Arc<str>,
+    /// The tokens that may write to the catalog (admin and API tokens).
+    pub tokens: Arc<crate::auth::Tokens>,
+    /// The admin pages' sessions.
+    pub sessions: Arc<crate::auth::Sessions>,
     /// The plugins-folder watch (None when `plugins.watch` is off).
     pub watch: Option<Arc<FolderWatch>>,
 }
@@ -31,10 +38,11 @@ pub struct AppState {
 impl AppState {
     /// Creates the data directory, the plugin runtime, and loads the plugins
     /// folder. Blocking: compiles plugins that are not in the cache.
-    pub fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    pub fn build(mut config: Config) -> anyhow::Result<Self> {
+        create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        memory::fit_instances(&mut config.plugins)?;
         let database = config
             .catalog
             .database
@@ -59,6 +67,8 @@ impl AppState {
             None
         };
         let admin_token = admin_token(&config.admin_token_file())?;
+        let tokens = Arc::new(crate::auth::Tokens::load(&admin_token, &config.server)?);
+        let sessions = Arc::new(crate::auth::Sessions::new(&config.server));
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
         Ok(Self {
@@ -66,6 +76,8 @@ impl AppState {
             plugins,
             catalog,
             admin_token,
+            tokens,
+            sessions,
             watch,
         })
     }
@@ -87,7 +99,9 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets requests in flight finish, and waits.
+    /// Stops accepting, lets requests in flight finish and queued plugin
+    /// events be delivered, both within `server.shutdown_drain_secs`, and
+    /// waits.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -117,16 +131,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
     let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
     let (tx, rx) = oneshot::channel::<()>();
+    let plugins = state.plugins.clone();
+    let server = state.config.server.clone();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener.tap_io(no_delay), app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        let served = listen::serve(listener, app, &server, async {
+            let _ = rx.await;
+        })
+        .await;
         refresh.abort();
         licenses.abort();
         catalog_events.abort();
-        served
+        // What requests queued for plugins (usage events) goes out before
+        // the process ends, within what is left of the drain deadline.
+        let deadline = served.drain_deadline;
+        if !plugins.events().drain(deadline).await {
+            tracing::warn!(
+                "shutdown: plugin events still queued at the drain deadline were dropped"
+            );
+        }
+        served.result
     });
     tracing::info!("Callboard listening on http://{addr}");
     Ok(Running {
@@ -173,6 +196,16 @@ fn admin_token(file: &std::path::Path) -> anyhow::Result<Arc<str>> {
         .with_context(|| format!("cannot write the admin token to {}", file.display()))?;
     tracing::info!(file = %file.display(), "created the admin token");
     Ok(token.into())
+}
+
+/// Creates `dir` (and missing parents) readable by the owner only: it holds
+/// the admin token, key-value data and licences.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// Small responses go out at once: without `TCP_NODELAY`, a response written

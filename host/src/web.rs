@@ -65,7 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/plugins/{plugin}", get(plugins::root))
         .route("/plugins/{plugin}/{*path}", get(plugins::page_at))
         .route("/static/callboard.css", get(layout::stylesheet))
-        .merge(admin::routes())
+        .merge(admin::routes(&web))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(web)
 }

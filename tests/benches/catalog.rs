@@ -298,7 +298,10 @@ async fn bench(n: usize, report: &mut String) {
     reset_peak();
     let router = axum::Router::new().nest(
         "/api/catalog",
-        callboard::api::catalog::router(catalog.clone()),
+        callboard::api::catalog::router(
+            catalog.clone(),
+            callboard::api::auth::CatalogAccess::admin_only("bench"),
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,14 +1,17 @@
 // Drives a Callboard catalog with Backstage's own client library,
 // @backstage/catalog-client, and checks every answer.
 //
-// Usage: node catalog-client.cjs <base-url> <file-to-register>
-// (NODE_PATH must point at a node_modules holding the package.)
+// Usage: CALLBOARD_TOKEN=<token> node catalog-client.cjs <base-url> <file-to-register>
+// (NODE_PATH must point at a node_modules holding the package; the token is
+// the one catalog writes need, passed the way Backstage passes it.)
 'use strict';
 
 const assert = require('node:assert/strict');
 const { CatalogClient } = require('@backstage/catalog-client');
 
 const [baseUrl, newFile] = process.argv.slice(2);
+const token = process.env.CALLBOARD_TOKEN;
+const auth = { token };
 const client = new CatalogClient({
   discoveryApi: { getBaseUrl: async () => baseUrl },
   fetchApi: { fetch: (...args) => fetch(...args) },
@@ -107,14 +110,17 @@ check('getEntityFacets', async () => {
 
 let added;
 check('addLocation (dry run, then for real)', async () => {
-  const dry = await client.addLocation({ type: 'file', target: newFile, dryRun: true });
+  // Writes without a token are refused, with a wrong one forbidden.
+  await assert.rejects(client.addLocation({ type: 'file', target: newFile }), e => e.response?.status === 401);
+  await assert.rejects(client.addLocation({ type: 'file', target: newFile }, { token: 'wrong' }), e => e.response?.status === 403);
+  const dry = await client.addLocation({ type: 'file', target: newFile, dryRun: true }, auth);
   assert.equal(dry.exists, false);
   assert.ok(dry.entities.some(e => e.metadata.name === 'newcomer'));
   assert.equal(await client.getEntityByRef('component:default/newcomer'), undefined);
-  added = await client.addLocation({ type: 'file', target: newFile });
+  added = await client.addLocation({ type: 'file', target: newFile }, auth);
   assert.equal(added.location.target, newFile);
   assert.ok(added.entities.some(e => e.metadata.name === 'newcomer'));
-  await assert.rejects(client.addLocation({ type: 'file', target: newFile }), e => e.response?.status === 409);
+  await assert.rejects(client.addLocation({ type: 'file', target: newFile }, auth), e => e.response?.status === 409);
 });
 
 check('getLocations and getLocationById', async () => {
@@ -129,16 +135,17 @@ check('getLocations and getLocationById', async () => {
 });
 
 check('removeLocationById', async () => {
-  await client.removeLocationById(added.location.id);
+  await client.removeLocationById(added.location.id, auth);
   assert.equal(await client.getLocationById(added.location.id), undefined);
   assert.equal(await client.getEntityByRef('component:default/newcomer'), undefined);
 });
 
 check('removeEntityByUid and refreshEntity', async () => {
   const db = await client.getEntityByRef('resource:default/orders-db');
-  await client.removeEntityByUid(db.metadata.uid);
+  await assert.rejects(client.removeEntityByUid(db.metadata.uid), e => e.response?.status === 401);
+  await client.removeEntityByUid(db.metadata.uid, auth);
   assert.equal(await client.getEntityByRef('resource:default/orders-db'), undefined);
-  await client.refreshEntity('component:default/checkout-web');
+  await client.refreshEntity('component:default/checkout-web', auth);
   const back = await client.getEntityByRef('resource:default/orders-db');
   assert.equal(back.metadata.name, 'orders-db');
 });

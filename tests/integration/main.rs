@@ -8,5 +8,6 @@ mod insights;
 mod install;
 mod plugin_api;
 mod plugins;
+mod server;
 mod support;
 mod web;

@@ -420,6 +420,35 @@ async fn admin_pages_need_the_token_and_install_by_upload() {
         "the cookie is not the token"
     );
     let session = cookie.split(';').next().unwrap().to_owned();
+    // Every admin form carries the session's CSRF token.
+    let admin = client
+        .get(server.url("/admin"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = admin
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the admin page's forms carry a CSRF token")
+        .to_owned();
+    let csrf_field = format!(
+        "--callboard-test-boundary-7f3a\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n"
+    );
+    let response = client
+        .post(server.url("/admin/plugins"))
+        .header("cookie", &session)
+        .header("content-type", &content_type)
+        .body(upload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403, "no CSRF token, no upload");
+    let upload = [csrf_field.as_bytes(), &upload].concat();
 
     // A cross-site post is refused even with the cookie.
     let response = client
@@ -473,7 +502,7 @@ async fn admin_pages_need_the_token_and_install_by_upload() {
     let response = client
         .post(server.url("/admin/plugins/hello/remove"))
         .header("cookie", &session)
-        .form(&[("purge", "1")])
+        .form(&[("purge", "1"), ("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();

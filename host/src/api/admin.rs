@@ -25,16 +25,15 @@ use crate::{
     server::AppState,
 };
 
-/// Largest plugin upload, in bytes.
-const MAX_UPLOAD: usize = 64 << 20;
-
 /// The router mounted at `/api/admin`.
 pub fn router(state: &AppState) -> Router {
     Router::new()
         .route("/plugins", get(list).post(install))
         .route("/plugins/{id}", axum::routing::delete(remove).get(show))
         .route("/plugins/{id}/license", put(install_license))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.server.max_upload_body,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.admin_token.clone(),
             authenticate,

@@ -19,19 +19,36 @@ use callboard_catalog::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::api::error::{ApiError, backstage_errors};
+use crate::api::{
+    auth,
+    error::{ApiError, backstage_errors},
+};
 
 type Params = Query<Vec<(String, String)>>;
 
-/// The catalog router, mounted at `/api/catalog`.
-pub fn router(catalog: Catalog) -> Router {
-    Router::new()
+/// The catalog router, mounted at `/api/catalog`. Every route that changes
+/// the catalog sits behind [`auth::require_writer`] (a token, checked before
+/// the body is read); reads behind [`auth::require_reader`] (open unless
+/// `server.catalog_reads_need_token`).
+pub fn router(catalog: Catalog, access: auth::CatalogAccess) -> Router {
+    use axum::{middleware::from_fn_with_state, routing::delete};
+    let writes = Router::new()
+        .route("/entities/by-uid/{uid}", delete(delete_by_uid))
+        .route("/refresh", post(refresh))
+        .route("/analyze-location", post(analyze_location))
+        .route("/locations", post(post_location))
+        .route(
+            "/locations/{id}",
+            delete(delete_location).route_layer(from_fn_with_state(
+                catalog.clone(),
+                auth::keep_config_locations,
+            )),
+        )
+        .route_layer(from_fn_with_state(access.clone(), auth::require_writer));
+    let reads = Router::new()
         .route("/entities", get(get_entities))
         .route("/entities/by-query", get(get_by_query).post(post_by_query))
-        .route(
-            "/entities/by-uid/{uid}",
-            get(get_by_uid).delete(delete_by_uid),
-        )
+        .route("/entities/by-uid/{uid}", get(get_by_uid))
         .route(
             "/entities/by-name/{kind}/{namespace}/{name}",
             get(get_by_name),
@@ -42,15 +59,16 @@ pub fn router(catalog: Catalog) -> Router {
         )
         .route("/entities/by-refs", post(post_by_refs))
         .route("/entity-facets", get(get_facets).post(post_facets))
-        .route("/refresh", post(refresh))
         .route("/validate-entity", post(validate_entity))
-        .route("/analyze-location", post(analyze_location))
-        .route("/locations", get(get_locations).post(post_location))
-        .route("/locations/{id}", get(get_location).delete(delete_location))
+        .route("/locations", get(get_locations))
+        .route("/locations/{id}", get(get_location))
         .route(
             "/locations/by-entity/{kind}/{namespace}/{name}",
             get(get_location_by_entity),
         )
+        .route_layer(from_fn_with_state(access, auth::require_reader));
+    reads
+        .merge(writes)
         .layer(axum::middleware::from_fn(backstage_errors))
         .with_state(catalog)
 }

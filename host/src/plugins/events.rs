@@ -86,6 +86,10 @@ pub struct EventStats {
     pub dropped: AtomicU64,
     /// Batches whose call failed (trap, timeout, ...); their events are lost.
     pub failed_batches: AtomicU64,
+    /// Events queued and not yet handed over, dropped or failed (what a
+    /// shutdown waits for).
+    #[serde(skip)]
+    pub(super) unsettled: AtomicU64,
 }
 
 /// A snapshot of [`EventStats`].
@@ -147,9 +151,33 @@ impl EventBus {
     pub fn publish(&self, stream: Stream, event: Event) {
         let event = Arc::new(event);
         for s in self.subscribers.load().iter().filter(|s| s.listens(stream)) {
+            // Counted before it is queued, so a drain never sees it settled
+            // before it was counted.
+            s.stats.unsettled.fetch_add(1, Ordering::AcqRel);
             if s.tx.try_send(event.clone()).is_err() {
+                s.stats.unsettled.fetch_sub(1, Ordering::AcqRel);
                 s.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Waits until every event queued so far has been delivered (or
+    /// dropped, or its batch failed), or until `deadline`. True when none
+    /// is left. Shutdown calls it so usage events reach plugins before exit.
+    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let pending = self
+                .subscribers
+                .load()
+                .iter()
+                .any(|s| s.stats.unsettled.load(Ordering::Acquire) > 0);
+            if !pending {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 

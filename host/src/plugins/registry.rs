@@ -797,6 +797,9 @@ async fn deliver_events(
                 tracing::warn!(plugin = %id, events = buffer.len(), "event batch lost: {e}");
             }
         }
+        stats
+            .unsettled
+            .fetch_sub(buffer.len() as u64, Ordering::AcqRel);
         buffer.clear();
     }
 }
@@ -878,15 +881,25 @@ fn manifest_id(bytes: &[u8]) -> Option<String> {
 }
 
 /// Write then rename (through a hidden `.name.part`), so a reader (the
-/// folder watcher) never sees half a file. Creates missing folders.
+/// folder watcher) never sees half a file. Creates missing folders. The new
+/// file is synced before the rename and the folder after it: without both, a
+/// power loss can leave neither the old version nor the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    use std::io::Write as _;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir)?;
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.part"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()?;
+    Ok(())
 }
 
 /// [`write_atomically`] for installs: a failure is a [`LoadError::Write`].

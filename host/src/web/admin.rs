@@ -1,13 +1,17 @@
 //! `/admin`: plugin administration behind the admin token (the one in
-//! `<data_dir>/admin-token` that the admin API also takes). Signing in sets
-//! an HttpOnly, SameSite=Strict cookie derived from the token; every form is
-//! a plain POST (no script), checked against cross-site origins.
+//! `<data_dir>/admin-token` that the admin API also takes). Signing in starts
+//! a server-side session (see [`crate::auth::Sessions`]): the cookie holds a
+//! random id, HttpOnly, SameSite=Strict, and `Secure` with the `__Host-`
+//! prefix behind https; sign-out revokes it. Every form is a plain POST (no
+//! script) that carries the session's CSRF token and is checked against
+//! cross-site origins. A request without a session is refused before its
+//! body is read; only signed-in uploads may be large.
 //!
 //! The pages call [`PluginHost`] directly, the same calls the admin API
 //! makes, so a plugin installed here serves at once, without a restart.
 
 use axum::{
-    Form,
+    Extension, Form,
     extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::Next,
@@ -16,32 +20,44 @@ use axum::{
 };
 use maud::{Markup, html};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::{
     Web, WebError, ago,
     layout::{Nav, page},
 };
-use crate::plugins::{
-    InstallOptions, LicenseState, LoadError, PluginInfo,
-    manifest::{SlotKind, ViewSlot},
-    trust::SignatureState,
+use crate::{
+    auth::SessionInfo,
+    plugins::{
+        InstallOptions, LicenseState, LoadError, PluginInfo,
+        manifest::{SlotKind, ViewSlot},
+        trust::SignatureState,
+    },
 };
 
+/// The session cookie over plain http.
 const COOKIE: &str = "callboard_admin";
-/// Largest plugin upload, in bytes (as the admin API).
-const MAX_UPLOAD: usize = 64 << 20;
+/// The session cookie behind https: the prefix makes browsers insist on
+/// `Secure`, `Path=/` and no `Domain`, so no sibling host can plant one.
+const HOST_COOKIE: &str = "__Host-callboard_admin";
 
 /// The admin routes, merged into the portal's router.
-pub(super) fn routes() -> axum::Router<Web> {
+pub(super) fn routes(web: &Web) -> axum::Router<Web> {
+    let server = &web.app.config.server;
+    let small = DefaultBodyLimit::max(server.max_unauthenticated_body);
+    let signed_in = axum::Router::new()
+        .route("/admin/plugins", post(install))
+        .route("/admin/plugins/{id}/license", post(license))
+        .layer(DefaultBodyLimit::max(server.max_upload_body))
+        .route("/admin/plugins/{id}/remove", post(remove).layer(small))
+        .route("/admin/logout", post(logout).layer(small))
+        .route_layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            require_session,
+        ));
     axum::Router::new()
         .route("/admin", get(index))
-        .route("/admin/login", post(login))
-        .route("/admin/logout", post(logout))
-        .route("/admin/plugins", post(install))
-        .route("/admin/plugins/{id}/remove", post(remove))
-        .route("/admin/plugins/{id}/license", post(license))
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .route("/admin/login", post(login).layer(small))
+        .merge(signed_in)
         .layer(axum::middleware::from_fn(same_origin))
 }
 
@@ -58,43 +74,65 @@ async fn same_origin(request: Request, next: Next) -> Response {
         if let (Some(origin), Some(host)) = (origin, host) {
             let origin_host = origin.split("://").nth(1).unwrap_or(origin);
             if origin_host != host {
-                return (
-                    StatusCode::FORBIDDEN,
-                    Html(
-                        super::layout::error_page(
-                            "Forbidden",
-                            "Cross-site form posts are refused.",
-                        )
-                        .into_string(),
-                    ),
-                )
-                    .into_response();
+                return forbidden("Cross-site form posts are refused.");
             }
         }
     }
     next.run(request).await
 }
 
-/// The cookie value for a token: a digest, so the token itself never sits
-/// in the browser.
-fn session_value(token: &str) -> String {
-    let digest = Sha256::digest(format!("callboard-admin-session\n{token}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+fn forbidden(message: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(super::layout::error_page("Forbidden", message).into_string()),
+    )
+        .into_response()
 }
 
-fn signed_in(web: &Web, headers: &HeaderMap) -> bool {
-    let expected = session_value(&web.app.admin_token);
+/// The session cookie's name for this server.
+fn cookie_name(web: &Web) -> &'static str {
+    if web.app.config.server.is_https() {
+        HOST_COOKIE
+    } else {
+        COOKIE
+    }
+}
+
+/// The live session the request's cookie names, if any (its idle time
+/// restarts).
+fn session(web: &Web, headers: &HeaderMap) -> Option<SessionInfo> {
+    let name = cookie_name(web);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .any(|(name, value)| {
-            name == COOKIE
-                // Digests of both sides: timing says nothing about the value.
-                && Sha256::digest(value.as_bytes()) == Sha256::digest(expected.as_bytes())
-        })
+        .filter(|(n, _)| *n == name)
+        .find_map(|(_, id)| web.app.sessions.check(id.trim()))
+}
+
+/// Route layer on every signed-in action: no session, no body read.
+async fn require_session(State(web): State<Web>, mut request: Request, next: Next) -> Response {
+    match session(&web, request.headers()) {
+        Some(info) => {
+            request.extensions_mut().insert(info);
+            next.run(request).await
+        }
+        None => unauthorized(),
+    }
+}
+
+/// `Set-Cookie` for a session: the id only, for the session's lifetime.
+fn session_cookie(web: &Web, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let https = web.app.config.server.is_https();
+    let cookie = format!(
+        "{}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        cookie_name(web),
+        if https { "/" } else { "/admin" },
+        if https { "; Secure" } else { "" },
+    );
+    HeaderValue::from_str(&cookie).ok()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,10 +148,10 @@ async fn index(
     headers: HeaderMap,
     Query(notice): Query<Notice>,
 ) -> Response {
-    if !signed_in(&web, &headers) {
+    let Some(session) = session(&web, &headers) else {
         return Html(login_page(None).into_string()).into_response();
-    }
-    Html(plugins_page(&web, &notice, None).into_string()).into_response()
+    };
+    Html(plugins_page(&web, &session, &notice, None).into_string()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -121,35 +159,57 @@ pub(super) struct Login {
     token: String,
 }
 
-async fn login(State(web): State<Web>, Form(form): Form<Login>) -> Response {
-    let offered = Sha256::digest(form.token.trim().as_bytes());
-    if offered != Sha256::digest(web.app.admin_token.as_bytes()) {
+async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Login>) -> Response {
+    if !web.app.tokens.is_admin(&form.token) {
         return (
             StatusCode::UNAUTHORIZED,
             Html(login_page(Some("That is not the admin token.")).into_string()),
         )
             .into_response();
     }
-    let cookie = format!(
-        "{COOKIE}={}; Path=/admin; HttpOnly; SameSite=Strict",
-        session_value(&web.app.admin_token)
-    );
+    // A new id at every sign-in: a session id planted before it is worthless.
+    if let Some(old) = session(&web, &headers) {
+        web.app.sessions.revoke(&old.id);
+    }
+    let session = match web.app.sessions.create() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("admin sign-in: {e}");
+            return WebError::Task("cannot start a session".into()).into_response();
+        }
+    };
     let mut response = Redirect::to("/admin").into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    let max_age = web.app.sessions.max_age().as_secs();
+    if let Some(value) = session_cookie(&web, &session.id, max_age) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
 }
 
-async fn logout() -> Response {
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(web): State<Web>,
+    Extension(session): Extension<SessionInfo>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !session.csrf_matches(&form.csrf) {
+        return bad_csrf();
+    }
+    web.app.sessions.revoke(&session.id);
     let mut response = Redirect::to("/admin").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "callboard_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
+    if let Some(value) = session_cookie(&web, "", 0) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
+}
+
+fn bad_csrf() -> Response {
+    forbidden("This form is stale or was not sent by this portal. Reload the page and try again.")
 }
 
 /// Reads every field of a multipart form: (name, bytes).
@@ -170,22 +230,33 @@ async fn fields(mut form: Multipart) -> Result<Vec<(String, bytes::Bytes)>, Stri
     Ok(out)
 }
 
-fn refused(web: &Web, message: &str) -> Response {
+fn refused(web: &Web, session: &SessionInfo, message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        Html(plugins_page(web, &Notice::default(), Some(message)).into_string()),
+        Html(plugins_page(web, session, &Notice::default(), Some(message)).into_string()),
     )
         .into_response()
 }
 
-async fn install(State(web): State<Web>, headers: HeaderMap, form: Multipart) -> Response {
-    if !signed_in(&web, &headers) {
-        return unauthorized();
-    }
+/// Whether a multipart form carries the session's CSRF token.
+fn csrf_field(session: &SessionInfo, fields: &[(String, bytes::Bytes)]) -> bool {
+    fields.iter().any(|(name, value)| {
+        name == "csrf" && std::str::from_utf8(value).is_ok_and(|v| session.csrf_matches(v))
+    })
+}
+
+async fn install(
+    State(web): State<Web>,
+    Extension(session): Extension<SessionInfo>,
+    form: Multipart,
+) -> Response {
     let fields = match fields(form).await {
         Ok(f) => f,
-        Err(e) => return refused(&web, &e),
+        Err(e) => return refused(&web, &session, &e),
     };
+    if !csrf_field(&session, &fields) {
+        return bad_csrf();
+    }
     let mut plugin = None;
     let mut options = InstallOptions::default();
     for (name, bytes) in fields {
@@ -193,14 +264,14 @@ async fn install(State(web): State<Web>, headers: HeaderMap, form: Multipart) ->
             "plugin" if !bytes.is_empty() => plugin = Some(bytes),
             "license" if !bytes.is_empty() => match String::from_utf8(bytes.to_vec()) {
                 Ok(text) => options.license = Some(text),
-                Err(_) => return refused(&web, "The licence file is not UTF-8 text."),
+                Err(_) => return refused(&web, &session, "The licence file is not UTF-8 text."),
             },
             "force" => options.force = true,
             _ => {}
         }
     }
     let Some(plugin) = plugin else {
-        return refused(&web, "Choose a plugin file (.wasm) to upload.");
+        return refused(&web, &session, "Choose a plugin file (.wasm) to upload.");
     };
     let host = web.app.plugins.clone();
     // Verification and compilation are CPU work: off the async workers.
@@ -210,37 +281,38 @@ async fn install(State(web): State<Web>, headers: HeaderMap, form: Multipart) ->
             tracing::info!(plugin = %info.id, version = %info.version, "admin page: installed");
             Redirect::to(&format!("/admin?installed={}", enc(&info.id))).into_response()
         }
-        Ok(Err(e)) => refused(&web, &refusal(&e)),
+        Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
         Err(e) => WebError::Task(e.to_string()).into_response(),
     }
 }
 
 async fn license(
     State(web): State<Web>,
-    headers: HeaderMap,
+    Extension(session): Extension<SessionInfo>,
     Path(id): Path<String>,
     form: Multipart,
 ) -> Response {
-    if !signed_in(&web, &headers) {
-        return unauthorized();
-    }
-    let text = match fields(form).await {
-        Ok(fields) => fields
-            .into_iter()
-            .find(|(name, b)| name == "license" && !b.is_empty())
-            .map(|(_, b)| String::from_utf8(b.to_vec())),
-        Err(e) => return refused(&web, &e),
+    let fields = match fields(form).await {
+        Ok(fields) => fields,
+        Err(e) => return refused(&web, &session, &e),
     };
+    if !csrf_field(&session, &fields) {
+        return bad_csrf();
+    }
+    let text = fields
+        .into_iter()
+        .find(|(name, b)| name == "license" && !b.is_empty())
+        .map(|(_, b)| String::from_utf8(b.to_vec()));
     let text = match text {
         Some(Ok(text)) => text,
-        Some(Err(_)) => return refused(&web, "The licence file is not UTF-8 text."),
-        None => return refused(&web, "Choose a licence file to upload."),
+        Some(Err(_)) => return refused(&web, &session, "The licence file is not UTF-8 text."),
+        None => return refused(&web, &session, "Choose a licence file to upload."),
     };
     let host = web.app.plugins.clone();
     let plugin = id.clone();
     match tokio::task::spawn_blocking(move || host.install_license(&plugin, &text)).await {
         Ok(Ok(_)) => Redirect::to(&format!("/admin?licensed={}", enc(&id))).into_response(),
-        Ok(Err(e)) => refused(&web, &refusal(&e)),
+        Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
         Err(e) => WebError::Task(e.to_string()).into_response(),
     }
 }
@@ -249,26 +321,31 @@ async fn license(
 #[serde(default)]
 pub(super) struct RemoveForm {
     purge: Option<String>,
+    csrf: String,
 }
 
 async fn remove(
     State(web): State<Web>,
-    headers: HeaderMap,
+    Extension(session): Extension<SessionInfo>,
     Path(id): Path<String>,
     Form(form): Form<RemoveForm>,
 ) -> Response {
-    if !signed_in(&web, &headers) {
-        return unauthorized();
+    if !session.csrf_matches(&form.csrf) {
+        return bad_csrf();
     }
     if web.app.plugins.get(&id).is_none() {
-        return refused(&web, &format!("No plugin named \"{id}\" is installed."));
+        return refused(
+            &web,
+            &session,
+            &format!("No plugin named \"{id}\" is installed."),
+        );
     }
     let host = web.app.plugins.clone();
     let plugin = id.clone();
     let purge = form.purge.is_some();
     match tokio::task::spawn_blocking(move || host.remove(&plugin, purge)).await {
         Ok(Ok(())) => Redirect::to(&format!("/admin?removed={}", enc(&id))).into_response(),
-        Ok(Err(e)) => refused(&web, &refusal(&e)),
+        Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
         Err(e) => WebError::Task(e.to_string()).into_response(),
     }
 }
@@ -309,6 +386,11 @@ fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, super::SEGMENT).to_string()
 }
 
+/// The hidden field every admin form carries.
+fn csrf_input(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
 fn login_page(error: Option<&str>) -> Markup {
     page(
         "Admin",
@@ -332,7 +414,8 @@ fn login_page(error: Option<&str>) -> Markup {
     )
 }
 
-fn plugins_page(web: &Web, notice: &Notice, error: Option<&str>) -> Markup {
+fn plugins_page(web: &Web, session: &SessionInfo, notice: &Notice, error: Option<&str>) -> Markup {
+    let csrf = session.csrf.as_str();
     let plugins = web.app.plugins.list();
     let failures = web.app.plugins.failures();
     let installed = plugins.iter().find(|p| p.id == notice.installed);
@@ -343,7 +426,7 @@ fn plugins_page(web: &Web, notice: &Notice, error: Option<&str>) -> Markup {
         &html! {
             div.entity-head {
                 h1 { "Plugin administration" }
-                form method="post" action="/admin/logout" { button.secondary type="submit" { "Sign out" } }
+                form method="post" action="/admin/logout" { (csrf_input(csrf)) button.secondary type="submit" { "Sign out" } }
             }
             @if let Some(e) = error { div.alert role="alert" { h2 { "Not done" } p { (e) } } }
             @if let Some(p) = installed { p.notice role="status" { "Installed " strong { (p.name) " " (p.version) } ". It is serving now." } }
@@ -353,6 +436,7 @@ fn plugins_page(web: &Web, notice: &Notice, error: Option<&str>) -> Markup {
                 h2 #upload-title { "Install or update a plugin" }
                 p.muted { "Upload a plugin file. A newer version of an installed plugin replaces it without dropping requests; an older one needs “allow downgrade”." }
                 form.upload method="post" action="/admin/plugins" enctype="multipart/form-data" {
+                    (csrf_input(csrf))
                     label for="upload-plugin" { "Plugin file (.wasm)" input #upload-plugin type="file" name="plugin" accept=".wasm,application/wasm" required; }
                     label for="upload-license" { "Licence file (premium plugins)" input #upload-license type="file" name="license"; }
                     label.check for="upload-force" { input #upload-force type="checkbox" name="force" value="1"; " Allow downgrade" }
@@ -362,7 +446,7 @@ fn plugins_page(web: &Web, notice: &Notice, error: Option<&str>) -> Markup {
             section.panel aria-labelledby="installed-title" {
                 h2 #installed-title { "Installed plugins (" (plugins.len()) ")" }
                 @if plugins.is_empty() { p.muted { "None yet." } }
-                @for p in &plugins { (plugin_card(p)) }
+                @for p in &plugins { (plugin_card(p, csrf)) }
             }
             @if !failures.is_empty() {
                 section.panel aria-labelledby="failures-title" {
@@ -381,7 +465,7 @@ fn plugins_page(web: &Web, notice: &Notice, error: Option<&str>) -> Markup {
     )
 }
 
-fn plugin_card(p: &PluginInfo) -> Markup {
+fn plugin_card(p: &PluginInfo, csrf: &str) -> Markup {
     let signature = match &p.signature {
         SignatureState::Unsigned => ("Unsigned".to_owned(), "badge"),
         SignatureState::Trusted { vendor } => (
@@ -439,6 +523,7 @@ fn plugin_card(p: &PluginInfo) -> Markup {
                 }
                 div.actions {
                     form method="post" action=(format!("/admin/plugins/{}/remove", enc(&p.id))) {
+                        (csrf_input(csrf))
                         label.check { input type="checkbox" name="purge" value="1"; " also delete its stored data" }
                         " "
                         button.danger type="submit" { "Remove" }
@@ -473,6 +558,7 @@ fn plugin_card(p: &PluginInfo) -> Markup {
             }
             @if p.license.as_deref().is_some_and(|l| l.eq_ignore_ascii_case("commercial")) || matches!(p.license_status, LicenseState::Invalid { .. }) {
                 form.upload method="post" action=(format!("/admin/plugins/{}/license", enc(&p.id))) enctype="multipart/form-data" {
+                    (csrf_input(csrf))
                     label { "New licence file" input type="file" name="license" required; }
                     button.secondary type="submit" { "Install licence" }
                 }

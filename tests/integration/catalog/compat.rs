@@ -78,6 +78,7 @@ async fn backstage_catalog_client_works_unchanged() {
             .arg(&base)
             .arg(&target)
             .env("NODE_PATH", &node_modules)
+            .env("CALLBOARD_TOKEN", super::harness::TOKEN)
             .output()
     })
     .await

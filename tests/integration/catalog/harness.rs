@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use callboard_catalog::{Catalog, CatalogConfig, LocationConfig, LocationKind};
 use serde_json::Value;
 
+/// The token the harness's catalog accepts for writes.
+pub const TOKEN: &str = "catalog-harness-token";
+
 pub struct CatalogServer {
     pub base: String,
     pub catalog: Catalog,
@@ -47,7 +50,10 @@ impl CatalogServer {
         catalog.refresh_all().await.unwrap();
         let router = axum::Router::new().nest(
             "/api/catalog",
-            callboard::api::catalog::router(catalog.clone()),
+            callboard::api::catalog::router(
+                catalog.clone(),
+                callboard::api::auth::CatalogAccess::admin_only(TOKEN),
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -60,7 +66,18 @@ impl CatalogServer {
             base: format!("http://{addr}/api/catalog"),
             catalog,
             dir,
-            http: reqwest::Client::new(),
+            // Catalog writes need a token: the harness's client sends it.
+            http: reqwest::Client::builder()
+                .default_headers(
+                    [(
+                        reqwest::header::AUTHORIZATION,
+                        format!("Bearer {TOKEN}").parse().unwrap(),
+                    )]
+                    .into_iter()
+                    .collect(),
+                )
+                .build()
+                .unwrap(),
         }
     }
 

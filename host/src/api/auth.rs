@@ -1,0 +1,260 @@
+//! Guards every API area shares: the token check on catalog writes (and on
+//! reads when `server.catalog_reads_need_token` is set), the refusal to
+//! delete a configured location, and the `Host` check against DNS rebinding.
+//!
+//! The guards run as route layers, before any handler or extractor, so a
+//! caller without a token never gets its request body read.
+
+use std::{collections::HashSet, net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::{Path, Request, State},
+    http::{StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use callboard_catalog::{Catalog, LocationKind};
+
+use super::error::ApiError;
+use crate::{auth::Tokens, server::config::ServerConfig};
+
+/// Who may use the catalog API.
+#[derive(Clone)]
+pub struct CatalogAccess {
+    tokens: Arc<Tokens>,
+    reads_need_token: bool,
+}
+
+impl CatalogAccess {
+    /// Writes need one of `tokens`; reads too when `reads_need_token`.
+    pub fn new(tokens: Arc<Tokens>, reads_need_token: bool) -> Self {
+        Self {
+            tokens,
+            reads_need_token,
+        }
+    }
+
+    /// Writes need `admin_token`, reads are open: a catalog router on its
+    /// own (tests, benchmarks).
+    pub fn admin_only(admin_token: &str) -> Self {
+        let tokens = Tokens::load(admin_token, &ServerConfig::default())
+            .expect("no API tokens to load in the default config");
+        Self::new(Arc::new(tokens), false)
+    }
+}
+
+/// Route layer for catalog writes: 401 without a token, 403 with a wrong one.
+pub async fn require_writer(
+    State(access): State<CatalogAccess>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check(&access.tokens, &request) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Route layer for catalog reads: open unless `server.catalog_reads_need_token`.
+pub async fn require_reader(
+    State(access): State<CatalogAccess>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if access.reads_need_token
+        && let Err(e) = check(&access.tokens, &request)
+    {
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+fn check(tokens: &Tokens, request: &Request) -> Result<(), ApiError> {
+    let Some(offered) = crate::auth::bearer(request.headers()) else {
+        return Err(ApiError::unauthenticated(
+            "this catalog request needs `Authorization: Bearer <token>`: the admin token \
+             (<data_dir>/admin-token) or an API token from [server] api_tokens",
+        ));
+    };
+    match tokens.holder(offered) {
+        Some(who) => {
+            tracing::debug!(token = who, method = %request.method(), path = %request.uri().path(), "catalog API: authorized");
+            Ok(())
+        }
+        None => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NotAllowedError",
+            "the token is not valid for the catalog API",
+        )),
+    }
+}
+
+/// Route layer on `DELETE /locations/{id}`: a location the configuration
+/// declares stays (remove it from `catalog.locations` instead).
+pub async fn keep_config_locations(
+    State(catalog): State<Catalog>,
+    Path(id): Path<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let lookup = {
+        let catalog = catalog.clone();
+        tokio::task::spawn_blocking(move || catalog.location(&id)).await
+    };
+    if let Ok(Ok(Some(row))) = lookup {
+        let declared =
+            catalog.config().locations.iter().any(|l| {
+                l.kind.as_str() == row.kind && same_target(l.kind, &l.target, &row.target)
+            });
+        if declared {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "NotAllowedError",
+                format!(
+                    "location {} is declared in the server's configuration and cannot be deleted \
+                     through the API",
+                    row.id
+                ),
+            )
+            .into_response();
+        }
+    }
+    // Unknown ids and lookup failures are the handler's to report.
+    next.run(request).await
+}
+
+/// Whether a configured target and a stored one name the same location.
+/// File targets are stored absolute and lexically cleaned, URLs normalised.
+fn same_target(kind: LocationKind, configured: &str, stored: &str) -> bool {
+    match kind {
+        LocationKind::File => {
+            let path = std::path::Path::new(configured);
+            let absolute = if path.is_absolute() {
+                path.to_owned()
+            } else {
+                match std::env::current_dir() {
+                    Ok(cwd) => cwd.join(path),
+                    Err(_) => return configured == stored,
+                }
+            };
+            clean(&absolute) == std::path::Path::new(stored)
+        }
+        LocationKind::Url => url::Url::parse(configured).is_ok_and(|u| u.as_str() == stored),
+    }
+}
+
+/// `a/./b/../c` as `a/c`, without touching the file system.
+fn clean(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The `Host` values the server answers to.
+#[derive(Debug, Clone)]
+pub struct AllowedHosts {
+    any: bool,
+    /// Lower-case names (any port) and `name:port` pairs.
+    names: Arc<HashSet<String>>,
+}
+
+impl AllowedHosts {
+    /// Loopback names, the bind address, `public_url`'s host and
+    /// `allowed_hosts`. A server bound to every interface with nothing
+    /// configured answers to any name (and says so in the log).
+    pub fn new(config: &ServerConfig, bind: SocketAddr) -> Self {
+        let mut names: HashSet<String> = ["localhost", "127.0.0.1", "[::1]"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let ip = bind.ip();
+        if !ip.is_unspecified() {
+            names.insert(match ip {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            });
+        }
+        if let Some(host) = config
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        {
+            names.insert(host);
+        }
+        let mut any = false;
+        for h in &config.allowed_hosts {
+            let h = h.trim().to_ascii_lowercase();
+            if h == "*" {
+                any = true;
+            } else if !h.is_empty() {
+                names.insert(h);
+            }
+        }
+        if ip.is_unspecified() && config.allowed_hosts.is_empty() && config.public_url.is_none() {
+            tracing::warn!(
+                "listening on every interface with neither server.allowed_hosts nor \
+                 server.public_url set: any Host header is answered (set one to stop DNS rebinding)"
+            );
+            any = true;
+        }
+        Self {
+            any,
+            names: Arc::new(names),
+        }
+    }
+
+    /// Whether a `Host` header value is one of ours.
+    pub fn allows(&self, host: &str) -> bool {
+        if self.any {
+            return true;
+        }
+        let host = host.trim().to_ascii_lowercase();
+        // `[v6]:port`, `name:port` or a bare name.
+        let name = match host.rfind(':') {
+            Some(i) if !host[i..].contains(']') => &host[..i],
+            _ => host.as_str(),
+        };
+        self.names.contains(&host) || self.names.contains(name)
+    }
+}
+
+/// Middleware on every route: a request whose `Host` is not ours gets 421,
+/// so a page on another site that re-points its DNS name at 127.0.0.1
+/// cannot talk to a loopback-bound server with the user's browser.
+pub async fn check_host(
+    State(allowed): State<AllowedHosts>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"))
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if let Some(host) = host
+        && !allowed.allows(host)
+    {
+        tracing::info!(
+            host,
+            "refused a request for a host this server does not serve"
+        );
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "This server does not answer to that host name. An operator can allow it with \
+             server.allowed_hosts in callboard.toml.\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
