@@ -116,6 +116,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // The peer address: `[proxy] trusted` decides whose `x-forwarded-user` counts.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
