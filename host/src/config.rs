@@ -258,9 +258,7 @@ impl ProxyConfig {
     pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
         // An IPv4 client on a dual-stack socket shows up as `::ffff:a.b.c.d`.
         let peer = match peer {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(peer, std::net::IpAddr::V4),
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, std::net::IpAddr::V4),
             v4 => v4,
         };
         self.trusted.iter().any(|t| t.0.contains(&peer))

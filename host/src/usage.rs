@@ -254,11 +254,20 @@ mod tests {
             None,
             "nobody is trusted by default"
         );
-        headers.insert("x-forwarded-user", HeaderValue::from_static("a-very-long-user-name"));
+        headers.insert(
+            "x-forwarded-user",
+            HeaderValue::from_static("a-very-long-user-name"),
+        );
         assert_eq!(user(&headers, "10.1.2.3"), None);
-        headers.insert("x-forwarded-user", HeaderValue::from_bytes(b"al\tice").unwrap());
+        headers.insert(
+            "x-forwarded-user",
+            HeaderValue::from_bytes(b"al\tice").unwrap(),
+        );
         assert_eq!(user(&headers, "10.1.2.3"), None);
-        headers.insert("x-forwarded-user", HeaderValue::from_bytes("ålice".as_bytes()).unwrap());
+        headers.insert(
+            "x-forwarded-user",
+            HeaderValue::from_bytes("ålice".as_bytes()).unwrap(),
+        );
         assert_eq!(user(&headers, "10.1.2.3"), None);
         headers.insert("x-forwarded-user", HeaderValue::from_static("alice"));
         headers.append("x-forwarded-user", HeaderValue::from_static("admin"));

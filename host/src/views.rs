@@ -18,8 +18,8 @@ use maud::{Markup, html};
 use serde::Serialize;
 use serde_json::Value;
 
-pub(crate) use render::safe_href;
 pub use render::render;
+pub(crate) use render::safe_href;
 
 use crate::{
     api::plugins::path::{self, PathError},
@@ -168,9 +168,11 @@ pub async fn page_view(
         path,
         query: query.to_owned(),
     };
-    Ok(fetch_all(plugins, vec![(plugin.to_owned(), slot, request)], deadline)
-        .await
-        .pop())
+    Ok(
+        fetch_all(plugins, vec![(plugin.to_owned(), slot, request)], deadline)
+            .await
+            .pop(),
+    )
 }
 
 /// The plugin id and the rest of the path, as sent (still percent-encoded),
@@ -199,25 +201,19 @@ async fn fetch_all(
         .map(|(plugin, slot, request)| {
             // Gated like the plugin's routes: entity views at the empty
             // path (which only a gate on `/` covers), pages at theirs.
-            let task = match plugins.admits(&plugin, &request.path) {
-                Ok(()) => {
-                    let host = plugins.clone();
-                    let id = plugin.clone();
-                    Some(tokio::spawn(async move { host.render_view(&id, request).await }))
-                }
-                Err(refused) => {
-                    let refused = Some(Err(refused));
-                    return (plugin, slot, None, refused);
-                }
-            };
-            (plugin, slot, task, None)
+            let task = plugins.admits(&plugin, &request.path).map(|()| {
+                let host = plugins.clone();
+                let id = plugin.clone();
+                tokio::spawn(async move { host.render_view(&id, request).await })
+            });
+            (plugin, slot, task)
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
-    for (plugin, slot, task, refused) in tasks {
+    for (plugin, slot, task) in tasks {
         let outcome = match task {
-            None => refused,
-            Some(mut task) => match tokio::time::timeout_at(until, &mut task).await {
+            Err(refused) => Some(Err(refused)),
+            Ok(mut task) => match tokio::time::timeout_at(until, &mut task).await {
                 Ok(Ok(result)) => Some(result),
                 Ok(Err(join)) => Some(Err(CallError::Trap {
                     plugin: plugin.as_str().into(),

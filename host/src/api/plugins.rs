@@ -49,7 +49,7 @@ async fn sandbox(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let out = response.headers_mut();
     for (name, value) in headers::SECURITY {
-        out.insert(name.clone(), HeaderValue::from_static(value));
+        out.insert(*name, HeaderValue::from_static(value));
     }
     response
 }
@@ -122,8 +122,8 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
         count: config.plugins.max_response_headers,
         bytes: config.plugins.max_response_header_bytes,
     };
-    let filtered = headers::filter_response(&response.served_by, response.headers, caps)
-        .map_err(bad)?;
+    let filtered =
+        headers::filter_response(&response.served_by, response.headers, caps).map_err(bad)?;
     let served_by = HeaderValue::try_from(&*response.served_by).ok();
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() = status;

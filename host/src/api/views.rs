@@ -68,7 +68,11 @@ async fn pages(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "pages": views::pages(&state.plugins) }))
 }
 
-async fn page_root(state: State<AppState>, uri: Uri, query: RawQuery) -> Result<Json<Value>, ApiError> {
+async fn page_root(
+    state: State<AppState>,
+    uri: Uri,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
     render_page(state, uri, query).await
 }
 

@@ -241,7 +241,9 @@ mod tests {
         let mut v = view(vec![ui::Block::Text("x".repeat(2 << 20))]);
         let error = fit(&mut v, &ViewLimits::default()).unwrap_err();
         assert!(error.contains("bytes of text"), "{error}");
-        let many = (0..30_000).map(|_| ui::Block::Text(String::new())).collect();
+        let many = (0..30_000)
+            .map(|_| ui::Block::Text(String::new()))
+            .collect();
         let error = fit(&mut view(many), &ViewLimits::default()).unwrap_err();
         assert!(error.contains("items"), "{error}");
     }

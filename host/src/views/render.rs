@@ -372,7 +372,10 @@ mod tests {
         ] {
             assert_eq!(safe_href(href), None, "{href:?}");
         }
-        assert_eq!(safe_href("/plugins/cost/teams/x?y=1"), Some("/plugins/cost/teams/x?y=1"));
+        assert_eq!(
+            safe_href("/plugins/cost/teams/x?y=1"),
+            Some("/plugins/cost/teams/x?y=1")
+        );
     }
 
     #[test]

@@ -60,16 +60,13 @@ pub const RESPONSE_ALLOWED: &[&str] = &[
     "vary",
 ];
 
-/// Set on every response under `/api/plugins`, replacing whatever the
-/// plugin said.
-pub const SECURITY: &[(HeaderName, &str)] = &[
-    (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (
-        HeaderName::from_static("cross-origin-resource-policy"),
-        "same-origin",
-    ),
-    (header::REFERRER_POLICY, "same-origin"),
+/// Set on every response under `/api/plugins` (name, value), replacing
+/// whatever the plugin said.
+pub const SECURITY: &[(&str, &str)] = &[
+    ("content-security-policy", "sandbox; default-src 'none'"),
+    ("x-content-type-options", "nosniff"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("referrer-policy", "same-origin"),
 ];
 
 /// The client's request headers a plugin may see (see [`REQUEST_ALLOWED`]),
@@ -78,7 +75,9 @@ pub fn forwarded(headers: &HeaderMap, user: Option<&str>) -> Vec<(String, String
     let mut out: Vec<(String, String)> = headers
         .iter()
         .filter(|(name, _)| REQUEST_ALLOWED.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect();
     if let Some(user) = user {
         out.push((USER_HEADER.to_owned(), user.to_owned()));
@@ -189,9 +188,17 @@ mod tests {
     #[test]
     fn caps_count_every_header_sent() {
         let many: Vec<(String, String)> = (0..65).map(|i| (format!("x-{i}"), "v".into())).collect();
-        assert!(filter_response("p", many, CAPS).unwrap_err().contains("65 response headers"));
+        assert!(
+            filter_response("p", many, CAPS)
+                .unwrap_err()
+                .contains("65 response headers")
+        );
         let big = vec![("x-big".to_owned(), "a".repeat(16 << 10))];
-        assert!(filter_response("p", big, CAPS).unwrap_err().contains("bytes of response headers"));
+        assert!(
+            filter_response("p", big, CAPS)
+                .unwrap_err()
+                .contains("bytes of response headers")
+        );
     }
 
     #[test]

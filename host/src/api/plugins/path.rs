@@ -131,10 +131,16 @@ mod tests {
             assert!(matches!(normalise(raw), Err(PathError::Dot(_))), "{raw}");
         }
         for raw in ["/%2Fexport.csv", "/%2fexport.csv", "/a%5Cb", "/a\\b"] {
-            assert!(matches!(normalise(raw), Err(PathError::Separator(_))), "{raw}");
+            assert!(
+                matches!(normalise(raw), Err(PathError::Separator(_))),
+                "{raw}"
+            );
         }
         for raw in ["/a%00", "/a%0A", "/%09x", "/%FF"] {
-            assert!(matches!(normalise(raw), Err(PathError::Invalid(_))), "{raw}");
+            assert!(
+                matches!(normalise(raw), Err(PathError::Invalid(_))),
+                "{raw}"
+            );
         }
     }
 
