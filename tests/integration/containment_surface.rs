@@ -140,7 +140,10 @@ async fn header_floods_and_informational_statuses_become_502_naming_the_plugin()
     let (_, body) = server
         .get("/api/plugins/hostile-surface/headers?n=10000")
         .await;
-    assert!(body.contains("response headers are over the limit of 64"), "{body}");
+    assert!(
+        body.contains("response headers are over the limit of 64"),
+        "{body}"
+    );
     let (_, body) = server.get("/api/plugins/hostile-surface/status/101").await;
     assert!(body.contains("status 101"), "{body}");
 
