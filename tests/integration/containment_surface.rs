@@ -13,7 +13,7 @@ use callboard::{
     config::{Config, TrustedProxy, TrustedVendor},
     plugins::{
         license::{self, LicenseTerms},
-        manifest::Capabilities,
+        manifest::{self, Capabilities, EntitlementRoute, Manifest},
         signing::VendorKey,
     },
 };
@@ -250,11 +250,15 @@ async fn request_headers_are_allow_listed_and_only_trusted_proxies_name_the_user
 const ORG: &str = "Brightwharf";
 const VENDOR: &str = "lanternfish";
 
-/// Insights, signed and licensed without the `export` feature.
-async fn insights_without_export(data: &Path) -> TestServer {
+/// Insights with its manifest changed by `tweak`, signed and licensed
+/// without the `export` feature.
+async fn insights_without_export(data: &Path, tweak: impl FnOnce(&mut Manifest)) -> TestServer {
     let key = VendorKey::generate(VENDOR).unwrap();
+    let bytes = std::fs::read(plugin_file("insights")).unwrap();
+    let mut m = manifest::read(&bytes).unwrap();
+    tweak(&mut m);
     let signed = key
-        .sign_plugin(&std::fs::read(plugin_file("insights")).unwrap())
+        .sign_plugin(&manifest::embed(&bytes, &m).unwrap())
         .unwrap();
     std::fs::create_dir_all(data.join("plugins")).unwrap();
     std::fs::write(data.join("plugins/insights.wasm"), signed).unwrap();
@@ -294,7 +298,7 @@ async fn insights_without_export(data: &Path) -> TestServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entitlements_hold_on_every_spelling_of_the_path_and_gate_views() {
     let data = tempfile::tempdir().unwrap();
-    let server = insights_without_export(data.path()).await;
+    let server = insights_without_export(data.path(), |_| {}).await;
     let (status, body) = server.get("/api/plugins/insights/summary").await;
     assert_eq!(status, 200, "licensed: {body}");
 
@@ -360,6 +364,34 @@ async fn entitlements_hold_on_every_spelling_of_the_path_and_gate_views() {
     // The ungated page still renders.
     let (_, view) = server.get_json("/api/views/pages/insights").await;
     assert_eq!(view["status"], "ok", "{view}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_on_the_whole_plugin_gates_its_views_too() {
+    let data = tempfile::tempdir().unwrap();
+    let server = insights_without_export(data.path(), |m| {
+        m.entitlements = vec![EntitlementRoute {
+            feature: "premium".into(),
+            paths: vec!["/".into()],
+        }];
+    })
+    .await;
+    let (status, body) = server.get("/api/plugins/insights/summary").await;
+    assert_eq!(status, 403, "{body}");
+    let (_, view) = server.get_json("/api/views/pages/insights").await;
+    assert_eq!(view["status"], "error", "{view}");
+    assert!(
+        view["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the licence feature \"premium\""),
+        "{view}"
+    );
+    assert!(
+        view["html"].as_str().unwrap().contains("needs a licence"),
+        "{view}"
+    );
     server.stop().await;
 }
 
