@@ -35,6 +35,8 @@ pub struct Config {
     pub grants: GrantsConfig,
     /// The HTTP server: timeouts, caps, sign-in, tokens, allowed hosts.
     pub server: crate::server::config::ServerConfig,
+    /// Reverse proxies trusted to say who the user is.
+    pub proxy: ProxyConfig,
 }
 
 /// `[trust]`: vendor keys and the signature policy.
@@ -114,6 +116,7 @@ impl Default for Config {
             trust: TrustConfig::default(),
             grants: GrantsConfig::default(),
             server: crate::server::config::ServerConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -166,6 +169,14 @@ pub struct PluginsConfig {
     /// How long a page waits for plugin views, in milliseconds; a view not
     /// ready by then is shown as an error box. Default 1500.
     pub view_deadline_ms: u64,
+    /// Size caps on plugin views and on the headers of plugin responses.
+    pub views: ViewLimits,
+    /// Most headers a plugin response may carry (counted before the
+    /// allow-list drops any); more is a 502 naming the plugin. Default 64.
+    pub max_response_headers: usize,
+    /// Most bytes of header names and values a plugin response may carry;
+    /// more is a 502 naming the plugin. Default 16 KiB.
+    pub max_response_header_bytes: usize,
 }
 
 impl Default for PluginsConfig {
@@ -186,7 +197,109 @@ impl Default for PluginsConfig {
             event_batch: 500,
             event_linger_ms: 50,
             view_deadline_ms: 1500,
+            views: ViewLimits::default(),
+            max_response_headers: 64,
+            max_response_header_bytes: 16 << 10,
         }
+    }
+}
+
+/// `[plugins.views]`: what one plugin view may hold. Checked before the
+/// view is rendered, so a plugin cannot make the host build pages of
+/// hundreds of megabytes; a view over a cap becomes an error box naming the
+/// plugin, except tables and lists (cut, with a note) and charts (averaged
+/// down to `max_points`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewLimits {
+    /// Rows shown per table and items per list, badge row or stat row; the
+    /// rest are cut with a note. Default 500.
+    pub max_rows: usize,
+    /// Table cells, list items, badges, stats and chart series in the whole
+    /// view (cards and blocks count too). Default 20000.
+    pub max_items: usize,
+    /// Points drawn per chart series; longer series are averaged down to
+    /// this many. Default 200.
+    pub max_points: usize,
+    /// Bytes of text (every string the plugin sent) in the whole view.
+    /// Default 1 MiB.
+    pub max_text_bytes: usize,
+    /// Bytes of rendered HTML for one view. Default 2 MiB.
+    pub max_html_bytes: usize,
+}
+
+impl Default for ViewLimits {
+    fn default() -> Self {
+        Self {
+            max_rows: 500,
+            max_items: 20_000,
+            max_points: 200,
+            max_text_bytes: 1 << 20,
+            max_html_bytes: 2 << 20,
+        }
+    }
+}
+
+/// `[proxy]`: who may name the user. Callboard takes the user from the
+/// `x-forwarded-user` header only when the connection comes from one of
+/// these addresses; from anyone else the header is ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses or CIDR ranges of the authenticating reverse proxies in
+    /// front of Callboard: `trusted = ["10.0.0.5", "10.1.0.0/16"]`.
+    /// Default empty: `x-forwarded-user` is never trusted.
+    pub trusted: Vec<TrustedProxy>,
+    /// Longest user name accepted from a trusted proxy, in bytes; a longer
+    /// one, or one with control characters, is ignored. Default 256.
+    pub max_user_bytes: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            trusted: Vec::new(),
+            max_user_bytes: 256,
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Whether a connection from `peer` comes from a trusted proxy.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        // An IPv4 client on a dual-stack socket shows up as `::ffff:a.b.c.d`.
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted.iter().any(|t| t.0.contains(&peer))
+    }
+}
+
+/// One trusted proxy: an IP address or a CIDR range, written as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TrustedProxy(pub ipnet::IpNet);
+
+impl TryFrom<String> for TrustedProxy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        text.parse::<std::net::IpAddr>()
+            .map(|ip| Self(ipnet::IpNet::from(ip)))
+            .map_err(|_| {
+                format!("proxy.trusted: {text:?} is neither an IP address nor a CIDR range")
+            })
+    }
+}
+
+impl From<TrustedProxy> for String {
+    fn from(proxy: TrustedProxy) -> Self {
+        proxy.0.to_string()
     }
 }
 

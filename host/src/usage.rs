@@ -4,15 +4,19 @@
 //! events it does nothing but one lock-free check, and publishing itself
 //! never waits (see [`crate::plugins::events`]).
 //!
-//! Who: the `x-forwarded-user` header an authenticating proxy sets, else a
+//! Who: the `x-forwarded-user` header an authenticating proxy sets, taken
+//! only from a proxy listed in `[proxy] trusted` ([`trusted_user`]), else a
 //! pseudonymous visitor id kept in the `callboard_visitor` cookie, which
 //! HTML pages set on first visit.
 
-use std::time::Instant;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
 
 use axum::{
-    extract::{Request, State},
-    http::{HeaderValue, Method, header},
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, Method, header},
     middleware::Next,
     response::Response,
 };
@@ -47,6 +51,40 @@ fn visitor_of(request: &Request) -> Option<&str> {
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// The user a trusted proxy names in `x-forwarded-user`: `None` unless the
+/// connection comes from `[proxy] trusted` (anyone else could type the
+/// header), and unless the name is one value of printable characters
+/// within `max_user_bytes`. This is the only place the host derives who a
+/// request is from.
+pub fn trusted_user(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    proxy: &crate::config::ProxyConfig,
+) -> Option<String> {
+    if !peer.is_some_and(|p| proxy.trusts(p)) {
+        return None;
+    }
+    let mut values = headers.get_all("x-forwarded-user").iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        // Two answers to "who is this": neither is trusted.
+        return None;
+    }
+    let user = value.to_str().ok()?.trim();
+    (!user.is_empty()
+        && user.len() <= proxy.max_user_bytes
+        && user.bytes().all(|b| (0x20..0x7f).contains(&b)))
+    .then(|| user.to_owned())
+}
+
+/// The address the connection came from, when the server records it.
+fn peer_of(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 fn new_visitor_id() -> Option<String> {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).ok()?;
@@ -64,12 +102,11 @@ pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Ne
     if !wants && !may_be_page {
         return next.run(request).await;
     }
-    let forwarded_user = request
-        .headers()
-        .get("x-forwarded-user")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
+    let forwarded_user = trusted_user(
+        request.headers(),
+        peer_of(&request),
+        &plugins.config().proxy,
+    );
     let visitor = visitor_of(&request).map(str::to_owned);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -198,6 +235,53 @@ pub async fn forward_catalog_events(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use crate::config::{ProxyConfig, TrustedProxy};
+
+    #[test]
+    fn only_trusted_proxies_name_the_user() {
+        let proxy = ProxyConfig {
+            trusted: vec![
+                TrustedProxy::try_from("10.1.0.0/16".to_owned()).unwrap(),
+                TrustedProxy::try_from("127.0.0.1".to_owned()).unwrap(),
+            ],
+            max_user_bytes: 16,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-user", HeaderValue::from_static("alice"));
+        let user = |h: &HeaderMap, peer: &str| super::trusted_user(h, peer.parse().ok(), &proxy);
+        assert_eq!(user(&headers, "10.1.2.3").as_deref(), Some("alice"));
+        assert_eq!(user(&headers, "::ffff:127.0.0.1").as_deref(), Some("alice"));
+        assert_eq!(user(&headers, "10.2.0.1"), None);
+        assert_eq!(user(&headers, "not an address"), None);
+        assert_eq!(
+            super::trusted_user(&headers, "10.1.2.3".parse().ok(), &ProxyConfig::default()),
+            None,
+            "nobody is trusted by default"
+        );
+        headers.insert(
+            "x-forwarded-user",
+            HeaderValue::from_static("a-very-long-user-name"),
+        );
+        assert_eq!(user(&headers, "10.1.2.3"), None);
+        headers.insert(
+            "x-forwarded-user",
+            HeaderValue::from_bytes(b"al\tice").unwrap(),
+        );
+        assert_eq!(user(&headers, "10.1.2.3"), None);
+        headers.insert(
+            "x-forwarded-user",
+            HeaderValue::from_bytes("ålice".as_bytes()).unwrap(),
+        );
+        assert_eq!(user(&headers, "10.1.2.3"), None);
+        headers.insert("x-forwarded-user", HeaderValue::from_static("alice"));
+        headers.append("x-forwarded-user", HeaderValue::from_static("admin"));
+        assert_eq!(user(&headers, "10.1.2.3"), None);
+        assert!(TrustedProxy::try_from("10.0.0.0/33".to_owned()).is_err());
+        assert!(TrustedProxy::try_from("proxy.example".to_owned()).is_err());
+    }
+
     #[test]
     fn entity_paths() {
         assert_eq!(

@@ -1,10 +1,22 @@
 //! `/api/plugins/<plugin-id>/<rest>`: routed into the plugin's handler.
+//!
+//! The path is normalised once ([`path::normalise`]) and that one path is
+//! both what licence entitlements are checked against and what the plugin
+//! gets. Headers cross through allow-lists both ways ([`headers`]), every
+//! response carries the sandbox headers, and only statuses 200-599 reach
+//! the client.
+
+pub mod headers;
+pub mod path;
+
+use std::net::SocketAddr;
 
 use axum::{
     Router,
     body::{Body, to_bytes},
-    extract::{Path, Request, State},
-    http::{HeaderName, HeaderValue, StatusCode},
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderValue, StatusCode},
+    middleware::Next,
     response::{IntoResponse, Response},
     routing::any,
 };
@@ -15,10 +27,12 @@ use crate::plugins::{CallError, PluginHost, PluginRequest};
 /// The router mounted at `/api/plugins`.
 pub fn router(host: PluginHost, max_request_body: usize) -> Router {
     Router::new()
-        .route("/{id}", any(handle_root))
-        .route("/{id}/", any(handle_root))
-        .route("/{id}/{*rest}", any(handle))
+        .route("/{id}", any(forward))
+        .route("/{id}/", any(forward))
+        .route("/{id}/{*rest}", any(forward))
         .layer(axum::middleware::from_fn(backstage_errors))
+        // Outermost, so error bodies get the sandbox headers too.
+        .layer(axum::middleware::from_fn(sandbox))
         .with_state(Shared {
             host,
             max_request_body,
@@ -31,29 +45,32 @@ struct Shared {
     max_request_body: usize,
 }
 
-async fn handle_root(
-    state: State<Shared>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    forward(state, id, "/".to_owned(), request).await
+async fn sandbox(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let out = response.headers_mut();
+    for (name, value) in headers::SECURITY {
+        out.insert(*name, HeaderValue::from_static(value));
+    }
+    response
 }
 
-async fn handle(
-    state: State<Shared>,
-    Path((id, rest)): Path<(String, String)>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    forward(state, id, format!("/{rest}"), request).await
+/// The plugin id and the rest of the path, both as sent (still
+/// percent-encoded), from the URI this router sees: `/<id>/<rest>`.
+fn split_path(uri_path: &str) -> (&str, &str) {
+    let below = uri_path.strip_prefix('/').unwrap_or(uri_path);
+    match below.find('/') {
+        Some(i) => (&below[..i], &below[i..]),
+        None => (below, ""),
+    }
 }
 
-async fn forward(
-    State(shared): State<Shared>,
-    id: String,
-    path: String,
-    request: Request,
-) -> Result<Response, ApiError> {
+async fn forward(State(shared): State<Shared>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    let (raw_id, raw_path) = split_path(parts.uri.path());
+    let id = percent_encoding::percent_decode_str(raw_id)
+        .decode_utf8_lossy()
+        .into_owned();
+    let path = path::normalise(raw_path).map_err(|e| ApiError::input(e.to_string()))?;
     let body = to_bytes(body, shared.max_request_body).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -64,18 +81,17 @@ async fn forward(
             ),
         )
     })?;
-    let headers = parts
-        .headers
-        .iter()
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect();
+    let config = shared.host.config();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let user = crate::usage::trusted_user(&parts.headers, peer, &config.proxy);
     let request = PluginRequest {
         method: parts.method.as_str().to_owned(),
         path,
         query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers,
+        headers: headers::forwarded(&parts.headers, user.as_deref()),
         body: body.to_vec(),
     };
     let response = shared
@@ -84,37 +100,39 @@ async fn forward(
         .await
         .map_err(|e| to_api_error(&e))?;
 
+    let bad = |reason: String| {
+        let message = format!(
+            "plugin {} returned an invalid response: {reason}",
+            response.served_by
+        );
+        tracing::warn!("{message}");
+        ApiError::new(StatusCode::BAD_GATEWAY, "PluginResponseError", message)
+    };
+    // 1xx would switch or stall the connection; only final statuses pass.
+    let status = StatusCode::from_u16(response.status)
+        .ok()
+        .filter(|s| (200..=599).contains(&s.as_u16()))
+        .ok_or_else(|| {
+            bad(format!(
+                "status {} is not allowed (only 200-599)",
+                response.status
+            ))
+        })?;
+    let caps = headers::Caps {
+        count: config.plugins.max_response_headers,
+        bytes: config.plugins.max_response_header_bytes,
+    };
+    let filtered =
+        headers::filter_response(&response.served_by, response.headers, caps).map_err(bad)?;
     let served_by = HeaderValue::try_from(&*response.served_by).ok();
     let mut out = Response::new(Body::from(response.body));
-    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = out.headers_mut();
-    for (name, value) in response.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value))
-        else {
-            continue;
-        };
-        // The server frames the body itself; a plugin must not contradict it.
-        if is_framing(&name) {
-            continue;
-        }
-        headers.append(name, value);
-    }
+    *out.status_mut() = status;
+    *out.headers_mut() = filtered;
     // Which plugin version answered: makes updates observable.
     if let Some(value) = served_by {
         out.headers_mut().insert("x-callboard-plugin", value);
     }
     Ok(out.into_response())
-}
-
-fn is_framing(name: &HeaderName) -> bool {
-    use axum::http::header;
-    [
-        header::CONTENT_LENGTH,
-        header::TRANSFER_ENCODING,
-        header::CONNECTION,
-        header::UPGRADE,
-    ]
-    .contains(name)
 }
 
 fn to_api_error(error: &CallError) -> ApiError {
@@ -148,5 +166,19 @@ fn to_api_error(error: &CallError) -> ApiError {
             "ServiceUnavailableError",
             message,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_and_paths_split_as_sent() {
+        assert_eq!(super::split_path("/insights"), ("insights", ""));
+        assert_eq!(super::split_path("/insights/"), ("insights", "/"));
+        assert_eq!(
+            super::split_path("/insights/%2Fexport.csv"),
+            ("insights", "/%2Fexport.csv")
+        );
+        assert_eq!(super::split_path("/insights//x"), ("insights", "//x"));
     }
 }

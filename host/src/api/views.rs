@@ -1,11 +1,13 @@
 //! `/api/views`: plugin views rendered by the host, as JSON (each with its
-//! safe HTML and the structured view), for scripts, tests and the portal.
+//! status, its safe HTML and any error; never the plugin's raw view data),
+//! for scripts, tests and the portal.
 
 use std::time::Duration;
 
 use axum::{
     Json, Router,
     extract::{Path, RawQuery, State},
+    http::Uri,
     routing::get,
 };
 use callboard_catalog::EntityRef;
@@ -68,34 +70,34 @@ async fn pages(State(state): State<AppState>) -> Json<Value> {
 
 async fn page_root(
     state: State<AppState>,
-    Path(plugin): Path<String>,
+    uri: Uri,
     query: RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    render_page(state, plugin, String::from("/"), query).await
+    render_page(state, uri, query).await
 }
 
-async fn page(
-    state: State<AppState>,
-    Path((plugin, path)): Path<(String, String)>,
-    query: RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    render_page(state, plugin, format!("/{path}"), query).await
+async fn page(state: State<AppState>, uri: Uri, query: RawQuery) -> Result<Json<Value>, ApiError> {
+    render_page(state, uri, query).await
 }
 
+/// The plugin id and the path come from the URI as sent, so the page path
+/// is normalised once, like a route's.
 async fn render_page(
     State(state): State<AppState>,
-    plugin: String,
-    path: String,
+    uri: Uri,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    let below = uri.path().strip_prefix("/pages").unwrap_or(uri.path());
+    let (plugin, raw_path) = views::split_page_path(below);
     let view = views::page_view(
         &state.plugins,
         &plugin,
-        &path,
+        raw_path,
         query.as_deref().unwrap_or_default(),
         deadline(&state),
     )
     .await
+    .map_err(|e| ApiError::input(e.to_string()))?
     .ok_or_else(|| ApiError::not_found(format!("plugin \"{plugin}\" has no pages")))?;
     Ok(Json(
         serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?,

@@ -147,7 +147,7 @@ impl LivePlugin {
             });
         }
         for gate in &self.loaded.manifest.entitlements {
-            if gate.paths.iter().any(|p| path.starts_with(p.as_str()))
+            if gate.paths.iter().any(|p| gate_covers(p, path))
                 && !terms.features.contains(&gate.feature)
             {
                 return Err(CallError::NotEntitled {
@@ -158,6 +158,20 @@ impl LivePlugin {
         }
         Ok(())
     }
+}
+
+/// Whether entitlement path `gate` covers `path` (normalised by the host,
+/// see `api::plugins::path`) on whole segments: `/export` covers `/export`
+/// and `/export/x`, not `/exporter`; `/` covers everything, including the
+/// empty path entity views are rendered at.
+fn gate_covers(gate: &str, path: &str) -> bool {
+    let mut path = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy());
+    gate.split('/')
+        .filter(|s| !s.is_empty())
+        .all(|want| path.next().is_some_and(|got| got == want))
 }
 
 pub(super) struct Inner {
@@ -582,6 +596,16 @@ impl PluginHost {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    /// Whether plugin `id`'s licence admits a call at `path` (normalised):
+    /// views are gated like routes.
+    pub fn admits(&self, id: &str, path: &str) -> Result<(), CallError> {
+        let live = self.inner.live.load();
+        let plugin = live
+            .get(id)
+            .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
+        plugin.admit(path)
     }
 
     /// One live plugin.

@@ -4,13 +4,14 @@
 
 use std::{future::Future, time::Duration};
 
-use axum::Router;
+use axum::{Router, extract::ConnectInfo};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet, time::Instant};
+use tower_http::add_extension::AddExtension;
 
 use super::config::ServerConfig;
 
@@ -62,7 +63,7 @@ pub(super) async fn serve(
             },
             () = &mut shutdown => break Ok(()),
         };
-        let (mut stream, _peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) if is_connection_error(&e) => continue,
@@ -77,8 +78,10 @@ pub(super) async fn serve(
             () = &mut shutdown => break Ok(()),
         };
         super::no_delay(&mut stream);
-        // The router takes hyper's body type as it is.
-        let service = TowerToHyperService::new(app.clone());
+        // The router takes hyper's body type as it is. Each request carries
+        // the peer's address: `[proxy] trusted` decides whose
+        // `x-forwarded-user` counts.
+        let service = TowerToHyperService::new(AddExtension::new(app.clone(), ConnectInfo(peer)));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
             if let Err(e) = connection.await {

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use axum::{
-    extract::{Path, RawQuery, State},
-    http::StatusCode,
+    extract::{RawQuery, State},
+    http::{StatusCode, Uri},
     response::Response,
 };
 use maud::{Markup, PreEscaped, html};
@@ -54,25 +54,34 @@ pub(super) async fn index(State(web): State<Web>) -> Result<Response, WebError> 
 /// `/plugins/{plugin}`: the plugin's page root.
 pub(super) async fn root(
     State(web): State<Web>,
-    Path(plugin): Path<String>,
+    uri: Uri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
-    show(web, plugin, "/".to_owned(), query.unwrap_or_default()).await
+    show(web, &uri, query.unwrap_or_default()).await
 }
 
 /// `/plugins/{plugin}/{*path}`: a page below the plugin's root.
 pub(super) async fn page_at(
     State(web): State<Web>,
-    Path((plugin, path)): Path<(String, String)>,
+    uri: Uri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
-    show(web, plugin, format!("/{path}"), query.unwrap_or_default()).await
+    show(web, &uri, query.unwrap_or_default()).await
 }
 
-async fn show(web: Web, plugin: String, path: String, query: String) -> Result<Response, WebError> {
+/// The plugin and the page path come from the URI as sent, so the path is
+/// normalised once, like a route's; the plugin gets that path and its
+/// licence is checked against it.
+async fn show(web: Web, uri: &Uri, query: String) -> Result<Response, WebError> {
+    let below = uri.path().strip_prefix("/plugins").unwrap_or(uri.path());
+    let (plugin, raw_path) = views::split_page_path(below);
+    let path = crate::api::plugins::path::normalise(raw_path)
+        .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let started = Instant::now();
     let deadline = Duration::from_millis(web.app.config.plugins.view_deadline_ms);
-    let view = views::page_view(&web.app.plugins, &plugin, &path, &query, deadline).await;
+    let view = views::page_view(&web.app.plugins, &plugin, &path, &query, deadline)
+        .await
+        .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let fetched = started.elapsed();
     let Some(view) = view else {
         return Err(WebError::NotFound(format!(
