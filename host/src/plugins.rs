@@ -5,6 +5,7 @@
 //! [`CallError`] that names the plugin and its version.
 
 mod bindings;
+mod admission;
 mod call;
 pub mod capabilities;
 mod engine;
