@@ -44,7 +44,7 @@ pub(super) fn per_plugin(config: &PluginsConfig) -> usize {
 }
 
 /// The host-wide budgets.
-pub(super) struct Budgets {
+pub(crate) struct Budgets {
     /// One permit per pooled instance: a call that cannot get one is refused
     /// as busy before wasmtime's pool would fail it.
     instances: Arc<Semaphore>,
@@ -149,7 +149,7 @@ impl Budgets {
 
     /// Runs `f` (SQLite work) on the blocking pool, at most
     /// `host_call_threads` at once, so it never holds an async worker.
-    pub(super) async fn blocking<R: Send + 'static>(
+    pub(crate) async fn blocking<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, String> {

@@ -120,6 +120,40 @@ pub enum CallError {
     },
 }
 
+/// Runs one call of `plugin` with a fresh store: admitted first (its fair
+/// share, the pool, the descriptor budget), then the whole call, instantiate
+/// included, under a wall-clock deadline on top of the epoch deadline. The
+/// epoch stops a plugin that computes; the wall clock stops one that waits
+/// in a host call (a WASI sleep or poll), which no epoch check reaches.
+/// Dropping the call's future (deadline, abandoned view) drops its store and
+/// frees its slots. `|store| body` names the store for the body.
+macro_rules! guarded {
+    ($host:expr, $plugin:expr, $background:expr, |$store:ident| $body:expr) => {{
+        let plugin: &LivePlugin = &$plugin;
+        let _admitted = $host.admit_call(plugin, $background).await?;
+        let mut $store = $host.new_store(plugin);
+        let wall = plugin.limits.timeout() + WALL_CLOCK_GRACE;
+        let outcome = tokio::time::timeout(wall, async { $body }).await;
+        match outcome {
+            Ok(result) => result.map_err(|e| classify(plugin, &$store, &e)),
+            Err(_) => Err(timed_out(plugin, "while waiting in a host call")),
+        }
+    }};
+}
+
+/// Calls one export of API 0.3+ plugin `id` in a fresh instance; traps
+/// become [`CallError`]s. `|instance, store| call` names the instance and
+/// the store for the call expression (a future).
+macro_rules! call_export {
+    ($host:expr, $id:expr, $background:expr, |$instance:ident, $store:ident| $call:expr) => {{
+        let (plugin, pre) = $host.live_v0_3($id)?;
+        guarded!($host, plugin, $background, |$store| {
+            let $instance = pre.instantiate_async(&mut $store).await?;
+            $call.await
+        })
+    }};
+}
+
 impl PluginHost {
     /// Runs `request` in a fresh instance of plugin `id`.
     pub async fn handle(
@@ -153,40 +187,6 @@ impl PluginHost {
         response.served_by = plugin.label.clone();
         Ok(response)
     }
-}
-
-/// Runs one call of `plugin` with a fresh store: admitted first (its fair
-/// share, the pool, the descriptor budget), then the whole call, instantiate
-/// included, under a wall-clock deadline on top of the epoch deadline. The
-/// epoch stops a plugin that computes; the wall clock stops one that waits
-/// in a host call (a WASI sleep or poll), which no epoch check reaches.
-/// Dropping the call's future (deadline, abandoned view) drops its store and
-/// frees its slots. `|store| body` names the store for the body.
-macro_rules! guarded {
-    ($host:expr, $plugin:expr, $background:expr, |$store:ident| $body:expr) => {{
-        let plugin: &LivePlugin = &$plugin;
-        let _admitted = $host.admit_call(plugin, $background).await?;
-        let mut $store = $host.new_store(plugin);
-        let wall = plugin.limits.timeout() + WALL_CLOCK_GRACE;
-        match tokio::time::timeout(wall, async { $body }).await {
-            Ok(result) => result.map_err(|e| classify(plugin, &$store, &e)),
-            Err(_) => Err(timed_out(plugin, "while waiting in a host call")),
-        }
-    }};
-}
-use guarded;
-
-/// Calls one export of API 0.3+ plugin `id` in a fresh instance; traps
-/// become [`CallError`]s. `|instance, store| call` names the instance and
-/// the store for the call expression (a future).
-macro_rules! call_export {
-    ($host:expr, $id:expr, $background:expr, |$instance:ident, $store:ident| $call:expr) => {{
-        let (plugin, pre) = $host.live_v0_3($id)?;
-        guarded!($host, plugin, $background, |$store| {
-            let $instance = pre.instantiate_async(&mut $store).await?;
-            $call.await
-        })
-    }};
 }
 
 /// The wall clock lets the epoch deadline (checked every tick) report a

@@ -174,7 +174,9 @@ impl QueuedBytes {
     fn reserve(&self, size: usize) -> bool {
         self.bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                queued.checked_add(size).filter(|&after| after <= self.budget)
+                queued
+                    .checked_add(size)
+                    .filter(|&after| after <= self.budget)
             })
             .is_ok()
     }

@@ -753,13 +753,17 @@ impl PluginHost {
         .into_iter()
         .filter_map(|(dir, what)| {
             let dir = dir?;
-            let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
             Some((std::fs::canonicalize(&dir).unwrap_or(dir), what))
         })
         .collect();
         let mut dirs = Vec::new();
-        capabilities.files.retain(|guest, host| {
-            match GrantedDir::open(guest, host, &protected) {
+        capabilities.files.retain(
+            |guest, host| match GrantedDir::open(guest, host, &protected) {
                 Ok(dir) => {
                     dirs.push(dir);
                     true
@@ -768,8 +772,8 @@ impl PluginHost {
                     tracing::warn!(plugin = %manifest.label(), "{e}; the plugin will not see it");
                     false
                 }
-            }
-        });
+            },
+        );
         dirs
     }
 
@@ -792,7 +796,11 @@ impl PluginHost {
             error: error.to_string(),
             at: SystemTime::now(),
         };
-        let mut failures = self.inner.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if failures.len() >= MAX_FAILURES {
             failures.remove(0);
         }
@@ -864,7 +872,13 @@ impl PluginHost {
             let host = self.clone();
             let batch = config.event_batch.max(1);
             let linger = std::time::Duration::from_millis(config.event_linger_ms);
-            runtime.spawn(deliver_events(host, id.clone(), subscription, batch, linger));
+            runtime.spawn(deliver_events(
+                host,
+                id.clone(),
+                subscription,
+                batch,
+                linger,
+            ));
         }
 
         let mut tickers = self.inner.tickers.lock().unwrap_or_else(|e| e.into_inner());
@@ -881,7 +895,13 @@ impl PluginHost {
                     .or_default()
                     .clone();
                 let max_backoff = config.tick_backoff_max_secs;
-                let task = runtime.spawn(run_ticks(self.clone(), id.clone(), secs, stats, max_backoff));
+                let task = runtime.spawn(run_ticks(
+                    self.clone(),
+                    id.clone(),
+                    secs,
+                    stats,
+                    max_backoff,
+                ));
                 if let Some((_, old)) = tickers.insert(id, (secs, task.abort_handle())) {
                     old.abort();
                 }
@@ -958,7 +978,13 @@ async fn deliver_events(
 /// right away, until the plugin is removed. Each failure in a row doubles an
 /// extra pause (up to `max_backoff` seconds), so a tick that loops or traps
 /// does not burn a core.
-async fn run_ticks(host: PluginHost, id: String, secs: u64, stats: Arc<TickStats>, max_backoff: u64) {
+async fn run_ticks(
+    host: PluginHost,
+    id: String,
+    secs: u64,
+    stats: Arc<TickStats>,
+    max_backoff: u64,
+) {
     use std::sync::atomic::Ordering;
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(secs));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -1006,7 +1032,11 @@ impl TickStats {
 
 impl PluginHost {
     fn tick_stats(&self, id: &str) -> Option<Arc<TickStats>> {
-        let stats = self.inner.tick_stats.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = self
+            .inner
+            .tick_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         stats.get(id).cloned()
     }
 }
@@ -1023,7 +1053,10 @@ fn raise_open_files_limit() {
         };
         match setrlimit(Resource::Nofile, raised) {
             Ok(()) => tracing::debug!("raised the open-files limit to {:?}", limit.maximum),
-            Err(e) => tracing::warn!("cannot raise the open-files limit ({:?}): {e}", limit.current),
+            Err(e) => tracing::warn!(
+                "cannot raise the open-files limit ({:?}): {e}",
+                limit.current
+            ),
         }
     }
 }

@@ -154,7 +154,11 @@ pub enum DirError {
 impl GrantedDir {
     /// Canonicalises `host`, refuses it if it overlaps one of `protected`
     /// (folder, what it is), and opens it.
-    pub fn open(guest: &str, host: &str, protected: &[(PathBuf, &'static str)]) -> Result<Self, DirError> {
+    pub fn open(
+        guest: &str,
+        host: &str,
+        protected: &[(PathBuf, &'static str)],
+    ) -> Result<Self, DirError> {
         let unavailable = || DirError::Unavailable {
             guest: guest.to_owned(),
             host: host.to_owned(),
@@ -165,7 +169,7 @@ impl GrantedDir {
                 return Err(DirError::Overlaps {
                     guest: guest.to_owned(),
                     host: host.to_owned(),
-                    what,
+                    what: *what,
                 });
             }
         }

@@ -26,8 +26,8 @@ impl wit::Host for HostState {
         let catalog = self.grants.catalog.clone().ok_or(wit::Error::Denied)?;
         let r = EntityRef::parse_with_defaults(&entity_ref, Some("component"), "default")
             .map_err(|e| wit::Error::Invalid(e.to_string()))?;
-        let entity = self
-            .budgets
+        let budgets = self.budgets.clone();
+        let entity = budgets
             .blocking(move || catalog.get_by_ref(&r).map(|e| e.map(|e| e.to_string())))
             .await
             .map_err(|e| pool_failed(&self.label, &e))?;
@@ -44,8 +44,8 @@ impl wit::Host for HostState {
             predicate,
             ..Selection::default()
         };
-        let page = self
-            .budgets
+        let budgets = self.budgets.clone();
+        let page = budgets
             .blocking(move || {
                 catalog
                     .query(&selection, &Start::Beginning, limit.min(MAX_QUERY) as usize)

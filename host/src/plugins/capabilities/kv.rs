@@ -17,6 +17,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::plugins::{
+    admission::Budgets,
     bindings::{v0_1_0, v0_2_0, v0_3_0},
     state::HostState,
 };
@@ -329,21 +330,19 @@ pub struct KvAccess {
     pub(crate) quota: Quota,
 }
 
-impl HostState {
-    /// Runs SQLite work `f` on the blocking pool (never on the async worker
-    /// that polls the plugin), mapping its error into the WIT error.
-    async fn off_worker<R, E>(
-        &self,
-        f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
-    ) -> Result<R, E>
-    where
-        R: Send + 'static,
-        E: From<KvError>,
-    {
-        match self.budgets.blocking(f).await {
-            Ok(result) => result.map_err(E::from),
-            Err(e) => Err(E::from(KvError::Pool(e))),
-        }
+/// Runs SQLite work `f` on the blocking pool (never on the async worker
+/// that polls the plugin), mapping its error into the WIT error.
+async fn off_worker<R, E>(
+    budgets: Arc<Budgets>,
+    f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
+) -> Result<R, E>
+where
+    R: Send + 'static,
+    E: From<KvError>,
+{
+    match budgets.blocking(f).await {
+        Ok(result) => result.map_err(E::from),
+        Err(e) => Err(E::from(KvError::Pool(e))),
     }
 }
 
@@ -389,24 +388,34 @@ macro_rules! kv_glue {
             impl wit::Host for HostState {
                 async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    self.off_worker(move || kv.store.get(&kv.plugin, &key)).await
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.get(&kv.plugin, &key)
+                    })
+                    .await
                 }
 
                 async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    self.off_worker(move || kv.store.set(&kv.plugin, &key, &value, kv.quota))
-                        .await
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.set(&kv.plugin, &key, &value, kv.quota)
+                    })
+                    .await
                 }
 
                 async fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    self.off_worker(move || kv.store.delete(&kv.plugin, &key)).await
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.delete(&kv.plugin, &key)
+                    })
+                    .await
                 }
 
                 async fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    self.off_worker(move || kv.store.increment(&kv.plugin, &key, delta, kv.quota))
-                        .await
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.increment(&kv.plugin, &key, delta, kv.quota)
+                    })
+                    .await
                 }
 
                 async fn list_keys(
@@ -415,7 +424,7 @@ macro_rules! kv_glue {
                     limit: u32,
                 ) -> Result<Vec<String>, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    self.off_worker(move || {
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
                         kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000))
                     })
                     .await
@@ -424,7 +433,10 @@ macro_rules! kv_glue {
                 async fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
                     let limit = kv.quota.bytes;
-                    let used = self.off_worker(move || kv.store.usage(&kv.plugin)).await?;
+                    let used = off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.usage(&kv.plugin)
+                    })
+                    .await?;
                     Ok(wit::Quota {
                         used_bytes: used,
                         limit_bytes: limit,
