@@ -16,7 +16,7 @@ use std::{
 
 use callboard::{
     config::{Config, LimitOverrides},
-    plugins::manifest::Capabilities,
+    plugins::{manifest::Capabilities, write_atomically},
 };
 use serde_json::Value;
 
@@ -374,7 +374,7 @@ async fn a_refused_plugin_file_is_not_retried_until_it_changes() {
     let plugins = server.running.state.plugins.clone();
     let folder = dir.path().join("plugins");
     let junk = folder.join("refused-junk.wasm");
-    std::fs::write(&junk, b"not a plugin").unwrap();
+    write_atomically(&junk, b"not a plugin").unwrap();
     let refusals = |name: &'static str| {
         let plugins = plugins.clone();
         move || {
@@ -391,18 +391,20 @@ async fn a_refused_plugin_file_is_not_retried_until_it_changes() {
     })
     .await;
     // Touched again and again without changing: not retried.
-    for _ in 0..20 {
-        std::fs::write(&junk, b"not a plugin").unwrap();
+    for i in 0..20 {
+        let file = std::fs::File::options().append(true).open(&junk).unwrap();
+        file.set_modified(std::time::SystemTime::now() + Duration::from_secs(i + 1))
+            .unwrap();
     }
     // A changed file is retried: seeing its refusal means the watcher has
     // handled the touches before it.
-    std::fs::write(folder.join("refused-marker.wasm"), b"junk too").unwrap();
+    write_atomically(&folder.join("refused-marker.wasm"), b"junk too").unwrap();
     let marker = refusals("refused-marker.wasm");
     eventually(10, "the marker file to be refused", || async {
         (marker() == 1).then_some(())
     })
     .await;
-    std::fs::write(&junk, b"changed junk").unwrap();
+    write_atomically(&junk, b"changed junk").unwrap();
     eventually(10, "the changed junk file to be refused again", || async {
         (junk_refusals() == 2).then_some(())
     })
@@ -410,7 +412,8 @@ async fn a_refused_plugin_file_is_not_retried_until_it_changes() {
 
     // The list of refusals is bounded.
     for i in 0..130 {
-        std::fs::write(folder.join(format!("flood-{i}.wasm")), format!("junk {i}")).unwrap();
+        let junk = format!("junk {i}");
+        write_atomically(&folder.join(format!("flood-{i}.wasm")), junk.as_bytes()).unwrap();
     }
     eventually(30, "every flood file to be refused", || async {
         let logs = captured_logs();

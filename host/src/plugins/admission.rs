@@ -77,11 +77,11 @@ pub(super) struct Admitted {
 /// Why a call was not admitted.
 pub(super) enum Refused {
     /// The plugin's slots are taken and its queue is full (or the wait ran out).
-    PluginBusy,
+    PluginFull,
     /// Every pooled instance is in use.
-    PoolBusy,
+    PoolFull,
     /// The descriptor budget is spent.
-    FilesBusy,
+    FilesSpent,
 }
 
 /// Lowers the waiting count even when the waiting future is dropped.
@@ -111,18 +111,18 @@ impl Budgets {
                 .clone()
                 .acquire_owned()
                 .await
-                .map_err(|_| Refused::PluginBusy)?,
+                .map_err(|_| Refused::PluginFull)?,
             Err(_) => {
                 if slots.waiting.fetch_add(1, Ordering::Relaxed) >= slots.queue {
                     slots.waiting.fetch_sub(1, Ordering::Relaxed);
-                    return Err(Refused::PluginBusy);
+                    return Err(Refused::PluginFull);
                 }
                 let _waiting = Waiting(&slots.waiting);
                 match tokio::time::timeout(self.queue_wait, slots.slots.clone().acquire_owned())
                     .await
                 {
                     Ok(Ok(slot)) => slot,
-                    _ => return Err(Refused::PluginBusy),
+                    _ => return Err(Refused::PluginFull),
                 }
             }
         };
@@ -130,14 +130,14 @@ impl Budgets {
             .instances
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Refused::PoolBusy)?;
+            .map_err(|_| Refused::PoolFull)?;
         let files = match files {
             0 => None,
             n => Some(
                 self.files
                     .clone()
                     .try_acquire_many_owned(n)
-                    .map_err(|_| Refused::FilesBusy)?,
+                    .map_err(|_| Refused::FilesSpent)?,
             ),
         };
         Ok(Admitted {

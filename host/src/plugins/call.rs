@@ -215,9 +215,9 @@ impl PluginHost {
             .await
             .map_err(|refused| {
                 let why = match refused {
-                    Refused::PluginBusy => "all its slots are in use and its queue is full",
-                    Refused::PoolBusy => "every instance of the pool is in use",
-                    Refused::FilesBusy => "the file descriptor budget is spent",
+                    Refused::PluginFull => "all its slots are in use and its queue is full",
+                    Refused::PoolFull => "every instance of the pool is in use",
+                    Refused::FilesSpent => "the file descriptor budget is spent",
                 };
                 tracing::warn!(plugin = %plugin.label, "call refused: {why}");
                 CallError::Busy {

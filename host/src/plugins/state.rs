@@ -169,7 +169,7 @@ impl GrantedDir {
                 return Err(DirError::Overlaps {
                     guest: guest.to_owned(),
                     host: host.to_owned(),
-                    what: *what,
+                    what,
                 });
             }
         }
