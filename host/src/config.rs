@@ -177,6 +177,39 @@ pub struct PluginsConfig {
     /// Most bytes of header names and values a plugin response may carry;
     /// more is a 502 naming the plugin. Default 16 KiB.
     pub max_response_header_bytes: usize,
+    /// Calls of one plugin (requests, views, events, ticks) running at once;
+    /// capped at half of `max_concurrent_instances`, so one slow plugin
+    /// always leaves room for the others. Default 16.
+    pub max_instances_per_plugin: u32,
+    /// Calls of one plugin that may wait for one of its slots; beyond that
+    /// a call is refused at once with 503 naming the plugin. Default 16.
+    pub queue_per_plugin: u32,
+    /// Longest a call waits in its plugin's queue, in milliseconds, before it
+    /// is refused with 503. Default 500.
+    pub queue_wait_ms: u64,
+    /// Handles (open files and directories, streams, pollables) one call of
+    /// a plugin with granted directories may hold: it holds at most this many
+    /// file descriptors. Default 64.
+    pub max_open_files: u32,
+    /// File descriptors all plugin calls together may hold through granted
+    /// directories (each such call reserves `max_open_files` plus its
+    /// directories); a call that does not fit is refused with 503.
+    /// Default 2048.
+    pub open_files_budget: u32,
+    /// Key-value and catalog host calls running at once on the blocking
+    /// thread pool (SQLite work never runs on the async workers). Default 4.
+    pub host_call_threads: u32,
+    /// Bytes of events queued per subscribed plugin (besides `event_queue`,
+    /// the count); beyond it new events are dropped and counted.
+    /// Default 4 MiB.
+    pub event_queue_bytes: usize,
+    /// Longest pause between two ticks of a plugin whose ticks keep failing,
+    /// in seconds (the pause doubles with each failure in a row). Default 900.
+    pub tick_backoff_max_secs: u64,
+    /// The config file's folder, set when the file is loaded: granted
+    /// directories may not be in it nor contain it.
+    #[serde(skip)]
+    pub config_dir: Option<PathBuf>,
 }
 
 impl Default for PluginsConfig {
@@ -200,6 +233,15 @@ impl Default for PluginsConfig {
             views: ViewLimits::default(),
             max_response_headers: 64,
             max_response_header_bytes: 16 << 10,
+            max_instances_per_plugin: 16,
+            queue_per_plugin: 16,
+            queue_wait_ms: 500,
+            max_open_files: 64,
+            open_files_budget: 2048,
+            host_call_threads: 4,
+            event_queue_bytes: 4 << 20,
+            tick_backoff_max_secs: 900,
+            config_dir: None,
         }
     }
 }
@@ -426,6 +468,7 @@ impl Config {
         })?;
         // Directories granted to plugins are relative to the config file.
         if let Some(base) = path.parent() {
+            config.plugins.config_dir = Some(base.to_owned());
             let grants = &mut config.grants;
             for caps in std::iter::once(&mut grants.default)
                 .chain(grants.vendors.values_mut())

@@ -4,6 +4,7 @@
 //! takes a [`PluginRequest`] and answers a [`PluginResponse`] or a
 //! [`CallError`] that names the plugin and its version.
 
+pub(crate) mod admission;
 mod bindings;
 mod call;
 pub mod capabilities;
@@ -25,7 +26,7 @@ pub use bindings::v0_3_0::exports::callboard::plugin::ui as bindings_ui;
 pub use call::{CallError, PluginRequest, PluginResponse, View, ViewRequest};
 pub use loader::LoadError;
 pub use registry::{
-    InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, is_plugin_file, verify_file,
-    verify_license_file, write_atomically,
+    InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, TickCounts, is_plugin_file,
+    verify_file, verify_license_file, write_atomically,
 };
 pub use watcher::FolderWatch;

@@ -220,8 +220,9 @@ async fn fetch_all(
                     message: join.to_string(),
                 })),
                 Err(_) => {
-                    // The plugin's own deadline stops it; the page does not wait.
-                    drop(task);
+                    // Abandoned: cancelling drops its instance and frees its
+                    // slots now, not at the plugin's own (longer) deadline.
+                    task.abort();
                     None
                 }
             },

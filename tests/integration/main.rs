@@ -3,6 +3,7 @@
 
 mod catalog;
 mod ci;
+mod containment_runtime;
 mod containment_surface;
 mod cost;
 mod insights;

@@ -9,6 +9,15 @@ pub mod v0_1_0 {
     wasmtime::component::bindgen!({
         path: "../wit/v0.1.0",
         world: "plugin",
+        // kv runs SQLite: async, so it can run on the blocking pool.
+        imports: {
+            "callboard:plugin/kv.get": async,
+            "callboard:plugin/kv.set": async,
+            "callboard:plugin/kv.delete": async,
+            "callboard:plugin/kv.increment": async,
+            "callboard:plugin/kv.list-keys": async,
+            "callboard:plugin/kv.usage": async,
+        },
         exports: { default: async },
     });
 }
@@ -18,6 +27,14 @@ pub mod v0_2_0 {
     wasmtime::component::bindgen!({
         path: "../wit/v0.2.0",
         world: "plugin",
+        imports: {
+            "callboard:plugin/kv.get": async,
+            "callboard:plugin/kv.set": async,
+            "callboard:plugin/kv.delete": async,
+            "callboard:plugin/kv.increment": async,
+            "callboard:plugin/kv.list-keys": async,
+            "callboard:plugin/kv.usage": async,
+        },
         exports: { default: async },
     });
 }
@@ -28,7 +45,17 @@ pub mod v0_3_0 {
     wasmtime::component::bindgen!({
         path: "../wit/v0.3.0",
         world: "plugin",
-        imports: { "callboard:plugin/http.send": async },
+        imports: {
+            "callboard:plugin/http.send": async,
+            "callboard:plugin/kv.get": async,
+            "callboard:plugin/kv.set": async,
+            "callboard:plugin/kv.delete": async,
+            "callboard:plugin/kv.increment": async,
+            "callboard:plugin/kv.list-keys": async,
+            "callboard:plugin/kv.usage": async,
+            "callboard:plugin/catalog.get-entity": async,
+            "callboard:plugin/catalog.query": async,
+        },
         exports: { default: async },
         additional_derives: [serde::Serialize],
     });

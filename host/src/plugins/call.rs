@@ -9,6 +9,7 @@ use std::{
 use wasmtime::{Store, UpdateDeadline};
 
 use super::{
+    admission::{Admitted, Refused},
     bindings::{v0_1_0, v0_2_0, v0_3_0},
     capabilities::kv::{KvAccess, Quota},
     events::Event,
@@ -119,6 +120,40 @@ pub enum CallError {
     },
 }
 
+/// Runs one call of `plugin` with a fresh store: admitted first (its fair
+/// share, the pool, the descriptor budget), then the whole call, instantiate
+/// included, under a wall-clock deadline on top of the epoch deadline. The
+/// epoch stops a plugin that computes; the wall clock stops one that waits
+/// in a host call (a WASI sleep or poll), which no epoch check reaches.
+/// Dropping the call's future (deadline, abandoned view) drops its store and
+/// frees its slots. `|store| body` names the store for the body.
+macro_rules! guarded {
+    ($host:expr, $plugin:expr, $background:expr, |$store:ident| $body:expr) => {{
+        let plugin: &LivePlugin = &$plugin;
+        let _admitted = $host.admit_call(plugin, $background).await?;
+        let mut $store = $host.new_store(plugin);
+        let wall = plugin.limits.timeout() + WALL_CLOCK_GRACE;
+        let outcome = tokio::time::timeout(wall, async { $body }).await;
+        match outcome {
+            Ok(result) => result.map_err(|e| classify(plugin, &$store, &e)),
+            Err(_) => Err(timed_out(plugin, "while waiting in a host call")),
+        }
+    }};
+}
+
+/// Calls one export of API 0.3+ plugin `id` in a fresh instance; traps
+/// become [`CallError`]s. `|instance, store| call` names the instance and
+/// the store for the call expression (a future).
+macro_rules! call_export {
+    ($host:expr, $id:expr, $background:expr, |$instance:ident, $store:ident| $call:expr) => {{
+        let (plugin, pre) = $host.live_v0_3($id)?;
+        guarded!($host, plugin, $background, |$store| {
+            let $instance = pre.instantiate_async(&mut $store).await?;
+            $call.await
+        })
+    }};
+}
+
 impl PluginHost {
     /// Runs `request` in a fresh instance of plugin `id`.
     pub async fn handle(
@@ -143,36 +178,54 @@ impl PluginHost {
         }
 
         plugin.admit(&request.path)?;
-        let mut store = self.new_store(&plugin);
-        let result = match &plugin.loaded.pre {
+        let response = guarded!(self, plugin, false, |store| match &plugin.loaded.pre {
             Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
             Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
             Pre::V0_3_0(pre) => call_v0_3_0(pre, &mut store, request).await,
-        };
-        let response = result.map_err(|e| classify(&plugin, &store, &e))?;
+        })?;
         let mut response = check_response(&plugin, response)?;
         response.served_by = plugin.label.clone();
         Ok(response)
     }
 }
 
-/// Calls one export of API 0.3+ plugin `id` in a fresh instance; traps
-/// become [`CallError`]s. `|instance, store| call` names the instance and
-/// the store for the call expression (a future).
-macro_rules! call_export {
-    ($host:expr, $id:expr, |$instance:ident, $store:ident| $call:expr) => {{
-        let (plugin, pre) = $host.live_v0_3($id)?;
-        let mut $store = $host.new_store(&plugin);
-        let result: wasmtime::Result<_> = async {
-            let $instance = pre.instantiate_async(&mut $store).await?;
-            $call.await
-        }
-        .await;
-        result.map_err(|e| classify(&plugin, &$store, &e))
-    }};
+/// The wall clock lets the epoch deadline (checked every tick) report a
+/// computing plugin first; it catches what the epoch cannot.
+const WALL_CLOCK_GRACE: Duration = Duration::from_millis(100);
+
+fn timed_out(plugin: &LivePlugin, why: &str) -> CallError {
+    tracing::warn!(plugin = %plugin.label, "stopped at its deadline of {} ms {why}", plugin.limits.timeout_ms);
+    CallError::Timeout {
+        plugin: plugin.label.clone(),
+        deadline: plugin.limits.timeout(),
+    }
 }
 
 impl PluginHost {
+    /// Takes the plugin's share, an instance and its descriptors for one call.
+    async fn admit_call(
+        &self,
+        plugin: &LivePlugin,
+        background: bool,
+    ) -> Result<Admitted, CallError> {
+        let files = plugin.grants.descriptors();
+        self.inner
+            .budgets
+            .admit(&plugin.slots, files, background)
+            .await
+            .map_err(|refused| {
+                let why = match refused {
+                    Refused::PluginFull => "all its slots are in use and its queue is full",
+                    Refused::PoolFull => "every instance of the pool is in use",
+                    Refused::FilesSpent => "the file descriptor budget is spent",
+                };
+                tracing::warn!(plugin = %plugin.label, "call refused: {why}");
+                CallError::Busy {
+                    plugin: plugin.label.clone(),
+                }
+            })
+    }
+
     /// A fresh store for one call into `plugin`: its capabilities, its
     /// licence, its limits, and the epoch deadline.
     fn new_store(&self, plugin: &LivePlugin) -> Store<HostState> {
@@ -194,9 +247,15 @@ impl PluginHost {
                 kv,
                 plugin.license_state(),
                 plugin.grants.clone(),
+                self.inner.budgets.clone(),
             ),
         );
         store.limiter(|s| &mut s.limiter);
+        // Bounds what one transfer from the plugin (an export's result, a host
+        // call's arguments) makes the host copy, checked by wasmtime as it
+        // lifts, before each copy: list elements that all point at the same
+        // guest bytes cannot multiply past it.
+        store.set_hostcall_fuel(transfer_budget(&limits));
         let started = Instant::now();
         let deadline = limits.timeout();
         store.set_epoch_deadline(1);
@@ -260,7 +319,7 @@ impl PluginHost {
             path: request.path,
             query: request.query,
         };
-        call_export!(self, id, |instance, store| instance
+        call_export!(self, id, false, |instance, store| instance
             .callboard_plugin_ui()
             .call_render(&mut store, &wit_request))
     }
@@ -286,14 +345,14 @@ impl PluginHost {
                     .collect(),
             })
             .collect();
-        call_export!(self, id, |instance, store| instance
+        call_export!(self, id, true, |instance, store| instance
             .callboard_plugin_subscriber()
             .call_on_events(&mut store, &batch))
     }
 
     /// Runs plugin `id`'s scheduled task once.
     pub(super) async fn tick(&self, id: &str, now_ms: u64) -> Result<(), CallError> {
-        call_export!(self, id, |instance, store| instance
+        call_export!(self, id, true, |instance, store| instance
             .callboard_plugin_scheduled()
             .call_on_tick(&mut store, now_ms))
     }
@@ -351,6 +410,12 @@ call_fn!(call_v0_1_0, v0_1_0);
 call_fn!(call_v0_2_0, v0_2_0);
 call_fn!(call_v0_3_0, v0_3_0);
 
+/// Most bytes one transfer from a plugin to the host may carry: the response
+/// body cap plus 1 MiB for headers and the rest.
+fn transfer_budget(limits: &crate::config::Limits) -> usize {
+    limits.max_response_body.saturating_add(1 << 20)
+}
+
 /// The epoch callback's error when a call runs out of time.
 #[derive(Debug)]
 struct DeadlineExceeded;
@@ -379,6 +444,17 @@ fn classify(plugin: &LivePlugin, store: &Store<HostState>, error: &wasmtime::Err
         tracing::warn!(plugin = %label, "no free instance slot: {error}");
         return CallError::Busy { plugin: label };
     }
+    // wasmtime's message for a spent transfer budget (its error type is private).
+    if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
+        tracing::warn!(plugin = %label, "sent more than its transfer budget: {error:#}");
+        return CallError::BadResponse {
+            plugin: label,
+            reason: format!(
+                "it sent more than {} bytes to the host at once",
+                transfer_budget(&plugin.limits)
+            ),
+        };
+    }
     if store.data().limiter.hit_memory_limit {
         tracing::warn!(plugin = %label, "stopped at its memory limit of {} MiB: {error:#}", plugin.limits.memory_mib);
         return CallError::MemoryLimit {
@@ -397,6 +473,11 @@ fn classify(plugin: &LivePlugin, store: &Store<HostState>, error: &wasmtime::Err
         message,
     }
 }
+
+/// Most headers a plugin response may carry.
+pub const MAX_RESPONSE_HEADERS: usize = 100;
+/// Most bytes of header names and values a plugin response may carry.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 64 << 10;
 
 fn check_response(
     plugin: &LivePlugin,
@@ -417,6 +498,22 @@ fn check_response(
             "body of {} bytes is over the limit of {} bytes",
             response.body.len(),
             plugin.limits.max_response_body
+        )));
+    }
+    if response.headers.len() > MAX_RESPONSE_HEADERS {
+        return Err(bad(format!(
+            "{} headers are over the limit of {MAX_RESPONSE_HEADERS}",
+            response.headers.len()
+        )));
+    }
+    let header_bytes: usize = response
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len())
+        .sum();
+    if header_bytes > MAX_RESPONSE_HEADER_BYTES {
+        return Err(bad(format!(
+            "{header_bytes} bytes of headers are over the limit of {MAX_RESPONSE_HEADER_BYTES}"
         )));
     }
     Ok(response)

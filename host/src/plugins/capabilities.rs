@@ -6,4 +6,4 @@ mod config;
 pub mod http;
 pub mod kv;
 mod license;
-mod log;
+pub(crate) mod log;

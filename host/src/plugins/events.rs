@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -74,6 +74,46 @@ impl Event {
         self.attributes.push((name, value.to_string()));
         self
     }
+
+    /// Bytes the event holds, as counted against a queue's byte budget.
+    pub fn size(&self) -> usize {
+        EVENT_OVERHEAD
+            + self.subject.len()
+            + self.user.as_deref().map_or(0, str::len)
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
+    /// Cuts every free-text field to [`MAX_EVENT_FIELD`] bytes, so what a
+    /// visitor sends (a path, a user header) cannot make events large.
+    fn truncate_fields(&mut self) {
+        truncate(&mut self.subject);
+        if let Some(user) = &mut self.user {
+            truncate(user);
+        }
+        for (_, value) in &mut self.attributes {
+            truncate(value);
+        }
+    }
+}
+
+/// Longest subject, user or attribute value an event carries, in bytes.
+pub const MAX_EVENT_FIELD: usize = 1024;
+
+/// What an event costs beyond its text (the struct, the queue slot).
+const EVENT_OVERHEAD: usize = 128;
+
+fn truncate(s: &mut String) {
+    if s.len() > MAX_EVENT_FIELD {
+        let mut end = MAX_EVENT_FIELD;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
 }
 
 /// Delivery counters of one subscriber.
@@ -121,6 +161,35 @@ pub(super) struct Subscriber {
     catalog: bool,
     tx: mpsc::Sender<Arc<Event>>,
     pub(super) stats: Arc<EventStats>,
+    /// Bytes of events in the queue, against `byte_budget`.
+    queued: Arc<QueuedBytes>,
+}
+
+/// Bytes of events waiting in one subscriber's queue: the publisher adds,
+/// the delivery task subtracts what it took.
+#[derive(Debug)]
+pub(super) struct QueuedBytes {
+    bytes: AtomicUsize,
+    budget: usize,
+}
+
+impl QueuedBytes {
+    /// Counts `size` more bytes, unless that passes the budget.
+    fn reserve(&self, size: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                queued
+                    .checked_add(size)
+                    .filter(|&after| after <= self.budget)
+            })
+            .is_ok()
+    }
+
+    /// Releases the bytes of events taken from the queue.
+    pub(super) fn release(&self, events: &[Arc<Event>]) {
+        let size: usize = events.iter().map(|e| e.size()).sum();
+        self.bytes.fetch_sub(size, Ordering::AcqRel);
+    }
 }
 
 impl Subscriber {
@@ -130,6 +199,13 @@ impl Subscriber {
             Stream::Catalog => self.catalog,
         }
     }
+}
+
+/// A new subscription's receiving end, for its delivery task.
+pub(super) struct Subscription {
+    pub(super) rx: mpsc::Receiver<Arc<Event>>,
+    pub(super) stats: Arc<EventStats>,
+    pub(super) queued: Arc<QueuedBytes>,
 }
 
 /// Where events are published.
@@ -148,14 +224,21 @@ impl EventBus {
     }
 
     /// Queues `event` for every subscriber of `stream`. Never waits.
-    pub fn publish(&self, stream: Stream, event: Event) {
+    pub fn publish(&self, stream: Stream, mut event: Event) {
+        event.truncate_fields();
+        let size = event.size();
         let event = Arc::new(event);
         for s in self.subscribers.load().iter().filter(|s| s.listens(stream)) {
+            if !s.queued.reserve(size) {
+                s.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             // Counted before it is queued, so a drain never sees it settled
             // before it was counted.
             s.stats.unsettled.fetch_add(1, Ordering::AcqRel);
             if s.tx.try_send(event.clone()).is_err() {
                 s.stats.unsettled.fetch_sub(1, Ordering::AcqRel);
+                s.queued.bytes.fetch_sub(size, Ordering::AcqRel);
                 s.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -196,7 +279,8 @@ impl EventBus {
         id: &str,
         streams: &[String],
         capacity: usize,
-    ) -> Option<(mpsc::Receiver<Arc<Event>>, Arc<EventStats>)> {
+        byte_budget: usize,
+    ) -> Option<Subscription> {
         let usage = streams.iter().any(|s| s == Stream::Usage.as_str());
         let catalog = streams.iter().any(|s| s == Stream::Catalog.as_str());
         let current = self.subscribers.load();
@@ -220,15 +304,20 @@ impl EventBus {
             .or_default()
             .clone();
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let queued = Arc::new(QueuedBytes {
+            bytes: AtomicUsize::new(0),
+            budget: byte_budget,
+        });
         next.push(Arc::new(Subscriber {
             plugin: id.to_owned(),
             usage,
             catalog,
             tx,
             stats: stats.clone(),
+            queued: queued.clone(),
         }));
         self.subscribers.store(Arc::new(next));
-        Some((rx, stats))
+        Some(Subscription { rx, stats, queued })
     }
 
     /// Ends plugin `id`'s subscription; its delivery task stops once the

@@ -18,6 +18,7 @@ use wasmtime::Engine;
 
 use super::{
     ApiVersion,
+    admission::{Budgets, PluginSlots},
     call::CallError,
     capabilities::{http::HttpClient, kv::KvStore},
     engine,
@@ -25,7 +26,7 @@ use super::{
     license::{self, LicenseError, LicenseTerms},
     loader::{self, Linkers, LoadError, Loaded},
     manifest::{Capabilities, Manifest, ViewSlot},
-    state::Grants,
+    state::{GrantedDir, Grants},
     trust::{SignatureState, TrustStore},
 };
 use crate::config::{Config, Limits};
@@ -79,6 +80,8 @@ pub struct PluginInfo {
     pub tick_secs: Option<u64>,
     /// Event delivery counters, if it subscribes to events.
     pub events: Option<EventCounts>,
+    /// Scheduled tick failures and back-off, if it ever ticked.
+    pub ticks: Option<TickCounts>,
 }
 
 /// A file that could not be loaded, kept for `list` and the log.
@@ -116,6 +119,8 @@ pub(super) struct LivePlugin {
     pub(super) capabilities: Capabilities,
     pub(super) grants: Arc<Grants>,
     pub(super) license: ArcSwap<LicenseState>,
+    /// Its fair share of the instance pool.
+    pub(super) slots: PluginSlots,
 }
 
 impl LivePlugin {
@@ -192,6 +197,41 @@ pub(super) struct Inner {
     pub(super) events: EventBus,
     /// Scheduled-tick tasks by plugin id, with their period.
     tickers: Mutex<HashMap<String, (u64, tokio::task::AbortHandle)>>,
+    /// Tick failures by plugin id, kept across updates.
+    tick_stats: Mutex<HashMap<String, Arc<TickStats>>>,
+    /// Fair shares, descriptor budget, SQLite pool.
+    pub(super) budgets: Arc<Budgets>,
+    /// Plugin-folder files refused as they are now: not retried until they change.
+    refused: Mutex<HashMap<PathBuf, Refusal>>,
+}
+
+/// A refused plugin file as it was when refused.
+struct Refusal {
+    size: u64,
+    modified: Option<SystemTime>,
+    sha256: String,
+    failure: LoadFailure,
+}
+
+/// Refusals kept for `failures`, newest last; older ones are dropped.
+const MAX_FAILURES: usize = 100;
+/// Refused files remembered (so not retried) at once.
+const MAX_REFUSED: usize = 1000;
+
+/// Scheduled ticks that failed in a row, and the pause that follows.
+#[derive(Debug, Default)]
+pub struct TickStats {
+    failures_in_a_row: std::sync::atomic::AtomicU32,
+    backoff_secs: std::sync::atomic::AtomicU64,
+}
+
+/// A snapshot of a plugin's [`TickStats`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TickCounts {
+    /// Ticks that failed (trap, timeout, ...) since the last one that worked.
+    pub failures_in_a_row: u32,
+    /// Seconds the next tick waits beyond its period because of them.
+    pub backoff_secs: u64,
 }
 
 /// The plugin runtime: one engine, the live plugins, their shared state.
@@ -212,6 +252,7 @@ pub struct InstallOptions {
 impl PluginHost {
     /// Builds the engine and opens `<data_dir>/kv.sqlite`. Loads nothing yet.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
+        raise_open_files_limit();
         let cache_dir = config.data_dir.join("cache").join("compiled");
         std::fs::create_dir_all(&cache_dir)?;
         let (engine, cache) = engine::build(&config.plugins, &cache_dir)?;
@@ -235,6 +276,9 @@ impl PluginHost {
                 ),
                 events: EventBus::default(),
                 tickers: Mutex::new(HashMap::new()),
+                tick_stats: Mutex::new(HashMap::new()),
+                budgets: Arc::new(Budgets::new(&config.plugins)),
+                refused: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -270,13 +314,34 @@ impl PluginHost {
 
     /// Loads (or reloads) one plugin file from the plugins folder. Unchanged
     /// content is a no-op, so the watcher seeing our own writes costs nothing.
+    /// A file refused before is retried only once its size, time or content
+    /// changes, so a writer touching it (or the watcher's own events) costs
+    /// no error log and no new failure each time.
     pub fn install_file(&self, file: &Path) -> Result<PluginInfo, LoadFailure> {
+        let meta = std::fs::metadata(file).ok();
+        let (size, modified) = (
+            meta.as_ref().map_or(0, |m| m.len()),
+            meta.as_ref().and_then(|m| m.modified().ok()),
+        );
+        if let Some(failure) = self.still_refused(file, size, modified, None) {
+            return Err(failure);
+        }
         let bytes = std::fs::read(file)
             .map_err(|e| self.fail(file, None, &LoadError::Read(e.to_string())))?;
         if let Some(info) = self.unchanged(file, &bytes) {
             return Ok(info);
         }
+        let sha256 = {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(&bytes))
+        };
+        if let Some(failure) = self.still_refused(file, size, modified, Some(&sha256)) {
+            return Err(failure);
+        }
         self.install_inner(&bytes, Some(file), &InstallOptions::default())
+            .inspect(|_| {
+                self.refused().remove(file);
+            })
             .map_err(|error| {
                 // A file too broken to name its plugin is charged to the plugin it replaces.
                 let id = manifest_id(&bytes).or_else(|| {
@@ -287,8 +352,48 @@ impl PluginHost {
                         .find(|p| p.loaded.source.as_deref() == Some(file))
                         .map(|p| p.loaded.manifest.id.clone())
                 });
-                self.fail(file, id.as_deref(), &error)
+                let failure = self.fail(file, id.as_deref(), &error);
+                let mut refused = self.refused();
+                if refused.len() >= MAX_REFUSED {
+                    refused.clear();
+                }
+                refused.insert(
+                    file.to_owned(),
+                    Refusal {
+                        size,
+                        modified,
+                        sha256,
+                        failure: failure.clone(),
+                    },
+                );
+                failure
             })
+    }
+
+    fn refused(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Refusal>> {
+        self.inner.refused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The failure `file` was refused with, if it has not changed since:
+    /// same size and time, or (when `sha256` is known) same content.
+    fn still_refused(
+        &self,
+        file: &Path,
+        size: u64,
+        modified: Option<SystemTime>,
+        sha256: Option<&str>,
+    ) -> Option<LoadFailure> {
+        let mut refused = self.refused();
+        let known = refused.get_mut(file)?;
+        let same = match sha256 {
+            None => known.size == size && known.modified == modified && modified.is_some(),
+            Some(sha) => known.sha256 == sha,
+        };
+        if same {
+            known.modified = modified;
+            known.size = size;
+        }
+        same.then(|| known.failure.clone())
     }
 
     /// Installs plugin bytes (the admin API and CLI): verify, compile, check
@@ -369,12 +474,8 @@ impl PluginHost {
             write_install(&target, bytes)?;
         }
         let granted = config.grants.granted(&id, manifest.vendor.as_deref());
-        let capabilities = manifest.capabilities.intersect(&granted);
-        for (guest, host) in &capabilities.files {
-            if !Path::new(host).is_dir() {
-                tracing::warn!(plugin = %manifest.label(), "granted directory {guest} = {host} is not a directory; the plugin will not see it");
-            }
-        }
+        let mut capabilities = manifest.capabilities.intersect(&granted);
+        let dirs = self.open_dirs(&manifest, &mut capabilities);
         let grants = Arc::new(Grants {
             catalog: capabilities
                 .catalog
@@ -388,6 +489,8 @@ impl PluginHost {
                 .unwrap_or_default(),
             http: inner.http.clone(),
             capabilities: capabilities.clone(),
+            dirs,
+            max_open_files: config.plugins.max_open_files.max(1),
         });
         let live = Arc::new(LivePlugin {
             label: loader::label(&loaded.manifest),
@@ -397,6 +500,7 @@ impl PluginHost {
             requested: manifest.capabilities.clone(),
             granted,
             license: ArcSwap::from_pointee(license_state),
+            slots: PluginSlots::new(&config.plugins),
             loaded,
         });
         let mut next = HashMap::clone(&current);
@@ -659,6 +763,44 @@ impl PluginHost {
         Some(self.info(plugin))
     }
 
+    /// Opens the granted directories once; one that is missing or overlaps
+    /// Callboard's own folders (data, config, trust) is refused with a
+    /// warning and left out of the effective capabilities.
+    fn open_dirs(&self, manifest: &Manifest, capabilities: &mut Capabilities) -> Vec<GrantedDir> {
+        let config = &self.inner.config;
+        let protected: Vec<(PathBuf, &'static str)> = [
+            (Some(config.data_dir.clone()), "data directory"),
+            (config.plugins.config_dir.clone(), "config folder"),
+            (Some(config.trust_dir()), "trust folder"),
+            (Some(config.plugins_dir()), "plugins folder"),
+        ]
+        .into_iter()
+        .filter_map(|(dir, what)| {
+            let dir = dir?;
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            Some((std::fs::canonicalize(&dir).unwrap_or(dir), what))
+        })
+        .collect();
+        let mut dirs = Vec::new();
+        capabilities.files.retain(
+            |guest, host| match GrantedDir::open(guest, host, &protected) {
+                Ok(dir) => {
+                    dirs.push(dir);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %manifest.label(), "{e}; the plugin will not see it");
+                    false
+                }
+            },
+        );
+        dirs
+    }
+
     /// Records and logs a refusal; the plugin's serving version is untouched.
     fn fail(&self, file: &Path, id: Option<&str>, error: &LoadError) -> LoadFailure {
         let serving = id.and_then(|id| self.live(id));
@@ -678,11 +820,15 @@ impl PluginHost {
             error: error.to_string(),
             at: SystemTime::now(),
         };
-        self.inner
+        let mut failures = self
+            .inner
             .failures
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(failure.clone());
+            .unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_FAILURES {
+            failures.remove(0);
+        }
+        failures.push(failure.clone());
         failure
     }
 
@@ -723,6 +869,7 @@ impl PluginHost {
             views: m.views.clone(),
             tick_secs: m.tick_secs,
             events: self.inner.events.stats(&m.id),
+            ticks: self.tick_stats(&m.id).map(|t| t.snapshot()),
         }
     }
 
@@ -741,15 +888,21 @@ impl PluginHost {
             &[]
         };
         let config = &self.inner.config.plugins;
-        if let Some((rx, stats)) = self
-            .inner
-            .events
-            .subscribe(&id, streams, config.event_queue)
+        if let Some(subscription) =
+            self.inner
+                .events
+                .subscribe(&id, streams, config.event_queue, config.event_queue_bytes)
         {
             let host = self.clone();
             let batch = config.event_batch.max(1);
             let linger = std::time::Duration::from_millis(config.event_linger_ms);
-            runtime.spawn(deliver_events(host, id.clone(), rx, stats, batch, linger));
+            runtime.spawn(deliver_events(
+                host,
+                id.clone(),
+                subscription,
+                batch,
+                linger,
+            ));
         }
 
         let mut tickers = self.inner.tickers.lock().unwrap_or_else(|e| e.into_inner());
@@ -757,7 +910,22 @@ impl PluginHost {
         match (tickers.get(&id), wanted) {
             (Some((secs, task)), Some(want)) if *secs == want && !task.is_finished() => {}
             (_, Some(secs)) => {
-                let task = runtime.spawn(run_ticks(self.clone(), id.clone(), secs));
+                let stats = self
+                    .inner
+                    .tick_stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(id.clone())
+                    .or_default()
+                    .clone();
+                let max_backoff = config.tick_backoff_max_secs;
+                let task = runtime.spawn(run_ticks(
+                    self.clone(),
+                    id.clone(),
+                    secs,
+                    stats,
+                    max_backoff,
+                ));
                 if let Some((_, old)) = tickers.insert(id, (secs, task.abort_handle())) {
                     old.abort();
                 }
@@ -784,12 +952,16 @@ impl PluginHost {
 async fn deliver_events(
     host: PluginHost,
     id: String,
-    mut rx: tokio::sync::mpsc::Receiver<Arc<super::events::Event>>,
-    stats: Arc<super::events::EventStats>,
+    subscription: super::events::Subscription,
     batch: usize,
     linger: std::time::Duration,
 ) {
     use std::sync::atomic::Ordering;
+    let super::events::Subscription {
+        mut rx,
+        stats,
+        queued,
+    } = subscription;
     let mut buffer = Vec::with_capacity(batch);
     while rx.recv_many(&mut buffer, batch).await > 0 {
         // A short wait for more fills the batch when events trickle in, so a
@@ -803,6 +975,7 @@ async fn deliver_events(
                 }
             }
         }
+        queued.release(&buffer);
         match host.deliver_events(&id, &buffer).await {
             Ok(()) => {
                 stats
@@ -829,8 +1002,17 @@ async fn deliver_events(
 }
 
 /// Calls plugin `id`'s scheduled task every `secs` seconds, the first time
-/// right away, until the plugin is removed.
-async fn run_ticks(host: PluginHost, id: String, secs: u64) {
+/// right away, until the plugin is removed. Each failure in a row doubles an
+/// extra pause (up to `max_backoff` seconds), so a tick that loops or traps
+/// does not burn a core.
+async fn run_ticks(
+    host: PluginHost,
+    id: String,
+    secs: u64,
+    stats: Arc<TickStats>,
+    max_backoff: u64,
+) {
+    use std::sync::atomic::Ordering;
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(secs));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -838,12 +1020,70 @@ async fn run_ticks(host: PluginHost, id: String, secs: u64) {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        match host.tick(&id, now_ms).await {
-            Ok(()) => {}
+        let failed = match host.tick(&id, now_ms).await {
+            Ok(()) => false,
             Err(CallError::NotFound(_)) => return,
             // Disabled until a valid licence arrives; its status says why.
-            Err(CallError::Unlicensed { .. }) => {}
-            Err(e) => tracing::warn!(plugin = %id, "scheduled tick failed: {e}"),
+            Err(CallError::Unlicensed { .. }) => false,
+            Err(e) => {
+                tracing::warn!(plugin = %id, "scheduled tick failed: {e}");
+                true
+            }
+        };
+        if !failed {
+            stats.failures_in_a_row.store(0, Ordering::Relaxed);
+            stats.backoff_secs.store(0, Ordering::Relaxed);
+            continue;
+        }
+        let failures = stats.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        let backoff = secs
+            .max(1)
+            .saturating_mul(1u64 << (failures - 1).min(20))
+            .min(max_backoff);
+        stats.backoff_secs.store(backoff, Ordering::Relaxed);
+        tracing::info!(plugin = %id, "next tick in {backoff} s more after {failures} failures in a row");
+        tokio::time::sleep(std::time::Duration::from_secs(backoff)).await;
+        interval.reset();
+    }
+}
+
+impl TickStats {
+    fn snapshot(&self) -> TickCounts {
+        use std::sync::atomic::Ordering;
+        TickCounts {
+            failures_in_a_row: self.failures_in_a_row.load(Ordering::Relaxed),
+            backoff_secs: self.backoff_secs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl PluginHost {
+    fn tick_stats(&self, id: &str) -> Option<Arc<TickStats>> {
+        let stats = self
+            .inner
+            .tick_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        stats.get(id).cloned()
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: plugins with
+/// granted directories, the folder watcher and every connection share it.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!("raised the open-files limit to {:?}", limit.maximum),
+            Err(e) => tracing::warn!(
+                "cannot raise the open-files limit ({:?}): {e}",
+                limit.current
+            ),
         }
     }
 }

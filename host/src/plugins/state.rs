@@ -19,6 +19,7 @@ use wasmtime_wasi::{
 };
 
 use super::{
+    admission::Budgets,
     capabilities::{http::HttpClient, kv::KvAccess},
     manifest::Capabilities,
     registry::LicenseState,
@@ -41,6 +42,42 @@ pub struct HostState {
     pub(super) started: Instant,
     pub(super) deadline: Duration,
     pub(super) limiter: Limiter,
+    /// The blocking pool for SQLite host calls.
+    pub(super) budgets: Arc<Budgets>,
+    /// What remains of this call's `log` budget.
+    pub(super) log: LogBudget,
+}
+
+/// Lines and bytes one call may send through the `log` interface; the rest
+/// is counted and reported once when the call ends.
+pub struct LogBudget {
+    pub(super) lines: u32,
+    pub(super) bytes: usize,
+    pub(super) dropped: u64,
+}
+
+/// Most `log` records one call may write.
+pub const LOG_LINES: u32 = 1000;
+/// Most `log` bytes one call may write.
+pub const LOG_BYTES: usize = 64 << 10;
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self {
+            lines: LOG_LINES,
+            bytes: LOG_BYTES,
+            dropped: 0,
+        }
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        if self.log.dropped > 0 {
+            tracing::warn!(target: "plugin", plugin = %self.label,
+                "dropped {} log records over the budget of {LOG_LINES} records or {LOG_BYTES} bytes per call", self.log.dropped);
+        }
+    }
 }
 
 /// The capabilities a live plugin was granted, resolved once at install and
@@ -54,16 +91,113 @@ pub struct Grants {
     pub settings: BTreeMap<String, String>,
     /// The shared outbound HTTP client and its limits.
     pub http: HttpClient,
+    /// The granted directories, opened once at install.
+    pub dirs: Vec<GrantedDir>,
+    /// Handles one call may hold when it has directories.
+    pub max_open_files: u32,
 }
 
 impl Grants {
-    /// Read-only directories to preopen: (host dir, guest path).
-    fn files(&self) -> impl Iterator<Item = (PathBuf, &str)> {
-        self.capabilities
-            .files
-            .iter()
-            .map(|(guest, host)| (PathBuf::from(host), guest.as_str()))
+    /// File descriptors one call reserves from the global budget: its
+    /// handle cap plus one per directory it preopens; none without directories.
+    pub(super) fn descriptors(&self) -> u32 {
+        if self.dirs.is_empty() {
+            0
+        } else {
+            self.max_open_files
+                .saturating_add(u32::try_from(self.dirs.len()).unwrap_or(u32::MAX))
+        }
     }
+}
+
+/// Handles a call without granted directories may hold (streams,
+/// pollables): bounds what it makes the host keep in its resource table.
+const MAX_HANDLES: usize = 4096;
+
+/// A granted directory, canonicalised and opened once at install. Every
+/// call reopens it through the handle (`/proc/self/fd/N` on Linux), never by
+/// its path, so swapping the path for a symlink later changes nothing.
+pub struct GrantedDir {
+    /// The path the plugin sees.
+    pub guest: String,
+    /// The canonical host directory.
+    pub host: PathBuf,
+    /// The open directory (keeps `via` valid).
+    _handle: std::fs::File,
+    /// What each call opens.
+    via: PathBuf,
+}
+
+/// Why a granted directory was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    /// Missing, unreadable, or not a directory.
+    #[error("granted directory {guest} = {host} cannot be opened as a directory")]
+    Unavailable {
+        /// The plugin's path.
+        guest: String,
+        /// The configured host path.
+        host: String,
+    },
+    /// It is, contains, or is inside one of Callboard's own folders.
+    #[error("granted directory {guest} = {host} overlaps Callboard's {what}; refused")]
+    Overlaps {
+        /// The plugin's path.
+        guest: String,
+        /// The configured host path.
+        host: String,
+        /// Which folder.
+        what: &'static str,
+    },
+}
+
+impl GrantedDir {
+    /// Canonicalises `host`, refuses it if it overlaps one of `protected`
+    /// (folder, what it is), and opens it.
+    pub fn open(
+        guest: &str,
+        host: &str,
+        protected: &[(PathBuf, &'static str)],
+    ) -> Result<Self, DirError> {
+        let unavailable = || DirError::Unavailable {
+            guest: guest.to_owned(),
+            host: host.to_owned(),
+        };
+        let canonical = std::fs::canonicalize(host).map_err(|_| unavailable())?;
+        for (dir, what) in protected {
+            if canonical.starts_with(dir) || dir.starts_with(&canonical) {
+                return Err(DirError::Overlaps {
+                    guest: guest.to_owned(),
+                    host: host.to_owned(),
+                    what,
+                });
+            }
+        }
+        let handle = std::fs::File::open(&canonical).map_err(|_| unavailable())?;
+        if !handle.metadata().map_err(|_| unavailable())?.is_dir() {
+            return Err(unavailable());
+        }
+        let via = reopen_path(&handle).unwrap_or_else(|| canonical.clone());
+        Ok(Self {
+            guest: guest.to_owned(),
+            host: canonical,
+            _handle: handle,
+            via,
+        })
+    }
+}
+
+/// The path that reopens exactly `handle`'s directory, where the OS has one.
+#[cfg(target_os = "linux")]
+fn reopen_path(handle: &std::fs::File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let via = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+    via.is_dir().then_some(via)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reopen_path(_: &std::fs::File) -> Option<PathBuf> {
+    None
 }
 
 impl HostState {
@@ -73,6 +207,7 @@ impl HostState {
         kv: KvAccess,
         license: Arc<LicenseState>,
         grants: Arc<Grants>,
+        budgets: Arc<Budgets>,
     ) -> Self {
         // Deny by default: no environment, no arguments, no network (every
         // address denied, TCP/UDP/DNS off; outbound HTTP goes through the
@@ -84,17 +219,26 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        for (host, guest) in grants.files() {
-            // A missing directory was reported once at install; the plugin
-            // sees no such directory.
-            if let Err(e) = wasi.preopened_dir(&host, guest, FsPerms::ReadOnly) {
-                tracing::debug!(plugin = %label, dir = %host.display(), "granted directory {guest} is not available: {e:#}");
+        for dir in &grants.dirs {
+            if let Err(e) = wasi.preopened_dir(&dir.via, &dir.guest, FsPerms::ReadOnly) {
+                tracing::debug!(plugin = %label, dir = %dir.host.display(), "granted directory {} is not available: {e:#}", dir.guest);
             }
         }
         let wasi = wasi.build();
+        // Every open file is a handle in this table: capping the table caps
+        // the descriptors one call holds (the global budget was reserved for
+        // exactly this many when the call was admitted).
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(if grants.dirs.is_empty() {
+            MAX_HANDLES
+        } else {
+            grants.max_open_files as usize
+        });
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table,
+            budgets,
+            log: LogBudget::default(),
             label,
             kv,
             license,
@@ -225,7 +369,7 @@ impl LineBuffer {
 
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.partial);
-        let line = line.trim_end_matches('\r');
+        let line = super::capabilities::log::escape(line.trim_end_matches('\r'));
         match self.stream {
             Stream::Stdout => {
                 tracing::info!(target: "plugin", plugin = %self.label, "stdout: {line}")

@@ -8,12 +8,16 @@
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::plugins::{
+    admission::Budgets,
     bindings::{v0_1_0, v0_2_0, v0_3_0},
     state::HostState,
 };
@@ -55,39 +59,55 @@ pub enum KvError {
     /// SQLite failed.
     #[error("key-value storage failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The blocking pool could not run the operation (shutting down).
+    #[error("key-value storage is unavailable: {0}")]
+    Pool(String),
 }
 
 /// The key-value database shared by all plugins.
 pub struct KvStore {
-    // One connection: operations take microseconds, and SQLite serializes
-    // writers anyway.
-    conn: Mutex<Connection>,
+    // A few connections to the WAL database, so two plugins' reads proceed
+    // at once; SQLite serializes the writers (IMMEDIATE transactions with a
+    // busy timeout).
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
 }
+
+/// Connections kept open to the key-value database.
+const CONNECTIONS: usize = 4;
 
 impl KvStore {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, KvError> {
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let tx = conn.transaction()?;
-        for (i, migration) in (0i64..)
-            .zip(MIGRATIONS)
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
-            tx.execute_batch(migration)?;
-            tx.pragma_update(None, "user_version", i + 1)?;
+        let mut conns = Vec::with_capacity(CONNECTIONS);
+        for i in 0..CONNECTIONS {
+            let mut conn = Connection::open(path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            if i == 0 {
+                migrate(&mut conn)?;
+            }
+            conns.push(Mutex::new(conn));
         }
-        tx.commit()?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conns,
+            next: AtomicUsize::new(0),
         })
     }
 
+    /// Runs `f` on a free connection (or waits for one).
     fn with<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, KvError>) -> Result<R, KvError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.conns.len();
+        for i in 0..n {
+            if let Ok(mut conn) = self.conns[(start + i) % n].try_lock() {
+                return f(&mut conn);
+            }
+        }
+        let mut conn = self.conns[start % n]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
     }
 
@@ -244,6 +264,20 @@ impl KvStore {
     }
 }
 
+fn migrate(conn: &mut Connection) -> Result<(), KvError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tx = conn.transaction()?;
+    for (i, migration) in (0i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 fn usage(c: &Connection, plugin: &str) -> Result<u64, KvError> {
     let bytes: Option<i64> = c
         .prepare_cached("SELECT bytes FROM kv_usage WHERE plugin = ?1")?
@@ -296,6 +330,22 @@ pub struct KvAccess {
     pub(crate) quota: Quota,
 }
 
+/// Runs SQLite work `f` on the blocking pool (never on the async worker
+/// that polls the plugin), mapping its error into the WIT error.
+async fn off_worker<R, E>(
+    budgets: Arc<Budgets>,
+    f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
+) -> Result<R, E>
+where
+    R: Send + 'static,
+    E: From<KvError>,
+{
+    match budgets.blocking(f).await {
+        Ok(result) => result.map_err(E::from),
+        Err(e) => Err(E::from(KvError::Pool(e))),
+    }
+}
+
 impl KvAccess {
     /// `None` unless granted: the glue turns that into a typed `denied`
     /// error, never a trap.
@@ -327,46 +377,69 @@ macro_rules! kv_glue {
                             tracing::error!(error = %e, "key-value storage failed");
                             wit::Error::Unavailable("storage failed; see the host log".into())
                         }
+                        KvError::Pool(e) => {
+                            tracing::error!(error = %e, "key-value storage failed");
+                            wit::Error::Unavailable("storage failed; see the host log".into())
+                        }
                     }
                 }
             }
 
             impl wit::Host for HostState {
-                fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
-                    Ok(kv.store.get(&kv.plugin, &key)?)
+                async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.get(&kv.plugin, &key)
+                    })
+                    .await
                 }
 
-                fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
-                    Ok(kv.store.set(&kv.plugin, &key, &value, kv.quota)?)
+                async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.set(&kv.plugin, &key, &value, kv.quota)
+                    })
+                    .await
                 }
 
-                fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
-                    Ok(kv.store.delete(&kv.plugin, &key)?)
+                async fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.delete(&kv.plugin, &key)
+                    })
+                    .await
                 }
 
-                fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
-                    Ok(kv.store.increment(&kv.plugin, &key, delta, kv.quota)?)
+                async fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.increment(&kv.plugin, &key, delta, kv.quota)
+                    })
+                    .await
                 }
 
-                fn list_keys(
+                async fn list_keys(
                     &mut self,
                     prefix: String,
                     limit: u32,
                 ) -> Result<Vec<String>, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
-                    Ok(kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000))?)
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000))
+                    })
+                    .await
                 }
 
-                fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?;
-                    let used = kv.store.usage(&kv.plugin)?;
+                async fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
+                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    let limit = kv.quota.bytes;
+                    let used = off_worker::<_, wit::Error>(self.budgets.clone(), move || {
+                        kv.store.usage(&kv.plugin)
+                    })
+                    .await?;
                     Ok(wit::Quota {
                         used_bytes: used,
-                        limit_bytes: kv.quota.bytes,
+                        limit_bytes: limit,
                     })
                 }
             }

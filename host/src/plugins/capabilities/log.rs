@@ -22,6 +22,10 @@ macro_rules! log_glue {
             impl log::Host for HostState {
                 fn log(&mut self, level: log::Level, message: String) {
                     let message = truncate(&message, MAX_MESSAGE);
+                    if !self.log.take(message.len()) {
+                        return;
+                    }
+                    let message = escape(message);
                     let plugin = &*self.label;
                     match level {
                         log::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
@@ -39,6 +43,38 @@ macro_rules! log_glue {
 log_glue!(v0_1_0::callboard::plugin);
 log_glue!(v0_2_0::callboard::plugin);
 log_glue!(v0_3_0::callboard::plugin);
+
+impl crate::plugins::state::LogBudget {
+    /// Charges one record of `bytes`; false (and counted) once the call's
+    /// budget is spent.
+    fn take(&mut self, bytes: usize) -> bool {
+        if self.lines == 0 || bytes > self.bytes {
+            self.dropped += 1;
+            return false;
+        }
+        self.lines -= 1;
+        self.bytes -= bytes;
+        true
+    }
+}
+
+/// A plugin's text made safe for one host log line: newlines and every other
+/// control character are escaped, so a plugin cannot start a line that looks
+/// like the host's own or rewrite the terminal.
+pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
 
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
