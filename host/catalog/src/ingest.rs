@@ -4,11 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use crate::config::LocationKind;
 use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
+use crate::fetch::UrlPolicy;
+use crate::files::{FileError, Roots, read_limited, within};
 use crate::store::{EntityRecord, LocationRow, Prepared};
 use crate::validation::validate_entity;
 use crate::yaml::parse_documents;
@@ -76,6 +79,8 @@ pub(crate) struct Harvest {
     /// kept because this read failed for them, with the status to show.
     pub(crate) keep: HashMap<String, Value>,
     pub(crate) problems: Vec<IngestProblem>,
+    /// Set when a cap stopped the read: nothing of it may be stored.
+    pub(crate) aborted: Option<String>,
 }
 
 impl Harvest {
@@ -132,15 +137,60 @@ pub(crate) type Batch = Vec<(EntityRecord, usize)>;
 pub(crate) enum Sink<'a> {
     /// Kept in memory (dry runs, validation).
     Collect(&'a mut Batch),
-    /// Streamed to the writer, so memory stays flat at any catalog size.
+    /// Streamed to the writer, so memory stays flat at any catalog size
+    /// (the reader runs on a blocking thread).
     Send(&'a tokio::sync::mpsc::Sender<Batch>),
+}
+
+/// Per-location ingestion caps (see [`crate::CatalogConfig`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) max_file_bytes: u64,
+    pub(crate) max_files: usize,
+    pub(crate) max_entities: usize,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_depth: usize,
+    pub(crate) max_urls: usize,
+}
+
+impl Limits {
+    pub(crate) fn of(c: &crate::CatalogConfig) -> Self {
+        Self {
+            max_file_bytes: c.max_file_bytes,
+            max_files: c.max_files_per_location,
+            max_entities: c.max_entities_per_location,
+            max_bytes: c.max_bytes_per_location,
+            max_depth: c.max_location_depth,
+            max_urls: c.max_urls_per_location,
+        }
+    }
+}
+
+/// What one read of a location may touch.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    /// Folders file targets may be read from; `None` for anywhere.
+    pub(crate) roots: Roots,
+    /// Entities this read may yield before it stops; and why, for the message.
+    pub(crate) max_entities: usize,
+    pub(crate) entities_cap: String,
 }
 
 /// Reads targets. Holds the HTTP client for `url` targets.
 #[derive(Clone)]
 pub(crate) struct Reader {
     pub(crate) http: reqwest::Client,
-    pub(crate) max_bytes: u64,
+    pub(crate) urls: Arc<UrlPolicy>,
+    pub(crate) limits: Limits,
+}
+
+/// What a read has consumed so far, against [`Limits`].
+#[derive(Debug, Default)]
+struct Usage {
+    files: usize,
+    bytes: u64,
+    urls: usize,
+    entities: usize,
 }
 
 /// A target to read, already resolved.
@@ -182,7 +232,10 @@ pub(crate) fn normalize_target(kind: LocationKind, target: &str) -> Result<Strin
                 path.to_owned()
             } else {
                 std::env::current_dir()
-                    .map_err(|e| format!("current directory: {e}"))?
+                    .map_err(|e| {
+                        tracing::error!("catalog: current directory: {e}");
+                        "The current directory could not be read".to_owned()
+                    })?
                     .join(path)
             };
             Ok(clean(&path).display().to_string())
@@ -215,7 +268,7 @@ fn clean(path: &Path) -> PathBuf {
     out
 }
 
-fn is_glob(s: &str) -> bool {
+pub(crate) fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
@@ -269,31 +322,83 @@ pub fn expand_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Reads a location the way ingestion would, without a database, and returns
-/// every problem found (for `callboard catalog validate`).
-pub async fn check_location(kind: LocationKind, target: &str) -> Vec<IngestProblem> {
+/// every problem found (for `callboard catalog validate`: the operator's own
+/// files, so any folder may be read; `url` targets follow `config`).
+pub async fn check_location(
+    kind: LocationKind,
+    target: &str,
+    config: &crate::CatalogConfig,
+) -> Vec<IngestProblem> {
     let target = match normalize_target(kind, target) {
         Ok(t) => t,
         Err(message) => return vec![problem(target, None, None, "InputError", message)],
     };
-    let reader = Reader {
-        http: reqwest::Client::new(),
-        max_bytes: 32 * 1024 * 1024,
+    let reader = match Reader::new(config) {
+        Ok(r) => r,
+        Err(message) => return vec![problem(&target, None, None, "InputError", message)],
     };
     let row = LocationRow {
         id: String::new(),
         kind: kind.as_str().to_owned(),
         target,
     };
-    let mut records = Vec::new();
-    reader
-        .harvest(&row, Sink::Collect(&mut records))
-        .await
-        .problems
+    let scope = Scope {
+        roots: None,
+        max_entities: config.max_entities_per_location,
+        entities_cap: "catalog.max_entities_per_location".into(),
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        let mut records = Vec::new();
+        let h = reader.harvest(&row, &scope, Sink::Collect(&mut records));
+        let mut problems = h.problems;
+        if let Some(message) = h.aborted {
+            problems.push(problem(
+                &format!("{}:{}", row.kind, row.target),
+                None,
+                None,
+                "InputError",
+                message,
+            ));
+        }
+        problems
+    });
+    task.await.unwrap_or_else(|e| {
+        vec![problem(
+            "",
+            None,
+            None,
+            "Error",
+            format!("reading stopped: {e}"),
+        )]
+    })
 }
 
 impl Reader {
-    /// Reads a registered location and everything it leads to.
-    pub(crate) async fn harvest(&self, location: &LocationRow, mut sink: Sink<'_>) -> Harvest {
+    pub(crate) fn new(config: &crate::CatalogConfig) -> Result<Self, String> {
+        let urls = Arc::new(UrlPolicy::new(
+            &config.url_allowed_hosts,
+            &config.url_allowed_ips,
+        )?);
+        let http = crate::fetch::client(
+            urls.clone(),
+            std::time::Duration::from_secs(config.url_timeout_secs.max(1)),
+        )?;
+        Ok(Self {
+            http,
+            urls,
+            limits: Limits::of(config),
+        })
+    }
+
+    /// Reads a registered location and everything it leads to. Blocking:
+    /// file IO, glob walks and YAML parsing happen here, so it runs on a
+    /// blocking thread (inside a tokio runtime, for `url` targets).
+    pub(crate) fn harvest(
+        &self,
+        location: &LocationRow,
+        scope: &Scope,
+        mut sink: Sink<'_>,
+    ) -> Harvest {
         let mut h = Harvest::default();
         let origin = format!("{}:{}", location.kind, location.target);
         let root = EntityRef::new(
@@ -344,14 +449,25 @@ impl Reader {
                 return h.finish();
             }
         };
-        let mut queue = vec![(0usize, first, true)];
+        let mut queue = vec![(0usize, first, true, 0usize)];
         let mut visited = HashSet::new();
         let mut seen_refs: HashMap<String, String> = HashMap::new();
-        while let Some((parent, target, required)) = queue.pop() {
-            for (source, text) in self.expand(&mut h, parent, &target, required).await {
-                if !visited.insert(source.key()) {
-                    continue;
-                }
+        let mut usage = Usage::default();
+        while let Some((parent, target, required, depth)) = queue.pop() {
+            let files = self.expand(
+                &mut h,
+                &mut usage,
+                &mut visited,
+                scope,
+                parent,
+                &target,
+                required,
+            );
+            if h.aborted.is_some() {
+                return h;
+            }
+            for (source, text) in files {
+                let before = queue.len();
                 let batch = self.read_file(
                     &mut h,
                     parent,
@@ -361,10 +477,28 @@ impl Reader {
                     &mut seen_refs,
                     &mut queue,
                 );
+                for item in &mut queue[before..] {
+                    item.3 = depth + 1;
+                }
+                usage.entities += batch.len();
+                if queue.len() > before && depth + 1 > self.limits.max_depth {
+                    h.aborted = Some(format!(
+                        "Location entities nest deeper than {} levels (catalog.max_location_depth)",
+                        self.limits.max_depth
+                    ));
+                } else if usage.entities + h.records.len() > scope.max_entities {
+                    h.aborted = Some(format!(
+                        "it provides more than {} entities ({})",
+                        scope.max_entities, scope.entities_cap
+                    ));
+                }
+                if h.aborted.is_some() {
+                    return h;
+                }
                 match &mut sink {
                     Sink::Collect(all) => all.extend(batch),
                     Sink::Send(tx) => {
-                        if tx.send(batch).await.is_err() {
+                        if tx.blocking_send(batch).is_err() {
                             // The writer failed; it reports why.
                             return h;
                         }
@@ -376,25 +510,47 @@ impl Reader {
     }
 
     /// Resolves a target into the files it names and their text; failures
-    /// are reported on `parent`.
-    async fn expand(
+    /// are reported on `parent`, caps breached set `h.aborted`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename these"
+    )]
+    fn expand(
         &self,
         h: &mut Harvest,
+        usage: &mut Usage,
+        visited: &mut HashSet<String>,
+        scope: &Scope,
         parent: usize,
         target: &Target,
         required: bool,
     ) -> Vec<(Target, String)> {
         let key = target.key();
+        let mut fail = |h: &mut Harvest, key: &str, name: &str, message: String| {
+            h.keep.insert(
+                key.to_owned(),
+                json!({"items": [status_item("error", name, &message)]}),
+            );
+            h.problem(Some(parent), problem(key, None, None, name, message));
+        };
         match target {
             Target::File(path) => {
                 let pattern = path.display().to_string();
+                if !within(path, &scope.roots) {
+                    let message = format!("Unable to read {key}: {}", FileError::Outside);
+                    fail(h, &key, "InputError", message);
+                    return Vec::new();
+                }
                 let paths: Vec<PathBuf> = if is_glob(&pattern) {
                     match glob::glob(&pattern) {
                         Ok(paths) => {
-                            let mut found: Vec<PathBuf> = paths
-                                .filter_map(Result::ok)
-                                .filter(|p| p.is_file())
-                                .collect();
+                            let mut found = Vec::new();
+                            for p in paths.filter_map(Result::ok).filter(|p| p.is_file()) {
+                                found.push(p);
+                                if found.len() > self.limits.max_files {
+                                    break;
+                                }
+                            }
                             found.sort();
                             if found.is_empty() && required {
                                 h.problem(
@@ -418,7 +574,7 @@ impl Reader {
                                     None,
                                     None,
                                     "InputError",
-                                    format!("Invalid glob: {e}"),
+                                    format!("Invalid glob: {}", e.msg),
                                 ),
                             );
                             Vec::new()
@@ -430,83 +586,90 @@ impl Reader {
                 let mut out = Vec::new();
                 for path in paths {
                     let file = Target::File(path.clone());
-                    match read_limited(&path, self.max_bytes) {
-                        Ok(text) => out.push((file, text)),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+                    if !visited.insert(file.key()) {
+                        continue;
+                    }
+                    usage.files += 1;
+                    if usage.files > self.limits.max_files {
+                        h.aborted = Some(format!(
+                            "it reads more than {} files (catalog.max_files_per_location)",
+                            self.limits.max_files
+                        ));
+                        return out;
+                    }
+                    match read_limited(&path, &scope.roots, self.limits.max_file_bytes) {
+                        Ok(text) => {
+                            if !self.count_bytes(h, usage, text.len()) {
+                                return out;
+                            }
+                            out.push((file, text));
+                        }
+                        Err(FileError::NotFound) if !required => {}
                         Err(e) => {
-                            let name = if e.kind() == std::io::ErrorKind::NotFound {
-                                "NotFoundError"
-                            } else {
-                                "Error"
+                            let name = match e {
+                                FileError::NotFound => "NotFoundError",
+                                FileError::Io => "Error",
+                                _ => "InputError",
                             };
-                            let message = format!("Unable to read {}: {e}", path.display());
-                            h.keep.insert(
-                                file.key(),
-                                json!({"items": [status_item("error", name, &message)]}),
-                            );
-                            h.problem(
-                                Some(parent),
-                                problem(&file.key(), None, None, name, message),
-                            );
+                            let message = format!("Unable to read {}: {e}", file.key());
+                            fail(h, &file.key(), name, message);
                         }
                     }
                 }
                 out
             }
-            Target::Url(url) => match self.fetch(url).await {
-                Ok(Some(text)) => vec![(target.clone(), text)],
-                Ok(None) if !required => Vec::new(),
-                Ok(None) => {
-                    let message = format!("Unable to read {url}: not found (HTTP 404)");
-                    h.keep.insert(
-                        key.clone(),
-                        json!({"items": [status_item("error", "NotFoundError", &message)]}),
-                    );
-                    h.problem(
-                        Some(parent),
-                        problem(&key, None, None, "NotFoundError", message),
-                    );
-                    Vec::new()
+            Target::Url(url) => {
+                if !visited.insert(key.clone()) {
+                    return Vec::new();
                 }
-                Err(message) => {
-                    let message = format!("Unable to read {url}: {message}");
-                    h.keep.insert(
-                        key.clone(),
-                        json!({"items": [status_item("error", "Error", &message)]}),
-                    );
-                    h.problem(Some(parent), problem(&key, None, None, "Error", message));
-                    Vec::new()
+                usage.urls += 1;
+                if usage.urls > self.limits.max_urls {
+                    h.aborted = Some(format!(
+                        "it reads more than {} URLs (catalog.max_urls_per_location)",
+                        self.limits.max_urls
+                    ));
+                    return Vec::new();
                 }
-            },
+                let fetched = tokio::runtime::Handle::current().block_on(crate::fetch::fetch(
+                    &self.http,
+                    &self.urls,
+                    url,
+                    self.limits.max_file_bytes,
+                ));
+                match fetched {
+                    Ok(Some(text)) => {
+                        if !self.count_bytes(h, usage, text.len()) {
+                            return Vec::new();
+                        }
+                        vec![(target.clone(), text)]
+                    }
+                    Ok(None) if !required => Vec::new(),
+                    Ok(None) => {
+                        let message = format!("Unable to read {url}: not found (HTTP 404)");
+                        fail(h, &key, "NotFoundError", message);
+                        Vec::new()
+                    }
+                    Err(message) => {
+                        let message = format!("Unable to read {url}: {message}");
+                        fail(h, &key, "Error", message);
+                        Vec::new()
+                    }
+                }
+            }
         }
     }
 
-    async fn fetch(&self, url: &url::Url) -> Result<Option<String>, String> {
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+    /// Adds a file's size to the location's total; false once past the cap.
+    fn count_bytes(&self, h: &mut Harvest, usage: &mut Usage, len: usize) -> bool {
+        usage.bytes = usage.bytes.saturating_add(len as u64);
+        if usage.bytes > self.limits.max_bytes {
+            h.aborted = Some(format!(
+                "it reads more than {} bytes (catalog.max_bytes_per_location)",
+                self.limits.max_bytes
+            ));
+            return false;
         }
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes)
-        {
-            return Err(format!("larger than {} bytes", self.max_bytes));
-        }
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        if bytes.len() as u64 > self.max_bytes {
-            return Err(format!("larger than {} bytes", self.max_bytes));
-        }
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| "not UTF-8 text".to_owned())
+        true
     }
 
     #[expect(
@@ -521,7 +684,7 @@ impl Reader {
         text: &str,
         origin: &str,
         seen_refs: &mut HashMap<String, String>,
-        queue: &mut Vec<(usize, Target, bool)>,
+        queue: &mut Vec<(usize, Target, bool, usize)>,
     ) -> Vec<(EntityRecord, usize)> {
         let mut out = Vec::new();
         let key = source.key();
@@ -594,7 +757,7 @@ impl Reader {
                 let kind = spec.get("type").and_then(Value::as_str);
                 for t in targets {
                     match resolve(source, kind, &t) {
-                        Ok(target) => queue.push((index, target, required)),
+                        Ok(target) => queue.push((index, target, required, 0)),
                         Err(message) => {
                             h.statuses.entry(index).or_default().push(status_item(
                                 "error",
@@ -649,16 +812,6 @@ fn problem(
         name: name.to_owned(),
         message,
     }
-}
-
-fn read_limited(path: &Path, max: u64) -> std::io::Result<String> {
-    let len = std::fs::metadata(path)?.len();
-    if len > max {
-        return Err(std::io::Error::other(format!(
-            "file is larger than {max} bytes"
-        )));
-    }
-    std::fs::read_to_string(path)
 }
 
 /// Resolves a Location entity's target against the file it was read from.

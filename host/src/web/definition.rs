@@ -2,20 +2,89 @@
 //! parameters and responses; every other type shown as source with light
 //! highlighting (YAML keys, protobuf and GraphQL keywords, comments, strings).
 
-use maud::{Markup, html};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{LazyLock, Mutex};
+
+use maud::{Markup, PreEscaped, html};
 use serde_json::{Map, Value};
 
 use super::catalog::truncate;
+
+/// Definitions larger than this are shown as (truncated) source, unparsed:
+/// the page must stay cheap whatever a descriptor file holds.
+const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+/// Characters of an oversized definition's source shown.
+const OVERSIZED_PREVIEW_CHARS: usize = 200_000;
+/// Rendered definitions kept, by count and by bytes of HTML.
+const CACHE_ENTRIES: usize = 128;
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Rendered definitions by digest of type and text: an entity version is
+/// parsed once, not on every page view.
+static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| Mutex::new(Cache::default()));
+
+#[derive(Default)]
+struct Cache {
+    html: HashMap<[u8; 32], String>,
+    order: VecDeque<[u8; 32]>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn insert(&mut self, key: [u8; 32], html: String) {
+        if html.len() > CACHE_BYTES || self.html.contains_key(&key) {
+            return;
+        }
+        self.bytes += html.len();
+        self.html.insert(key, html);
+        self.order.push_back(key);
+        while self.order.len() > CACHE_ENTRIES || self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(h) = self.html.remove(&old) {
+                self.bytes -= h.len();
+            }
+        }
+    }
+}
+
+fn digest(api_type: &str, definition: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(api_type.as_bytes());
+    h.update([0]);
+    h.update(definition.as_bytes());
+    h.finalize().into()
+}
+
+/// The definition of an API entity of type `api_type`, from the cache when
+/// this exact text was rendered before.
+pub(crate) fn render(api_type: &str, definition: &str) -> Markup {
+    if definition.len() > MAX_DEFINITION_BYTES {
+        return html! {
+            p.muted { "This definition is larger than " (MAX_DEFINITION_BYTES / 1024) " KiB, so it is not rendered; here is the start of its source." }
+            (highlighted(api_type, &truncate(definition, OVERSIZED_PREVIEW_CHARS)))
+        };
+    }
+    let key = digest(api_type, definition);
+    let lock = || CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(html) = lock().html.get(&key).cloned() {
+        return PreEscaped(html);
+    }
+    let markup = render_uncached(api_type, definition);
+    lock().insert(key, markup.0.clone());
+    markup
+}
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "patch", "delete", "head", "options", "trace",
 ];
 
-/// The definition of an API entity of type `api_type`.
-pub(crate) fn render(api_type: &str, definition: &str) -> Markup {
+fn render_uncached(api_type: &str, definition: &str) -> Markup {
     let is_openapi = api_type.eq_ignore_ascii_case("openapi");
     if is_openapi
-        && let Ok(doc) = serde_saphyr::from_str::<Value>(definition)
+        && let Ok(doc) = callboard_catalog::yaml::parse_value(definition)
         && doc.get("paths").is_some_and(Value::is_object)
     {
         return html! {

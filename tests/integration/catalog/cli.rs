@@ -46,6 +46,7 @@ async fn validate_reports_file_line_and_field_and_fails() {
     let problems = callboard_catalog::ingest::check_location(
         callboard_catalog::LocationKind::File,
         &dir.path().join("bad.yaml").display().to_string(),
+        &callboard_catalog::CatalogConfig::default(),
     )
     .await;
     // one problem per entity, listing every field that is wrong
