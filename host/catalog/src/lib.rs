@@ -13,13 +13,14 @@ mod fetch;
 mod files;
 pub mod ingest;
 pub mod query;
+mod read;
 pub mod relations;
 mod store;
 pub mod validation;
 pub mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub use store::{ApplySummary, Change as CatalogEvent, FULL_TEXT_FIELDS, Location
 pub use validation::ValidationError;
 
 use ingest::Reader;
+use read::not_read;
 use store::Store;
 
 /// Most entities [`Catalog::query`] returns in one page (held in memory).
@@ -458,6 +460,24 @@ impl Catalog {
             )));
         }
         let target = ingest::normalize_target(parsed, target).map_err(CatalogError::Input)?;
+        if parsed == LocationKind::File {
+            let probe = LocationRow {
+                id: String::new(),
+                kind: kind.to_owned(),
+                target: target.clone(),
+            };
+            let inside = self
+                .blocking(move |c| {
+                    let scope = c.scope(&probe, "api")?;
+                    Ok(files::within(Path::new(&probe.target), &scope.roots))
+                })
+                .await?;
+            if !inside {
+                return Err(CatalogError::input(format!(
+                    "File location \"{target}\" is outside the folders locations may be read from (catalog.file_roots)"
+                )));
+            }
+        }
         let existing = {
             let (kind, target) = (kind.to_owned(), target.clone());
             self.blocking(move |c| {
@@ -512,84 +532,6 @@ impl Catalog {
             location,
             entities: entities.into_iter().flatten().collect(),
             problems: report.problems,
-        })
-    }
-
-    /// Reads a location without storing anything (dry runs, analysis).
-    async fn preview_location(&self, location: LocationRow) -> Result<AddedLocation, CatalogError> {
-        let _permit = self.read_permit().await?;
-        let (harvest, records) = self
-            .blocking(move |c| {
-                let scope = c.scope(&location, "api")?;
-                let mut records = Vec::new();
-                let harvest =
-                    c.inner
-                        .reader
-                        .harvest(&location, &scope, ingest::Sink::Collect(&mut records));
-                Ok(((harvest, location), records))
-            })
-            .await?;
-        let (harvest, location) = harvest;
-        if let Some(reason) = harvest.aborted {
-            return Err(not_read(&location, &reason));
-        }
-        let entities = harvest
-            .records
-            .iter()
-            .chain(records.iter().map(|(r, _)| r))
-            .map(preview)
-            .collect();
-        Ok(AddedLocation {
-            location,
-            entities,
-            problems: harvest.problems,
-        })
-    }
-
-    async fn read_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CatalogError> {
-        self.inner
-            .reads
-            .acquire()
-            .await
-            .map_err(|e| CatalogError::Task(e.to_string()))
-    }
-
-    /// What one read of `location` may touch: the folders (its own, if the
-    /// operator declared it, those of configured locations, `file_roots`) and
-    /// the entities left under the per-location and global caps. Blocking.
-    fn scope(&self, location: &LocationRow, source: &str) -> Result<ingest::Scope, CatalogError> {
-        let config = &self.inner.config;
-        let mut dirs: Vec<PathBuf> = config.file_roots.clone();
-        for l in config.locations.iter().filter(|l| l.kind == LocationKind::File) {
-            if let Ok(target) = ingest::normalize_target(l.kind, &l.target) {
-                dirs.push(files::base_dir(&target));
-            }
-        }
-        if source != "api" && location.kind == LocationKind::File.as_str() {
-            dirs.push(files::base_dir(&location.target));
-        }
-        let others: i64 = self.inner.store.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT count(*) FROM entities WHERE location_id IS NULL OR location_id != ?1",
-                )?
-                .query_row([&location.id], |r| r.get(0))?)
-        })?;
-        let left = config
-            .max_entities
-            .saturating_sub(usize::try_from(others).unwrap_or(usize::MAX));
-        let (max_entities, entities_cap) = if left < config.max_entities_per_location {
-            (left, "catalog.max_entities")
-        } else {
-            (
-                config.max_entities_per_location,
-                "catalog.max_entities_per_location",
-            )
-        };
-        Ok(ingest::Scope {
-            roots: Some(files::canonical_roots(dirs)),
-            max_entities,
-            entities_cap: entities_cap.into(),
         })
     }
 
@@ -996,7 +938,7 @@ pub fn decode_cursor<T: serde::de::DeserializeOwned>(
 }
 
 /// An entity as a dry run shows it (no uid, no relations stored yet).
-fn preview(record: &store::EntityRecord) -> Value {
+pub(crate) fn preview(record: &store::EntityRecord) -> Value {
     let mut entity = record.entity.clone();
     let rels: Vec<Value> = relations::relations_of(&record.entity, &record.entity_ref)
         .into_iter()
@@ -1009,16 +951,8 @@ fn preview(record: &store::EntityRecord) -> Value {
     entity
 }
 
-/// The error for a location a cap stopped; it names the location.
-fn not_read(location: &LocationRow, reason: &str) -> CatalogError {
-    CatalogError::Location(format!(
-        "Location {}:{} was not read: {reason}; it keeps the entities it had",
-        location.kind, location.target
-    ))
-}
-
 /// A stored lower-case key in display form (identical: keys are lower-case).
-fn display_ref(key: &str) -> String {
+pub(crate) fn display_ref(key: &str) -> String {
     key.to_owned()
 }
 
