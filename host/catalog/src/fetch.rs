@@ -42,7 +42,10 @@ impl UrlPolicy {
             nets.push(net);
         }
         Ok(Self {
-            hosts: hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            hosts: hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
             nets,
         })
     }
@@ -139,7 +142,9 @@ impl reqwest::dns::Resolve for Resolver {
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
             let allowed: Vec<SocketAddr> = found.filter(|a| policy.ip_allowed(a.ip())).collect();
             if allowed.is_empty() {
-                return Err(Box::new(Refused::Address(host)) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(Refused::Address(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })

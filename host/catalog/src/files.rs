@@ -16,7 +16,7 @@ pub(crate) enum FileError {
     NotRegular,
     #[error("larger than {0} bytes")]
     TooLarge(u64),
-    #[error("outside the folders this location may read")]
+    #[error("outside the folders this location may read (catalog.file_roots)")]
     Outside,
     #[error("not UTF-8 text")]
     NotText,

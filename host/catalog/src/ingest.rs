@@ -2,7 +2,7 @@
 //! Location entities pointing at further targets, and the status items that
 //! carry every error to the entity it concerns.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 use crate::config::LocationKind;
 use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
 use crate::fetch::UrlPolicy;
-use crate::files::{FileError, Roots, read_limited, within};
-use crate::store::{EntityRecord, LocationRow, Prepared};
+use crate::files::Roots;
+use crate::store::{EntityRecord, Prepared};
 use crate::validation::validate_entity;
 use crate::yaml::parse_documents;
 
@@ -147,7 +147,6 @@ pub(crate) enum Sink<'a> {
 pub(crate) struct Limits {
     pub(crate) max_file_bytes: u64,
     pub(crate) max_files: usize,
-    pub(crate) max_entities: usize,
     pub(crate) max_bytes: u64,
     pub(crate) max_depth: usize,
     pub(crate) max_urls: usize,
@@ -158,7 +157,6 @@ impl Limits {
         Self {
             max_file_bytes: c.max_file_bytes,
             max_files: c.max_files_per_location,
-            max_entities: c.max_entities_per_location,
             max_bytes: c.max_bytes_per_location,
             max_depth: c.max_location_depth,
             max_urls: c.max_urls_per_location,

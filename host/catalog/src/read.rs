@@ -11,13 +11,13 @@ use crate::config::LocationKind;
 use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
 use crate::fetch::UrlPolicy;
 use crate::files::{FileError, read_limited, within};
+use crate::ingest::IngestProblem;
 use crate::ingest::{
     Harvest, Limits, MANAGED_BY_LOCATION, MANAGED_BY_ORIGIN_LOCATION, Reader, Scope, Sink, Target,
     Usage, generated_name, is_glob, normalize_target, problem, status_item,
 };
 use crate::store::{EntityRecord, LocationRow};
 use crate::{AddedLocation, Catalog, CatalogError, files, ingest};
-use crate::ingest::IngestProblem;
 
 /// Reads a location the way ingestion would, without a database, and returns
 /// every problem found (for `callboard catalog validate`: the operator's own
@@ -373,7 +373,10 @@ impl Reader {
 
 impl Catalog {
     /// Reads a location without storing anything (dry runs, analysis).
-    pub(crate) async fn preview_location(&self, location: LocationRow) -> Result<AddedLocation, CatalogError> {
+    pub(crate) async fn preview_location(
+        &self,
+        location: LocationRow,
+    ) -> Result<AddedLocation, CatalogError> {
         let _permit = self.read_permit().await?;
         let (harvest, records) = self
             .blocking(move |c| {
@@ -403,7 +406,9 @@ impl Catalog {
         })
     }
 
-    pub(crate) async fn read_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CatalogError> {
+    pub(crate) async fn read_permit(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, CatalogError> {
         self.inner
             .reads
             .acquire()
@@ -414,10 +419,18 @@ impl Catalog {
     /// What one read of `location` may touch: the folders (its own, if the
     /// operator declared it, those of configured locations, `file_roots`) and
     /// the entities left under the per-location and global caps. Blocking.
-    pub(crate) fn scope(&self, location: &LocationRow, source: &str) -> Result<ingest::Scope, CatalogError> {
+    pub(crate) fn scope(
+        &self,
+        location: &LocationRow,
+        source: &str,
+    ) -> Result<ingest::Scope, CatalogError> {
         let config = &self.inner.config;
         let mut dirs: Vec<PathBuf> = config.file_roots.clone();
-        for l in config.locations.iter().filter(|l| l.kind == LocationKind::File) {
+        for l in config
+            .locations
+            .iter()
+            .filter(|l| l.kind == LocationKind::File)
+        {
             if let Ok(target) = ingest::normalize_target(l.kind, &l.target) {
                 dirs.push(files::base_dir(&target));
             }

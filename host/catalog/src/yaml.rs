@@ -53,7 +53,8 @@ fn options(text_len: usize) -> serde_saphyr::Options {
             max_recorded_anchor_events: 100_000,
             max_recorded_anchor_bytes: text_len.saturating_add(4096),
             max_documents: 20_000,
-            max_total_scalar_bytes: text_len.saturating_add(4096),
+            // Alias replays count here too: room for modest reuse only.
+            max_total_scalar_bytes: text_len.saturating_mul(2).saturating_add(64 * 1024),
             max_merge_keys: 1_000,
             alias_anchor_min_aliases: 50,
         },
@@ -242,7 +243,22 @@ mod tests {
         }
         text.push_str("*a]\n");
         let err = parse_documents(&text).unwrap_err();
-        assert!(err.message.contains("expands"), "{err:?}");
+        assert!(
+            err.message.contains("expands") || err.message.contains("budget"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn nested_aliases_are_bounded_by_the_expansion_budget() {
+        // Ten levels of ten aliases each: 10^10 nodes if expanded.
+        let mut text = String::from("l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n");
+        for i in 1..10 {
+            let prev = format!("*l{}", i - 1);
+            let items = [prev.as_str(); 10].join(", ");
+            text.push_str(&format!("l{i}: &l{i} [{items}]\n"));
+        }
+        assert!(parse_documents(&text).is_err());
     }
 
     #[test]

@@ -68,7 +68,11 @@ pub(crate) fn render(api_type: &str, definition: &str) -> Markup {
         };
     }
     let key = digest(api_type, definition);
-    let lock = || CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock = || {
+        CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
     if let Some(html) = lock().html.get(&key).cloned() {
         return PreEscaped(html);
     }

@@ -60,8 +60,8 @@ fn single_threaded_server(config: CatalogConfig, db: std::path::PathBuf) -> Stri
             let catalog = Catalog::open(&db, &config).unwrap();
             catalog.sync_config_locations().await.unwrap();
             catalog.refresh_all().await.unwrap();
-            let router = axum::Router::new()
-                .nest("/api/catalog", callboard::api::catalog::router(catalog));
+            let router =
+                axum::Router::new().nest("/api/catalog", callboard::api::catalog::router(catalog));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             axum::serve(listener, router).await.unwrap();
@@ -116,7 +116,8 @@ async fn devices_fifos_and_symlinks_are_refused_without_pinning_the_server() {
     ];
     for target in &targets {
         for path in ["/locations?dryRun=true", "/locations"] {
-            let (status, v) = post_within(&base, path, json!({"type": "file", "target": target})).await;
+            let (status, v) =
+                post_within(&base, path, json!({"type": "file", "target": target})).await;
             let text = messages(&v);
             assert!(
                 (status == 400 && v["error"]["name"] == "InputError")
@@ -124,7 +125,10 @@ async fn devices_fifos_and_symlinks_are_refused_without_pinning_the_server() {
                 "{path} {target}: {status} {text}"
             );
             if !target.contains("stdin") {
-                assert!(text.contains("not a regular file"), "{path} {target}: {text}");
+                assert!(
+                    text.contains("not a regular file"),
+                    "{path} {target}: {text}"
+                );
             }
             assert!(
                 v["entities"].as_array().is_none_or(|e| e.len() <= 1),
@@ -143,7 +147,9 @@ async fn devices_fifos_and_symlinks_are_refused_without_pinning_the_server() {
     // still serving, memory flat
     let response = tokio::time::timeout(
         Duration::from_secs(20),
-        reqwest::get(format!("{base}/entities/by-name/component/default/checkout-web")),
+        reqwest::get(format!(
+            "{base}/entities/by-name/component/default/checkout-web"
+        )),
     )
     .await
     .expect("the server still answers")
@@ -166,7 +172,10 @@ async fn a_file_over_the_cap_is_refused_after_cap_plus_one_bytes() {
     write_files(&s.path("big"), &[("big.yaml", &big)]);
     let target = s.path("big/big.yaml").display().to_string();
     let (status, v) = s
-        .post("/locations?dryRun=true", json!({"type": "file", "target": target}))
+        .post(
+            "/locations?dryRun=true",
+            json!({"type": "file", "target": target}),
+        )
         .await;
     assert_eq!(status, 201);
     let text = messages(&v["errors"]);
@@ -220,7 +229,10 @@ async fn an_endless_url_body_is_cut_at_the_cap() {
     let before = rss_mib();
     let url = format!("http://{addr}/catalog-info.yaml");
     let (status, v) = s
-        .post("/locations?dryRun=true", json!({"type": "url", "target": url}))
+        .post(
+            "/locations?dryRun=true",
+            json!({"type": "url", "target": url}),
+        )
         .await;
     assert_eq!(status, 201, "{v}");
     let text = messages(&v["errors"]);
@@ -268,7 +280,10 @@ async fn loopback_urls_are_refused_unless_allowed() {
         "http://[fd00:ec2::254]/latest/".to_owned(),
     ] {
         let (status, v) = s
-            .post("/locations?dryRun=true", json!({"type": "url", "target": url}))
+            .post(
+                "/locations?dryRun=true",
+                json!({"type": "url", "target": url}),
+            )
             .await;
         assert_eq!(status, 201, "{v}");
         let text = messages(&v["errors"]);
@@ -279,7 +294,11 @@ async fn loopback_urls_are_refused_unless_allowed() {
         );
         assert_no_leak(&text);
     }
-    assert_eq!(hits.load(Ordering::Relaxed), 0, "no request reached loopback");
+    assert_eq!(
+        hits.load(Ordering::Relaxed),
+        0,
+        "no request reached loopback"
+    );
 
     // A host missing from the allow-list is refused before any lookup.
     let (_, v) = s
@@ -364,12 +383,11 @@ async fn file_locations_from_the_api_are_refused_by_default() {
     assert_eq!(status, 200);
     let target = s.path("catalog/org.yaml").display().to_string();
     for path in ["/locations", "/locations?dryRun=true"] {
-        let (status, v) = s.post(path, json!({"type": "file", "target": target})).await;
+        let (status, v) = s
+            .post(path, json!({"type": "file", "target": target}))
+            .await;
         assert_eq!(status, 400, "{v}");
-        assert!(
-            messages(&v).contains("catalog.api_location_types"),
-            "{v}"
-        );
+        assert!(messages(&v).contains("catalog.api_location_types"), "{v}");
     }
     let (status, _) = s
         .post(
@@ -413,7 +431,11 @@ async fn file_targets_stay_inside_the_allowed_folders() {
     let (_, found) = s.get("/entities?filter=metadata.name=secret-service").await;
     assert_eq!(found, json!([]), "nothing outside the folder is read");
     let (_, found) = s.get("/entities?filter=metadata.name=payments").await;
-    assert_eq!(found, json!([]), "../extra is outside the configured folder");
+    assert_eq!(
+        found,
+        json!([]),
+        "../extra is outside the configured folder"
+    );
     let (_, escape) = s.get("/entities/by-name/location/default/escape").await;
     let status = messages(&escape["status"]);
     assert!(status.contains("outside the folders"), "{status}");
@@ -423,12 +445,21 @@ async fn file_targets_stay_inside_the_allowed_folders() {
     // Through the API (file allowed here): a target outside is a 400 that
     // names only what the caller sent.
     let (status, v) = s
-        .post("/locations", json!({"type": "file", "target": "/etc/passwd"}))
+        .post(
+            "/locations",
+            json!({"type": "file", "target": "/etc/passwd"}),
+        )
         .await;
     assert_eq!(status, 400, "{v}");
-    assert!(messages(&v).contains("\\\"/etc/passwd\\\" is outside"), "{v}");
+    assert!(
+        messages(&v).contains("\\\"/etc/passwd\\\" is outside"),
+        "{v}"
+    );
     let (status, v) = s
-        .post("/locations", json!({"type": "file", "target": "catalog/org.yaml"}))
+        .post(
+            "/locations",
+            json!({"type": "file", "target": "catalog/org.yaml"}),
+        )
         .await;
     assert_eq!(status, 400, "{v}");
     assert!(messages(&v).contains("absolute"), "{v}");
@@ -450,7 +481,10 @@ async fn an_alias_bomb_is_refused_and_the_rest_loads() {
     write_files(&s.path("catalog"), &[("bomb.yaml", &bomb)]);
     let reports = s.catalog.refresh_all().await.unwrap();
     let problems = format!("{:?}", reports[0].problems);
-    assert!(problems.contains("bomb.yaml") && problems.contains("Invalid YAML"), "{problems}");
+    assert!(
+        problems.contains("bomb.yaml") && problems.contains("Invalid YAML"),
+        "{problems}"
+    );
     let (status, _) = s.get("/entities/by-name/component/default/bomb").await;
     assert_eq!(status, 404);
     let (status, _) = s
@@ -462,9 +496,7 @@ async fn an_alias_bomb_is_refused_and_the_rest_loads() {
 #[tokio::test]
 async fn huge_limits_are_clamped() {
     let s = CatalogServer::start(FIXTURE).await;
-    let (status, v) = s
-        .get("/entities/by-query?limit=18446744073709551615")
-        .await;
+    let (status, v) = s.get("/entities/by-query?limit=18446744073709551615").await;
     assert_eq!(status, 200, "{v}");
     assert!(v["items"].as_array().unwrap().len() > 5);
     let (status, v) = s
@@ -507,7 +539,10 @@ async fn a_location_over_a_cap_keeps_its_entities_and_the_others_refresh() {
     write_files(
         &s.path("catalog"),
         &[
-            ("a/all.yaml", &(component("a-one", "second") + &component("a-two", "second"))),
+            (
+                "a/all.yaml",
+                &(component("a-one", "second") + &component("a-two", "second")),
+            ),
             ("b/all.yaml", &b),
         ],
     );
@@ -517,12 +552,16 @@ async fn a_location_over_a_cap_keeps_its_entities_and_the_others_refresh() {
     assert_eq!(one["metadata"]["description"], "second", "a refreshed");
     let (status, two) = s.get("/entities/by-name/component/default/b-two").await;
     assert_eq!(status, 200, "b keeps what it had");
-    assert_eq!(two["metadata"]["annotations"].get("backstage.io/orphan"), None);
+    assert_eq!(
+        two["metadata"]["annotations"].get("backstage.io/orphan"),
+        None
+    );
     let (status, _) = s.get("/entities/by-name/component/default/b-three").await;
     assert_eq!(status, 404);
     let b_report = format!("{:?}", reports[1].problems);
     assert!(
-        b_report.contains("catalog/b/*.yaml") && b_report.contains("catalog.max_entities_per_location"),
+        b_report.contains("catalog/b/*.yaml")
+            && b_report.contains("catalog.max_entities_per_location"),
         "{b_report}"
     );
 
@@ -530,8 +569,14 @@ async fn a_location_over_a_cap_keeps_its_entities_and_the_others_refresh() {
     write_files(
         &s.path("c"),
         &[
-            ("root.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: c-root}\nspec: {targets: [./next.yaml]}\n"),
-            ("next.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: c-next}\nspec: {targets: [./leaf.yaml]}\n"),
+            (
+                "root.yaml",
+                "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: c-root}\nspec: {targets: [./next.yaml]}\n",
+            ),
+            (
+                "next.yaml",
+                "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: c-next}\nspec: {targets: [./leaf.yaml]}\n",
+            ),
             ("leaf.yaml", &component("leaf", "deep")),
         ],
     );
