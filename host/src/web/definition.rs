@@ -477,3 +477,43 @@ fn code_line(line: &str, comment: &str, keywords: &[&str]) -> Markup {
         @if !rest.is_empty() { span.c { (rest) } }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_definition_is_shown_as_source_without_parsing() {
+        let huge = format!(
+            "openapi: 3.0.0\npaths: {{}}\nx: \"{}\"\n",
+            "y".repeat(MAX_DEFINITION_BYTES)
+        );
+        let html = render("openapi", &huge).0;
+        assert!(html.contains("is not rendered"), "{}", &html[..200]);
+        assert!(!html.contains("Operations ("));
+        assert!(html.len() < OVERSIZED_PREVIEW_CHARS + 64 * 1024);
+    }
+
+    #[test]
+    fn a_definition_is_parsed_once_per_version() {
+        let text = "openapi: 3.0.0\ninfo: {title: Cached, version: 1.0.0}\npaths:\n  /a:\n    get: {summary: one}\n";
+        let first = render("openapi", text).0;
+        assert!(first.contains("Operations (1)"));
+        let key = digest("openapi", text);
+        let cached = CACHE.lock().unwrap().html.get(&key).cloned();
+        assert_eq!(cached.as_deref(), Some(first.as_str()));
+        assert_eq!(render("openapi", text).0, first);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut cache = Cache::default();
+        for i in 0..CACHE_ENTRIES + 10 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            cache.insert(key, "x".repeat(1024));
+        }
+        assert_eq!(cache.html.len(), CACHE_ENTRIES);
+        assert_eq!(cache.bytes, CACHE_ENTRIES * 1024);
+    }
+}
