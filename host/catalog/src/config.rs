@@ -33,8 +33,9 @@ pub struct CatalogConfig {
     /// inside a configured location's folder. Default: none.
     pub file_roots: Vec<PathBuf>,
     /// Hosts `url` targets may be read from (Backstage's
-    /// `backend.reading.allow`): `example.com`, `*.example.com` (any
-    /// subdomain) or `*` (any host). Every redirect hop is checked too.
+    /// `backend.reading.allow`): `example.com`, `example.com:8443` (that
+    /// port only), `*.example.com` (any subdomain) or `*` (any host). Every
+    /// redirect hop is checked too.
     /// Default: none, so no `url` target is read until this is set.
     pub url_allowed_hosts: Vec<String>,
     /// Addresses or CIDR blocks (`10.1.2.0/24`, `127.0.0.1`) `url` targets may

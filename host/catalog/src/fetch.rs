@@ -50,12 +50,15 @@ impl UrlPolicy {
         })
     }
 
-    fn host_allowed(&self, host: &str) -> bool {
+    /// `port` lets `host:port` entries match (Backstage's `reading.allow`).
+    fn host_allowed(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let host = host.to_ascii_lowercase();
+        let with_port = port.map(|p| format!("{host}:{p}"));
         self.hosts.iter().any(|pattern| {
             pattern == "*"
                 || *pattern == host
+                || with_port.as_deref() == Some(pattern.as_str())
                 || pattern
                     .strip_prefix("*.")
                     .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")))
@@ -76,7 +79,7 @@ impl UrlPolicy {
             return Err(Refused::Scheme);
         }
         let host = url.host_str().unwrap_or_default();
-        if !self.host_allowed(host) {
+        if !self.host_allowed(host, url.port_or_known_default()) {
             return Err(Refused::Host(host.to_owned()));
         }
         // An address in the URL skips the resolver: check it here.
@@ -276,10 +279,13 @@ mod tests {
     #[test]
     fn host_patterns() {
         let p = UrlPolicy::new(&["*.example.com".into(), "git.internal".into()], &[]).unwrap();
-        assert!(p.host_allowed("a.example.com"));
-        assert!(!p.host_allowed("example.com"));
-        assert!(!p.host_allowed("evilexample.com"));
-        assert!(p.host_allowed("GIT.internal"));
-        assert!(!p.host_allowed("other"));
+        assert!(p.host_allowed("a.example.com", None));
+        assert!(!p.host_allowed("example.com", None));
+        assert!(!p.host_allowed("evilexample.com", None));
+        assert!(p.host_allowed("GIT.internal", Some(443)));
+        assert!(!p.host_allowed("other", None));
+        let p = UrlPolicy::new(&["git.internal:8443".into()], &[]).unwrap();
+        assert!(p.host_allowed("git.internal", Some(8443)));
+        assert!(!p.host_allowed("git.internal", Some(443)));
     }
 }
