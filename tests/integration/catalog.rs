@@ -6,4 +6,5 @@ mod api;
 mod cli;
 mod compat;
 mod harness;
+mod hostile;
 mod ingestion;

@@ -2,14 +2,17 @@
 //! Location entities pointing at further targets, and the status items that
 //! carry every error to the entity it concerns.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use crate::config::LocationKind;
 use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
-use crate::store::{EntityRecord, LocationRow, Prepared};
+use crate::fetch::UrlPolicy;
+use crate::files::Roots;
+use crate::store::{EntityRecord, Prepared};
 use crate::validation::validate_entity;
 use crate::yaml::parse_documents;
 
@@ -76,10 +79,12 @@ pub(crate) struct Harvest {
     /// kept because this read failed for them, with the status to show.
     pub(crate) keep: HashMap<String, Value>,
     pub(crate) problems: Vec<IngestProblem>,
+    /// Set when a cap stopped the read: nothing of it may be stored.
+    pub(crate) aborted: Option<String>,
 }
 
 impl Harvest {
-    fn problem(&mut self, parent: Option<usize>, p: IngestProblem) {
+    pub(crate) fn problem(&mut self, parent: Option<usize>, p: IngestProblem) {
         tracing::warn!(location = %p.location, line = ?p.line, entity = ?p.entity, "catalog: {}", p.message);
         if let Some(parent) = parent {
             let message = match &p.entity {
@@ -132,26 +137,69 @@ pub(crate) type Batch = Vec<(EntityRecord, usize)>;
 pub(crate) enum Sink<'a> {
     /// Kept in memory (dry runs, validation).
     Collect(&'a mut Batch),
-    /// Streamed to the writer, so memory stays flat at any catalog size.
+    /// Streamed to the writer, so memory stays flat at any catalog size
+    /// (the reader runs on a blocking thread).
     Send(&'a tokio::sync::mpsc::Sender<Batch>),
+}
+
+/// Per-location ingestion caps (see [`crate::CatalogConfig`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) max_file_bytes: u64,
+    pub(crate) max_files: usize,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_depth: usize,
+    pub(crate) max_urls: usize,
+}
+
+impl Limits {
+    pub(crate) fn of(c: &crate::CatalogConfig) -> Self {
+        Self {
+            max_file_bytes: c.max_file_bytes,
+            max_files: c.max_files_per_location,
+            max_bytes: c.max_bytes_per_location,
+            max_depth: c.max_location_depth,
+            max_urls: c.max_urls_per_location,
+        }
+    }
+}
+
+/// What one read of a location may touch.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    /// Folders file targets may be read from; `None` for anywhere.
+    pub(crate) roots: Roots,
+    /// Entities this read may yield before it stops; and why, for the message.
+    pub(crate) max_entities: usize,
+    pub(crate) entities_cap: String,
 }
 
 /// Reads targets. Holds the HTTP client for `url` targets.
 #[derive(Clone)]
 pub(crate) struct Reader {
     pub(crate) http: reqwest::Client,
-    pub(crate) max_bytes: u64,
+    pub(crate) urls: Arc<UrlPolicy>,
+    pub(crate) limits: Limits,
+}
+
+/// What a read has consumed so far, against [`Limits`].
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    pub(crate) files: usize,
+    pub(crate) bytes: u64,
+    pub(crate) urls: usize,
+    pub(crate) entities: usize,
 }
 
 /// A target to read, already resolved.
 #[derive(Debug, Clone)]
-enum Target {
+pub(crate) enum Target {
     File(PathBuf),
     Url(url::Url),
 }
 
 impl Target {
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match self {
             Self::File(p) => format!("file:{}", p.display()),
             Self::Url(u) => format!("url:{u}"),
@@ -182,7 +230,10 @@ pub(crate) fn normalize_target(kind: LocationKind, target: &str) -> Result<Strin
                 path.to_owned()
             } else {
                 std::env::current_dir()
-                    .map_err(|e| format!("current directory: {e}"))?
+                    .map_err(|e| {
+                        tracing::error!("catalog: current directory: {e}");
+                        "The current directory could not be read".to_owned()
+                    })?
                     .join(path)
             };
             Ok(clean(&path).display().to_string())
@@ -215,7 +266,7 @@ fn clean(path: &Path) -> PathBuf {
     out
 }
 
-fn is_glob(s: &str) -> bool {
+pub(crate) fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
@@ -268,252 +319,14 @@ pub fn expand_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Reads a location the way ingestion would, without a database, and returns
-/// every problem found (for `callboard catalog validate`).
-pub async fn check_location(kind: LocationKind, target: &str) -> Vec<IngestProblem> {
-    let target = match normalize_target(kind, target) {
-        Ok(t) => t,
-        Err(message) => return vec![problem(target, None, None, "InputError", message)],
-    };
-    let reader = Reader {
-        http: reqwest::Client::new(),
-        max_bytes: 32 * 1024 * 1024,
-    };
-    let row = LocationRow {
-        id: String::new(),
-        kind: kind.as_str().to_owned(),
-        target,
-    };
-    let mut records = Vec::new();
-    reader
-        .harvest(&row, Sink::Collect(&mut records))
-        .await
-        .problems
-}
+pub use crate::read::check_location;
 
 impl Reader {
-    /// Reads a registered location and everything it leads to.
-    pub(crate) async fn harvest(&self, location: &LocationRow, mut sink: Sink<'_>) -> Harvest {
-        let mut h = Harvest::default();
-        let origin = format!("{}:{}", location.kind, location.target);
-        let root = EntityRef::new(
-            "Location",
-            DEFAULT_NAMESPACE,
-            &generated_name(&location.kind, &location.target),
-        );
-        let root_entity = json!({
-            "apiVersion": "backstage.io/v1alpha1",
-            "kind": "Location",
-            "metadata": {
-                "name": root.name,
-                "namespace": DEFAULT_NAMESPACE,
-                "annotations": {MANAGED_BY_LOCATION: origin, MANAGED_BY_ORIGIN_LOCATION: origin},
-            },
-            "spec": {"type": location.kind, "target": location.target},
-        });
-        h.records.push(EntityRecord {
-            entity_ref: root,
-            entity: root_entity,
-            parent_ref: None,
-            location_key: origin.clone(),
-            prepared: None,
-        });
-        h.parents.push(None);
-        h.keys.push(h.records[0].entity_ref.key());
-        let first = match LocationKind::parse(&location.kind) {
-            Some(LocationKind::File) => Target::File(PathBuf::from(&location.target)),
-            Some(LocationKind::Url) => match url::Url::parse(&location.target) {
-                Ok(u) => Target::Url(u),
-                Err(e) => {
-                    h.problem(
-                        Some(0),
-                        problem(
-                            &origin,
-                            None,
-                            None,
-                            "InputError",
-                            format!("Invalid URL: {e}"),
-                        ),
-                    );
-                    return h.finish();
-                }
-            },
-            None => {
-                let message = format!("Unknown location type \"{}\"", location.kind);
-                h.problem(Some(0), problem(&origin, None, None, "InputError", message));
-                return h.finish();
-            }
-        };
-        let mut queue = vec![(0usize, first, true)];
-        let mut visited = HashSet::new();
-        let mut seen_refs: HashMap<String, String> = HashMap::new();
-        while let Some((parent, target, required)) = queue.pop() {
-            for (source, text) in self.expand(&mut h, parent, &target, required).await {
-                if !visited.insert(source.key()) {
-                    continue;
-                }
-                let batch = self.read_file(
-                    &mut h,
-                    parent,
-                    &source,
-                    &text,
-                    &origin,
-                    &mut seen_refs,
-                    &mut queue,
-                );
-                match &mut sink {
-                    Sink::Collect(all) => all.extend(batch),
-                    Sink::Send(tx) => {
-                        if tx.send(batch).await.is_err() {
-                            // The writer failed; it reports why.
-                            return h;
-                        }
-                    }
-                }
-            }
-        }
-        h
-    }
-
-    /// Resolves a target into the files it names and their text; failures
-    /// are reported on `parent`.
-    async fn expand(
-        &self,
-        h: &mut Harvest,
-        parent: usize,
-        target: &Target,
-        required: bool,
-    ) -> Vec<(Target, String)> {
-        let key = target.key();
-        match target {
-            Target::File(path) => {
-                let pattern = path.display().to_string();
-                let paths: Vec<PathBuf> = if is_glob(&pattern) {
-                    match glob::glob(&pattern) {
-                        Ok(paths) => {
-                            let mut found: Vec<PathBuf> = paths
-                                .filter_map(Result::ok)
-                                .filter(|p| p.is_file())
-                                .collect();
-                            found.sort();
-                            if found.is_empty() && required {
-                                h.problem(
-                                    Some(parent),
-                                    problem(
-                                        &key,
-                                        None,
-                                        None,
-                                        "NotFoundError",
-                                        format!("No files match {pattern}"),
-                                    ),
-                                );
-                            }
-                            found
-                        }
-                        Err(e) => {
-                            h.problem(
-                                Some(parent),
-                                problem(
-                                    &key,
-                                    None,
-                                    None,
-                                    "InputError",
-                                    format!("Invalid glob: {e}"),
-                                ),
-                            );
-                            Vec::new()
-                        }
-                    }
-                } else {
-                    vec![path.clone()]
-                };
-                let mut out = Vec::new();
-                for path in paths {
-                    let file = Target::File(path.clone());
-                    match read_limited(&path, self.max_bytes) {
-                        Ok(text) => out.push((file, text)),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
-                        Err(e) => {
-                            let name = if e.kind() == std::io::ErrorKind::NotFound {
-                                "NotFoundError"
-                            } else {
-                                "Error"
-                            };
-                            let message = format!("Unable to read {}: {e}", path.display());
-                            h.keep.insert(
-                                file.key(),
-                                json!({"items": [status_item("error", name, &message)]}),
-                            );
-                            h.problem(
-                                Some(parent),
-                                problem(&file.key(), None, None, name, message),
-                            );
-                        }
-                    }
-                }
-                out
-            }
-            Target::Url(url) => match self.fetch(url).await {
-                Ok(Some(text)) => vec![(target.clone(), text)],
-                Ok(None) if !required => Vec::new(),
-                Ok(None) => {
-                    let message = format!("Unable to read {url}: not found (HTTP 404)");
-                    h.keep.insert(
-                        key.clone(),
-                        json!({"items": [status_item("error", "NotFoundError", &message)]}),
-                    );
-                    h.problem(
-                        Some(parent),
-                        problem(&key, None, None, "NotFoundError", message),
-                    );
-                    Vec::new()
-                }
-                Err(message) => {
-                    let message = format!("Unable to read {url}: {message}");
-                    h.keep.insert(
-                        key.clone(),
-                        json!({"items": [status_item("error", "Error", &message)]}),
-                    );
-                    h.problem(Some(parent), problem(&key, None, None, "Error", message));
-                    Vec::new()
-                }
-            },
-        }
-    }
-
-    async fn fetch(&self, url: &url::Url) -> Result<Option<String>, String> {
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes)
-        {
-            return Err(format!("larger than {} bytes", self.max_bytes));
-        }
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        if bytes.len() as u64 > self.max_bytes {
-            return Err(format!("larger than {} bytes", self.max_bytes));
-        }
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| "not UTF-8 text".to_owned())
-    }
-
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site; a struct would only rename these"
     )]
-    fn read_file(
+    pub(crate) fn read_file(
         &self,
         h: &mut Harvest,
         parent: usize,
@@ -521,7 +334,7 @@ impl Reader {
         text: &str,
         origin: &str,
         seen_refs: &mut HashMap<String, String>,
-        queue: &mut Vec<(usize, Target, bool)>,
+        queue: &mut Vec<(usize, Target, bool, usize)>,
     ) -> Vec<(EntityRecord, usize)> {
         let mut out = Vec::new();
         let key = source.key();
@@ -594,7 +407,7 @@ impl Reader {
                 let kind = spec.get("type").and_then(Value::as_str);
                 for t in targets {
                     match resolve(source, kind, &t) {
-                        Ok(target) => queue.push((index, target, required)),
+                        Ok(target) => queue.push((index, target, required, 0)),
                         Err(message) => {
                             h.statuses.entry(index).or_default().push(status_item(
                                 "error",
@@ -635,7 +448,7 @@ impl Reader {
     }
 }
 
-fn problem(
+pub(crate) fn problem(
     location: &str,
     line: Option<u32>,
     entity: Option<String>,
@@ -649,16 +462,6 @@ fn problem(
         name: name.to_owned(),
         message,
     }
-}
-
-fn read_limited(path: &Path, max: u64) -> std::io::Result<String> {
-    let len = std::fs::metadata(path)?.len();
-    if len > max {
-        return Err(std::io::Error::other(format!(
-            "file is larger than {max} bytes"
-        )));
-    }
-    std::fs::read_to_string(path)
 }
 
 /// Resolves a Location entity's target against the file it was read from.

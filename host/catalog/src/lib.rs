@@ -9,8 +9,11 @@
 pub mod config;
 pub mod entity_ref;
 mod error;
+mod fetch;
+mod files;
 pub mod ingest;
 pub mod query;
+mod read;
 pub mod relations;
 mod store;
 pub mod validation;
@@ -32,7 +35,11 @@ pub use store::{ApplySummary, Change as CatalogEvent, FULL_TEXT_FIELDS, Location
 pub use validation::ValidationError;
 
 use ingest::Reader;
+use read::not_read;
 use store::Store;
+
+/// Most entities [`Catalog::query`] returns in one page (held in memory).
+pub const MAX_PAGE: usize = 1000;
 
 /// A handle on the catalog; clones share one database and one ingestion queue.
 #[derive(Clone)]
@@ -46,6 +53,8 @@ struct Inner {
     reader: Reader,
     /// Serializes ingestion so that two refreshes never interleave.
     ingest: tokio::sync::Mutex<()>,
+    /// Bounds the locations read at once (each on a blocking thread).
+    reads: tokio::sync::Semaphore,
     events: tokio::sync::broadcast::Sender<CatalogEvent>,
 }
 
@@ -115,22 +124,16 @@ impl Catalog {
     /// Locations from `config` are registered by [`Catalog::sync_config_locations`],
     /// which [`Catalog::run_refresh_loop`] calls first.
     pub fn open(db_path: &Path, config: &CatalogConfig) -> Result<Self, CatalogError> {
-        let store = Store::open(db_path)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.url_timeout_secs.max(1)))
-            .user_agent(concat!("callboard-catalog/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CatalogError::Task(format!("HTTP client: {e}")))?;
+        let store = Store::open(db_path, config.max_read_connections.max(1))?;
+        let reader = Reader::new(config).map_err(CatalogError::Input)?;
         let (events, _) = tokio::sync::broadcast::channel(1024);
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 config: config.clone(),
-                reader: Reader {
-                    http,
-                    max_bytes: config.max_file_bytes,
-                },
+                reader,
                 ingest: tokio::sync::Mutex::new(()),
+                reads: tokio::sync::Semaphore::new(config.max_concurrent_reads.max(1)),
                 events,
             }),
         })
@@ -220,7 +223,11 @@ impl Catalog {
                 Start::Offset(n) => (None, *n),
                 Start::After(p) => (Some(p), 0),
             };
-            let mut positions = Vec::new();
+            // Only the last row of the page is kept: memory stays flat
+            // whatever `limit` the caller asks for.
+            let mut seen = 0usize;
+            let mut end = None;
+            let mut more = false;
             query::select(
                 conn,
                 selection,
@@ -228,27 +235,30 @@ impl Catalog {
                 after,
                 false,
                 offset,
-                Some(limit + 1),
+                Some(limit.saturating_add(1)),
                 |row| {
-                    positions.push(row.position);
-                    Ok(true)
+                    seen += 1;
+                    if seen > limit {
+                        more = true;
+                    }
+                    if seen == limit.max(1) {
+                        end = Some(row.position);
+                    }
+                    Ok(!more)
                 },
             )?;
-            Ok(if positions.len() > limit {
-                positions.into_iter().nth(limit.saturating_sub(1))
-            } else {
-                None
-            })
+            Ok(if more { end } else { None })
         })
     }
 
-    /// A page of entities matching `selection`.
+    /// A page of entities matching `selection` (at most [`MAX_PAGE`] of them).
     pub fn query(
         &self,
         selection: &Selection,
         start: &Start,
         limit: usize,
     ) -> Result<Page, CatalogError> {
+        let limit = limit.min(MAX_PAGE);
         self.inner.store.read(|conn| {
             let (after, reverse, offset) = match start {
                 Start::Beginning => (None, false, 0),
@@ -438,30 +448,48 @@ impl Catalog {
                 "Unknown location type \"{kind}\"; expected file or url"
             ))
         })?;
+        if !self.inner.config.api_location_types.contains(&parsed) {
+            return Err(CatalogError::input(format!(
+                "Locations of type \"{kind}\" cannot be added through the API (catalog.api_location_types)"
+            )));
+        }
+        // A relative path would resolve against the server's folder and echo it back.
+        if parsed == LocationKind::File && !Path::new(target).is_absolute() {
+            return Err(CatalogError::input(format!(
+                "File location \"{target}\" must be an absolute path"
+            )));
+        }
         let target = ingest::normalize_target(parsed, target).map_err(CatalogError::Input)?;
-        let existing = self
-            .inner
-            .store
-            .read(|conn| store::location_by_target(conn, kind, &target))?;
+        if parsed == LocationKind::File {
+            let probe = LocationRow {
+                id: String::new(),
+                kind: kind.to_owned(),
+                target: target.clone(),
+            };
+            let inside = self
+                .blocking(move |c| {
+                    let scope = c.scope(&probe, "api")?;
+                    Ok(files::within(Path::new(&probe.target), &scope.roots))
+                })
+                .await?;
+            if !inside {
+                return Err(CatalogError::input(format!(
+                    "File location \"{target}\" is outside the folders locations may be read from (catalog.file_roots)"
+                )));
+            }
+        }
+        let existing = {
+            let (kind, target) = (kind.to_owned(), target.clone());
+            self.blocking(move |c| {
+                c.inner
+                    .store
+                    .read(|conn| store::location_by_target(conn, &kind, &target))
+            })
+            .await?
+        };
         if let Some(existing) = existing {
             if dry_run {
-                let mut records = Vec::new();
-                let harvest = self
-                    .inner
-                    .reader
-                    .harvest(&existing, ingest::Sink::Collect(&mut records))
-                    .await;
-                let entities = harvest
-                    .records
-                    .iter()
-                    .chain(records.iter().map(|(r, _)| r))
-                    .map(preview)
-                    .collect();
-                return Ok(AddedLocation {
-                    location: existing,
-                    entities,
-                    problems: harvest.problems,
-                });
+                return self.preview_location(existing).await;
             }
             return Err(CatalogError::Conflict(format!(
                 "Location {kind}:{target} already exists"
@@ -473,23 +501,7 @@ impl Catalog {
             target,
         };
         if dry_run {
-            let mut records = Vec::new();
-            let harvest = self
-                .inner
-                .reader
-                .harvest(&location, ingest::Sink::Collect(&mut records))
-                .await;
-            let entities = harvest
-                .records
-                .iter()
-                .chain(records.iter().map(|(r, _)| r))
-                .map(preview)
-                .collect();
-            return Ok(AddedLocation {
-                location,
-                entities,
-                problems: harvest.problems,
-            });
+            return self.preview_location(location).await;
         }
         let row = location.clone();
         self.blocking(move |c| {
@@ -498,15 +510,24 @@ impl Catalog {
                 .write(|tx| store::insert_location(tx, &row, "api"))
         })
         .await?;
-        let report = self.refresh_location(&location).await?;
-        let entities = self.get_by_refs(
-            &report
-                .entities
-                .iter()
-                .map(|k| display_ref(k))
-                .collect::<Vec<_>>(),
-            None,
-        )?;
+        let report = match self.refresh_location(&location).await {
+            Ok(report) => report,
+            Err(e) => {
+                // Nothing of it was stored: do not keep it registered either.
+                let id = location.id.clone();
+                let _ = self
+                    .blocking(move |c| {
+                        c.inner.store.write(|tx| {
+                            tx.execute("DELETE FROM locations WHERE id = ?1", [&id])?;
+                            Ok(())
+                        })
+                    })
+                    .await;
+                return Err(e);
+            }
+        };
+        let refs: Vec<String> = report.entities.iter().map(|k| display_ref(k)).collect();
+        let entities = self.blocking(move |c| c.get_by_refs(&refs, None)).await?;
         Ok(AddedLocation {
             location,
             entities: entities.into_iter().flatten().collect(),
@@ -514,7 +535,9 @@ impl Catalog {
         })
     }
 
-    /// Registers a location (or returns it if it exists) without reading it.
+    /// Registers a location (or returns it if it exists) without reading it,
+    /// for the operator's command line: its folder may be read like a
+    /// configured location's.
     pub async fn register_location(
         &self,
         kind: &str,
@@ -537,7 +560,7 @@ impl Catalog {
                     kind,
                     target,
                 };
-                store::insert_location(tx, &row, "api")?;
+                store::insert_location(tx, &row, "cli")?;
                 Ok(row)
             })
         })
@@ -567,9 +590,12 @@ impl Catalog {
 
     /// Reads again the location that provides an entity.
     pub async fn refresh_entity(&self, r: &EntityRef) -> Result<RefreshReport, CatalogError> {
+        let message = format!("Entity {r} not found");
+        let r = r.clone();
         let location = self
-            .location_by_entity(r)?
-            .ok_or_else(|| CatalogError::NotFound(format!("Entity {r} not found")))?;
+            .blocking(move |c| c.location_by_entity(&r))
+            .await?
+            .ok_or(CatalogError::NotFound(message))?;
         self.refresh_location(&location).await
     }
 
@@ -617,8 +643,29 @@ impl Catalog {
     /// Reads every registered location once.
     pub async fn refresh_all(&self) -> Result<Vec<RefreshReport>, CatalogError> {
         let mut reports = Vec::new();
-        for location in self.locations()? {
-            reports.push(self.refresh_location(&location).await?);
+        for location in self.blocking(|c| c.locations()).await? {
+            match self.refresh_location(&location).await {
+                Ok(report) => reports.push(report),
+                // One failing location must not keep the others from refreshing.
+                Err(e) => {
+                    let origin = format!("{}:{}", location.kind, location.target);
+                    tracing::error!(location = %origin, "catalog: refresh failed: {e}");
+                    reports.push(RefreshReport {
+                        problems: vec![IngestProblem {
+                            location: origin,
+                            line: None,
+                            entity: None,
+                            name: "Error".into(),
+                            message: match e {
+                                CatalogError::Location(m) => m,
+                                _ => "The location could not be refreshed; see the log".into(),
+                            },
+                        }],
+                        location: Some(location),
+                        ..RefreshReport::default()
+                    });
+                }
+            }
         }
         self.blocking(|c| c.inner.store.optimize()).await?;
         Ok(reports)
@@ -653,8 +700,10 @@ impl Catalog {
     }
 
     /// Reads one location and stores the result in one transaction. Files
-    /// are parsed on this task while a blocking writer stores them, so the two
-    /// run in parallel and memory stays flat whatever the catalog's size.
+    /// are read and parsed on one blocking thread while another stores them,
+    /// so the two run in parallel, the async workers stay free, and memory
+    /// stays flat whatever the catalog's size. A location that breaches a cap
+    /// stores nothing and keeps the entities it had.
     pub async fn refresh_location(
         &self,
         location: &LocationRow,
@@ -670,6 +719,7 @@ impl Catalog {
         progress: impl Fn(usize) + Send + 'static,
     ) -> Result<RefreshReport, CatalogError> {
         let _guard = self.inner.ingest.lock().await;
+        let _permit = self.read_permit().await?;
         let (batches, mut batch_rx) = tokio::sync::mpsc::channel::<ingest::Batch>(4);
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<ingest::Harvest>(1);
         let writer = {
@@ -701,6 +751,10 @@ impl Catalog {
                         let mut harvest = done_rx.recv().map_err(|_| {
                             CatalogError::Task("reading the location stopped early".into())
                         })?;
+                        if let Some(reason) = harvest.aborted.take() {
+                            // Rolls the transaction back: the location keeps what it had.
+                            return Err(not_read(&location, &reason));
+                        }
                         for (parent, record, owner) in &conflicts {
                             harvest.conflict(*parent, record, names.get(owner).unwrap_or(owner));
                         }
@@ -732,17 +786,36 @@ impl Catalog {
                 },
             )
         };
-        let harvest = self
-            .inner
-            .reader
-            .harvest(location, ingest::Sink::Send(&batches))
-            .await;
-        drop(batches);
-        // The writer may have failed already; its error is what matters.
-        let _ = done_tx.send(harvest);
-        let (report, changes) = writer
+        let reader = {
+            let c = self.clone();
+            let location = location.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), CatalogError> {
+                let source = c.inner.store.read(|conn| {
+                    Ok(store::location_rows(conn, None)?
+                        .into_iter()
+                        .find(|(l, _)| l.id == location.id)
+                        .map_or_else(|| "api".to_owned(), |(_, source)| source))
+                })?;
+                let scope = c.scope(&location, &source)?;
+                let harvest =
+                    c.inner
+                        .reader
+                        .harvest(&location, &scope, ingest::Sink::Send(&batches));
+                drop(batches);
+                // The writer may have failed already; its error is what matters.
+                let _ = done_tx.send(harvest);
+                Ok(())
+            })
+        };
+        let read = reader
             .await
-            .map_err(|e| CatalogError::Task(e.to_string()))??;
+            .map_err(|e| CatalogError::Task(e.to_string()))?;
+        let written = writer
+            .await
+            .map_err(|e| CatalogError::Task(e.to_string()))?;
+        // A reader error (the database) explains a writer that stopped early.
+        read?;
+        let (report, changes) = written?;
         self.publish(changes);
         Ok(report)
     }
@@ -865,7 +938,7 @@ pub fn decode_cursor<T: serde::de::DeserializeOwned>(
 }
 
 /// An entity as a dry run shows it (no uid, no relations stored yet).
-fn preview(record: &store::EntityRecord) -> Value {
+pub(crate) fn preview(record: &store::EntityRecord) -> Value {
     let mut entity = record.entity.clone();
     let rels: Vec<Value> = relations::relations_of(&record.entity, &record.entity_ref)
         .into_iter()
@@ -879,7 +952,7 @@ fn preview(record: &store::EntityRecord) -> Value {
 }
 
 /// A stored lower-case key in display form (identical: keys are lower-case).
-fn display_ref(key: &str) -> String {
+pub(crate) fn display_ref(key: &str) -> String {
     key.to_owned()
 }
 

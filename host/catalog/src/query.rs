@@ -598,11 +598,14 @@ pub(crate) fn select(
     sql.text.push_str(plan.id);
     sql.text.push_str(if reverse { " DESC" } else { " ASC" });
     if let Some(limit) = limit {
+        // SQLite's LIMIT is a signed 64-bit integer.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let _ = write!(sql.text, " LIMIT {limit}");
     } else if offset > 0 {
         sql.text.push_str(" LIMIT -1");
     }
     if offset > 0 {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let _ = write!(sql.text, " OFFSET {offset}");
     }
     let mut stmt = conn.prepare_cached(&sql.text)?;

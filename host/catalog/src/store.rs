@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
@@ -101,15 +101,39 @@ pub const FULL_TEXT_FIELDS: &[&str] = &[
     "spec.system",
 ];
 
-/// The database: one writer and a pool of readers (WAL lets them run beside it).
+/// The database: one writer and a bounded pool of readers (WAL lets them
+/// run beside it).
 pub(crate) struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a read connection is returned.
+    returned: Condvar,
+}
+
+/// A read connection taken from the pool.
+struct Lease<'s> {
+    store: &'s Store,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.store.release(self.conn.take());
+    }
+}
+
+/// Idle read connections and how many exist; never more than `max` (each
+/// holds its own page cache), so a burst of reads waits instead of opening
+/// one connection per blocking thread.
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+    max: usize,
 }
 
 impl Store {
-    pub(crate) fn open(path: &Path) -> Result<Self, CatalogError> {
+    pub(crate) fn open(path: &Path, max_readers: usize) -> Result<Self, CatalogError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| CatalogError::Io {
                 path: dir.display().to_string(),
@@ -124,7 +148,12 @@ impl Store {
         Ok(Self {
             path: path.to_owned(),
             writer: Mutex::new(conn),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Readers {
+                idle: Vec::new(),
+                open: 0,
+                max: max_readers.max(1),
+            }),
+            returned: Condvar::new(),
         })
     }
 
@@ -133,21 +162,49 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, CatalogError>,
     ) -> Result<T, CatalogError> {
-        let conn = self
-            .readers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        let conn = match conn {
+        let conn = {
+            let mut pool = self
+                .readers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            loop {
+                if let Some(conn) = pool.idle.pop() {
+                    break Some(conn);
+                }
+                if pool.open < pool.max {
+                    pool.open += 1;
+                    break None;
+                }
+                pool = self
+                    .returned
+                    .wait(pool)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        };
+        // Released on drop, so a panicking reader cannot leak its slot.
+        // (a panic drops the connection and frees its slot).
+        let mut lease = Lease { store: self, conn };
+        let conn = match lease.conn.take() {
             Some(conn) => conn,
             None => connect(&self.path)?,
         };
         let result = f(&conn);
-        self.readers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(conn);
+        lease.conn = Some(conn);
         result
+    }
+
+    /// Returns a read connection to the pool (`None`: one failed to open).
+    fn release(&self, conn: Option<Connection>) {
+        let mut pool = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match conn {
+            Some(conn) => pool.idle.push(conn),
+            None => pool.open -= 1,
+        }
+        drop(pool);
+        self.returned.notify_one();
     }
 
     /// Runs `f` in one write transaction; nothing is written unless it succeeds.

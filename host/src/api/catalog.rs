@@ -279,6 +279,14 @@ struct ByQuery {
 
 const DEFAULT_QUERY_LIMIT: usize = 20;
 
+/// A by-query page holds its items in memory: larger limits are clamped
+/// (the cursor reaches the rest).
+fn page_limit(asked: Option<usize>) -> usize {
+    asked
+        .unwrap_or(DEFAULT_QUERY_LIMIT)
+        .min(callboard_catalog::MAX_PAGE)
+}
+
 fn parse_order_field(s: &str) -> Result<OrderField, ApiError> {
     let (field, dir) = s.split_once(',').unwrap_or((s, "asc"));
     let descending = match dir.trim() {
@@ -321,7 +329,7 @@ async fn get_by_query_json(
     catalog: Catalog,
     params: Vec<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = number(&params, "limit")?.unwrap_or(DEFAULT_QUERY_LIMIT);
+    let limit = page_limit(number(&params, "limit")?);
     let fields = fields_param(&params);
     let include_total = one(&params, "totalItems") != Some("exclude");
     let q = if let Some(cursor) = one(&params, "cursor") {
@@ -442,7 +450,7 @@ async fn post_by_query(
     body: Option<Json<QueryBody>>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.ok_or_else(|| ApiError::input("Expected a JSON body"))?;
-    let limit = body.limit.unwrap_or(DEFAULT_QUERY_LIMIT);
+    let limit = page_limit(body.limit);
     let include_total = body
         .total_items
         .as_ref()

@@ -31,18 +31,28 @@ pub enum CatalogCommand {
 /// Runs a catalog subcommand. Call it inside a tokio runtime.
 pub async fn run(cmd: CatalogCommand, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
     match cmd {
-        CatalogCommand::Validate { paths, json } => validate(&paths, json).await,
+        CatalogCommand::Validate { paths, json } => validate(&paths, json, config).await,
         CatalogCommand::Import { paths } => import(&paths, config).await,
     }
 }
 
-async fn validate(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+async fn validate(
+    paths: &[PathBuf],
+    json: bool,
+    config: &crate::config::Config,
+) -> anyhow::Result<ExitCode> {
     let files = ingest::expand_paths(paths);
     let mut problems: Vec<IngestProblem> = Vec::new();
     // One location per argument, as `import` registers it: a file that is
     // both matched and referenced by a Location entity is read once.
     for path in paths {
-        for p in ingest::check_location(LocationKind::File, &ingest::path_target(path)).await {
+        for p in ingest::check_location(
+            LocationKind::File,
+            &ingest::path_target(path),
+            &config.catalog,
+        )
+        .await
+        {
             if !problems.contains(&p) {
                 problems.push(p);
             }

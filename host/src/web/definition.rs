@@ -2,20 +2,93 @@
 //! parameters and responses; every other type shown as source with light
 //! highlighting (YAML keys, protobuf and GraphQL keywords, comments, strings).
 
-use maud::{Markup, html};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{LazyLock, Mutex};
+
+use maud::{Markup, PreEscaped, html};
 use serde_json::{Map, Value};
 
 use super::catalog::truncate;
+
+/// Definitions larger than this are shown as (truncated) source, unparsed:
+/// the page must stay cheap whatever a descriptor file holds.
+const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+/// Characters of an oversized definition's source shown.
+const OVERSIZED_PREVIEW_CHARS: usize = 200_000;
+/// Rendered definitions kept, by count and by bytes of HTML.
+const CACHE_ENTRIES: usize = 128;
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Rendered definitions by digest of type and text: an entity version is
+/// parsed once, not on every page view.
+static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| Mutex::new(Cache::default()));
+
+#[derive(Default)]
+struct Cache {
+    html: HashMap<[u8; 32], String>,
+    order: VecDeque<[u8; 32]>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn insert(&mut self, key: [u8; 32], html: String) {
+        if html.len() > CACHE_BYTES || self.html.contains_key(&key) {
+            return;
+        }
+        self.bytes += html.len();
+        self.html.insert(key, html);
+        self.order.push_back(key);
+        while self.order.len() > CACHE_ENTRIES || self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(h) = self.html.remove(&old) {
+                self.bytes -= h.len();
+            }
+        }
+    }
+}
+
+fn digest(api_type: &str, definition: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(api_type.as_bytes());
+    h.update([0]);
+    h.update(definition.as_bytes());
+    h.finalize().into()
+}
+
+/// The definition of an API entity of type `api_type`, from the cache when
+/// this exact text was rendered before.
+pub(crate) fn render(api_type: &str, definition: &str) -> Markup {
+    if definition.len() > MAX_DEFINITION_BYTES {
+        return html! {
+            p.muted { "This definition is larger than " (MAX_DEFINITION_BYTES / 1024) " KiB, so it is not rendered; here is the start of its source." }
+            (highlighted(api_type, &truncate(definition, OVERSIZED_PREVIEW_CHARS)))
+        };
+    }
+    let key = digest(api_type, definition);
+    let lock = || {
+        CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(html) = lock().html.get(&key).cloned() {
+        return PreEscaped(html);
+    }
+    let markup = render_uncached(api_type, definition);
+    lock().insert(key, markup.0.clone());
+    markup
+}
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "patch", "delete", "head", "options", "trace",
 ];
 
-/// The definition of an API entity of type `api_type`.
-pub(crate) fn render(api_type: &str, definition: &str) -> Markup {
+fn render_uncached(api_type: &str, definition: &str) -> Markup {
     let is_openapi = api_type.eq_ignore_ascii_case("openapi");
     if is_openapi
-        && let Ok(doc) = serde_saphyr::from_str::<Value>(definition)
+        && let Ok(doc) = callboard_catalog::yaml::parse_value(definition)
         && doc.get("paths").is_some_and(Value::is_object)
     {
         return html! {
@@ -402,5 +475,45 @@ fn code_line(line: &str, comment: &str, keywords: &[&str]) -> Markup {
             }
         }
         @if !rest.is_empty() { span.c { (rest) } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_definition_is_shown_as_source_without_parsing() {
+        let huge = format!(
+            "openapi: 3.0.0\npaths: {{}}\nx: \"{}\"\n",
+            "y".repeat(MAX_DEFINITION_BYTES)
+        );
+        let html = render("openapi", &huge).0;
+        assert!(html.contains("is not rendered"), "{}", &html[..200]);
+        assert!(!html.contains("Operations ("));
+        assert!(html.len() < OVERSIZED_PREVIEW_CHARS + 64 * 1024);
+    }
+
+    #[test]
+    fn a_definition_is_parsed_once_per_version() {
+        let text = "openapi: 3.0.0\ninfo: {title: Cached, version: 1.0.0}\npaths:\n  /a:\n    get: {summary: one}\n";
+        let first = render("openapi", text).0;
+        assert!(first.contains("Operations (1)"));
+        let key = digest("openapi", text);
+        let cached = CACHE.lock().unwrap().html.get(&key).cloned();
+        assert_eq!(cached.as_deref(), Some(first.as_str()));
+        assert_eq!(render("openapi", text).0, first);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut cache = Cache::default();
+        for i in 0..CACHE_ENTRIES + 10 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            cache.insert(key, "x".repeat(1024));
+        }
+        assert_eq!(cache.html.len(), CACHE_ENTRIES);
+        assert_eq!(cache.bytes, CACHE_ENTRIES * 1024);
     }
 }

@@ -46,6 +46,7 @@ async fn validate_reports_file_line_and_field_and_fails() {
     let problems = callboard_catalog::ingest::check_location(
         callboard_catalog::LocationKind::File,
         &dir.path().join("bad.yaml").display().to_string(),
+        &callboard_catalog::CatalogConfig::default(),
     )
     .await;
     // one problem per entity, listing every field that is wrong
@@ -65,10 +66,12 @@ async fn validate_reports_file_line_and_field_and_fails() {
 async fn import_fills_the_database() {
     let dir = tempfile::tempdir().unwrap();
     write_files(&dir.path().join("catalog"), FIXTURE);
-    let config = callboard::config::Config {
+    let mut config = callboard::config::Config {
         data_dir: dir.path().join("data"),
         ..Default::default()
     };
+    // FIXTURE's Location entity points at ../extra, outside the imported folder.
+    config.catalog.file_roots = vec![dir.path().to_owned()];
     let code = run(
         CatalogCommand::Import {
             paths: vec![dir.path().join("catalog")],

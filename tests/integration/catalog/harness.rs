@@ -32,9 +32,21 @@ impl CatalogServer {
     }
 
     pub async fn start_with(files: &[(&str, &str)], globs: &[&str]) -> Self {
+        Self::start_config(files, globs, |_, _| {}).await
+    }
+
+    /// [`CatalogServer::start_with`], with the configuration adjusted by
+    /// `tweak`. The defaults here open what the tests need: file locations
+    /// through the API within the temporary folder, and url targets on
+    /// 127.0.0.1 (both refused by the product's defaults).
+    pub async fn start_config(
+        files: &[(&str, &str)],
+        globs: &[&str],
+        tweak: impl FnOnce(&mut CatalogConfig, &Path),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write_files(&dir.path().join("catalog"), files);
-        let config = CatalogConfig {
+        let mut config = CatalogConfig {
             locations: globs
                 .iter()
                 .map(|g| LocationConfig {
@@ -43,8 +55,13 @@ impl CatalogServer {
                 })
                 .collect(),
             refresh_interval_secs: 0,
+            api_location_types: vec![LocationKind::File, LocationKind::Url],
+            file_roots: vec![dir.path().to_owned()],
+            url_allowed_hosts: vec!["127.0.0.1".into()],
+            url_allowed_ips: vec!["127.0.0.1/32".into()],
             ..CatalogConfig::default()
         };
+        tweak(&mut config, dir.path());
         let catalog = Catalog::open(&dir.path().join("data/catalog.sqlite"), &config).unwrap();
         catalog.sync_config_locations().await.unwrap();
         catalog.refresh_all().await.unwrap();
