@@ -12,7 +12,7 @@ use callboard_catalog::{Catalog, CatalogConfig, LocationConfig, LocationKind};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::harness::{CatalogServer, FIXTURE, write_files};
+use super::harness::{CatalogServer, FIXTURE, TOKEN, write_files};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -60,8 +60,13 @@ fn single_threaded_server(config: CatalogConfig, db: std::path::PathBuf) -> Stri
             let catalog = Catalog::open(&db, &config).unwrap();
             catalog.sync_config_locations().await.unwrap();
             catalog.refresh_all().await.unwrap();
-            let router =
-                axum::Router::new().nest("/api/catalog", callboard::api::catalog::router(catalog));
+            let router = axum::Router::new().nest(
+                "/api/catalog",
+                callboard::api::catalog::router(
+                    catalog,
+                    callboard::api::auth::CatalogAccess::admin_only(TOKEN),
+                ),
+            );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             axum::serve(listener, router).await.unwrap();
@@ -76,6 +81,7 @@ async fn post_within(base: &str, path: &str, body: Value) -> (u16, Value) {
         Duration::from_secs(20),
         reqwest::Client::new()
             .post(format!("{base}{path}"))
+            .bearer_auth(TOKEN)
             .json(&body)
             .send(),
     )
