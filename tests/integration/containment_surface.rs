@@ -140,8 +140,10 @@ async fn header_floods_and_informational_statuses_become_502_naming_the_plugin()
     let (_, body) = server
         .get("/api/plugins/hostile-surface/headers?n=10000")
         .await;
+    // The runtime's own lifting cap (100 headers) or the surface's (64)
+    // refuses it, whichever sees it first; both name the limit.
     assert!(
-        body.contains("response headers are over the limit of 64"),
+        body.contains("over the limit of 64") || body.contains("over the limit of 100"),
         "{body}"
     );
     let (_, body) = server.get("/api/plugins/hostile-surface/status/101").await;
@@ -449,7 +451,12 @@ async fn oversized_views_are_cut_averaged_or_refused_and_never_echoed() {
         assert_eq!(view["status"], "error", "{view}");
         let error = view["error"].as_str().unwrap();
         assert!(error.contains(LABEL), "{error}");
-        assert!(error.contains(cap), "{error}");
+        // 16 MiB may already be stopped while it is lifted out of the guest
+        // (the runtime's transfer budget), before the view caps see it.
+        assert!(
+            error.contains(cap) || error.contains("bytes to the host at once"),
+            "{error}"
+        );
     }
     let (_, page) = server.get("/plugins/hostile-surface/huge-text").await;
     assert!(page.len() < 64 << 10, "{} bytes", page.len());
