@@ -106,6 +106,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
+    state.plugins.set_own_address(addr);
     let app = crate::api::router(&state);
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());

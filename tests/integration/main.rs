@@ -3,6 +3,7 @@
 
 mod catalog;
 mod ci;
+mod containment_trust;
 mod cost;
 mod insights;
 mod install;
