@@ -116,8 +116,16 @@ impl GrantsConfig {
     /// Checks every `http_hosts` entry parses: `Err((field, reason))`.
     pub fn check_hosts(&self) -> Result<(), (String, String)> {
         let sections = std::iter::once(("grants.default".to_owned(), &self.default))
-            .chain(self.vendors.iter().map(|(v, c)| (format!("grants.vendors.{v}"), c)))
-            .chain(self.plugins.iter().map(|(p, c)| (format!("grants.plugins.{p}"), c)));
+            .chain(
+                self.vendors
+                    .iter()
+                    .map(|(v, c)| (format!("grants.vendors.{v}"), c)),
+            )
+            .chain(
+                self.plugins
+                    .iter()
+                    .map(|(p, c)| (format!("grants.plugins.{p}"), c)),
+            );
         for (section, caps) in sections {
             for host in caps.http_hosts.iter().filter(|h| *h != "*") {
                 crate::plugins::capabilities::http::grant::HostGrant::parse(host)

@@ -335,15 +335,15 @@ fn install_offline(
     if let Ok(existing) = std::fs::read(&target)
         .map_err(|_| ())
         .and_then(|b| manifest::read(&b).map_err(|_| ()))
+        && manifest.version < existing.version
+        && !force
     {
-        if manifest.version < existing.version && !force {
-            anyhow::bail!(
-                "{} refused: {} is older than the installed {}; downgrades need --force",
-                file.display(),
-                manifest.version,
-                existing.version
-            );
-        }
+        anyhow::bail!(
+            "{} refused: {} is older than the installed {}; downgrades need --force",
+            file.display(),
+            manifest.version,
+            existing.version
+        );
     }
     if let Some(text) = license {
         write_atomically(

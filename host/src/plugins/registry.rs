@@ -25,8 +25,8 @@ use super::{
     license::{self, LicenseError, LicenseTerms},
     loader::{self, Linkers, LoadError, Loaded},
     manifest::{Capabilities, Manifest, ViewSlot},
-    state::Grants,
     signing,
+    state::Grants,
     trust::{self, InstallChanges, SignatureState, Signer, SignerBook, TrustStore},
 };
 use crate::config::{Config, Limits};

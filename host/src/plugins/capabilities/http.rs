@@ -52,13 +52,16 @@ const DROPPED_HEADERS: &[&str] = &[
 /// Credentials a redirect to another origin does not carry.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
+/// A host name and the checked addresses a client is pinned to.
+type PinKey = (String, Vec<SocketAddr>);
+
 /// The outbound client every plugin shares, with the operator's limits.
 #[derive(Clone)]
 pub struct HttpClient {
     /// For address literals: never resolves a name.
     direct: reqwest::Client,
     /// Clients pinned to checked addresses, by (host, addresses).
-    pinned: Arc<Mutex<HashMap<(String, Vec<SocketAddr>), reqwest::Client>>>,
+    pinned: Arc<Mutex<HashMap<PinKey, reqwest::Client>>>,
     /// The portal's own address, once it listens: never a plugin's target.
     own: Arc<OnceLock<SocketAddr>>,
     timeout: Duration,
@@ -119,8 +122,7 @@ impl HttpClient {
         }
         // Listening on every interface: any address of this machine is the
         // portal. An address is local if a socket can bind to it.
-        own_ip.is_unspecified()
-            && (ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok())
+        own_ip.is_unspecified() && (ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok())
     }
 }
 
@@ -166,7 +168,10 @@ async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Tar
         .host_str()
         .ok_or_else(|| wit::Error::InvalidUrl(format!("{url}: no host")))?;
     // `Url` keeps IPv6 literals in brackets; grants name them without.
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = url
         .port_or_known_default()
         .ok_or_else(|| wit::Error::InvalidUrl(format!("{url}: no port")))?;

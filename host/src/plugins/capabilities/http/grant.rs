@@ -300,9 +300,7 @@ fn v6_kind(ip: Ipv6Addr) -> Option<&'static str> {
 /// IPv4-mapped IPv6 (`::ffff:127.0.0.1`) as the IPv4 address it is.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -333,7 +331,9 @@ mod tests {
         ] {
             assert_eq!(g(entry).to_string(), entry);
         }
-        for bad in ["", "a b", "host:0", "host:x", "::1:80x", "[::1", "*", "*.", "a..b"] {
+        for bad in [
+            "", "a b", "host:0", "host:x", "::1:80x", "[::1", "*", "*.", "a..b",
+        ] {
             assert!(HostGrant::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -385,11 +385,29 @@ mod tests {
     fn requests_meet_grants() {
         let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
         assert_eq!(intersect(&s(&["*"]), &s(&["a.com", "*"])), s(&["a.com"]));
-        assert_eq!(intersect(&s(&["a.com"]), &s(&["a.com:8443"])), s(&["a.com:8443"]));
-        assert_eq!(intersect(&s(&["a.com:8443"]), &s(&["a.com"])), s(&[] as &[&str]));
-        assert_eq!(intersect(&s(&["x.a.com"]), &s(&["*.a.com"])), s(&["x.a.com"]));
-        assert_eq!(intersect(&s(&["*.a.com"]), &s(&["x.a.com"])), s(&[] as &[&str]));
-        assert_eq!(intersect(&s(&["10.0.0.5"]), &s(&["10.0.0.0/8"])), s(&["10.0.0.5"]));
-        assert_eq!(intersect(&s(&["127.0.0.1"]), &s(&["127.0.0.1"])), s(&["127.0.0.1"]));
+        assert_eq!(
+            intersect(&s(&["a.com"]), &s(&["a.com:8443"])),
+            s(&["a.com:8443"])
+        );
+        assert_eq!(
+            intersect(&s(&["a.com:8443"]), &s(&["a.com"])),
+            s(&[] as &[&str])
+        );
+        assert_eq!(
+            intersect(&s(&["x.a.com"]), &s(&["*.a.com"])),
+            s(&["x.a.com"])
+        );
+        assert_eq!(
+            intersect(&s(&["*.a.com"]), &s(&["x.a.com"])),
+            s(&[] as &[&str])
+        );
+        assert_eq!(
+            intersect(&s(&["10.0.0.5"]), &s(&["10.0.0.0/8"])),
+            s(&["10.0.0.5"])
+        );
+        assert_eq!(
+            intersect(&s(&["127.0.0.1"]), &s(&["127.0.0.1"])),
+            s(&["127.0.0.1"])
+        );
     }
 }
