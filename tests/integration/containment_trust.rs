@@ -237,6 +237,7 @@ async fn an_unsigned_or_foreign_update_cannot_take_a_signed_plugins_place() {
             .plugins
             .get("victim")
             .and_then(|p| p.last_error)
+            .filter(|e| e.contains("cannot force"))
     })
     .await;
     assert!(
