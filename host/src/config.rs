@@ -51,6 +51,12 @@ pub struct TrustConfig {
     /// Folder of trusted vendor public key files (`*.pub`, as written by
     /// `callboard vendor keygen`). Default `<data_dir>/trusted-vendors`.
     pub dir: Option<PathBuf>,
+    /// Plugin ids bound to a vendor: `[trust.pins] ci = "acme"` loads plugin
+    /// `ci` only when signed by trusted vendor `acme`, forced or not, so its
+    /// settings (e.g. a token) and data never reach another signer. Default:
+    /// none (an id is bound to the signer it was first installed with, and
+    /// a change needs `--force`).
+    pub pins: BTreeMap<String, String>,
 }
 
 /// One trusted vendor.
@@ -72,7 +78,9 @@ pub struct TrustedVendor {
 pub struct GrantsConfig {
     /// Granted to every plugin. Default: key-value storage only.
     pub default: Capabilities,
-    /// Granted to every plugin of a vendor: `[grants.vendors.acme] catalog = true`.
+    /// Granted to every plugin signed by a vendor: `[grants.vendors.acme]
+    /// catalog = true`. Applies only to a signature by that vendor's trusted
+    /// key (the trust store's), never to what a manifest claims.
     pub vendors: BTreeMap<String, Capabilities>,
     /// Granted to one plugin: `[grants.plugins.cost] http_hosts = ["billing.example.com"]`.
     pub plugins: BTreeMap<String, Capabilities>,
@@ -92,16 +100,43 @@ impl Default for GrantsConfig {
 }
 
 impl GrantsConfig {
-    /// Everything the operator grants plugin `id` from `vendor`.
-    pub fn granted(&self, id: &str, vendor: Option<&str>) -> Capabilities {
+    /// Everything the operator grants plugin `id`, whose signature is by
+    /// trusted vendor `verified_vendor` (`None`: unsigned, or signed by a
+    /// key the trust store does not hold; a manifest's own `vendor` field
+    /// proves nothing and must never be passed here).
+    pub fn granted(&self, id: &str, verified_vendor: Option<&str>) -> Capabilities {
         let mut granted = self.default.clone();
-        if let Some(v) = vendor.and_then(|v| self.vendors.get(v)) {
+        if let Some(v) = verified_vendor.and_then(|v| self.vendors.get(v)) {
             granted = granted.union(v);
         }
         if let Some(p) = self.plugins.get(id) {
             granted = granted.union(p);
         }
         granted
+    }
+}
+
+impl GrantsConfig {
+    /// Checks every `http_hosts` entry parses: `Err((field, reason))`.
+    pub fn check_hosts(&self) -> Result<(), (String, String)> {
+        let sections = std::iter::once(("grants.default".to_owned(), &self.default))
+            .chain(
+                self.vendors
+                    .iter()
+                    .map(|(v, c)| (format!("grants.vendors.{v}"), c)),
+            )
+            .chain(
+                self.plugins
+                    .iter()
+                    .map(|(p, c)| (format!("grants.plugins.{p}"), c)),
+            );
+        for (section, caps) in sections {
+            for host in caps.http_hosts.iter().filter(|h| *h != "*") {
+                crate::plugins::capabilities::http::grant::HostGrant::parse(host)
+                    .map_err(|reason| (format!("{section}.http_hosts"), reason))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -450,6 +485,16 @@ pub enum ConfigError {
         /// What is wrong and where.
         source: toml::de::Error,
     },
+    /// A value is well-formed TOML but not valid where it is.
+    #[error("invalid config file {path}: {field}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key, e.g. `grants.plugins.ci.http_hosts`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Config {
@@ -466,6 +511,14 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
+        config
+            .grants
+            .check_hosts()
+            .map_err(|(field, reason)| ConfigError::Invalid {
+                path: path.to_owned(),
+                field,
+                reason,
+            })?;
         // Directories granted to plugins are relative to the config file.
         if let Some(base) = path.parent() {
             config.plugins.config_dir = Some(base.to_owned());
@@ -495,6 +548,11 @@ impl Config {
     /// Folder of installed licences (`<plugin-id>.license`).
     pub fn licenses_dir(&self) -> PathBuf {
         self.data_dir.join("licenses")
+    }
+
+    /// The signer each plugin id is bound to (see `plugins::trust::SignerBook`).
+    pub fn signers_file(&self) -> PathBuf {
+        self.data_dir.join("plugin-signers.json")
     }
 
     /// The admin token file.

@@ -120,6 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
+    state.plugins.set_own_address(addr);
     let app = crate::api::router(&state);
     // Subscribed before the first ingestion starts: a change published with
     // no receiver yet is lost, and plugins must see every entity added.

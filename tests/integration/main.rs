@@ -5,6 +5,7 @@ mod catalog;
 mod ci;
 mod containment_runtime;
 mod containment_surface;
+mod containment_trust;
 mod cost;
 mod insights;
 mod install;

@@ -3,7 +3,9 @@
 //! the server writes to `<data_dir>/admin-token` on first start.
 //!
 //! - `GET    /plugins`                  live plugins, requested vs granted, and refusals
-//! - `POST   /plugins[?force=true]`     multipart: `plugin` (the file), optional `license`
+//! - `POST   /plugins[?force=true]`     multipart: `plugin` (the file), optional `license`;
+//!   `force` accepts a downgrade or a change of signer (a refusal lists what
+//!   would change; the answer's `changes` lists what did)
 //! - `PUT    /plugins/{id}/license`     body: a licence file
 //! - `DELETE /plugins/{id}[?purge=true]` unload and delete; `purge` drops its key-value data
 
@@ -173,7 +175,9 @@ async fn remove(
 fn refusal(error: &LoadError) -> ApiError {
     let message = error.to_string();
     match error {
-        LoadError::Downgrade { .. } | LoadError::DuplicateId { .. } => ApiError::conflict(message),
+        LoadError::Downgrade { .. }
+        | LoadError::DuplicateId { .. }
+        | LoadError::SignerChange(_) => ApiError::conflict(message),
         LoadError::Write(_) => ApiError::internal(message),
         LoadError::License(_) | LoadError::Signature(_) => {
             ApiError::new(StatusCode::FORBIDDEN, "NotAllowedError", message)

@@ -14,7 +14,7 @@ use crate::{
         is_plugin_file,
         manifest::{self, Capabilities, Manifest},
         signing::{self, VendorKey},
-        trust::SignatureState,
+        trust::{self, InstallChanges, SignatureState, Signer, SignerBook},
         verify_file, verify_license_file,
     },
 };
@@ -64,7 +64,9 @@ pub enum PluginCommand {
         /// A licence file for a commercial plugin.
         #[arg(long)]
         license: Option<PathBuf>,
-        /// Allow installing an older version than the one installed.
+        /// Allow installing an older version than the one installed, or a
+        /// change of signer (another vendor or key, or unsigned after signed);
+        /// without it such an install is refused with the list of changes.
         #[arg(long)]
         force: bool,
         #[command(flatten)]
@@ -313,26 +315,35 @@ fn install_offline(
             .with_context(|| format!("{} refused", file.display()))?;
     }
     let target = config.plugins_dir().join(format!("{}.wasm", manifest.id));
+    let status = signing::verify(bytes).with_context(|| format!("{} refused", file.display()))?;
+    let signer = Signer::of(&manifest, &status, &signature);
+    let mut book = SignerBook::load(&config.signers_file());
+    if let Some(bound) = book.get(&manifest.id)
+        && let Err(why) = trust::continuity(bound, &signer)
+    {
+        if !force {
+            anyhow::bail!(
+                "{} refused: plugin id \"{}\" is bound to {bound}; this file is {signer}: {why}, and \
+                 its settings, key-value data and grants would pass to the new signer. After checking, \
+                 install it again with --force to accept",
+                file.display(),
+                manifest.id,
+            );
+        }
+        println!("signer change accepted (--force): {bound} -> {signer}");
+    }
     if let Ok(existing) = std::fs::read(&target)
         .map_err(|_| ())
         .and_then(|b| manifest::read(&b).map_err(|_| ()))
+        && manifest.version < existing.version
+        && !force
     {
-        if existing.vendor != manifest.vendor {
-            anyhow::bail!(
-                "{} refused: plugin id \"{}\" is installed from vendor {:?}",
-                file.display(),
-                manifest.id,
-                existing.vendor
-            );
-        }
-        if manifest.version < existing.version && !force {
-            anyhow::bail!(
-                "{} refused: {} is older than the installed {}; downgrades need --force",
-                file.display(),
-                manifest.version,
-                existing.version
-            );
-        }
+        anyhow::bail!(
+            "{} refused: {} is older than the installed {}; downgrades need --force",
+            file.display(),
+            manifest.version,
+            existing.version
+        );
     }
     if let Some(text) = license {
         write_atomically(
@@ -343,6 +354,8 @@ fn install_offline(
         )?;
     }
     write_atomically(&target, bytes)?;
+    book.bind(&manifest.id, &signer)
+        .with_context(|| format!("cannot write {}", config.signers_file().display()))?;
     println!(
         "installed {} ({}) into {} (offline; a running server with `plugins.watch` picks it up)",
         manifest.label(),
@@ -367,7 +380,11 @@ fn list_offline(json: bool, config: &Config) -> anyhow::Result<ExitCode> {
         let bytes = std::fs::read(&path)?;
         let row = match verify_file(&bytes, config) {
             Ok((m, signature)) => {
-                let granted = config.grants.granted(&m.id, m.vendor.as_deref());
+                let verified = match &signature {
+                    SignatureState::Trusted { vendor } => Some(vendor.as_str()),
+                    _ => None,
+                };
+                let granted = config.grants.granted(&m.id, verified);
                 serde_json::json!({
                     "id": m.id, "version": m.version.to_string(), "vendor": m.vendor, "license": m.license,
                     "file": path, "signature": signature, "requested": m.capabilities,
@@ -461,6 +478,33 @@ fn print_list(value: &serde_json::Value, json: bool) {
             f["file"].as_str().unwrap_or("?"),
             f["error"].as_str().unwrap_or("?")
         );
+    }
+}
+
+/// What an install changed, as the admin API reports it.
+fn print_changes(changes: &serde_json::Value) {
+    let Ok(changes) = serde_json::from_value::<InstallChanges>(changes.clone()) else {
+        return;
+    };
+    println!(
+        "  version:  {} -> {}",
+        changes.version_from.as_deref().unwrap_or("(none)"),
+        changes.version_to
+    );
+    println!(
+        "  signer:   {} -> {}",
+        changes.signer_from.as_deref().unwrap_or("(none)"),
+        changes.signer_to
+    );
+    for (what, list) in [
+        ("requests added", &changes.requested_added),
+        ("requests removed", &changes.requested_removed),
+        ("grants added", &changes.granted_added),
+        ("grants removed", &changes.granted_removed),
+    ] {
+        if !list.is_empty() {
+            println!("  {what}: {}", list.join(", "));
+        }
     }
 }
 
@@ -567,6 +611,7 @@ impl Remote {
             self.base,
             info["status"].as_str().unwrap_or("?")
         );
+        print_changes(&info["changes"]);
         Ok(ExitCode::SUCCESS)
     }
 

@@ -65,6 +65,10 @@ pub enum LoadError {
     /// The licence offered with it does not hold.
     #[error("{0}")]
     License(#[from] LicenseError),
+    /// Signed by someone else (or less strongly) than the id is bound to,
+    /// without `force`: says who and what would change.
+    #[error("{0}")]
+    SignerChange(String),
     /// An older version than the one serving, without `force`.
     #[error("{id} {to} is older than the installed {from}; downgrades need --force")]
     Downgrade {

@@ -108,9 +108,13 @@ pub struct Capabilities {
     pub kv: bool,
     /// Read access to the software catalog.
     pub catalog: bool,
-    /// Hosts the plugin may call over HTTP(S), without port; `*.example.com`
-    /// covers subdomains. A manifest may ask for `["*"]`: any host the
-    /// operator grants it (a grant of `*` grants nothing).
+    /// Hosts the plugin may call over HTTP(S): `api.example.com` (ports 80
+    /// and 443), `*.example.com` (subdomains), `api.example.com:8443` or
+    /// `:*` (other ports), and addresses or ranges, `10.0.0.5`, `10.0.0.0/8`,
+    /// `[::1]:8080` (every port unless one is given). A name never reaches a
+    /// loopback, private, link-local or metadata address: those need an
+    /// address grant. A manifest may ask for `["*"]`: any host the operator
+    /// grants it (a grant of `*` grants nothing).
     pub http_hosts: Vec<String>,
     /// Event streams to receive (`usage`, `catalog`).
     pub events: Vec<String>,
@@ -128,20 +132,10 @@ impl Capabilities {
             catalog: self.catalog && other.catalog,
             // A manifest asking for `*` takes whichever hosts the operator
             // grants (e.g. a billing API whose address only the operator knows).
-            http_hosts: if self.http_hosts.iter().any(|h| h == "*") {
-                other
-                    .http_hosts
-                    .iter()
-                    .filter(|h| *h != "*")
-                    .cloned()
-                    .collect()
-            } else {
-                self.http_hosts
-                    .iter()
-                    .filter(|h| other.allows_host(h))
-                    .cloned()
-                    .collect()
-            },
+            http_hosts: super::capabilities::http::grant::intersect(
+                &self.http_hosts,
+                &other.http_hosts,
+            ),
             events: self
                 .events
                 .iter()
@@ -175,18 +169,6 @@ impl Capabilities {
             out.files.insert(guest.clone(), host.clone());
         }
         out
-    }
-
-    /// Whether `host` is among the granted hosts (`*.example.com` matches subdomains).
-    pub fn allows_host(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.http_hosts.iter().filter(|h| *h != "*").any(|h| {
-            let h = h.to_ascii_lowercase();
-            match h.strip_prefix("*.") {
-                Some(domain) => host.ends_with(&format!(".{domain}")),
-                None => h == host,
-            }
-        })
     }
 }
 

@@ -26,8 +26,9 @@ use super::{
     license::{self, LicenseError, LicenseTerms},
     loader::{self, Linkers, LoadError, Loaded},
     manifest::{Capabilities, Manifest, ViewSlot},
+    signing,
     state::{GrantedDir, Grants},
-    trust::{SignatureState, TrustStore},
+    trust::{self, InstallChanges, SignatureState, Signer, SignerBook, TrustStore},
 };
 use crate::config::{Config, Limits};
 
@@ -82,6 +83,9 @@ pub struct PluginInfo {
     pub events: Option<EventCounts>,
     /// Scheduled tick failures and back-off, if it ever ticked.
     pub ticks: Option<TickCounts>,
+    /// What the install that answers this changed (install answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<InstallChanges>,
 }
 
 /// A file that could not be loaded, kept for `list` and the log.
@@ -289,6 +293,12 @@ impl PluginHost {
         let _ = self.inner.catalog.set(catalog);
     }
 
+    /// Where the portal listens: plugins' outbound HTTP never reaches it.
+    /// Call once the listener is bound.
+    pub fn set_own_address(&self, addr: std::net::SocketAddr) {
+        self.inner.http.set_own_address(addr);
+    }
+
     /// Where usage and catalog events are published.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
@@ -416,19 +426,47 @@ impl PluginHost {
         let config = &inner.config;
         let trust = self.trust();
         // Cheap checks first, so a bad file is refused before any compiling.
-        let (manifest, signature) = loader::verify(bytes, &trust, config.trust.require_signatures)?;
+        let manifest = super::manifest::read(bytes)?;
+        let status = signing::verify(bytes).map_err(|e| LoadError::Signature(e.to_string()))?;
+        let signature = trust::check(
+            &manifest,
+            status.clone(),
+            &trust,
+            config.trust.require_signatures,
+        )
+        .map_err(LoadError::Signature)?;
+        let signer = Signer::of(&manifest, &status, &signature);
         let id = manifest.id.clone();
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
         let current = inner.live.load();
         let existing = current.get(&id);
+        // Vendor grants follow a verified signature, never the manifest's claim.
+        let granted = config.grants.granted(&id, signer.verified_vendor());
+        let capabilities = manifest.capabilities.intersect(&granted);
+        let mut book = SignerBook::load(&config.signers_file());
+        let changes = install_changes(existing, book.get(&id), &manifest, &signer, &capabilities);
+        if let Some(bound) = book.get(&id)
+            && let Err(why) = trust::continuity(bound, &signer)
+        {
+            if from_dir.is_some() || !options.force {
+                let how = if from_dir.is_some() {
+                    "A file in the plugins folder cannot force this; after checking the \
+                     changes, install it with `callboard plugin install --force` (admin API: force=true)"
+                } else {
+                    "After checking the changes, install it again with --force (admin API: force=true) to accept them"
+                };
+                return Err(LoadError::SignerChange(format!(
+                    "plugin id \"{id}\" is already provided by vendor \"{}\" ({bound}); this file is {signer}: \
+                     {why}, and its settings, key-value data and grants would pass to the new signer. {how}. \
+                     Changes: {}",
+                    bound.vendor.as_deref().unwrap_or("(none)"),
+                    changes.describe()
+                )));
+            }
+            tracing::warn!(plugin = %manifest.label(), "signer change forced by the operator: {why}; {}", changes.describe());
+        }
         if let Some(existing) = existing {
             let old = &existing.loaded.manifest;
-            if old.vendor != manifest.vendor {
-                return Err(LoadError::DuplicateId {
-                    id,
-                    other: format!("vendor \"{}\"", old.vendor.as_deref().unwrap_or("(none)")),
-                });
-            }
             if let Some(dir_file) = &from_dir
                 && existing.loaded.source.as_deref() != Some(*dir_file)
             {
@@ -473,8 +511,10 @@ impl PluginHost {
         if from_dir.is_none() {
             write_install(&target, bytes)?;
         }
-        let granted = config.grants.granted(&id, manifest.vendor.as_deref());
-        let mut capabilities = manifest.capabilities.intersect(&granted);
+        if let Err(e) = book.bind(&id, &signer) {
+            tracing::error!(plugin = %manifest.label(), "cannot record the plugin's signer: {e}");
+        }
+        let mut capabilities = capabilities;
         let dirs = self.open_dirs(&manifest, &mut capabilities);
         let grants = Arc::new(Grants {
             catalog: capabilities
@@ -517,12 +557,13 @@ impl PluginHost {
         {
             let _ = std::fs::remove_file(&old_file);
         }
-        let info = self.info(&live);
+        let mut info = self.info(&live);
         tracing::info!(
             plugin = %info.id, version = %info.version, api = %info.api_version,
             from_cache = info.compiled_from_cache, compile_ms = info.compile_ms,
-            status = %info.status, "plugin loaded"
+            status = %info.status, changes = %changes.describe(), "plugin loaded"
         );
+        info.changes = Some(changes);
         Ok(info)
     }
 
@@ -870,6 +911,7 @@ impl PluginHost {
             tick_secs: m.tick_secs,
             events: self.inner.events.stats(&m.id),
             ticks: self.tick_stats(&m.id).map(|t| t.snapshot()),
+            changes: None,
         }
     }
 
@@ -1138,6 +1180,32 @@ fn effective_limits(mut limits: Limits, manifest: &Manifest) -> Limits {
         limits.kv_quota_bytes = limits.kv_quota_bytes.min(q);
     }
     limits
+}
+
+/// What installing `manifest` (signed by `signer`, getting `capabilities`)
+/// changes from the serving version and the id's bound signer.
+fn install_changes(
+    existing: Option<&Arc<LivePlugin>>,
+    bound: Option<&Signer>,
+    manifest: &Manifest,
+    signer: &Signer,
+    capabilities: &Capabilities,
+) -> InstallChanges {
+    let items = trust::capability_items;
+    let (requested_before, granted_before) = existing.map_or((Vec::new(), Vec::new()), |e| {
+        (items(&e.requested), items(&e.capabilities))
+    });
+    let (requested_now, granted_now) = (items(&manifest.capabilities), items(capabilities));
+    InstallChanges {
+        version_from: existing.map(|e| e.loaded.manifest.version.to_string()),
+        version_to: manifest.version.to_string(),
+        signer_from: bound.map(ToString::to_string),
+        signer_to: signer.to_string(),
+        requested_added: trust::added(&requested_before, &requested_now),
+        requested_removed: trust::added(&requested_now, &requested_before),
+        granted_added: trust::added(&granted_before, &granted_now),
+        granted_removed: trust::added(&granted_now, &granted_before),
+    }
 }
 
 fn manifest_id(bytes: &[u8]) -> Option<String> {

@@ -4,14 +4,17 @@
 //! - a signed plugin must be signed by the vendor its manifest names;
 //! - a `commercial` plugin loads only if signed by a trusted vendor;
 //! - an unsigned open-source plugin loads unless `require_signatures` is set,
-//!   and so does one signed by a vendor the operator has not listed.
+//!   and so does one signed by a vendor the operator has not listed;
+//! - an update keeps its signer: the same vendor, signed at least as
+//!   strongly as the id was bound to ([`continuity`], [`SignerBook`]), unless
+//!   the operator forces it (admin API and CLI only, never a dropped file).
 
 use std::{collections::BTreeMap, path::Path};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
-    manifest::Manifest,
+    manifest::{Capabilities, Manifest},
     signing::{PublicKeyFile, SignatureStatus},
 };
 use crate::config::TrustConfig;
@@ -20,6 +23,8 @@ use crate::config::TrustConfig;
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
     vendors: BTreeMap<String, String>,
+    /// Plugin id -> the vendor that must sign it (`trust.pins`).
+    pins: BTreeMap<String, String>,
 }
 
 impl TrustStore {
@@ -50,7 +55,10 @@ impl TrustStore {
                 }
             }
         }
-        Self { vendors }
+        Self {
+            vendors,
+            pins: config.pins.clone(),
+        }
     }
 
     /// The trusted public key of `vendor`.
@@ -106,6 +114,20 @@ pub fn check(
             }
         }
     };
+    if let Some(pinned) = trust.pins.get(&manifest.id)
+        && !matches!(&state, SignatureState::Trusted { vendor } if vendor == pinned)
+    {
+        return Err(format!(
+            "is pinned to vendor \"{pinned}\" (`trust.pins`) but is {}",
+            match &state {
+                SignatureState::Unsigned => "unsigned".to_owned(),
+                SignatureState::Trusted { vendor } =>
+                    format!("signed by trusted vendor \"{vendor}\""),
+                SignatureState::Untrusted { vendor } =>
+                    format!("signed by unknown vendor \"{vendor}\""),
+            }
+        ));
+    }
     match (&state, manifest.is_commercial()) {
         (SignatureState::Trusted { .. }, _) => Ok(state),
         (SignatureState::Unsigned, true) => {
@@ -123,4 +145,191 @@ pub fn check(
         )),
         _ => Ok(state),
     }
+}
+
+/// Who vouches for a plugin file: what vendor grants, settings and data
+/// follow from one version to the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signer {
+    /// The vendor the manifest names (unverified when not `signed`).
+    pub vendor: Option<String>,
+    /// The key of a valid signature, hex; `None` when unsigned.
+    pub public_key: Option<String>,
+    /// Whether the key is the trust store's key for `vendor`.
+    pub trusted: bool,
+}
+
+impl Signer {
+    /// The signer of a file with `manifest`, `status` and policy `state`.
+    pub fn of(manifest: &Manifest, status: &SignatureStatus, state: &SignatureState) -> Self {
+        Self {
+            vendor: manifest.vendor.clone(),
+            public_key: match status {
+                SignatureStatus::Unsigned => None,
+                SignatureStatus::Valid { public_key, .. } => Some(public_key.to_ascii_lowercase()),
+            },
+            trusted: matches!(state, SignatureState::Trusted { .. }),
+        }
+    }
+
+    /// The vendor whose `[grants.vendors.X]` apply: only a trusted signature's.
+    pub fn verified_vendor(&self) -> Option<&str> {
+        self.vendor.as_deref().filter(|_| self.trusted)
+    }
+
+    fn rank(&self) -> u8 {
+        match (&self.public_key, self.trusted) {
+            (None, _) => 0,
+            (Some(_), false) => 1,
+            (Some(_), true) => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let vendor = self.vendor.as_deref().unwrap_or("(none)");
+        match (&self.public_key, self.trusted) {
+            (None, _) => write!(f, "unsigned (manifest vendor \"{vendor}\")"),
+            (Some(_), true) => write!(f, "signed by trusted vendor \"{vendor}\""),
+            (Some(key), false) => write!(
+                f,
+                "signed by untrusted key {}... claiming vendor \"{vendor}\"",
+                &key[..key.len().min(16)]
+            ),
+        }
+    }
+}
+
+/// Whether `new` may take over from `old` without the operator forcing it:
+/// same vendor, and a signature at least as strong (unsigned < signed by an
+/// unknown key < signed by the trusted key). Two untrusted keys are two
+/// signers; two trusted keys of one vendor are that vendor (a rotation the
+/// operator made in the trust store). `Err` says what changes.
+pub fn continuity(old: &Signer, new: &Signer) -> Result<(), String> {
+    if old.vendor != new.vendor {
+        return Err("the vendor changes".into());
+    }
+    if new.rank() < old.rank() {
+        return Err("the signature is weaker".into());
+    }
+    if old.rank() == 1 && new.rank() == 1 && old.public_key != new.public_key {
+        return Err("another key signs it".into());
+    }
+    Ok(())
+}
+
+/// The signer each plugin id was last installed with, kept in
+/// `<data_dir>/plugin-signers.json` so a restart or a removal does not
+/// forget it: settings and key-value data stay bound to the signer until an
+/// operator forces a change.
+#[derive(Debug, Default)]
+pub struct SignerBook {
+    path: std::path::PathBuf,
+    signers: BTreeMap<String, Signer>,
+}
+
+impl SignerBook {
+    /// Reads the book; a missing file is an empty book, an unreadable one is
+    /// logged and read as empty (every plugin is then bound on its next load).
+    pub fn load(path: &Path) -> Self {
+        let signers = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::error!(file = %path.display(), "ignoring the unreadable plugin signer record: {e}");
+                BTreeMap::new()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                tracing::error!(file = %path.display(), "cannot read the plugin signer record: {e}");
+                BTreeMap::new()
+            }
+        };
+        Self {
+            path: path.to_owned(),
+            signers,
+        }
+    }
+
+    /// The signer plugin `id` is bound to.
+    pub fn get(&self, id: &str) -> Option<&Signer> {
+        self.signers.get(id)
+    }
+
+    /// Binds `id` to `signer` and saves the book (if it changed).
+    pub fn bind(&mut self, id: &str, signer: &Signer) -> std::io::Result<()> {
+        if self.signers.get(id) == Some(signer) {
+            return Ok(());
+        }
+        self.signers.insert(id.to_owned(), signer.clone());
+        let json = serde_json::to_vec_pretty(&self.signers).map_err(std::io::Error::other)?;
+        crate::plugins::write_atomically(&self.path, &json)
+    }
+}
+
+/// What an install changes, shown before (in a refusal) and after the swap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallChanges {
+    /// The version serving before, if any.
+    pub version_from: Option<String>,
+    /// The version installed.
+    pub version_to: String,
+    /// The signer the id was bound to, if any.
+    pub signer_from: Option<String>,
+    /// The new file's signer.
+    pub signer_to: String,
+    /// Requested capabilities the new version adds (`kv`, `http:host`, ...).
+    pub requested_added: Vec<String>,
+    /// Requested capabilities it drops.
+    pub requested_removed: Vec<String>,
+    /// Capabilities it gets that the serving version did not.
+    pub granted_added: Vec<String>,
+    /// Capabilities the serving version had that it loses.
+    pub granted_removed: Vec<String>,
+}
+
+impl InstallChanges {
+    /// One line for messages and logs.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!(
+            "version {} -> {}",
+            self.version_from.as_deref().unwrap_or("(none)"),
+            self.version_to
+        )];
+        parts.push(format!(
+            "signer: {} -> {}",
+            self.signer_from.as_deref().unwrap_or("(none)"),
+            self.signer_to
+        ));
+        for (what, list) in [
+            ("requests added", &self.requested_added),
+            ("requests removed", &self.requested_removed),
+            ("grants added", &self.granted_added),
+            ("grants removed", &self.granted_removed),
+        ] {
+            if !list.is_empty() {
+                parts.push(format!("{what}: {}", list.join(", ")));
+            }
+        }
+        parts.join("; ")
+    }
+}
+
+/// Capabilities as a flat list of items, to compare two versions.
+pub fn capability_items(c: &Capabilities) -> Vec<String> {
+    let mut items = Vec::new();
+    if c.kv {
+        items.push("kv".to_owned());
+    }
+    if c.catalog {
+        items.push("catalog".to_owned());
+    }
+    items.extend(c.http_hosts.iter().map(|h| format!("http:{h}")));
+    items.extend(c.events.iter().map(|e| format!("events:{e}")));
+    items.extend(c.files.iter().map(|(g, h)| format!("files:{g}={h}")));
+    items
+}
+
+/// Items in `b` not in `a`.
+pub fn added(a: &[String], b: &[String]) -> Vec<String> {
+    b.iter().filter(|x| !a.contains(x)).cloned().collect()
 }

@@ -1,26 +1,69 @@
 //! `callboard:plugin/http` (API 0.3+): outbound HTTP(S) to the hosts the
-//! operator granted the plugin. The host is checked before anything is
-//! sent, redirects are followed by hand so each hop is checked too, and the
-//! response is read in chunks so the size cap holds without buffering more.
+//! operator granted the plugin.
+//!
+//! Every hop (the request and each redirect, followed by hand) is checked
+//! before anything is sent: the URL's host and port against the grants
+//! ([`grant`]), then every address the name resolves to (internal
+//! addresses need an explicit address grant; the portal's own address is
+//! never reachable), and the connection goes to exactly those addresses: the
+//! client for a name is pinned to them and has no resolver of its own, and no
+//! proxy. Headers the host owns (`Host`, hop-by-hop) are dropped, and
+//! credentials are not carried to another origin by a redirect. The response
+//! is read in chunks so the size cap holds without buffering more.
 
-use std::{sync::Arc, time::Duration};
+pub mod grant;
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use reqwest::{Method, redirect::Policy};
 
+use self::grant::{HostGrant, UrlHost};
 use crate::plugins::{
     bindings::v0_3_0::callboard::plugin::http as wit,
-    manifest::Capabilities,
     state::{Grants, HostState},
 };
 
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
 
-/// The outbound client every plugin shares (one connection pool), with the
-/// operator's limits.
+/// Pinned clients kept for reuse (their connection pools); past this many
+/// the cache starts over.
+const MAX_PINNED: usize = 64;
+
+/// Request headers a plugin may not set: the host derives them from the
+/// URL and body, or they are hop-by-hop and would let a plugin steer the
+/// connection (`Host` would pick another virtual host than the one checked).
+const DROPPED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+/// Credentials a redirect to another origin does not carry.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+
+/// A host name and the checked addresses a client is pinned to.
+type PinKey = (String, Vec<SocketAddr>);
+
+/// The outbound client every plugin shares, with the operator's limits.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    /// For address literals: never resolves a name.
+    direct: reqwest::Client,
+    /// Clients pinned to checked addresses, by (host, addresses).
+    pinned: Arc<Mutex<HashMap<PinKey, reqwest::Client>>>,
+    /// The portal's own address, once it listens: never a plugin's target.
+    own: Arc<OnceLock<SocketAddr>>,
     timeout: Duration,
     max_body: u64,
 }
@@ -28,54 +71,191 @@ pub struct HttpClient {
 impl HttpClient {
     /// A client with the operator's timeout cap and response size cap.
     pub fn new(timeout: Duration, max_body: u64) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .user_agent(concat!("callboard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         Self {
-            client,
+            direct: builder().build().unwrap_or_default(),
+            pinned: Arc::default(),
+            own: Arc::default(),
             timeout,
             max_body,
         }
     }
+
+    /// Records the address the portal listens on, so plugins cannot call it
+    /// (a plugin calling its own routes would hold an instance per hop).
+    pub fn set_own_address(&self, addr: SocketAddr) {
+        let _ = self.own.set(addr);
+    }
+
+    /// The client for `target`: connects to its checked addresses only.
+    fn client_for(&self, target: &Target) -> Result<reqwest::Client, wit::Error> {
+        let Some(name) = &target.name else {
+            return Ok(self.direct.clone());
+        };
+        let key = (name.clone(), target.addrs.clone());
+        let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = pinned.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = builder()
+            .resolve_to_addrs(name, &target.addrs)
+            .build()
+            .map_err(|e| wit::Error::Connection(format!("cannot build a client: {e}")))?;
+        if pinned.len() >= MAX_PINNED {
+            pinned.clear();
+        }
+        pinned.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Whether `addr` is the portal itself.
+    fn is_own(&self, addr: SocketAddr) -> bool {
+        let Some(own) = self.own.get() else {
+            return false;
+        };
+        if addr.port() != own.port() {
+            return false;
+        }
+        let ip = grant::canonical(addr.ip());
+        let own_ip = grant::canonical(own.ip());
+        if ip == own_ip || ip.is_unspecified() {
+            return true;
+        }
+        // Listening on every interface: any address of this machine is the
+        // portal. An address is local if a socket can bind to it.
+        own_ip.is_unspecified() && (ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok())
+    }
 }
 
-/// `url` parsed, if it is an http(s) URL whose host is granted.
-fn checked_url(url: &str, granted: &Capabilities) -> Result<reqwest::Url, wit::Error> {
-    let parsed =
+/// Shared settings: no redirects (followed by hand), no proxy (it would
+/// resolve names itself), no resolver (names are pinned to checked addresses).
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(NoResolver))
+        .user_agent(concat!("callboard/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Refuses every lookup: a client only reaches addresses it was pinned to.
+struct NoResolver;
+
+impl reqwest::dns::Resolve for NoResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let message = format!("{} was not resolved through the grant check", name.as_str());
+        Box::pin(async move { Err(message.into()) })
+    }
+}
+
+/// One checked hop.
+struct Target {
+    url: reqwest::Url,
+    /// The host name, or `None` for an address literal.
+    name: Option<String>,
+    /// Where to connect: every address checked.
+    addrs: Vec<SocketAddr>,
+}
+
+/// Checks `url` against `grants` and resolves it; `Err` says why not.
+async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Target, wit::Error> {
+    let url =
         reqwest::Url::parse(url).map_err(|e| wit::Error::InvalidUrl(format!("{url}: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(wit::Error::InvalidUrl(format!(
             "{url}: only http and https are allowed"
         )));
     }
-    let host = parsed
+    let host = url
         .host_str()
         .ok_or_else(|| wit::Error::InvalidUrl(format!("{url}: no host")))?;
     // `Url` keeps IPv6 literals in brackets; grants name them without.
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if !granted.allows_host(bare) {
-        return Err(wit::Error::Denied(bare.to_owned()));
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| wit::Error::InvalidUrl(format!("{url}: no port")))?;
+    let literal = bare.parse::<IpAddr>().ok();
+    let url_host = match literal {
+        Some(ip) => UrlHost::Ip(grant::canonical(ip)),
+        None => UrlHost::Name(&bare),
+    };
+    if !grants.iter().any(|g| g.allows_url(&url_host, port)) {
+        return Err(wit::Error::Denied(bare));
     }
-    Ok(parsed)
+    let addrs: Vec<SocketAddr> = match literal {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => tokio::net::lookup_host((bare.as_str(), port))
+            .await
+            .map_err(|e| wit::Error::Connection(format!("cannot resolve {bare}: {e}")))?
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(wit::Error::Connection(format!("{bare} has no address")));
+    }
+    // Every address, not the first: the connection may use any of them.
+    for addr in &addrs {
+        let ip = grant::canonical(addr.ip());
+        if http.is_own(*addr) {
+            tracing::warn!(%url, %addr, "outbound request to the portal itself refused");
+            return Err(wit::Error::Denied(format!(
+                "{bare}: the portal itself is never reachable from a plugin"
+            )));
+        }
+        if let Some(kind) = grant::internal_kind(ip)
+            && !grants.iter().any(|g| g.allows_addr(ip, port))
+        {
+            tracing::warn!(%url, %addr, "outbound request to a {kind} address refused: no address grant");
+            return Err(wit::Error::Denied(format!(
+                "{bare}: resolves to a {kind} address, which needs an address grant"
+            )));
+        }
+    }
+    Ok(Target {
+        name: literal.is_none().then_some(bare),
+        url,
+        addrs,
+    })
 }
 
-/// Sends `request` if its host (and every redirect's) is granted.
+/// `scheme://host:port`, to tell when a redirect leaves the origin.
+fn origin(url: &reqwest::Url) -> (String, Option<String>, Option<u16>) {
+    (
+        url.scheme().to_owned(),
+        url.host_str().map(str::to_owned),
+        url.port_or_known_default(),
+    )
+}
+
+/// Sends `request` if it (and every redirect) passes the checks.
 async fn send_checked(
     grants: Arc<Grants>,
     request: wit::Request,
 ) -> Result<wit::Response, wit::Error> {
     let http = &grants.http;
-    let granted = &grants.capabilities;
-    let mut url = checked_url(&request.url, granted)?;
-    let method = Method::from_bytes(request.method.as_bytes())
+    let allowed: Vec<HostGrant> = grants
+        .capabilities
+        .http_hosts
+        .iter()
+        .filter_map(|h| HostGrant::parse(h).ok())
+        .collect();
+    let mut target = check(&request.url, &allowed, http).await?;
+    let first_origin = origin(&target.url);
+    let mut method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| wit::Error::InvalidUrl(format!("invalid method {:?}", request.method)))?;
-    let mut method = method;
     let mut body = request.body;
+    let mut left_origin = false;
     for _ in 0..=MAX_REDIRECTS {
-        let mut builder = http.client.request(method.clone(), url.clone());
+        let client = http.client_for(&target)?;
+        let mut builder = client.request(method.clone(), target.url.clone());
         for (name, value) in &request.headers {
+            let lower = name.to_ascii_lowercase();
+            if DROPPED_HEADERS.contains(&lower.as_str())
+                || lower.starts_with("proxy-")
+                || (left_origin && CREDENTIAL_HEADERS.contains(&lower.as_str()))
+            {
+                continue;
+            }
             builder = builder.header(name, value);
         }
         let response = builder
@@ -89,15 +269,18 @@ async fn send_checked(
             let next = location
                 .to_str()
                 .ok()
-                .and_then(|l| url.join(l).ok())
+                .and_then(|l| target.url.join(l).ok())
                 .ok_or_else(|| wit::Error::Connection("invalid redirect location".into()))?;
-            url = checked_url(next.as_str(), granted)?;
             if response.status() == reqwest::StatusCode::SEE_OTHER
                 || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302))
             {
                 method = Method::GET;
                 body = Vec::new();
             }
+            target = check(next.as_str(), &allowed, http).await?;
+            // Once off the first origin, credentials stay behind, even if a
+            // later hop comes back.
+            left_origin |= origin(&target.url) != first_origin;
             continue;
         }
         return read_response(response, http.max_body).await;
