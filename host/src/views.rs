@@ -280,6 +280,10 @@ fn tone(t: ui::Tone) -> &'static str {
 /// `href` if it is safe to link to: a site-relative path or http(s).
 fn safe_href(href: &str) -> Option<&str> {
     let href = href.trim();
+    // Browsers drop tabs and newlines inside URLs: "/\t/x" would be "//x", off-site.
+    if href.contains(['\t', '\n', '\r']) {
+        return None;
+    }
     if href.starts_with('/') && !href.starts_with("//") && !href.starts_with("/\\") {
         return Some(href);
     }
@@ -580,6 +584,9 @@ mod tests {
         assert_eq!(safe_href("//evil.example"), None);
         assert_eq!(safe_href(" JaVaScRiPt:alert(1)"), None);
         assert_eq!(safe_href("data:text/html,x"), None);
+        // Browsers drop tabs and newlines; the view_render fuzz target checks links as they do.
+        assert_eq!(safe_href("/\t/evil.example"), None);
+        assert_eq!(safe_href("/\n\\evil.example"), None);
     }
 
     #[test]
