@@ -254,7 +254,7 @@ pub fn check_html(html: &str) -> std::result::Result<(), String> {
         rest = &rest[name_end..];
         loop {
             rest = rest.trim_start();
-            if let Some(after) = rest.strip_prefix('>') {
+            if let Some(after) = rest.strip_prefix('>').or_else(|| rest.strip_prefix("/>")) {
                 rest = after;
                 break;
             }
@@ -286,6 +286,7 @@ pub fn check_html(html: &str) -> std::result::Result<(), String> {
 /// Whether a browser would take the attribute value as a link within the
 /// site or to http(s): it decodes entities, drops tabs and newlines anywhere
 /// and control characters and spaces at the ends before parsing the URL.
+/// `mailto:` is allowed too.
 fn safe_link(value: &str) -> bool {
     let decoded = value
         .replace("&quot;", "\"")
@@ -300,7 +301,10 @@ fn safe_link(value: &str) -> bool {
         .collect();
     let url = url.trim_matches(|c: char| c <= ' ');
     let lower = url.to_ascii_lowercase();
+    // CommonMark email autolinks keep their `mailto:` even when the renderer
+    // empties the address; mail links run nothing.
     url.is_empty()
+        || lower.starts_with("mailto:")
         || (url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\"))
         || lower.starts_with("http://")
         || lower.starts_with("https://")
