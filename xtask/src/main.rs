@@ -47,6 +47,23 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build a fuzz target (tests/fuzz) with coverage instrumentation and run
+    /// it on a copy of its seed corpus; `--list` names the targets.
+    Fuzz {
+        /// Which target.
+        #[arg(required_unless_present = "list")]
+        target: Option<String>,
+        /// How long to fuzz.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// List the targets and exit.
+        #[arg(long)]
+        list: bool,
+        /// Extra arguments for libFuzzer (e.g. `-max_len=65536`, or a crash
+        /// file to replay).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -135,8 +152,216 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
                 .env_remove("RUST_BACKTRACE")
                 .status_ok()?;
         }
+        Task::Fuzz {
+            target,
+            seconds,
+            list,
+            args,
+        } => {
+            let targets = fuzz_targets()?;
+            match target {
+                Some(name) if !list => {
+                    let target = targets
+                        .iter()
+                        .find(|t| t.name == name)
+                        .with_context(|| format!("no fuzz target {name:?}; see --list"))?;
+                    fuzz(&root, target, seconds, &args)?;
+                }
+                _ => {
+                    for t in &targets {
+                        let note = if t.host {
+                            " (needs the host crate)"
+                        } else {
+                            ""
+                        };
+                        println!("{}{note}", t.name);
+                    }
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// One `[[bin]]` of tests/fuzz.
+struct FuzzTarget {
+    name: String,
+    /// Needs the `host` feature (and so an instrumented wasmtime).
+    host: bool,
+}
+
+const FUZZ_PACKAGE: &str = "callboard-fuzz";
+
+fn fuzz_targets() -> anyhow::Result<Vec<FuzzTarget>> {
+    let output = cargo(["metadata", "--format-version", "1", "--no-deps"]).output()?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let package = metadata["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == FUZZ_PACKAGE))
+        .with_context(|| format!("no {FUZZ_PACKAGE} package in the workspace"))?;
+    let mut targets: Vec<FuzzTarget> = package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| {
+            Some(FuzzTarget {
+                name: t["name"].as_str()?.to_owned(),
+                host: t["required-features"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f == "host")),
+            })
+        })
+        .collect();
+    targets.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(targets)
+}
+
+/// Coverage instrumentation for libFuzzer, as cargo-fuzz passes it (all
+/// stable flags; no sanitizer, which would need nightly).
+const FUZZ_RUSTFLAGS: &str = "-Cpasses=sancov-module \
+    -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+    -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares \
+    --cfg fuzzing -Cdebug-assertions -Coverflow-checks";
+
+/// Builds and runs one fuzz target for `seconds`; fails if it finds a crash.
+fn fuzz(root: &Path, target: &FuzzTarget, seconds: u64, args: &[String]) -> anyhow::Result<()> {
+    // Instrumented artifacts live apart: they must never mix with normal ones.
+    let dir = target_dir()?.join("fuzz");
+    let triple = host_triple()?;
+    step(&format!(
+        "building fuzz target {} (instrumented)",
+        target.name
+    ));
+    let mut build = cargo(["build", "--release", "-p", FUZZ_PACKAGE, "--bin"]);
+    build.arg(&target.name).args(["--target", &triple]);
+    if !target.host {
+        // The catalog targets do not need wasmtime.
+        build.arg("--no-default-features");
+    }
+    // `--target` keeps the flags off build scripts and proc macros, which
+    // cannot link the coverage hooks; only this command sees them.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+        build.env_remove(var);
+    }
+    build
+        .env("CARGO_TARGET_DIR", &dir)
+        .env(
+            "RUSTFLAGS",
+            FUZZ_RUSTFLAGS
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+        .status_ok()?;
+    let bin = dir.join(&triple).join("release").join(format!(
+        "{}{}",
+        target.name,
+        std::env::consts::EXE_SUFFIX
+    ));
+
+    // The working corpus grows run after run; the seeds are copied in each time.
+    let corpus = dir.join("corpus").join(&target.name);
+    std::fs::create_dir_all(&corpus)?;
+    let seeds = root.join("tests/fuzz/corpus").join(&target.name);
+    if let Ok(entries) = std::fs::read_dir(&seeds) {
+        for entry in entries {
+            let from = entry?.path();
+            if let Some(name) = from.file_name().filter(|_| from.is_file()) {
+                std::fs::copy(&from, corpus.join(name))
+                    .with_context(|| format!("copying {}", from.display()))?;
+            }
+        }
+    }
+    let artifacts = dir.join("artifacts").join(&target.name);
+    std::fs::create_dir_all(&artifacts)?;
+    // Given input files, libFuzzer runs just those (replaying a crash).
+    let replay = args.iter().any(|a| Path::new(a).is_file());
+    step(&if replay {
+        format!("replaying inputs on {}", target.name)
+    } else {
+        format!("fuzzing {} for {seconds} s", target.name)
+    });
+    let mut run = Command::new(&bin);
+    run.arg(format!("-max_total_time={seconds}"))
+        // A single input taking this long is reported as a hang.
+        .arg("-timeout=10")
+        .arg("-print_final_stats=1")
+        .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .args(args);
+    if !replay {
+        run.arg(&corpus);
+    }
+    let status = run
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))
+        .and_then(|child| fuzz_report(child, &corpus))?;
+    if !status.success() {
+        bail!(
+            "{} found a crash ({status}); the input is in {} (replay it with \
+             `cargo xtask fuzz {} -- <file>`)",
+            target.name,
+            artifacts.display(),
+            target.name
+        );
+    }
+    Ok(())
+}
+
+/// Echoes libFuzzer's output and sums up the run.
+fn fuzz_report(
+    mut child: std::process::Child,
+    corpus: &Path,
+) -> anyhow::Result<std::process::ExitStatus> {
+    use std::io::BufRead as _;
+    let stderr = child.stderr.take().context("fuzzer stderr")?;
+    let (mut execs, mut rate, mut crash) = (None, None, None);
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line?;
+        eprintln!("{line}");
+        let stat = |key: &str| line.strip_prefix(key).map(|v| v.trim().to_owned());
+        execs = execs.or(stat("stat::number_of_executed_units:"));
+        rate = rate.or(stat("stat::average_exec_per_sec:"));
+        if let Some((_, file)) = line.split_once("Test unit written to ") {
+            crash = Some(file.trim().to_owned());
+        }
+    }
+    let status = child.wait()?;
+    let inputs = std::fs::read_dir(corpus)?.count();
+    println!(
+        "fuzz: {} executions, {} exec/s, corpus {inputs} inputs, {}",
+        execs.as_deref().unwrap_or("?"),
+        rate.as_deref().unwrap_or("?"),
+        match &crash {
+            Some(file) => format!("crash input: {file}"),
+            None if status.success() => "no crash".to_owned(),
+            None => format!("exited with {status}"),
+        }
+    );
+    Ok(status)
+}
+
+fn host_triple() -> anyhow::Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc).arg("-vV").output()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("rustc -vV printed no host triple")
 }
 
 /// The demo's CI API (`demo/ci-server`), as `demo/callboard.toml`'s
