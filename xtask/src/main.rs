@@ -135,7 +135,15 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             test.args(&args)
                 .env("CALLBOARD_TEST_PLUGINS", &plugins)
                 .env("CALLBOARD_BIN", callboard_bin()?);
-            let (passed, failed) = run_tests(&mut test)?;
+            let (mut passed, mut failed) = run_tests(&mut test)?;
+            // The fuzz targets' seed corpora, replayed as regression tests
+            // (the crate is not a default member: it links libFuzzer).
+            step("cargo test -p callboard-fuzz (seed corpora)");
+            let mut fuzz = cargo(["test", "--release", "-p", "callboard-fuzz", "--"]);
+            fuzz.args(&args);
+            let (fuzz_passed, fuzz_failed) = run_tests(&mut fuzz)?;
+            passed += fuzz_passed;
+            failed += fuzz_failed;
             // One closing line for the whole suite (cargo prints one per binary).
             println!("\ntests: {passed} passed, {failed} failed");
             if failed > 0 {

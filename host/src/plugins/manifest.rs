@@ -188,7 +188,10 @@ pub struct RequestedLimits {
 pub struct EntitlementRoute {
     /// Licence feature required.
     pub feature: String,
-    /// Path prefixes (below the plugin's mount point) it guards.
+    /// Paths (below the plugin's mount point) it guards, with everything
+    /// below them: matched on whole segments of the normalised path, so
+    /// `/export` guards `/export` and `/export/x`, not `/export.csv`; a
+    /// gate on `/` also guards the plugin's entity views.
     pub paths: Vec<String>,
 }
 

@@ -439,7 +439,7 @@ fn plugins_page(web: &Web, session: &SessionInfo, notice: &Notice, error: Option
                     (csrf_input(csrf))
                     label for="upload-plugin" { "Plugin file (.wasm)" input #upload-plugin type="file" name="plugin" accept=".wasm,application/wasm" required; }
                     label for="upload-license" { "Licence file (premium plugins)" input #upload-license type="file" name="license"; }
-                    label.check for="upload-force" { input #upload-force type="checkbox" name="force" value="1"; " Allow downgrade" }
+                    label.check for="upload-force" { input #upload-force type="checkbox" name="force" value="1"; " Allow a downgrade or a change of signer (a refusal lists what would change)" }
                     button type="submit" { "Install" }
                 }
             }
