@@ -121,6 +121,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     state.plugins.set_own_address(addr);
+    if let Some(public) = &state.config.server.public_url {
+        state.plugins.set_public_url(public);
+    }
     let app = crate::api::router(&state);
     // Subscribed before the first ingestion starts: a change published with
     // no receiver yet is lost, and plugins must see every entity added.

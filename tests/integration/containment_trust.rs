@@ -511,3 +511,31 @@ async fn a_plugin_cannot_call_the_portal_even_with_its_address_granted() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_call_the_portal_through_its_public_url() {
+    let data = tempfile::tempdir().unwrap();
+    // Users reach the portal as portal.example.test through a proxy that maps
+    // it back here: granting that name must not open a way round the
+    // bound-address check. Refused before any lookup (the name does not
+    // resolve here, so anything else would be a connection error).
+    let server = TestServer::with_plugins(data.path(), &[FIXTURE], |config| {
+        config.server.public_url = Some("https://Portal.Example.Test".into());
+        config.grants.plugins.insert(
+            FIXTURE.into(),
+            Capabilities {
+                http_hosts: vec!["portal.example.test".into(), "other.example.test".into()],
+                ..Capabilities::default()
+            },
+        );
+    })
+    .await;
+    let body = fetch(&server, "https://portal.example.test/api/health", &[]).await;
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("the portal itself"), "{body}");
+    // Another granted name on the same port is not the portal.
+    let body = fetch(&server, "https://other.example.test/api/health", &[]).await;
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(!error.contains("the portal itself"), "{body}");
+    server.stop().await;
+}

@@ -299,6 +299,12 @@ impl PluginHost {
         self.inner.http.set_own_address(addr);
     }
 
+    /// Records `server.public_url`: the portal under the name users reach
+    /// it by is never a plugin's outbound target either.
+    pub fn set_public_url(&self, url: &str) {
+        self.inner.http.set_public_url(url);
+    }
+
     /// Where usage and catalog events are published.
     pub fn events(&self) -> &EventBus {
         &self.inner.events

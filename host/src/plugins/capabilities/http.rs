@@ -64,6 +64,9 @@ pub struct HttpClient {
     pinned: Arc<Mutex<HashMap<PinKey, reqwest::Client>>>,
     /// The portal's own address, once it listens: never a plugin's target.
     own: Arc<OnceLock<SocketAddr>>,
+    /// The host and port of `server.public_url`: the portal as users reach
+    /// it (through a proxy that maps it back here), never a plugin's target.
+    public: Arc<OnceLock<(String, u16)>>,
     timeout: Duration,
     max_body: u64,
 }
@@ -75,6 +78,7 @@ impl HttpClient {
             direct: builder().build().unwrap_or_default(),
             pinned: Arc::default(),
             own: Arc::default(),
+            public: Arc::default(),
             timeout,
             max_body,
         }
@@ -84,6 +88,25 @@ impl HttpClient {
     /// (a plugin calling its own routes would hold an instance per hop).
     pub fn set_own_address(&self, addr: SocketAddr) {
         let _ = self.own.set(addr);
+    }
+
+    /// Records `server.public_url`, so plugins cannot call the portal through
+    /// the name users reach it by either. An unparsable URL is ignored here:
+    /// the server's own checks report it.
+    pub fn set_public_url(&self, url: &str) {
+        if let Ok(url) = reqwest::Url::parse(url)
+            && let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
+        {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let _ = self.public.set((host.to_ascii_lowercase(), port));
+        }
+    }
+
+    /// Whether `host:port` names the portal's public URL.
+    fn is_public(&self, host: &str, port: u16) -> bool {
+        self.public
+            .get()
+            .is_some_and(|(h, p)| *p == port && h.eq_ignore_ascii_case(host.trim_end_matches('.')))
     }
 
     /// The client for `target`: connects to its checked addresses only.
@@ -182,6 +205,12 @@ async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Tar
     };
     if !grants.iter().any(|g| g.allows_url(&url_host, port)) {
         return Err(wit::Error::Denied(bare));
+    }
+    if http.is_public(&bare, port) {
+        tracing::warn!(%url, "outbound request to the portal's public URL refused");
+        return Err(wit::Error::Denied(format!(
+            "{bare}: the portal itself is never reachable from a plugin"
+        )));
     }
     let addrs: Vec<SocketAddr> = match literal {
         Some(ip) => vec![SocketAddr::new(ip, port)],
