@@ -27,7 +27,7 @@ use super::{
     loader::{self, Linkers, LoadError, Loaded},
     manifest::{Capabilities, Manifest, ViewSlot},
     signing,
-    state::{GrantedDir, Grants},
+    state::{GrantedDir, Grants, Protected},
     trust::{self, InstallChanges, SignatureState, Signer, SignerBook, TrustStore},
 };
 use crate::config::{Config, Limits};
@@ -815,21 +815,29 @@ impl PluginHost {
     /// warning and left out of the effective capabilities.
     fn open_dirs(&self, manifest: &Manifest, capabilities: &mut Capabilities) -> Vec<GrantedDir> {
         let config = &self.inner.config;
-        let protected: Vec<(PathBuf, &'static str)> = [
-            (Some(config.data_dir.clone()), "data directory"),
-            (config.plugins.config_dir.clone(), "config folder"),
-            (Some(config.trust_dir()), "trust folder"),
-            (Some(config.plugins_dir()), "plugins folder"),
+        // Nothing inside the data, trust and plugins folders may be granted.
+        // The config folder only holds the file that matters, so a root
+        // may sit inside it (the demo's `demo/billing` beside
+        // `demo/callboard.toml`) but not be it or contain it.
+        let protected: Vec<Protected> = [
+            (Some(config.data_dir.clone()), "data directory", true),
+            (config.plugins.config_dir.clone(), "config folder", false),
+            (Some(config.trust_dir()), "trust folder", true),
+            (Some(config.plugins_dir()), "plugins folder", true),
         ]
         .into_iter()
-        .filter_map(|(dir, what)| {
+        .filter_map(|(dir, what, inside_too)| {
             let dir = dir?;
             let dir = if dir.as_os_str().is_empty() {
                 PathBuf::from(".")
             } else {
                 dir
             };
-            Some((std::fs::canonicalize(&dir).unwrap_or(dir), what))
+            Some(Protected {
+                dir: std::fs::canonicalize(&dir).unwrap_or(dir),
+                what,
+                inside_too,
+            })
         })
         .collect();
         let mut dirs = Vec::new();

@@ -151,25 +151,33 @@ pub enum DirError {
     },
 }
 
+/// A folder of Callboard's own that no granted directory may expose.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    /// The folder, canonical.
+    pub dir: PathBuf,
+    /// What it is, for the refusal.
+    pub what: &'static str,
+    /// Whether a root inside it is refused too (not only the folder itself
+    /// and roots that contain it).
+    pub inside_too: bool,
+}
+
 impl GrantedDir {
-    /// Canonicalises `host`, refuses it if it overlaps one of `protected`
-    /// (folder, what it is), and opens it.
-    pub fn open(
-        guest: &str,
-        host: &str,
-        protected: &[(PathBuf, &'static str)],
-    ) -> Result<Self, DirError> {
+    /// Canonicalises `host`, refuses it if it overlaps one of `protected`,
+    /// and opens it.
+    pub fn open(guest: &str, host: &str, protected: &[Protected]) -> Result<Self, DirError> {
         let unavailable = || DirError::Unavailable {
             guest: guest.to_owned(),
             host: host.to_owned(),
         };
         let canonical = std::fs::canonicalize(host).map_err(|_| unavailable())?;
-        for (dir, what) in protected {
-            if canonical.starts_with(dir) || dir.starts_with(&canonical) {
+        for p in protected {
+            if (p.inside_too && canonical.starts_with(&p.dir)) || p.dir.starts_with(&canonical) {
                 return Err(DirError::Overlaps {
                     guest: guest.to_owned(),
                     host: host.to_owned(),
-                    what,
+                    what: p.what,
                 });
             }
         }
