@@ -1,0 +1,226 @@
+//! The catalog store: locations, entities with their search rows and
+//! relations, and the queries of the catalog API.
+//!
+//! The catalog crate does every piece of catalog logic (reading locations,
+//! validation, relations, the search rows of an entity) and hands a backend
+//! ready [`EntityRecord`]s; a backend only stores and answers queries. The
+//! one thing a backend assigns is identity: uid, etag and generation.
+
+use std::collections::{BTreeMap, HashMap};
+
+
+use serde_json::Value;
+
+use crate::Result;
+use crate::query::{FacetCount, Page, Position, Predicate, Selection, Start};
+
+/// Annotation set to `"true"` when the source stops listing the entity.
+pub const ORPHAN_ANNOTATION: &str = "backstage.io/orphan";
+
+/// Values longer than this are not searchable (Backstage skips long values
+/// too; it keeps API definitions out of the index).
+pub const MAX_SEARCH_VALUE: usize = 1000;
+
+/// A registered location.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LocationRow {
+    /// UUID.
+    pub id: String,
+    /// `file` or `url`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Path, glob or URL.
+    pub target: String,
+}
+
+/// Who registered a location: `config`, `api` or `cli`.
+pub type LocationSource = String;
+
+/// One relation an entity's spec implies, stored with the entity that
+/// produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationRow {
+    /// Lower-case ref of the entity the relation starts from.
+    pub source: String,
+    /// Relation type, e.g. `ownedBy`.
+    pub kind: String,
+    /// Lower-case ref of the target.
+    pub target: String,
+    /// The target as displayed.
+    pub target_display: String,
+}
+
+/// An entity ready to store: the processed entity (no uid, etag,
+/// generation or relations) and everything a backend indexes.
+#[derive(Debug, Clone)]
+pub struct EntityRecord {
+    /// Lower-case ref `kind:namespace/name`.
+    pub key: String,
+    /// Lower-case kind, namespace and name.
+    pub kind: String,
+    /// Lower-case namespace.
+    pub namespace: String,
+    /// Lower-case name.
+    pub name: String,
+    /// The processed entity.
+    pub entity: Value,
+    /// Lower-case ref of the Location entity that emitted it.
+    pub parent_ref: Option<String>,
+    /// The file or URL it was read from.
+    pub location_key: String,
+    /// Digest of the entity; unchanged digests are not rewritten.
+    pub hash: String,
+    /// Digest of its spec; a change bumps the generation.
+    pub spec_hash: String,
+    /// Search rows: `(dotted key, lower-cased value, value as written if
+    /// different)`.
+    pub rows: Vec<(String, String, Option<String>)>,
+    /// Relations its spec implies (both directions).
+    pub relations: Vec<RelationRow>,
+    /// The text the full-text index holds.
+    pub doc: String,
+}
+
+/// What a write did to one entity, for change notifications.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Change {
+    /// A new entity (its lower-case ref).
+    Added(String),
+    /// A changed entity.
+    Changed(String),
+    /// A removed entity.
+    Removed(String),
+}
+
+/// Counts from applying one location's entities.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ApplySummary {
+    /// Entities added.
+    pub added: usize,
+    /// Entities whose content changed.
+    pub updated: usize,
+    /// Entities read again without change.
+    pub unchanged: usize,
+    /// Entities the location no longer lists, now marked orphan.
+    pub orphaned: usize,
+}
+
+/// What [`LocationWriter::put`] did with a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// Stored (or unchanged).
+    Stored,
+    /// Another location owns the entity; its id.
+    Conflict(String),
+    /// Listed twice by this location; the first one was kept.
+    Duplicate,
+}
+
+/// One entity of an ancestry chain, as stored.
+#[derive(Debug, Clone)]
+pub struct AncestryRow {
+    /// The entity as served.
+    pub entity: Value,
+    /// Lower-case ref of the entity that emitted it.
+    pub parent: Option<String>,
+}
+
+/// The software catalog's storage. Every write that changes entities
+/// appends its [`Change`]s to the change feed (topic [`crate::coord::CATALOG_TOPIC`])
+/// in the same transaction, so every replica learns of it.
+#[async_trait::async_trait]
+pub trait CatalogStore: Send + Sync {
+    // ----- entities -----
+
+    /// The entity with this lower-case ref, as served (with relations).
+    async fn get_by_ref(&self, key: &str) -> Result<Option<Value>>;
+    /// The entity with this uid.
+    async fn get_by_uid(&self, uid: &str) -> Result<Option<Value>>;
+    /// Entities by lower-case ref, in input order (`None` for unknown refs,
+    /// malformed ones given as `None`, and entities `predicate` rejects).
+    async fn get_by_keys(
+        &self,
+        keys: &[Option<String>],
+        predicate: Option<&Predicate>,
+    ) -> Result<Vec<Option<Value>>>;
+    /// A page of entities matching `selection` (at most
+    /// [`crate::query::MAX_PAGE`]).
+    async fn query(&self, selection: &Selection, start: &Start, limit: usize) -> Result<Page>;
+    /// Position of the last row of a page if more rows follow it, without
+    /// reading the entities.
+    async fn page_end(
+        &self,
+        selection: &Selection,
+        start: &Start,
+        limit: usize,
+    ) -> Result<Option<Position>>;
+    /// Number of entities matching `selection`.
+    async fn count(&self, selection: &Selection) -> Result<u64>;
+    /// Value counts of each facet among entities matching `predicate`,
+    /// most frequent first.
+    async fn facets(
+        &self,
+        facets: &[String],
+        predicate: Option<&Predicate>,
+    ) -> Result<BTreeMap<String, Vec<FacetCount>>>;
+    /// Streams matching entities as JSON text (with relations), in order,
+    /// into `sink`, holding only a few in memory; stops when `sink` closes.
+    async fn stream(
+        &self,
+        selection: Selection,
+        start: Start,
+        limit: Option<usize>,
+        sink: tokio::sync::mpsc::Sender<Result<String>>,
+    ) -> Result<()>;
+    /// The chain of entities that emitted `key`, starting with it (`None`
+    /// when it does not exist).
+    async fn ancestry(&self, key: &str) -> Result<Option<Vec<AncestryRow>>>;
+    /// Removes the entity with this uid (nothing for an unknown uid).
+    async fn delete_by_uid(&self, uid: &str) -> Result<Vec<Change>>;
+
+    // ----- locations -----
+
+    /// Registered locations with who registered them, in registration order
+    /// (only those of `source`, if given).
+    async fn locations(&self, source: Option<&str>) -> Result<Vec<(LocationRow, LocationSource)>>;
+    /// One registered location.
+    async fn location(&self, id: &str) -> Result<Option<LocationRow>>;
+    /// The location with this type and target.
+    async fn location_by_target(&self, kind: &str, target: &str) -> Result<Option<LocationRow>>;
+    /// The location an entity came from.
+    async fn location_of_entity(&self, key: &str) -> Result<Option<LocationRow>>;
+    /// Registers `row` unless a location with its type and target exists;
+    /// returns the registered one and whether it is new. Safe when two
+    /// replicas register the same target at once.
+    async fn insert_location(&self, row: &LocationRow, source: &str) -> Result<(LocationRow, bool)>;
+    /// Unregisters a location and removes its entities, in one transaction.
+    /// `None` when it does not exist.
+    async fn remove_location(&self, id: &str) -> Result<Option<Vec<Change>>>;
+    /// Makes the locations of `source` exactly `wanted` (`(type, target)`):
+    /// registers the missing ones and removes the others with their
+    /// entities, in one transaction.
+    async fn sync_locations(&self, source: &str, wanted: &[(String, String)]) -> Result<Vec<Change>>;
+
+    // ----- ingestion -----
+
+    /// Starts storing one location's entities in one transaction; `None`
+    /// when the location is no longer registered. Dropping the writer
+    /// without [`LocationWriter::finish`] stores nothing.
+    async fn begin(&self, location_id: &str) -> Result<Option<Box<dyn LocationWriter>>>;
+    /// Refreshes the planner's statistics after large writes.
+    async fn optimize(&self) -> Result<()>;
+}
+
+/// One location's entities, stored as they stream in, inside one
+/// transaction: new and changed ones are written, entities another location
+/// owns are refused (the first owner keeps them).
+#[async_trait::async_trait]
+pub trait LocationWriter: Send {
+    /// Stores a batch; one answer per record.
+    async fn put(&mut self, records: Vec<EntityRecord>) -> Result<Vec<Put>>;
+    /// Marks the entities the location no longer lists as orphans, except
+    /// those whose source (location key) or ref is in `keep`, which get
+    /// that status; commits, and returns what changed. The changes are
+    /// also appended to the change feed in the same transaction.
+    async fn finish(self: Box<Self>, keep: HashMap<String, Value>) -> Result<(ApplySummary, Vec<Change>)>;
+}

@@ -1,0 +1,82 @@
+//! Callboard's storage and coordination boundary.
+//!
+//! Everything Callboard keeps (the catalog, plugin key-value data) and every
+//! way replicas agree (leases on periodic work, the change feed) is a trait
+//! here, with the records and the error they share. This crate names no
+//! database driver: `callboard-store-sqlite` (the embedded default) and
+//! `callboard-store-postgres` (replicas) implement the traits, and the
+//! catalog and the host only ever see them through [`Stores`].
+//!
+//! Every method is async. A backend whose driver blocks (SQLite) runs the
+//! work on a bounded blocking pool, never on the async workers.
+//!
+//! The `testing` feature adds the conformance suite both backends pass
+//! ([`testing::conformance`]) and a private PostgreSQL cluster for tests
+//! ([`testing::postgres`]).
+
+pub mod catalog;
+pub mod coord;
+mod error;
+pub mod kv;
+pub mod query;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+
+pub use catalog::{CatalogStore, LocationWriter};
+pub use coord::{Feed, FeedEvent, Lease, Leases};
+pub use error::StoreError;
+pub use kv::KvStore;
+
+/// Result of a storage operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One opened backend: every store shares its connections.
+#[derive(Clone)]
+pub struct Stores {
+    /// The software catalog.
+    pub catalog: Arc<dyn CatalogStore>,
+    /// Plugins' key-value data.
+    pub kv: Arc<dyn KvStore>,
+    /// Leases on work that must happen once per period.
+    pub leases: Arc<dyn Leases>,
+    /// The change feed every replica follows.
+    pub feed: Arc<dyn Feed>,
+    /// Health and schema of the backend.
+    pub admin: Arc<dyn Admin>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("backend", &self.admin.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The schema of one store, as `callboard db status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaStatus {
+    /// Which store (`catalog`, `kv`, `coordination`).
+    pub store: String,
+    /// Version the database holds.
+    pub version: i64,
+    /// Newest version this build knows.
+    pub supported: i64,
+}
+
+/// Health and schema of a backend.
+#[async_trait::async_trait]
+pub trait Admin: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Where the data lives, without credentials (a file path, or
+    /// `postgres://user@host:port/db`).
+    fn location(&self) -> String;
+    /// A cheap round trip: `Err(StoreError::Unavailable)` while the database
+    /// cannot be reached.
+    async fn ping(&self) -> Result<()>;
+    /// The schema version of each store.
+    async fn schema(&self) -> Result<Vec<SchemaStatus>>;
+}

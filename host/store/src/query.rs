@@ -1,0 +1,401 @@
+//! The query model every backend answers: predicates (Backstage's
+//! `filter` parameters and JSON predicates), full-text filters, ordering,
+//! keyset positions, pages and facets; and the pure helpers backends share
+//! (splicing relations into a stored body, projecting `fields`).
+
+use serde_json::{Map, Value};
+
+use crate::StoreError;
+
+/// Most entities one page holds (held in memory).
+pub const MAX_PAGE: usize = 1000;
+
+/// Fields the full-text index holds; `fullTextFilterFields` within this set
+/// are answered from the index, others by scanning the search rows.
+pub const FULL_TEXT_FIELDS: &[&str] = &[
+    "kind",
+    "metadata.name",
+    "metadata.title",
+    "metadata.description",
+    "metadata.tags",
+    "spec.type",
+    "spec.lifecycle",
+    "spec.owner",
+    "spec.system",
+];
+
+/// A condition on entities. Keys are dotted paths, compared lower-cased;
+/// `relations.<type>` keys match relation targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Predicate {
+    /// Every one holds.
+    All(Vec<Predicate>),
+    /// At least one holds.
+    Any(Vec<Predicate>),
+    /// It does not hold.
+    Not(Box<Predicate>),
+    /// A field matcher.
+    Field {
+        /// Lower-cased dotted path.
+        key: String,
+        /// What the field must satisfy.
+        matcher: Matcher,
+    },
+}
+
+/// How a field is matched (values lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// Equals one of the values (for arrays: contains one of them).
+    AnyOf(Vec<String>),
+    /// The field is present (or absent).
+    Exists(bool),
+    /// A value starts with the prefix.
+    HasPrefix(String),
+}
+
+impl Predicate {
+    /// Field equals one of `values`.
+    pub fn eq(key: &str, values: &[&str]) -> Self {
+        Self::Field {
+            key: key.to_lowercase(),
+            matcher: Matcher::AnyOf(values.iter().map(|v| v.to_lowercase()).collect()),
+        }
+    }
+
+    /// Parses Backstage `filter` query parameters: conditions joined by `,`
+    /// must all hold (repeated keys in one filter are alternatives), and
+    /// separate filters are alternatives. `None` when there is no filter.
+    pub fn parse_filters<S: AsRef<str>>(filters: &[S]) -> Result<Option<Self>, StoreError> {
+        let mut any = Vec::new();
+        for filter in filters {
+            let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
+            for part in filter.as_ref().split(',') {
+                let part = part.trim();
+                if part.is_empty() {
+                    continue;
+                }
+                let (key, value) = match part.split_once('=') {
+                    Some((k, v)) => (k.trim().to_lowercase(), Some(v.trim().to_lowercase())),
+                    None => (part.to_lowercase(), None),
+                };
+                if key.is_empty() {
+                    return Err(StoreError::input(format!(
+                        "Invalid filter \"{}\": empty key",
+                        filter.as_ref()
+                    )));
+                }
+                match (by_key.iter_mut().find(|(k, _)| *k == key), value) {
+                    (Some((_, Some(values))), Some(v)) => values.push(v),
+                    // `key` alone (exists) absorbs any value condition on the same key
+                    (Some((_, slot)), None) => *slot = None,
+                    (Some((_, None)), Some(_)) => {}
+                    (None, v) => by_key.push((key, v.map(|v| vec![v]))),
+                }
+            }
+            let all: Vec<Predicate> = by_key
+                .into_iter()
+                .map(|(key, values)| Predicate::Field {
+                    key,
+                    matcher: values.map_or(Matcher::Exists(true), Matcher::AnyOf),
+                })
+                .collect();
+            if !all.is_empty() {
+                any.push(Predicate::All(all));
+            }
+        }
+        Ok(match any.len() {
+            0 => None,
+            1 => any.pop(),
+            _ => Some(Predicate::Any(any)),
+        })
+    }
+
+    /// Parses a Backstage filter predicate (`$all`, `$any`, `$not`, field
+    /// matchers with literals, `$exists`, `$in`, `$hasPrefix`, `$contains`).
+    pub fn from_json(value: &Value) -> Result<Self, StoreError> {
+        let obj = value.as_object().ok_or_else(|| {
+            StoreError::input(format!("Invalid predicate {value}: expected an object"))
+        })?;
+        let mut all = Vec::new();
+        for (key, v) in obj {
+            all.push(match key.as_str() {
+                "$all" | "$any" => {
+                    let items = v.as_array().ok_or_else(|| {
+                        StoreError::input(format!("Invalid predicate: {key} must be an array"))
+                    })?;
+                    let parsed = items
+                        .iter()
+                        .map(Self::from_json)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if key == "$all" {
+                        Self::All(parsed)
+                    } else {
+                        Self::Any(parsed)
+                    }
+                }
+                "$not" => Self::Not(Box::new(Self::from_json(v)?)),
+                k if k.starts_with('$') => {
+                    return Err(StoreError::input(format!(
+                        "Invalid predicate: unknown operator {k}"
+                    )));
+                }
+                field => Self::Field {
+                    key: field.to_lowercase(),
+                    matcher: parse_matcher(field, v)?,
+                },
+            });
+        }
+        Ok(if all.len() == 1 {
+            all.pop().unwrap_or(Self::All(Vec::new()))
+        } else {
+            Self::All(all)
+        })
+    }
+}
+
+fn literal(field: &str, v: &Value) -> Result<String, StoreError> {
+    match v {
+        Value::String(s) => Ok(s.to_lowercase()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(StoreError::input(format!(
+            "Invalid predicate for \"{field}\": {other} is not a literal"
+        ))),
+    }
+}
+
+fn parse_matcher(field: &str, v: &Value) -> Result<Matcher, StoreError> {
+    let Some(obj) = v.as_object() else {
+        return Ok(Matcher::AnyOf(vec![literal(field, v)?]));
+    };
+    let mut entries = obj.iter();
+    let (Some((op, arg)), None) = (entries.next(), entries.next()) else {
+        return Err(StoreError::input(format!(
+            "Invalid predicate for \"{field}\": expected exactly one operator"
+        )));
+    };
+    match op.as_str() {
+        "$exists" => match arg {
+            Value::Bool(b) => Ok(Matcher::Exists(*b)),
+            _ => Err(StoreError::input(format!(
+                "Invalid predicate for \"{field}\": $exists takes a boolean"
+            ))),
+        },
+        "$in" => match arg {
+            Value::Array(items) => Ok(Matcher::AnyOf(
+                items
+                    .iter()
+                    .map(|i| literal(field, i))
+                    .collect::<Result<_, _>>()?,
+            )),
+            _ => Err(StoreError::input(format!(
+                "Invalid predicate for \"{field}\": $in takes an array"
+            ))),
+        },
+        "$hasPrefix" => Ok(Matcher::HasPrefix(literal(field, arg)?)),
+        // Arrays are indexed one row per element, so "contains" is equality.
+        "$contains" => Ok(Matcher::AnyOf(vec![literal(field, arg)?])),
+        other => Err(StoreError::input(format!(
+            "Invalid predicate for \"{field}\": unknown operator {other}"
+        ))),
+    }
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderField {
+    /// Dotted path, e.g. `metadata.name`.
+    pub field: String,
+    /// Descending instead of ascending.
+    pub descending: bool,
+}
+
+/// Substring search over some fields.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FullTextFilter {
+    /// The text to find, case-insensitively.
+    pub term: String,
+    /// Fields to search; empty means the default set ([`FULL_TEXT_FIELDS`]).
+    pub fields: Vec<String>,
+}
+
+/// What to select and in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Condition, if any.
+    pub predicate: Option<Predicate>,
+    /// Full-text filter, if any.
+    pub full_text: Option<FullTextFilter>,
+    /// Sort keys; entity id (insertion order) breaks ties and is the default.
+    pub order: Vec<OrderField>,
+}
+
+/// A row's place in the order, for keyset pagination.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// Sort values of the row, one per order field.
+    pub values: Vec<String>,
+    /// The row's entity id.
+    pub id: i64,
+}
+
+/// One facet value and how many entities have it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FacetCount {
+    /// The value as written in the entity.
+    pub value: String,
+    /// Number of entities.
+    pub count: u64,
+}
+
+
+/// Where to start a page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Start {
+    /// From the beginning.
+    #[default]
+    Beginning,
+    /// Skip this many rows.
+    Offset(usize),
+    /// Right after a position.
+    After(Position),
+    /// Right before a position (the page ends there).
+    Before(Position),
+}
+
+/// A page of a selection.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Entities as served (with relations).
+    pub items: Vec<Value>,
+    /// Position of the first item, for cursors.
+    pub first: Option<Position>,
+    /// Position of the last item.
+    pub last: Option<Position>,
+    /// Whether more rows follow in the direction read.
+    pub more: bool,
+}
+
+/// `key` of a `relations.<type>` filter key.
+pub fn relation_type(key: &str) -> Option<&str> {
+    key.strip_prefix("relations.")
+}
+
+/// Splices relations (`(type, target as displayed)`, sorted so duplicates
+/// are adjacent) into a stored body, which has none, as Backstage serves
+/// entities.
+pub fn splice_relations<'a>(
+    body: &str,
+    relations: impl IntoIterator<Item = (&'a str, &'a str)>,
+    out: &mut String,
+) {
+    let trimmed = body.trim_end();
+    let open = trimmed.strip_suffix('}').unwrap_or(trimmed);
+    out.push_str(open);
+    out.push_str(",\"relations\":[");
+    let mut previous: Option<(&str, &str)> = None;
+    for (kind, target) in relations {
+        if previous == Some((kind, target)) {
+            continue;
+        }
+        if previous.is_some() {
+            out.push(',');
+        }
+        out.push_str("{\"type\":");
+        push_json_string(out, kind);
+        out.push_str(",\"targetRef\":");
+        push_json_string(out, target);
+        out.push('}');
+        previous = Some((kind, target));
+    }
+    out.push_str("]}");
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(s.to_owned()).to_string());
+    }
+}
+
+/// Keeps only the given dotted paths of an entity (Backstage's `fields`).
+pub fn project(entity: &Value, fields: &[String]) -> Value {
+    let mut out = Map::new();
+    for field in fields {
+        let parts: Vec<&str> = field.split('.').collect();
+        copy_path(entity, &parts, &mut out);
+    }
+    Value::Object(out)
+}
+
+fn copy_path(src: &Value, parts: &[&str], dst: &mut Map<String, Value>) {
+    let Some((head, rest)) = parts.split_first() else {
+        return;
+    };
+    let Some(value) = src.get(*head) else { return };
+    if rest.is_empty() {
+        dst.insert((*head).to_owned(), value.clone());
+        return;
+    }
+    if value.is_object() {
+        let child = dst
+            .entry((*head).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(child) = child.as_object_mut() {
+            copy_path(value, rest, child);
+        }
+    } else {
+        // The path continues through a non-object (e.g. an array): keep it whole.
+        dst.insert((*head).to_owned(), value.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filters() {
+        let p = Predicate::parse_filters(&["kind=Component,kind=API,spec.type", "metadata.name=x"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p,
+            Predicate::Any(vec![
+                Predicate::All(vec![
+                    Predicate::eq("kind", &["component", "api"]),
+                    Predicate::Field {
+                        key: "spec.type".into(),
+                        matcher: Matcher::Exists(true)
+                    },
+                ]),
+                Predicate::All(vec![Predicate::eq("metadata.name", &["x"])]),
+            ])
+        );
+        assert_eq!(Predicate::parse_filters::<&str>(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn predicates() {
+        let p = Predicate::from_json(&json!({"$all":[{"kind":"Component"},{"$not":{"spec.type":{"$in":["a"]}}},
+            {"metadata.tags":{"$contains":"Java"}},{"spec.owner":{"$exists":true}},{"metadata.name":{"$hasPrefix":"x"}}]}))
+        .unwrap();
+        let Predicate::All(items) = p else { panic!() };
+        assert_eq!(items.len(), 5);
+        assert!(Predicate::from_json(&json!({"kind":{"$nope":1}})).is_err());
+    }
+
+    #[test]
+    fn projection() {
+        let e = json!({"kind":"A","metadata":{"name":"n","tags":["t"]},"spec":{"x":1}});
+        assert_eq!(
+            project(&e, &["kind".into(), "metadata.name".into()]),
+            json!({"kind":"A","metadata":{"name":"n"}})
+        );
+    }
+}
