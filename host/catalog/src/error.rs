@@ -5,25 +5,9 @@ use crate::validation::ValidationError;
 /// Everything the catalog can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// The database could not be opened, migrated, read or written.
-    #[error("catalog database: {0}")]
-    Database(#[from] rusqlite::Error),
-    /// The database file or its folder could not be created.
-    #[error("catalog database {path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A schema newer than this build understands.
-    #[error("catalog database schema version {found} is newer than this build ({supported})")]
-    SchemaTooNew {
-        /// Version in the file.
-        found: i64,
-        /// Newest version this build knows.
-        supported: i64,
-    },
+    /// The store failed (database unreachable, schema too new...).
+    #[error("catalog {0}")]
+    Store(callboard_store::StoreError),
     /// Bad input from a caller (filter syntax, cursor, location type...).
     #[error("{0}")]
     Input(String),
@@ -47,5 +31,18 @@ pub enum CatalogError {
 impl CatalogError {
     pub(crate) fn input(message: impl Into<String>) -> Self {
         Self::Input(message.into())
+    }
+}
+
+impl From<callboard_store::StoreError> for CatalogError {
+    fn from(e: callboard_store::StoreError) -> Self {
+        use callboard_store::StoreError;
+        match e {
+            // A caller's mistake reads the same whoever noticed it.
+            StoreError::Input(m) => Self::Input(m),
+            StoreError::NotFound(m) => Self::NotFound(m),
+            StoreError::Conflict(m) => Self::Conflict(m),
+            other => Self::Store(other),
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::config::LocationKind;
 use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
 use crate::fetch::UrlPolicy;
 use crate::files::Roots;
-use crate::store::{EntityRecord, Prepared};
+use crate::record::{EntityRecord, Prepared};
 use crate::validation::validate_entity;
 use crate::yaml::parse_documents;
 
@@ -21,7 +21,7 @@ pub const MANAGED_BY_LOCATION: &str = "backstage.io/managed-by-location";
 /// The registered location whose tree produced the entity.
 pub const MANAGED_BY_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
 /// Set to `"true"` when the source stops listing the entity.
-pub const ORPHAN_ANNOTATION: &str = "backstage.io/orphan";
+pub const ORPHAN_ANNOTATION: &str = callboard_store::catalog::ORPHAN_ANNOTATION;
 /// Type of the status items the catalog writes.
 pub const PROCESSING_STATUS: &str = "backstage.io/catalog-processing";
 

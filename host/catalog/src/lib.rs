@@ -1,10 +1,10 @@
 //! Callboard's software catalog: Backstage-compatible entities, their
-//! validation and relations, a SQLite store built for 100k+ entities, the
-//! query engine behind the catalog API, and ingestion from locations.
+//! validation and relations, ingestion from locations, and the catalog API's
+//! operations over a [`callboard_store::CatalogStore`].
 //!
-//! The catalog knows nothing of wasm or of HTTP serving: the `callboard`
-//! crate puts a router in front of [`Catalog`], and plugins reach it through
-//! the host's capability layer.
+//! The catalog knows nothing of wasm, HTTP serving or database drivers: the
+//! `callboard` crate puts a router in front of [`Catalog`] and chooses the
+//! backend (`callboard-store-sqlite` or `callboard-store-postgres`).
 
 pub mod config;
 pub mod entity_ref;
@@ -12,50 +12,61 @@ mod error;
 mod fetch;
 mod files;
 pub mod ingest;
-pub mod query;
 mod read;
+mod record;
 pub mod relations;
-mod store;
 pub mod validation;
 pub mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use callboard_store::coord::CATALOG_TOPIC;
+use callboard_store::{CatalogStore, Feed, Lease, Leases, Stores};
 use serde_json::Value;
 
+pub use callboard_store::catalog::{ApplySummary, Change as CatalogEvent, LocationRow};
+pub use callboard_store::query::{
+    FULL_TEXT_FIELDS, FacetCount, FullTextFilter, MAX_PAGE, Matcher, OrderField, Page, Position,
+    Predicate, Selection, Start, project,
+};
 pub use config::{CatalogConfig, LocationConfig, LocationKind};
 pub use entity_ref::EntityRef;
 pub use error::CatalogError;
 pub use ingest::IngestProblem;
-pub use query::{FacetCount, FullTextFilter, Matcher, OrderField, Position, Predicate, Selection};
-pub use store::{ApplySummary, Change as CatalogEvent, FULL_TEXT_FIELDS, LocationRow};
 pub use validation::ValidationError;
 
 use ingest::Reader;
 use read::not_read;
-use store::Store;
 
-/// Most entities [`Catalog::query`] returns in one page (held in memory).
-pub const MAX_PAGE: usize = 1000;
+/// How long a replica holds a location's refresh lease without a heartbeat.
+const REFRESH_LEASE: Duration = Duration::from_secs(30);
 
-/// A handle on the catalog; clones share one database and one ingestion queue.
+/// Events of the change feed older than this are pruned.
+const FEED_RETENTION: Duration = Duration::from_secs(3600);
+
+/// A handle on the catalog; clones share one store and one ingestion queue.
 #[derive(Clone)]
 pub struct Catalog {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    store: Store,
+    store: Arc<dyn CatalogStore>,
+    feed: Arc<dyn Feed>,
+    leases: Arc<dyn Leases>,
     config: CatalogConfig,
     reader: Reader,
-    /// Serializes ingestion so that two refreshes never interleave.
+    /// Serializes this process's ingestion so that two refreshes never
+    /// interleave (replicas are kept apart by leases).
     ingest: tokio::sync::Mutex<()>,
     /// Bounds the locations read at once (each on a blocking thread).
     reads: tokio::sync::Semaphore,
     events: tokio::sync::broadcast::Sender<CatalogEvent>,
+    /// This process's name in leases.
+    replica: String,
 }
 
 /// The outcome of reading one location.
@@ -92,51 +103,30 @@ pub struct AncestryItem {
     pub parent_entity_refs: Vec<String>,
 }
 
-/// A page of a selection.
-#[derive(Debug, Clone)]
-pub struct Page {
-    /// Entities as served.
-    pub items: Vec<Value>,
-    /// Position of the first and last item, for cursors.
-    pub first: Option<Position>,
-    /// Position of the last item.
-    pub last: Option<Position>,
-    /// Whether more rows follow in the direction read.
-    pub more: bool,
-}
-
-/// Where to start a page.
-#[derive(Debug, Clone, Default)]
-pub enum Start {
-    /// From the beginning, skipping `offset` rows.
-    #[default]
-    Beginning,
-    /// Skip this many rows.
-    Offset(usize),
-    /// Right after a position.
-    After(Position),
-    /// Right before a position (the page ends there).
-    Before(Position),
-}
-
 impl Catalog {
-    /// Opens (creating and migrating if needed) the database at `db_path`.
-    /// Locations from `config` are registered by [`Catalog::sync_config_locations`],
-    /// which [`Catalog::run_refresh_loop`] calls first.
-    pub fn open(db_path: &Path, config: &CatalogConfig) -> Result<Self, CatalogError> {
-        let store = Store::open(db_path, config.max_read_connections.max(1))?;
+    /// A catalog over an opened backend. Starts following the change feed
+    /// from its current head, so [`Catalog::subscribe`] sees every change
+    /// committed from now on, by this replica or another. Must be called
+    /// inside a tokio runtime.
+    pub async fn open(stores: &Stores, config: &CatalogConfig) -> Result<Self, CatalogError> {
         let reader = Reader::new(config).map_err(CatalogError::Input)?;
         let (events, _) = tokio::sync::broadcast::channel(1024);
-        Ok(Self {
+        let head = stores.feed.head().await?;
+        let catalog = Self {
             inner: Arc::new(Inner {
-                store,
+                store: stores.catalog.clone(),
+                feed: stores.feed.clone(),
+                leases: stores.leases.clone(),
                 config: config.clone(),
                 reader,
                 ingest: tokio::sync::Mutex::new(()),
                 reads: tokio::sync::Semaphore::new(config.max_concurrent_reads.max(1)),
                 events,
+                replica: uuid::Uuid::new_v4().to_string(),
             }),
-        })
+        };
+        tokio::spawn(follow_feed(Arc::downgrade(&catalog.inner), head));
+        Ok(catalog)
     }
 
     /// The configuration the catalog was opened with.
@@ -144,264 +134,116 @@ impl Catalog {
         &self.inner.config
     }
 
-    /// Entity changes (added, changed, removed), after each committed write.
-    /// Slow receivers miss events (`RecvError::Lagged`) rather than slow ingestion.
+    /// Entity changes (added, changed, removed) after each committed write,
+    /// on any replica. Slow receivers miss events (`RecvError::Lagged`)
+    /// rather than slow ingestion.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<CatalogEvent> {
         self.inner.events.subscribe()
     }
 
-    // ----- reads (blocking; call from `spawn_blocking` in async code) -----
+    // ----- reads -----
 
     /// The entity with this ref, as served (with relations).
-    pub fn get_by_ref(&self, r: &EntityRef) -> Result<Option<Value>, CatalogError> {
-        self.get_where("ref", &r.key())
+    pub async fn get_by_ref(&self, r: &EntityRef) -> Result<Option<Value>, CatalogError> {
+        Ok(self.inner.store.get_by_ref(&r.key()).await?)
     }
 
     /// The entity with this uid.
-    pub fn get_by_uid(&self, uid: &str) -> Result<Option<Value>, CatalogError> {
-        self.get_where("uid", uid)
-    }
-
-    fn get_where(&self, column: &str, value: &str) -> Result<Option<Value>, CatalogError> {
-        self.inner.store.read(|conn| {
-            let sql = format!("SELECT ref, body FROM entities WHERE {column} = ?1");
-            let row: Option<(String, String)> = rusqlite::OptionalExtension::optional(
-                conn.prepare_cached(&sql)?
-                    .query_row([value], |r| Ok((r.get(0)?, r.get(1)?))),
-            )?;
-            row.map(|(key, body)| render_value(conn, &key, &body))
-                .transpose()
-        })
+    pub async fn get_by_uid(&self, uid: &str) -> Result<Option<Value>, CatalogError> {
+        Ok(self.inner.store.get_by_uid(uid).await?)
     }
 
     /// Entities by ref string, in input order (`None` for unknown or
     /// malformed refs, and for entities `predicate` rejects).
-    pub fn get_by_refs(
+    pub async fn get_by_refs(
         &self,
         refs: &[String],
         predicate: Option<&Predicate>,
     ) -> Result<Vec<Option<Value>>, CatalogError> {
-        self.inner.store.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT id, body FROM entities WHERE ref = ?1")?;
-            let mut out = Vec::with_capacity(refs.len());
-            for r in refs {
-                let Ok(parsed) = EntityRef::parse(r) else {
-                    out.push(None);
-                    continue;
-                };
-                let key = parsed.key();
-                let row: Option<(i64, String)> = rusqlite::OptionalExtension::optional(
-                    stmt.query_row([&key], |row| Ok((row.get(0)?, row.get(1)?))),
-                )?;
-                let Some((id, body)) = row else {
-                    out.push(None);
-                    continue;
-                };
-                if let Some(p) = predicate
-                    && !query::matches(conn, p, id)?
-                {
-                    out.push(None);
-                    continue;
-                }
-                out.push(Some(render_value(conn, &key, &body)?));
-            }
-            Ok(out)
-        })
+        let keys: Vec<Option<String>> = refs
+            .iter()
+            .map(|r| EntityRef::parse(r).ok().map(|r| r.key()))
+            .collect();
+        Ok(self.inner.store.get_by_keys(&keys, predicate).await?)
     }
 
     /// Position of the last row of a page, if more rows follow it (for a
     /// "next page" link), without reading the entities.
-    pub fn page_end(
+    pub async fn page_end(
         &self,
         selection: &Selection,
         start: &Start,
         limit: usize,
     ) -> Result<Option<Position>, CatalogError> {
-        self.inner.store.read(|conn| {
-            let (after, offset) = match start {
-                Start::Beginning | Start::Before(_) => (None, 0),
-                Start::Offset(n) => (None, *n),
-                Start::After(p) => (Some(p), 0),
-            };
-            // Only the last row of the page is kept: memory stays flat
-            // whatever `limit` the caller asks for.
-            let mut seen = 0usize;
-            let mut end = None;
-            let mut more = false;
-            query::select(
-                conn,
-                selection,
-                false,
-                after,
-                false,
-                offset,
-                Some(limit.saturating_add(1)),
-                |row| {
-                    seen += 1;
-                    if seen > limit {
-                        more = true;
-                    }
-                    if seen == limit.max(1) {
-                        end = Some(row.position);
-                    }
-                    Ok(!more)
-                },
-            )?;
-            Ok(if more { end } else { None })
-        })
+        Ok(self.inner.store.page_end(selection, start, limit).await?)
     }
 
     /// A page of entities matching `selection` (at most [`MAX_PAGE`] of them).
-    pub fn query(
+    pub async fn query(
         &self,
         selection: &Selection,
         start: &Start,
         limit: usize,
     ) -> Result<Page, CatalogError> {
-        let limit = limit.min(MAX_PAGE);
-        self.inner.store.read(|conn| {
-            let (after, reverse, offset) = match start {
-                Start::Beginning => (None, false, 0),
-                Start::Offset(n) => (None, false, *n),
-                Start::After(p) => (Some(p), false, 0),
-                Start::Before(p) => (Some(p), true, 0),
-            };
-            let mut rows = Vec::new();
-            query::select(
-                conn,
-                selection,
-                true,
-                after,
-                reverse,
-                offset,
-                Some(limit + 1),
-                |row| {
-                    rows.push(row);
-                    Ok(true)
-                },
-            )?;
-            let more = rows.len() > limit;
-            rows.truncate(limit);
-            if reverse {
-                rows.reverse();
-            }
-            let first = rows.first().map(|r| r.position.clone());
-            let last = rows.last().map(|r| r.position.clone());
-            let items = rows
-                .iter()
-                .map(|r| render_value(conn, &r.key, &r.body))
-                .collect::<Result<_, _>>()?;
-            Ok(Page {
-                items,
-                first,
-                last,
-                more,
-            })
-        })
+        Ok(self
+            .inner
+            .store
+            .query(selection, start, limit.min(MAX_PAGE))
+            .await?)
     }
 
     /// Number of entities matching `selection`.
-    pub fn count(&self, selection: &Selection) -> Result<u64, CatalogError> {
-        self.inner.store.read(|conn| query::count(conn, selection))
-    }
-
-    /// Streams matching entities as JSON text, one call of `sink` per entity,
-    /// without holding the result in memory. `sink` returns false to stop.
-    pub fn for_each_json(
-        &self,
-        selection: &Selection,
-        start: &Start,
-        limit: Option<usize>,
-        mut sink: impl FnMut(&str, &Position) -> bool,
-    ) -> Result<(), CatalogError> {
-        self.inner.store.read(|conn| {
-            let (after, offset) = match start {
-                Start::Beginning | Start::Before(_) => (None, 0),
-                Start::Offset(n) => (None, *n),
-                Start::After(p) => (Some(p), 0),
-            };
-            let mut text = String::with_capacity(4096);
-            query::select(conn, selection, true, after, false, offset, limit, |row| {
-                text.clear();
-                query::render(conn, &row.key, &row.body, &mut text)?;
-                Ok(sink(&text, &row.position))
-            })
-        })
+    pub async fn count(&self, selection: &Selection) -> Result<u64, CatalogError> {
+        Ok(self.inner.store.count(selection).await?)
     }
 
     /// Value counts of each facet among entities matching `predicate`.
-    pub fn facets(
+    pub async fn facets(
         &self,
         facets: &[String],
         predicate: Option<&Predicate>,
     ) -> Result<BTreeMap<String, Vec<FacetCount>>, CatalogError> {
-        self.inner
-            .store
-            .read(|conn| query::facets(conn, facets, predicate))
+        Ok(self.inner.store.facets(facets, predicate).await?)
     }
 
     /// The chain of entities that emitted `r` (its Location entities), starting with `r`.
-    pub fn ancestry(&self, r: &EntityRef) -> Result<Option<Vec<AncestryItem>>, CatalogError> {
-        self.inner.store.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT body, parent_ref FROM entities WHERE ref = ?1")?;
-            let mut items = Vec::new();
-            let mut next = Some(r.key());
-            let mut seen = std::collections::HashSet::new();
-            while let Some(key) = next.take() {
-                if !seen.insert(key.clone()) {
-                    break;
-                }
-                let row: Option<(String, Option<String>)> = rusqlite::OptionalExtension::optional(
-                    stmt.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))),
-                )?;
-                let Some((body, parent)) = row else {
-                    if items.is_empty() {
-                        return Ok(None);
-                    }
-                    break;
-                };
-                let entity = render_value(conn, &key, &body)?;
-                let parents = parent.iter().map(|p| display_ref(p)).collect();
-                items.push(AncestryItem {
-                    entity,
-                    parent_entity_refs: parents,
-                });
-                next = parent;
-            }
-            Ok(Some(items))
-        })
+    pub async fn ancestry(&self, r: &EntityRef) -> Result<Option<Vec<AncestryItem>>, CatalogError> {
+        let Some(rows) = self.inner.store.ancestry(&r.key()).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| AncestryItem {
+                    entity: row.entity,
+                    parent_entity_refs: row.parent.iter().map(|p| display_ref(p)).collect(),
+                })
+                .collect(),
+        ))
     }
 
     /// All registered locations.
-    pub fn locations(&self) -> Result<Vec<LocationRow>, CatalogError> {
-        self.inner.store.read(|conn| {
-            Ok(store::location_rows(conn, None)?
-                .into_iter()
-                .map(|(l, _)| l)
-                .collect())
-        })
+    pub async fn locations(&self) -> Result<Vec<LocationRow>, CatalogError> {
+        Ok(self
+            .inner
+            .store
+            .locations(None)
+            .await?
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect())
     }
 
     /// One registered location.
-    pub fn location(&self, id: &str) -> Result<Option<LocationRow>, CatalogError> {
-        self.inner
-            .store
-            .read(|conn| store::location_by_id(conn, id))
+    pub async fn location(&self, id: &str) -> Result<Option<LocationRow>, CatalogError> {
+        Ok(self.inner.store.location(id).await?)
     }
 
     /// The registered location an entity came from.
-    pub fn location_by_entity(&self, r: &EntityRef) -> Result<Option<LocationRow>, CatalogError> {
-        self.inner.store.read(|conn| {
-            let id: Option<Option<String>> = rusqlite::OptionalExtension::optional(
-                conn.prepare_cached("SELECT location_id FROM entities WHERE ref = ?1")?
-                    .query_row([r.key()], |row| row.get(0)),
-            )?;
-            match id.flatten() {
-                Some(id) => store::location_by_id(conn, &id),
-                None => Ok(None),
-            }
-        })
+    pub async fn location_by_entity(
+        &self,
+        r: &EntityRef,
+    ) -> Result<Option<LocationRow>, CatalogError> {
+        Ok(self.inner.store.location_of_entity(&r.key()).await?)
     }
 
     /// Validates an entity the way ingestion would.
@@ -414,24 +256,7 @@ impl Catalog {
     /// Removes an entity (no-op for an unknown uid). It returns on the next
     /// refresh if its location still lists it.
     pub async fn delete_by_uid(&self, uid: &str) -> Result<(), CatalogError> {
-        let uid = uid.to_owned();
-        let changes = self
-            .blocking(move |c| {
-                c.inner.store.write(|tx| {
-                    let row: Option<(i64, String)> = rusqlite::OptionalExtension::optional(
-                        tx.query_row("SELECT id, ref FROM entities WHERE uid = ?1", [&uid], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        }),
-                    )?;
-                    let mut changes = Vec::new();
-                    if let Some(row) = row {
-                        store::delete_entities(tx, &[row], &mut changes)?;
-                    }
-                    Ok(changes)
-                })
-            })
-            .await?;
-        self.publish(changes);
+        self.inner.store.delete_by_uid(uid).await?;
         Ok(())
     }
 
@@ -466,28 +291,14 @@ impl Catalog {
                 kind: kind.to_owned(),
                 target: target.clone(),
             };
-            let inside = self
-                .blocking(move |c| {
-                    let scope = c.scope(&probe, "api")?;
-                    Ok(files::within(Path::new(&probe.target), &scope.roots))
-                })
-                .await?;
-            if !inside {
+            let scope = self.scope(&probe, "api").await?;
+            if !files::within(Path::new(&probe.target), &scope.roots) {
                 return Err(CatalogError::input(format!(
                     "File location \"{target}\" is outside the folders locations may be read from (catalog.file_roots)"
                 )));
             }
         }
-        let existing = {
-            let (kind, target) = (kind.to_owned(), target.clone());
-            self.blocking(move |c| {
-                c.inner
-                    .store
-                    .read(|conn| store::location_by_target(conn, &kind, &target))
-            })
-            .await?
-        };
-        if let Some(existing) = existing {
+        if let Some(existing) = self.inner.store.location_by_target(kind, &target).await? {
             if dry_run {
                 return self.preview_location(existing).await;
             }
@@ -503,31 +314,24 @@ impl Catalog {
         if dry_run {
             return self.preview_location(location).await;
         }
-        let row = location.clone();
-        self.blocking(move |c| {
-            c.inner
-                .store
-                .write(|tx| store::insert_location(tx, &row, "api"))
-        })
-        .await?;
+        let (location, new) = self.inner.store.insert_location(&location, "api").await?;
+        if !new {
+            // Another replica registered it a moment ago.
+            return Err(CatalogError::Conflict(format!(
+                "Location {}:{} already exists",
+                location.kind, location.target
+            )));
+        }
         let report = match self.refresh_location(&location).await {
             Ok(report) => report,
             Err(e) => {
                 // Nothing of it was stored: do not keep it registered either.
-                let id = location.id.clone();
-                let _ = self
-                    .blocking(move |c| {
-                        c.inner.store.write(|tx| {
-                            tx.execute("DELETE FROM locations WHERE id = ?1", [&id])?;
-                            Ok(())
-                        })
-                    })
-                    .await;
+                let _ = self.inner.store.remove_location(&location.id).await;
                 return Err(e);
             }
         };
         let refs: Vec<String> = report.entities.iter().map(|k| display_ref(k)).collect();
-        let entities = self.blocking(move |c| c.get_by_refs(&refs, None)).await?;
+        let entities = self.get_by_refs(&refs, None).await?;
         Ok(AddedLocation {
             location,
             entities: entities.into_iter().flatten().collect(),
@@ -549,53 +353,29 @@ impl Catalog {
             ))
         })?;
         let target = ingest::normalize_target(parsed, target).map_err(CatalogError::Input)?;
-        let kind = kind.to_owned();
-        self.blocking(move |c| {
-            c.inner.store.write(|tx| {
-                if let Some(row) = store::location_by_target(tx, &kind, &target)? {
-                    return Ok(row);
-                }
-                let row = LocationRow {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    kind,
-                    target,
-                };
-                store::insert_location(tx, &row, "cli")?;
-                Ok(row)
-            })
-        })
-        .await
+        let row = LocationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.to_owned(),
+            target,
+        };
+        Ok(self.inner.store.insert_location(&row, "cli").await?.0)
     }
 
     /// Unregisters a location and removes every entity it provided.
     pub async fn remove_location(&self, id: &str) -> Result<(), CatalogError> {
-        let id = id.to_owned();
         let _guard = self.inner.ingest.lock().await;
-        let changes = self
-            .blocking(move |c| {
-                c.inner.store.write(|tx| {
-                    if tx.execute("DELETE FROM locations WHERE id = ?1", [&id])? == 0 {
-                        return Err(CatalogError::NotFound(format!("Location {id} not found")));
-                    }
-                    let mut changes = Vec::new();
-                    let ids = store::entities_of_location(tx, &id)?;
-                    store::delete_entities(tx, &ids, &mut changes)?;
-                    Ok(changes)
-                })
-            })
-            .await?;
-        self.publish(changes);
-        Ok(())
+        match self.inner.store.remove_location(id).await? {
+            Some(_) => Ok(()),
+            None => Err(CatalogError::NotFound(format!("Location {id} not found"))),
+        }
     }
 
     /// Reads again the location that provides an entity.
     pub async fn refresh_entity(&self, r: &EntityRef) -> Result<RefreshReport, CatalogError> {
-        let message = format!("Entity {r} not found");
-        let r = r.clone();
         let location = self
-            .blocking(move |c| c.location_by_entity(&r))
+            .location_by_entity(r)
             .await?
-            .ok_or(CatalogError::NotFound(message))?;
+            .ok_or_else(|| CatalogError::NotFound(format!("Entity {r} not found")))?;
         self.refresh_location(&location).await
     }
 
@@ -608,102 +388,125 @@ impl Catalog {
                 ingest::normalize_target(l.kind, &l.target).map_err(CatalogError::Input)?;
             wanted.push((l.kind.as_str().to_owned(), target));
         }
-        let changes = self
-            .blocking(move |c| {
-                c.inner.store.write(|tx| {
-                    let mut changes = Vec::new();
-                    for (row, _) in store::location_rows(tx, Some("config"))? {
-                        if !wanted
-                            .iter()
-                            .any(|(k, t)| *k == row.kind && *t == row.target)
-                        {
-                            tx.execute("DELETE FROM locations WHERE id = ?1", [&row.id])?;
-                            let ids = store::entities_of_location(tx, &row.id)?;
-                            store::delete_entities(tx, &ids, &mut changes)?;
-                        }
-                    }
-                    for (kind, target) in wanted {
-                        if store::location_by_target(tx, &kind, &target)?.is_none() {
-                            let row = LocationRow {
-                                id: uuid::Uuid::new_v4().to_string(),
-                                kind,
-                                target,
-                            };
-                            store::insert_location(tx, &row, "config")?;
-                        }
-                    }
-                    Ok(changes)
-                })
-            })
-            .await?;
-        self.publish(changes);
+        self.inner.store.sync_locations("config", &wanted).await?;
         Ok(())
     }
 
-    /// Reads every registered location once.
+    /// Reads every registered location once, here and now (the command
+    /// line, tests); the refresh loop shares the work out by leases instead.
     pub async fn refresh_all(&self) -> Result<Vec<RefreshReport>, CatalogError> {
         let mut reports = Vec::new();
-        for location in self.blocking(|c| c.locations()).await? {
-            match self.refresh_location(&location).await {
-                Ok(report) => reports.push(report),
-                // One failing location must not keep the others from refreshing.
-                Err(e) => {
-                    let origin = format!("{}:{}", location.kind, location.target);
-                    tracing::error!(location = %origin, "catalog: refresh failed: {e}");
-                    reports.push(RefreshReport {
-                        problems: vec![IngestProblem {
-                            location: origin,
-                            line: None,
-                            entity: None,
-                            name: "Error".into(),
-                            message: match e {
-                                CatalogError::Location(m) => m,
-                                _ => "The location could not be refreshed; see the log".into(),
-                            },
-                        }],
-                        location: Some(location),
-                        ..RefreshReport::default()
-                    });
-                }
-            }
+        for location in self.locations().await? {
+            reports.push(self.refresh_reporting(location).await);
         }
-        self.blocking(|c| c.inner.store.optimize()).await?;
+        self.inner.store.optimize().await?;
         Ok(reports)
     }
 
-    /// Registers the configured locations, reads everything, then reads it all
-    /// again every `refresh_interval_secs` (never, if 0). Runs until dropped.
-    pub async fn run_refresh_loop(self) {
-        if let Err(e) = self.sync_config_locations().await {
-            tracing::error!("catalog: configured locations: {e}");
-        }
-        loop {
-            let started = std::time::Instant::now();
-            match self.refresh_all().await {
-                Ok(reports) => {
-                    let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
-                    tracing::info!(
-                        locations = reports.len(),
-                        problems,
-                        elapsed_ms = started.elapsed().as_millis(),
-                        "catalog: refreshed"
-                    );
+    /// Refreshes a location, turning a failure into a report: one failing
+    /// location must not keep the others from refreshing.
+    async fn refresh_reporting(&self, location: LocationRow) -> RefreshReport {
+        match self.refresh_location(&location).await {
+            Ok(report) => report,
+            Err(e) => {
+                let origin = format!("{}:{}", location.kind, location.target);
+                tracing::error!(location = %origin, "catalog: refresh failed: {e}");
+                RefreshReport {
+                    problems: vec![IngestProblem {
+                        location: origin,
+                        line: None,
+                        entity: None,
+                        name: "Error".into(),
+                        message: match e {
+                            CatalogError::Location(m) => m,
+                            _ => "The location could not be refreshed; see the log".into(),
+                        },
+                    }],
+                    location: Some(location),
+                    ..RefreshReport::default()
                 }
-                Err(e) => tracing::error!("catalog: refresh failed: {e}"),
             }
-            let interval = self.inner.config.refresh_interval_secs;
-            if interval == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs(interval)).await;
         }
     }
 
+    /// Registers the configured locations, then refreshes every location
+    /// that is due, every `refresh_interval_secs` (only once at start-up if
+    /// 0). Each location's refresh is a lease: with several replicas on one
+    /// database each location is read once per period in total, and a
+    /// replica that dies mid-refresh loses its lease to another within
+    /// [`REFRESH_LEASE`]. Runs until dropped.
+    pub async fn run_refresh_loop(self) {
+        let interval = self.inner.config.refresh_interval_secs;
+        // Everything is read at start-up, as a restart means.
+        let mut first = true;
+        loop {
+            if let Err(e) = self.sync_config_locations().await {
+                tracing::error!("catalog: configured locations: {e}");
+            }
+            match self.refresh_due(first).await {
+                Ok((0, _)) => {}
+                Ok((locations, problems)) => tracing::info!(locations, problems, "catalog: refreshed"),
+                Err(e) => tracing::error!("catalog: refresh failed: {e}"),
+            }
+            if first && let Err(e) = self.inner.feed.prune(FEED_RETENTION).await {
+                tracing::warn!("catalog: pruning the change feed: {e}");
+            }
+            first = false;
+            // Look for due work often enough to take over a dead replica's
+            // within a lease period; never more than once a second.
+            let period = if interval == 0 {
+                REFRESH_LEASE
+            } else {
+                Duration::from_secs(interval).min(REFRESH_LEASE / 3)
+            };
+            tokio::time::sleep(period.max(Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Refreshes the locations whose lease this replica can claim; how many
+    /// and their problems.
+    async fn refresh_due(&self, startup: bool) -> Result<(usize, usize), CatalogError> {
+        let interval = self.inner.config.refresh_interval_secs;
+        // 0: read at start-up only; "due again" lies beyond any uptime.
+        let next_in = if interval == 0 {
+            Duration::from_secs(100 * 365 * 24 * 3600)
+        } else {
+            Duration::from_secs(interval)
+        };
+        let leases = &self.inner.leases;
+        let mut done = 0;
+        let mut problems = 0;
+        for location in self.locations().await? {
+            let name = format!("refresh:{}", location.id);
+            if startup {
+                leases.make_due(&name).await?;
+            }
+            let Some(lease) = leases
+                .claim(&name, &self.inner.replica, REFRESH_LEASE)
+                .await?
+            else {
+                continue;
+            };
+            let heartbeat = tokio::spawn(heartbeat(leases.clone(), lease.clone()));
+            let report = self.refresh_reporting(location).await;
+            heartbeat.abort();
+            problems += report.problems.len();
+            done += 1;
+            if !leases.complete(&lease, next_in).await? {
+                tracing::warn!(lease = %lease.name, "catalog: lost the refresh lease while refreshing");
+            }
+        }
+        if done > 0 {
+            self.inner.store.optimize().await?;
+        }
+        Ok((done, problems))
+    }
+
     /// Reads one location and stores the result in one transaction. Files
-    /// are read and parsed on one blocking thread while another stores them,
-    /// so the two run in parallel, the async workers stay free, and memory
-    /// stays flat whatever the catalog's size. A location that breaches a cap
-    /// stores nothing and keeps the entities it had.
+    /// are read and parsed on a blocking thread while the store writes
+    /// them, so the two run in parallel, the async workers stay free, and
+    /// memory stays flat whatever the catalog's size. A location that
+    /// breaches a cap stores nothing and keeps the entities it had.
     pub async fn refresh_location(
         &self,
         location: &LocationRow,
@@ -720,111 +523,76 @@ impl Catalog {
     ) -> Result<RefreshReport, CatalogError> {
         let _guard = self.inner.ingest.lock().await;
         let _permit = self.read_permit().await?;
-        let (batches, mut batch_rx) = tokio::sync::mpsc::channel::<ingest::Batch>(4);
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<ingest::Harvest>(1);
-        let writer = {
-            let c = self.clone();
-            let location = location.clone();
-            tokio::task::spawn_blocking(
-                move || -> Result<(RefreshReport, Vec<CatalogEvent>), CatalogError> {
-                    let names: HashMap<String, String> = c.inner.store.read(|conn| {
-                        Ok(store::location_rows(conn, None)?
-                            .into_iter()
-                            .map(|(l, _)| (l.id, format!("{}:{}", l.kind, l.target)))
-                            .collect())
-                    })?;
-                    c.inner.store.write(|tx| {
-                        // The location may have been removed meanwhile: store nothing.
-                        if store::location_by_id(tx, &location.id)?.is_none() {
-                            return Ok((RefreshReport::default(), Vec::new()));
-                        }
-                        let mut writer = store::Writer::new(tx, &location.id)?;
-                        let mut conflicts = Vec::new();
-                        while let Some(batch) = batch_rx.blocking_recv() {
-                            progress(batch.len());
-                            for (record, parent) in batch {
-                                if let store::Put::Conflict(owner) = writer.put(&record)? {
-                                    conflicts.push((parent, record, owner));
-                                }
-                            }
-                        }
-                        let mut harvest = done_rx.recv().map_err(|_| {
-                            CatalogError::Task("reading the location stopped early".into())
-                        })?;
-                        if let Some(reason) = harvest.aborted.take() {
-                            // Rolls the transaction back: the location keeps what it had.
-                            return Err(not_read(&location, &reason));
-                        }
-                        for (parent, record, owner) in &conflicts {
-                            harvest.conflict(*parent, record, names.get(owner).unwrap_or(owner));
-                        }
-                        let mut harvest = harvest.finish();
-                        // Location entities last: by now they carry every problem
-                        // found below them.
-                        let locations = std::mem::take(&mut harvest.records);
-                        for (i, record) in locations.iter().enumerate() {
-                            if let store::Put::Conflict(owner) = writer.put(record)? {
-                                let parent = harvest.parents.get(i).copied().flatten().unwrap_or(0);
-                                harvest.conflict(
-                                    parent,
-                                    record,
-                                    names.get(&owner).unwrap_or(&owner),
-                                );
-                            }
-                        }
-                        let (summary, changes) = writer.finish(&harvest.keep)?;
-                        Ok((
-                            RefreshReport {
-                                location: Some(location),
-                                summary,
-                                problems: harvest.problems,
-                                entities: harvest.keys,
-                            },
-                            changes,
-                        ))
-                    })
-                },
-            )
+        let store = &self.inner.store;
+        let names: HashMap<String, String> = store
+            .locations(None)
+            .await?
+            .into_iter()
+            .map(|(l, _)| (l.id, format!("{}:{}", l.kind, l.target)))
+            .collect();
+        let source = store
+            .locations(None)
+            .await?
+            .into_iter()
+            .find(|(l, _)| l.id == location.id)
+            .map_or_else(|| "api".to_owned(), |(_, source)| source);
+        let scope = self.scope(location, &source).await?;
+        // The location may have been removed meanwhile: store nothing.
+        let Some(mut writer) = store.begin(&location.id).await? else {
+            return Ok(RefreshReport::default());
         };
+        let (batches, mut batch_rx) = tokio::sync::mpsc::channel::<ingest::Batch>(4);
         let reader = {
             let c = self.clone();
             let location = location.clone();
-            tokio::task::spawn_blocking(move || -> Result<(), CatalogError> {
-                let source = c.inner.store.read(|conn| {
-                    Ok(store::location_rows(conn, None)?
-                        .into_iter()
-                        .find(|(l, _)| l.id == location.id)
-                        .map_or_else(|| "api".to_owned(), |(_, source)| source))
-                })?;
-                let scope = c.scope(&location, &source)?;
-                let harvest =
-                    c.inner
-                        .reader
-                        .harvest(&location, &scope, ingest::Sink::Send(&batches));
-                drop(batches);
-                // The writer may have failed already; its error is what matters.
-                let _ = done_tx.send(harvest);
-                Ok(())
+            tokio::task::spawn_blocking(move || {
+                c.inner
+                    .reader
+                    .harvest(&location, &scope, ingest::Sink::Send(&batches))
             })
         };
-        let read = reader
-            .await
-            .map_err(|e| CatalogError::Task(e.to_string()))?;
-        let written = writer
-            .await
-            .map_err(|e| CatalogError::Task(e.to_string()))?;
-        // A reader error (the database) explains a writer that stopped early.
-        read?;
-        let (report, changes) = written?;
-        self.publish(changes);
-        Ok(report)
-    }
-
-    fn publish(&self, changes: Vec<CatalogEvent>) {
-        for change in changes {
-            // No receivers is fine: nobody is listening yet.
-            let _ = self.inner.events.send(change);
+        let mut conflicts = Vec::new();
+        while let Some(batch) = batch_rx.recv().await {
+            progress(batch.len());
+            let (records, parents): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let stored: Vec<_> = records.iter().map(record::EntityRecord::to_store).collect();
+            let puts = writer.put(stored).await?;
+            for ((record, parent), put) in records.into_iter().zip(parents).zip(puts) {
+                if let callboard_store::catalog::Put::Conflict(owner) = put {
+                    conflicts.push((parent, record, owner));
+                }
+            }
         }
+        let mut harvest = reader
+            .await
+            .map_err(|e| CatalogError::Task(e.to_string()))?;
+        if let Some(reason) = harvest.aborted.take() {
+            // Dropping the writer rolls back: the location keeps what it had.
+            drop(writer);
+            return Err(not_read(location, &reason));
+        }
+        for (parent, record, owner) in &conflicts {
+            harvest.conflict(*parent, record, names.get(owner).unwrap_or(owner));
+        }
+        let mut harvest = harvest.finish();
+        // Location entities last: by now they carry every problem found below them.
+        let locations = std::mem::take(&mut harvest.records);
+        let stored: Vec<_> = locations.iter().map(record::EntityRecord::to_store).collect();
+        let puts = writer.put(stored).await?;
+        for (i, (record, put)) in locations.iter().zip(puts).enumerate() {
+            if let callboard_store::catalog::Put::Conflict(owner) = put {
+                let parent = harvest.parents.get(i).copied().flatten().unwrap_or(0);
+                harvest.conflict(parent, record, names.get(&owner).unwrap_or(&owner));
+            }
+        }
+        let keep = std::mem::take(&mut harvest.keep);
+        let (summary, _changes) = writer.finish(keep).await?;
+        Ok(RefreshReport {
+            location: Some(location.clone()),
+            summary,
+            problems: harvest.problems,
+            entities: harvest.keys,
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -838,8 +606,67 @@ impl Catalog {
     }
 }
 
-/// A JSON array of entities, produced chunk by chunk on a blocking thread
-/// (see [`Catalog::stream_json_array`]).
+/// Keeps a lease alive while its work runs; stops when aborted.
+async fn heartbeat(leases: Arc<dyn Leases>, lease: Lease) {
+    loop {
+        tokio::time::sleep(REFRESH_LEASE / 3).await;
+        match leases.heartbeat(&lease, REFRESH_LEASE).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(lease = %lease.name, "catalog: refresh lease lost");
+                return;
+            }
+            // The database is away: try again next beat; the lease may
+            // expire meanwhile and another replica take the work over.
+            Err(e) => tracing::warn!(lease = %lease.name, "catalog: heartbeat failed: {e}"),
+        }
+    }
+}
+
+/// Follows the change feed from `seq`, turning catalog events into
+/// [`Catalog::subscribe`] notifications, until the catalog is dropped.
+/// A database outage pauses it; it never gives up.
+async fn follow_feed(inner: Weak<Inner>, mut seq: i64) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(c) = inner.upgrade() else { return };
+        let feed = c.feed.clone();
+        drop(c);
+        match feed.read_after(seq, 256).await {
+            Ok(events) if events.is_empty() => {
+                backoff = Duration::from_millis(100);
+                feed.wait(seq, Duration::from_secs(5)).await;
+            }
+            Ok(events) => {
+                backoff = Duration::from_millis(100);
+                let Some(c) = inner.upgrade() else { return };
+                for event in events {
+                    seq = event.seq;
+                    if event.topic != CATALOG_TOPIC {
+                        continue;
+                    }
+                    match serde_json::from_value::<Vec<CatalogEvent>>(event.payload) {
+                        Ok(changes) => {
+                            for change in changes {
+                                // No receivers is fine: nobody is listening yet.
+                                let _ = c.events.send(change);
+                            }
+                        }
+                        Err(e) => tracing::warn!(seq, "catalog: unreadable feed event: {e}"),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("catalog: following the change feed: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// A JSON array of entities, produced chunk by chunk (see
+/// [`Catalog::stream_json_array`]).
 pub struct JsonChunks {
     rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, CatalogError>>,
 }
@@ -870,22 +697,29 @@ impl Catalog {
         fields: Option<Vec<String>>,
     ) -> JsonChunks {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let catalog = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let (rows_tx, mut rows) = tokio::sync::mpsc::channel(64);
+        let store = self.inner.store.clone();
+        let producer =
+            tokio::spawn(async move { store.stream(selection, start, limit, rows_tx).await });
+        tokio::spawn(async move {
             let mut buf = Vec::with_capacity(CHUNK + 8192);
             buf.push(b'[');
             let mut first = true;
-            let mut open = true;
-            let result = catalog.for_each_json(&selection, &start, limit, |json, _| {
+            while let Some(row) = rows.recv().await {
+                let json: String = match row {
+                    Ok(json) => json,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
                 if !first {
                     buf.push(b',');
                 }
                 first = false;
                 match &fields {
-                    Some(fields) => match serde_json::from_str::<Value>(json) {
-                        Ok(v) => {
-                            buf.extend_from_slice(query::project(&v, fields).to_string().as_bytes())
-                        }
+                    Some(fields) => match serde_json::from_str::<Value>(&json) {
+                        Ok(v) => buf.extend_from_slice(project(&v, fields).to_string().as_bytes()),
                         Err(_) => buf.extend_from_slice(b"null"),
                     },
                     None => buf.extend_from_slice(json.as_bytes()),
@@ -895,20 +729,23 @@ impl Catalog {
                         &mut buf,
                         Vec::with_capacity(CHUNK + 8192),
                     ));
-                    // The client went away: stop reading.
-                    open = tx.blocking_send(Ok(chunk)).is_ok();
+                    // The client went away: dropping `rows` stops the store.
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        return;
+                    }
                 }
-                open
-            });
-            match result {
-                Ok(()) if open => {
+            }
+            match producer.await {
+                Ok(Ok(())) => {
                     buf.push(b']');
-                    let _ = tx.blocking_send(Ok(bytes::Bytes::from(buf)));
+                    let _ = tx.send(Ok(bytes::Bytes::from(buf))).await;
                 }
-                Ok(()) => {}
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::error!("catalog: streaming entities failed: {e}");
-                    let _ = tx.blocking_send(Err(e));
+                    let _ = tx.send(Err(e.into())).await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(CatalogError::Task(e.to_string()))).await;
                 }
             }
         });
@@ -938,7 +775,7 @@ pub fn decode_cursor<T: serde::de::DeserializeOwned>(
 }
 
 /// An entity as a dry run shows it (no uid, no relations stored yet).
-pub(crate) fn preview(record: &store::EntityRecord) -> Value {
+pub(crate) fn preview(record: &record::EntityRecord) -> Value {
     let mut entity = record.entity.clone();
     let rels: Vec<Value> = relations::relations_of(&record.entity, &record.entity_ref)
         .into_iter()
@@ -956,8 +793,3 @@ pub(crate) fn display_ref(key: &str) -> String {
     key.to_owned()
 }
 
-fn render_value(conn: &rusqlite::Connection, key: &str, body: &str) -> Result<Value, CatalogError> {
-    let mut text = String::with_capacity(body.len() + 256);
-    query::render(conn, key, body, &mut text)?;
-    serde_json::from_str(&text).map_err(|e| CatalogError::Task(format!("stored entity {key}: {e}")))
-}

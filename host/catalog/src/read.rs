@@ -16,7 +16,8 @@ use crate::ingest::{
     Harvest, Limits, MANAGED_BY_LOCATION, MANAGED_BY_ORIGIN_LOCATION, Reader, Scope, Sink, Target,
     Usage, generated_name, is_glob, normalize_target, problem, status_item,
 };
-use crate::store::{EntityRecord, LocationRow};
+use crate::record::EntityRecord;
+use callboard_store::catalog::LocationRow;
 use crate::{AddedLocation, Catalog, CatalogError, files, ingest};
 
 /// Reads a location the way ingestion would, without a database, and returns
@@ -378,9 +379,9 @@ impl Catalog {
         location: LocationRow,
     ) -> Result<AddedLocation, CatalogError> {
         let _permit = self.read_permit().await?;
+        let scope = self.scope(&location, "api").await?;
         let (harvest, records) = self
             .blocking(move |c| {
-                let scope = c.scope(&location, "api")?;
                 let mut records = Vec::new();
                 let harvest =
                     c.inner
@@ -418,8 +419,8 @@ impl Catalog {
 
     /// What one read of `location` may touch: the folders (its own, if the
     /// operator declared it, those of configured locations, `file_roots`) and
-    /// the entities left under the per-location and global caps. Blocking.
-    pub(crate) fn scope(
+    /// the entities left under the per-location and global caps.
+    pub(crate) async fn scope(
         &self,
         location: &LocationRow,
         source: &str,
@@ -438,13 +439,7 @@ impl Catalog {
         if source != "api" && location.kind == LocationKind::File.as_str() {
             dirs.push(files::base_dir(&location.target));
         }
-        let others: i64 = self.inner.store.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT count(*) FROM entities WHERE location_id IS NULL OR location_id != ?1",
-                )?
-                .query_row([&location.id], |r| r.get(0))?)
-        })?;
+        let others = self.inner.store.count_outside(&location.id).await?;
         let left = config
             .max_entities
             .saturating_sub(usize::try_from(others).unwrap_or(usize::MAX));

@@ -362,6 +362,20 @@ impl CatalogStore for SqliteCatalog {
             .await
     }
 
+    async fn count_outside(&self, location_id: &str) -> Result<u64> {
+        let id = location_id.to_owned();
+        self.db
+            .read(move |conn| {
+                let n: i64 = conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM entities WHERE location_id IS NULL OR location_id != ?1",
+                    )?
+                    .query_row([&id], |r| r.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await
+    }
+
     async fn delete_by_uid(&self, uid: &str) -> Result<Vec<Change>> {
         let uid = uid.to_owned();
         let ((), changes) = self

@@ -175,6 +175,9 @@ pub trait CatalogStore: Send + Sync {
     /// The chain of entities that emitted `key`, starting with it (`None`
     /// when it does not exist).
     async fn ancestry(&self, key: &str) -> Result<Option<Vec<AncestryRow>>>;
+    /// Number of entities that did not come from this location (for the
+    /// catalog-wide entity cap).
+    async fn count_outside(&self, location_id: &str) -> Result<u64>;
     /// Removes the entity with this uid (nothing for an unknown uid).
     async fn delete_by_uid(&self, uid: &str) -> Result<Vec<Change>>;
 
