@@ -26,10 +26,10 @@ pub fn router(state: &AppState) -> Router {
     let access = auth::CatalogAccess::new(state.tokens.clone(), server.catalog_reads_need_token);
     let hosts = auth::AllowedHosts::new(server, state.config.bind);
     Router::new()
-        .route(
-            "/api/health",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
+        .route("/api/health", {
+            let admin = state.stores.admin.clone();
+            get(move || health(admin.clone()))
+        })
         .nest(
             "/api/catalog",
             catalog::router(state.catalog.clone(), access),
@@ -54,4 +54,32 @@ pub fn router(state: &AppState) -> Router {
             hosts,
             auth::check_host,
         ))
+}
+
+/// `GET /api/health` (anyone): 200 while the database answers, 503 naming
+/// it while it does not, so a load balancer takes the replica out.
+async fn health(admin: std::sync::Arc<dyn callboard_store::Admin>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), admin.ping()).await;
+    let database = |status: &str, error: Option<String>| {
+        json!({"backend": admin.backend(), "status": status, "error": error})
+    };
+    match ping {
+        Ok(Ok(())) => Json(json!({"status": "ok", "database": database("ok", None)})).into_response(),
+        Ok(Err(e)) => unhealthy(database("unavailable", Some(e.to_string()))),
+        Err(_) => unhealthy(database(
+            "unavailable",
+            Some("the database did not answer within 2 s".into()),
+        )),
+    }
+}
+
+fn unhealthy(database: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    tracing::warn!(%database, "health: the database is unavailable");
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "unavailable", "database": database})),
+    )
+        .into_response()
 }

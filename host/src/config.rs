@@ -37,6 +37,8 @@ pub struct Config {
     pub server: crate::server::config::ServerConfig,
     /// Reverse proxies trusted to say who the user is.
     pub proxy: ProxyConfig,
+    /// The storage backend: embedded SQLite (default) or PostgreSQL.
+    pub database: crate::database::DatabaseConfig,
 }
 
 /// `[trust]`: vendor keys and the signature policy.
@@ -152,6 +154,7 @@ impl Default for Config {
             grants: GrantsConfig::default(),
             server: crate::server::config::ServerConfig::default(),
             proxy: ProxyConfig::default(),
+            database: crate::database::DatabaseConfig::default(),
         }
     }
 }

@@ -17,6 +17,10 @@ struct Cli {
     /// Data directory; overrides `data_dir` from the config.
     #[arg(long, global = true, env = "CALLBOARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (`postgres://user@host:port/db`); overrides
+    /// `database.url`. The password may come from CALLBOARD_DATABASE_PASSWORD.
+    #[arg(long, global = true, env = "CALLBOARD_DATABASE_URL")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +48,9 @@ enum Command {
     /// Validate and import catalog descriptor files.
     #[command(subcommand)]
     Catalog(cli::catalog::CatalogCommand),
+    /// The storage backend: schema status.
+    #[command(subcommand)]
+    Db(cli::db::DbCommand),
     /// Print the effective configuration as TOML, every key included.
     Config,
 }
@@ -74,6 +81,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
+    if let Some(url) = cli.database {
+        config.database.url = url;
+    }
     match cli.command {
         Command::Serve { bind, plugins_dir } => {
             if let Some(bind) = bind {
@@ -91,6 +101,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(cli::catalog::run(command, &config))
+        }
+        Command::Db(command) => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cli::db::run(command, &config))
         }
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);

@@ -25,6 +25,8 @@ pub struct AppState {
     pub plugins: PluginHost,
     /// The software catalog.
     pub catalog: Catalog,
+    /// The storage backend every store and replica shares.
+    pub stores: callboard_store::Stores,
     /// The bearer token the admin API requires.
     pub admin_token: Arc<str>,
     /// The tokens that may write to the catalog (admin and API tokens).
@@ -36,21 +38,29 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Creates the data directory, the plugin runtime, and loads the plugins
-    /// folder. Blocking: compiles plugins that are not in the cache.
-    pub fn build(mut config: Config) -> anyhow::Result<Self> {
+    /// Creates the data directory and opens the storage backend and the
+    /// catalog (what [`AppState::build`] needs).
+    pub async fn open_storage(config: &Config) -> anyhow::Result<(callboard_store::Stores, Catalog)> {
         create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        let stores = crate::database::open(config).await?;
+        let catalog = Catalog::open(&stores, &config.catalog)
+            .await
+            .context("cannot open the catalog")?;
+        Ok((stores, catalog))
+    }
+
+    /// Creates the plugin runtime over opened storage and loads the
+    /// plugins folder. Blocking: compiles plugins that are not in the cache.
+    pub fn build(
+        mut config: Config,
+        stores: callboard_store::Stores,
+        catalog: Catalog,
+    ) -> anyhow::Result<Self> {
         memory::fit_instances(&mut config.plugins)?;
-        let database = config
-            .catalog
-            .database
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("catalog.sqlite"));
-        let catalog = Catalog::open(&database, &config.catalog)
-            .with_context(|| format!("cannot open the catalog database {}", database.display()))?;
-        let plugins = PluginHost::new(&config).context("cannot start the plugin runtime")?;
+        let plugins = PluginHost::new(&config, stores.kv.clone())
+            .context("cannot start the plugin runtime")?;
         plugins.attach_catalog(catalog.clone());
         let dir = config.plugins_dir();
         std::fs::create_dir_all(&dir)
@@ -75,6 +85,7 @@ impl AppState {
             config: Arc::new(config),
             plugins,
             catalog,
+            stores,
             admin_token,
             tokens,
             sessions,
@@ -115,7 +126,9 @@ impl Running {
 /// Builds the state, binds `config.bind` and serves in the background.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let bind = config.bind;
-    let state = tokio::task::spawn_blocking(move || AppState::build(config)).await??;
+    let (stores, catalog) = AppState::open_storage(&config).await?;
+    let state =
+        tokio::task::spawn_blocking(move || AppState::build(config, stores, catalog)).await??;
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

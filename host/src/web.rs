@@ -39,7 +39,9 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use callboard_catalog::{Catalog, CatalogError, CatalogEvent, EntityRef, FacetCount};
+use callboard_catalog::{
+    Catalog, CatalogError, CatalogEvent, EntityRef, FacetCount, Page, Predicate, Selection, Start,
+};
 use maud::Markup;
 use serde_json::Value;
 
@@ -94,6 +96,48 @@ async fn security_headers(request: Request, next: Next) -> Response {
 pub(crate) struct Web {
     pub(crate) app: AppState,
     live: Arc<Live>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The catalog as page renderers read it. Renderers run on blocking threads
+/// (maud is synchronous), where waiting on the runtime for an async read is
+/// allowed; the reads themselves run on the store's own pool, never on an
+/// async worker.
+#[derive(Clone)]
+pub(crate) struct Reads {
+    catalog: Catalog,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Reads {
+    fn wait<T>(&self, read: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(read)
+    }
+
+    pub(crate) fn count(&self, selection: &Selection) -> Result<u64, CatalogError> {
+        self.wait(self.catalog.count(selection))
+    }
+
+    pub(crate) fn query(
+        &self,
+        selection: &Selection,
+        start: &Start,
+        limit: usize,
+    ) -> Result<Page, CatalogError> {
+        self.wait(self.catalog.query(selection, start, limit))
+    }
+
+    pub(crate) fn get_by_refs(
+        &self,
+        refs: &[String],
+        predicate: Option<&Predicate>,
+    ) -> Result<Vec<Option<serde_json::Value>>, CatalogError> {
+        self.wait(self.catalog.get_by_refs(refs, predicate))
+    }
+
+    pub(crate) fn facets(&self, fields: &[String]) -> Result<Facets, CatalogError> {
+        self.wait(self.catalog.facets(fields, None))
+    }
 }
 
 /// How old facet counts may get before they are counted again even without
@@ -124,17 +168,17 @@ impl Live {
     }
 
     /// Counts the facets now and caches them.
-    fn count_facets(&self, catalog: &Catalog) -> Result<Arc<Facets>, CatalogError> {
+    fn count_facets(&self, catalog: &Reads) -> Result<Arc<Facets>, CatalogError> {
         let generation = self.generation();
         let fields: Vec<String> = FACET_FIELDS.iter().map(|f| (*f).to_owned()).collect();
-        let facets = Arc::new(catalog.facets(&fields, None)?);
+        let facets = Arc::new(catalog.facets(&fields)?);
         *self.facets.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), generation, facets.clone()));
         Ok(facets)
     }
 
     /// Counts the facets again on another thread, unless that is under way.
-    fn recount_facets_later(self: &Arc<Self>, catalog: &Catalog) {
+    fn recount_facets_later(self: &Arc<Self>, catalog: &Reads) {
         if self.counting_facets.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -179,12 +223,17 @@ pub(crate) const FACET_FIELDS: &[&str] = &[
 impl Web {
     fn new(app: AppState) -> Self {
         let live = Arc::new(Live::default());
+        let runtime = tokio::runtime::Handle::current();
+        let reads = Reads {
+            catalog: app.catalog.clone(),
+            runtime: runtime.clone(),
+        };
         // Counting facets over 100k entities takes tens of milliseconds, far
         // too much per page view; change events tell us when to count again.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        {
             let mut events = app.catalog.subscribe();
             let weak = Arc::downgrade(&live);
-            let catalog = app.catalog.clone();
+            let catalog = reads;
             runtime.spawn(async move {
                 loop {
                     let event = events.recv().await;
@@ -214,11 +263,15 @@ impl Web {
                 }
             });
         }
-        Self { app, live }
+        Self { app, live, runtime }
     }
 
-    pub(crate) fn catalog(&self) -> &Catalog {
-        &self.app.catalog
+    /// The catalog, read synchronously (for renderers).
+    pub(crate) fn catalog(&self) -> Reads {
+        Reads {
+            catalog: self.app.catalog.clone(),
+            runtime: self.runtime.clone(),
+        }
     }
 
     /// Facet counts over the whole catalog. After a change they are counted
@@ -234,11 +287,11 @@ impl Web {
         match cached {
             Some((at, seen, facets)) => {
                 if seen != generation || at.elapsed() >= FACETS_MAX_AGE {
-                    self.live.recount_facets_later(self.catalog());
+                    self.live.recount_facets_later(&self.catalog());
                 }
                 Ok(facets)
             }
-            None => self.live.count_facets(self.catalog()),
+            None => self.live.count_facets(&self.catalog()),
         }
     }
 

@@ -97,11 +97,7 @@ pub async fn keep_config_locations(
     request: Request,
     next: Next,
 ) -> Response {
-    let lookup = {
-        let catalog = catalog.clone();
-        tokio::task::spawn_blocking(move || catalog.location(&id)).await
-    };
-    if let Ok(Ok(Some(row))) = lookup {
+    if let Ok(Some(row)) = catalog.location(&id).await {
         let declared =
             catalog.config().locations.iter().any(|l| {
                 l.kind.as_str() == row.kind && same_target(l.kind, &l.target, &row.target)

@@ -14,7 +14,7 @@ use axum::{
 };
 use callboard_catalog::{
     Catalog, CatalogError, EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection,
-    Start, query::project,
+    Start, project,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -73,8 +73,12 @@ pub fn router(catalog: Catalog, access: auth::CatalogAccess) -> Router {
         .with_state(catalog)
 }
 
-fn api_error(e: CatalogError) -> ApiError {
+pub(crate) fn api_error(e: CatalogError) -> ApiError {
     match e {
+        CatalogError::Store(e) if e.is_unavailable() => {
+            tracing::error!("catalog API: {e}");
+            ApiError::unavailable("The catalog database is unavailable; try again shortly")
+        }
         CatalogError::Input(m) => ApiError::input(m),
         e @ CatalogError::Invalid(_) => ApiError::input(e.to_string()),
         CatalogError::NotFound(m) => ApiError::not_found(m),
@@ -85,21 +89,6 @@ fn api_error(e: CatalogError) -> ApiError {
             ApiError::internal("Internal catalog error")
         }
     }
-}
-
-/// Runs blocking catalog reads off the async threads.
-async fn blocking<T: Send + 'static>(
-    catalog: &Catalog,
-    f: impl FnOnce(&Catalog) -> Result<T, CatalogError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let catalog = catalog.clone();
-    tokio::task::spawn_blocking(move || f(&catalog))
-        .await
-        .map_err(|e| {
-            tracing::error!("catalog API task: {e}");
-            ApiError::internal("Internal catalog error")
-        })?
-        .map_err(api_error)
 }
 
 fn all<'a>(params: &'a [(String, String)], key: &str) -> impl Iterator<Item = &'a str> {
@@ -138,7 +127,7 @@ fn fields_param(params: &[(String, String)]) -> Option<Vec<String>> {
 
 fn filters(params: &[(String, String)]) -> Result<Option<Predicate>, ApiError> {
     let filters: Vec<&str> = all(params, "filter").collect();
-    Predicate::parse_filters(&filters).map_err(api_error)
+    Predicate::parse_filters(&filters).map_err(|e| api_error(e.into()))
 }
 
 fn apply_fields(items: Vec<Value>, fields: Option<&[String]>) -> Vec<Value> {
@@ -201,7 +190,7 @@ async fn get_entities(
         .header(header::CONTENT_TYPE, "application/json");
     if let Some(limit) = limit {
         let (sel, st) = (selection.clone(), start.clone());
-        if let Some(end) = blocking(&catalog, move |c| c.page_end(&sel, &st, limit)).await? {
+        if let Some(end) = catalog.page_end(&sel, &st, limit).await.map_err(api_error)? {
             // The next page repeats this request's parameters with a new `after`.
             let mut query: Vec<(String, String)> = params
                 .iter()
@@ -489,10 +478,10 @@ async fn post_by_query(
 }
 
 fn predicate_of(filter: &[String], query: Option<&Value>) -> Result<Option<Predicate>, ApiError> {
-    let from_filter = Predicate::parse_filters(filter).map_err(api_error)?;
+    let from_filter = Predicate::parse_filters(filter).map_err(|e| api_error(e.into()))?;
     let from_query = match query {
         Some(Value::Object(o)) if o.is_empty() => None,
-        Some(q) => Some(Predicate::from_json(q).map_err(api_error)?),
+        Some(q) => Some(Predicate::from_json(q).map_err(|e| api_error(e.into()))?),
         None => None,
     };
     Ok(match (from_filter, from_query) {
@@ -510,16 +499,17 @@ async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<Json<Value>, ApiE
     };
     let (sel, start, limit) = (selection.clone(), q.start.clone(), q.limit);
     let need_total = q.include_total && q.known_total.is_none();
-    let (page, total) = blocking(catalog, move |c| {
-        let page = c.query(&sel, &start, limit)?;
+    let (page, total) = async {
+        let page = catalog.query(&sel, &start, limit).await?;
         let total = if need_total {
-            Some(c.count(&sel)?)
+            Some(catalog.count(&sel).await?)
         } else {
             None
         };
         Ok((page, total))
-    })
-    .await?;
+    }
+    .await
+    .map_err(api_error)?;
     let total = total.or(q.known_total);
     let cursor = |position: &Position, before: bool| {
         encode(&Cursor {
@@ -577,8 +567,7 @@ async fn get_by_uid(
     Path(uid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let message = format!("No entity with uid {uid}");
-    blocking(&catalog, move |c| c.get_by_uid(&uid))
-        .await?
+    catalog.get_by_uid(&uid).await.map_err(api_error)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(message))
 }
@@ -597,8 +586,7 @@ async fn get_by_name(
 ) -> Result<Json<Value>, ApiError> {
     let r = path_ref(&kind, &namespace, &name);
     let message = format!("No {kind} entity in {namespace} named \"{name}\"");
-    blocking(&catalog, move |c| c.get_by_ref(&r))
-        .await?
+    catalog.get_by_ref(&r).await.map_err(api_error)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(message))
 }
@@ -610,8 +598,7 @@ async fn get_ancestry(
     let r = path_ref(&kind, &namespace, &name);
     let root = r.to_string();
     let message = format!("No {kind} entity in {namespace} named \"{name}\"");
-    let items = blocking(&catalog, move |c| c.ancestry(&r))
-        .await?
+    let items = catalog.ancestry(&r).await.map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(message))?;
     Ok(Json(json!({"rootEntityRef": root, "items": items})))
 }
@@ -633,7 +620,7 @@ async fn post_by_refs(
     let filter: Vec<String> = all(&params, "filter").map(str::to_owned).collect();
     let predicate = predicate_of(&filter, body.query.as_ref())?;
     let refs = body.entity_refs;
-    let items = blocking(&catalog, move |c| c.get_by_refs(&refs, predicate.as_ref())).await?;
+    let items = catalog.get_by_refs(&refs, predicate.as_ref()).await.map_err(api_error)?;
     let items: Vec<Value> = items
         .into_iter()
         .map(|e| match (e, &body.fields) {
@@ -682,7 +669,7 @@ async fn facets_response(
     facets: Vec<String>,
     predicate: Option<Predicate>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = blocking(catalog, move |c| c.facets(&facets, predicate.as_ref())).await?;
+    let result = catalog.facets(&facets, predicate.as_ref()).await.map_err(api_error)?;
     Ok(Json(json!({ "facets": result })))
 }
 
@@ -759,11 +746,11 @@ async fn analyze_location(
         .add_location(&body.location.kind, &body.location.target, true)
         .await
         .map_err(api_error)?;
-    let registered = blocking(&catalog, {
-        let id = added.location.id.clone();
-        move |c| Ok(c.location(&id)?.is_some())
-    })
-    .await?;
+    let registered = catalog
+        .location(&added.location.id)
+        .await
+        .map_err(api_error)?
+        .is_some();
     let files: Vec<Value> = added
         .entities
         .into_iter()
@@ -805,11 +792,11 @@ async fn post_location(
     let mut out = json!({"location": added.location, "entities": added.entities});
     if dry_run {
         out["exists"] = json!(
-            blocking(&catalog, {
-                let id = added.location.id.clone();
-                move |c| Ok(c.location(&id)?.is_some())
-            })
-            .await?
+            catalog
+                .location(&added.location.id)
+                .await
+                .map_err(api_error)?
+                .is_some()
         );
     }
     if !added.problems.is_empty() {
@@ -819,7 +806,7 @@ async fn post_location(
 }
 
 async fn get_locations(State(catalog): State<Catalog>) -> Result<Json<Value>, ApiError> {
-    let rows = blocking(&catalog, |c| c.locations()).await?;
+    let rows = catalog.locations().await.map_err(api_error)?;
     Ok(Json(Value::Array(
         rows.into_iter().map(|l| json!({ "data": l })).collect(),
     )))
@@ -830,8 +817,7 @@ async fn get_location(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let message = format!("Found no location with ID {id}");
-    let row = blocking(&catalog, move |c| c.location(&id))
-        .await?
+    let row = catalog.location(&id).await.map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(message))?;
     Ok(Json(json!(row)))
 }
@@ -850,8 +836,7 @@ async fn get_location_by_entity(
 ) -> Result<Json<Value>, ApiError> {
     let r = path_ref(&kind, &namespace, &name);
     let message = format!("Found no location for entity {r}");
-    let row = blocking(&catalog, move |c| c.location_by_entity(&r))
-        .await?
+    let row = catalog.location_by_entity(&r).await.map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(message))?;
     Ok(Json(json!(row)))
 }

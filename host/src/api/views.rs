@@ -53,12 +53,11 @@ async fn entity(
         }
     };
     let r = EntityRef::new(&kind, &namespace, &name);
-    let catalog = state.catalog.clone();
-    let key = r.clone();
-    let entity = tokio::task::spawn_blocking(move || catalog.get_by_ref(&key))
+    let entity = state
+        .catalog
+        .get_by_ref(&r)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(crate::api::catalog::api_error)?
         .ok_or_else(|| ApiError::not_found(format!("No entity named '{}' found", r.key())))?;
     let views = views::entity_views(&state.plugins, &entity, slot, deadline(&state)).await;
     Ok(Json(json!({ "entity": r.key(), "views": views })))

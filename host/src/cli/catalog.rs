@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use callboard_catalog::{ApplySummary, Catalog, IngestProblem, LocationKind, ingest};
+use callboard_catalog::{ApplySummary, IngestProblem, LocationKind, ingest};
 
 /// Catalog subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -97,9 +96,7 @@ fn display(p: &IngestProblem) -> String {
 }
 
 async fn import(paths: &[PathBuf], config: &crate::config::Config) -> anyhow::Result<ExitCode> {
-    let db = config.catalog.database_path(&config.data_dir);
-    let catalog =
-        Catalog::open(&db, &config.catalog).with_context(|| format!("opening {}", db.display()))?;
+    let (stores, catalog) = crate::server::AppState::open_storage(config).await?;
     let files = ingest::expand_paths(paths);
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
@@ -142,7 +139,7 @@ async fn import(paths: &[PathBuf], config: &crate::config::Config) -> anyhow::Re
     println!(
         "Imported {} files into {} in {:.1}s: {entities} entities ({} added, {} updated, {} unchanged, {} orphaned), {} error(s)",
         files.len(),
-        db.display(),
+        stores.admin.location(),
         started.elapsed().as_secs_f64(),
         total.added,
         total.updated,

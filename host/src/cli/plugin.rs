@@ -407,8 +407,12 @@ fn remove_offline(id: &str, purge: bool, config: &Config) -> anyhow::Result<Exit
     std::fs::remove_file(&file)
         .with_context(|| format!("no plugin \"{id}\" in {}", config.plugins_dir().display()))?;
     if purge {
-        crate::plugins::capabilities::kv::KvStore::open(&config.data_dir.join("kv.sqlite"))?
-            .purge(id)?;
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            let stores = crate::database::open(config).await?;
+            stores.kv.purge(id).await?;
+            anyhow::Ok(())
+        })?;
     }
     println!(
         "removed {id}{}",

@@ -50,7 +50,7 @@ pub(crate) struct Budgets {
     instances: Arc<Semaphore>,
     /// File descriptors calls of plugins with granted directories may hold.
     files: Arc<Semaphore>,
-    /// SQLite work (kv, catalog) running at once on blocking threads.
+    /// Plugins' storage calls (kv, catalog) in flight at once.
     pub(super) host_calls: Arc<Semaphore>,
     queue_wait: Duration,
 }
@@ -147,20 +147,11 @@ impl Budgets {
         })
     }
 
-    /// Runs `f` (SQLite work) on the blocking pool, at most
-    /// `host_call_threads` at once, so it never holds an async worker.
-    pub(crate) async fn blocking<R: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> R + Send + 'static,
-    ) -> Result<R, String> {
-        let _permit = self
-            .host_calls
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| e.to_string())
+    /// Runs a storage call of a plugin (kv, catalog) with at most
+    /// `host_call_threads` of them in flight across plugins, so plugins
+    /// cannot take every database connection from the portal's own pages.
+    pub(crate) async fn host_call<F: std::future::Future>(&self, f: F) -> Result<F::Output, String> {
+        let _permit = self.host_calls.acquire().await.map_err(|e| e.to_string())?;
+        Ok(f.await)
     }
 }

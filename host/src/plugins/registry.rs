@@ -188,7 +188,7 @@ pub(super) struct Inner {
     linkers: Linkers,
     cache: wasmtime::Cache,
     pub(super) config: Arc<Config>,
-    pub(super) kv: Arc<KvStore>,
+    pub(super) kv: Arc<dyn KvStore>,
     pub(super) live: ArcSwap<HashMap<String, Arc<LivePlugin>>>,
     failures: Mutex<Vec<LoadFailure>>,
     last_errors: Mutex<BTreeMap<String, String>>,
@@ -254,21 +254,20 @@ pub struct InstallOptions {
 }
 
 impl PluginHost {
-    /// Builds the engine and opens `<data_dir>/kv.sqlite`. Loads nothing yet.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    /// Builds the engine over the backend's key-value store. Loads nothing yet.
+    pub fn new(config: &Config, kv: Arc<dyn KvStore>) -> anyhow::Result<Self> {
         raise_open_files_limit();
         let cache_dir = config.data_dir.join("cache").join("compiled");
         std::fs::create_dir_all(&cache_dir)?;
         let (engine, cache) = engine::build(&config.plugins, &cache_dir)?;
         let linkers = Linkers::new(&engine)?;
-        let kv = KvStore::open(&config.data_dir.join("kv.sqlite"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linkers,
                 cache,
                 config: Arc::new(config.clone()),
-                kv: Arc::new(kv),
+                kv,
                 live: ArcSwap::from_pointee(HashMap::new()),
                 failures: Mutex::new(Vec::new()),
                 last_errors: Mutex::new(BTreeMap::new()),
@@ -684,9 +683,12 @@ impl PluginHost {
             let _ = std::fs::remove_file(file);
         }
         if purge {
-            inner
-                .kv
-                .purge(id)
+            // Called on a blocking thread (the admin API's), where waiting
+            // on the runtime is allowed.
+            let handle = tokio::runtime::Handle::try_current()
+                .map_err(|e| LoadError::Write(format!("purging key-value data: {e}")))?;
+            handle
+                .block_on(inner.kv.purge(id))
                 .map_err(|e| LoadError::Write(e.to_string()))?;
         }
         tracing::info!(plugin = %plugin.label, purge, "plugin removed");
@@ -774,7 +776,7 @@ impl PluginHost {
     }
 
     /// The key-value store.
-    pub fn kv(&self) -> &Arc<KvStore> {
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
         &self.inner.kv
     }
 

@@ -197,11 +197,7 @@ pub(super) async fn handler(
 ) -> Result<Response, WebError> {
     let r = EntityRef::new(&kind, &namespace, &name);
     let started = Instant::now();
-    let catalog = web.catalog().clone();
-    let key = r.clone();
-    let entity = tokio::task::spawn_blocking(move || catalog.get_by_ref(&key))
-        .await
-        .map_err(|e| WebError::Task(e.to_string()))??;
+    let entity = web.app.catalog.get_by_ref(&r).await?;
     let read = started.elapsed();
     let Some(entity) = entity else {
         let markup = tokio::task::spawn_blocking(move || not_found(&web, &r))
