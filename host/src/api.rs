@@ -61,11 +61,11 @@ pub fn router(state: &AppState) -> Router {
 async fn health(admin: std::sync::Arc<dyn callboard_store::Admin>) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let ping = tokio::time::timeout(std::time::Duration::from_secs(2), admin.ping()).await;
-    let database = |status: &str, error: Option<String>| {
-        json!({"backend": admin.backend(), "status": status, "error": error})
-    };
+    let database = |status: &str, error: Option<String>| json!({"backend": admin.backend(), "status": status, "error": error});
     match ping {
-        Ok(Ok(())) => Json(json!({"status": "ok", "database": database("ok", None)})).into_response(),
+        Ok(Ok(())) => {
+            Json(json!({"status": "ok", "database": database("ok", None)})).into_response()
+        }
         Ok(Err(e)) => unhealthy(database("unavailable", Some(e.to_string()))),
         Err(_) => unhealthy(database(
             "unavailable",

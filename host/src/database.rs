@@ -104,14 +104,15 @@ pub async fn open(config: &Config) -> anyhow::Result<Stores> {
     } else {
         let dir = config.data_dir.clone();
         let options = sqlite_options(config);
-        let stores = tokio::task::spawn_blocking(move || callboard_store_sqlite::open(&dir, &options))
-            .await?
-            .with_context(|| {
-                format!(
-                    "cannot open the SQLite files in {}",
-                    config.data_dir.display()
-                )
-            })?;
+        let stores =
+            tokio::task::spawn_blocking(move || callboard_store_sqlite::open(&dir, &options))
+                .await?
+                .with_context(|| {
+                    format!(
+                        "cannot open the SQLite files in {}",
+                        config.data_dir.display()
+                    )
+                })?;
         Ok(stores)
     }
 }
@@ -127,7 +128,8 @@ pub async fn status(config: &Config) -> anyhow::Result<(&'static str, String, Ve
             .with_context(|| format!("cannot read the database {}", redact(&db.url)))?;
         Ok(("postgres", redact(&db.url), schema))
     } else {
-        let schema = callboard_store_sqlite::schema_status(&config.data_dir, &sqlite_options(config))?;
+        let schema =
+            callboard_store_sqlite::schema_status(&config.data_dir, &sqlite_options(config))?;
         Ok(("sqlite", config.data_dir.display().to_string(), schema))
     }
 }

@@ -40,7 +40,9 @@ pub struct AppState {
 impl AppState {
     /// Creates the data directory and opens the storage backend and the
     /// catalog (what [`AppState::build`] needs).
-    pub async fn open_storage(config: &Config) -> anyhow::Result<(callboard_store::Stores, Catalog)> {
+    pub async fn open_storage(
+        config: &Config,
+    ) -> anyhow::Result<(callboard_store::Stores, Catalog)> {
         create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;

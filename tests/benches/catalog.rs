@@ -266,13 +266,19 @@ async fn bench(n: usize, report: &mut String) {
         refresh_interval_secs: 0,
         ..CatalogConfig::default()
     };
-    let catalog = Catalog::open(&dir.path().join("catalog.sqlite"), &config).unwrap();
+    let stores = callboard_store_sqlite::open(
+        dir.path(),
+        &callboard_store_sqlite::SqliteOptions::default(),
+    )
+    .unwrap();
+    let catalog = Catalog::open(&stores, &config).await.unwrap();
     let started = Instant::now();
     let cpu_started = cpu_seconds();
     catalog.sync_config_locations().await.unwrap();
     let reports = catalog.refresh_all().await.unwrap();
     let count = catalog
         .count(&callboard_catalog::Selection::default())
+        .await
         .unwrap();
     let ingest = started.elapsed();
     let ingest_cpu = cpu_seconds() - cpu_started;

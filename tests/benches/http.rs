@@ -26,15 +26,16 @@ fn main() -> anyhow::Result<()> {
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
-    let state = AppState::build(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let _entered = runtime.enter();
+    let (stores, catalog) = runtime.block_on(AppState::open_storage(&config))?;
+    let state = AppState::build(config, stores, catalog)?;
     let app = callboard::api::router(&state).route(
         "/native/ping",
         get(|| async { ([("content-type", "text/plain; charset=utf-8")], "pong") }),
     );
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

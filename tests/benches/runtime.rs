@@ -25,7 +25,8 @@ fn main() -> anyhow::Result<()> {
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
-    let host = PluginHost::new(&config)?;
+    let kv = callboard_store_sqlite::open(data.path(), &Default::default())?.kv;
+    let host = PluginHost::new(&config, kv)?;
     for result in host.load_dir(&plugins) {
         result.map_err(|f| anyhow::anyhow!("{}: {}", f.file.display(), f.error))?;
     }

@@ -322,10 +322,11 @@ async fn bench(n: usize) {
     let running = callboard::server::start(config).await.unwrap();
     let started = Instant::now();
     loop {
-        let catalog = running.state.catalog.clone();
-        let count = tokio::task::spawn_blocking(move || catalog.count(&Selection::default()))
+        let count = running
+            .state
+            .catalog
+            .count(&Selection::default())
             .await
-            .unwrap()
             .unwrap();
         if count as usize > n {
             break;
@@ -341,7 +342,7 @@ async fn bench(n: usize) {
     // What the portal recounts in the background after each catalog change
     // (the filter facets; pages keep the previous counts meanwhile).
     let catalog = running.state.catalog.clone();
-    let facet_time = tokio::task::spawn_blocking(move || {
+    let facet_time = {
         let fields: Vec<String> = [
             "kind",
             "spec.type",
@@ -354,11 +355,9 @@ async fn bench(n: usize) {
         .map(|f| (*f).to_owned())
         .collect();
         let started = Instant::now();
-        catalog.facets(&fields, None).unwrap();
+        catalog.facets(&fields, None).await.unwrap();
         started.elapsed()
-    })
-    .await
-    .unwrap();
+    };
     let (_, first) = get(&client, &format!("{base}/catalog?sort=name")).await;
     let page2 = next_href(&first).expect("a next page");
     let (_, second) = get(&client, &format!("{base}{page2}")).await;

@@ -493,6 +493,7 @@ async fn insights_counts_usage_from_real_requests() {
     eventually("a tick to roll the counted events up", async || {
         let rollup = kv
             .get("insights", &format!("r/{today}"))
+            .await
             .map_err(|e| e.to_string())?
             .ok_or("no roll-up yet")?;
         let rollup: Value = serde_json::from_slice(&rollup).map_err(|e| e.to_string())?;

@@ -175,16 +175,28 @@ pub fn backstage_error(body: &str) -> (String, String) {
 }
 
 /// Waits (up to 30 s) until the server's catalog holds at least `entities`.
+/// Opens the catalog of a data directory's SQLite files, as `callboard
+/// serve` would.
+pub async fn open_catalog(
+    data_dir: &std::path::Path,
+    config: &callboard_catalog::CatalogConfig,
+) -> callboard_catalog::Catalog {
+    let stores =
+        callboard_store_sqlite::open(data_dir, &callboard_store_sqlite::SqliteOptions::default())
+            .unwrap();
+    callboard_catalog::Catalog::open(&stores, config)
+        .await
+        .unwrap()
+}
+
 pub async fn wait_for_entities(server: &TestServer, entities: u64) {
     let catalog = server.running.state.catalog.clone();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let c = catalog.clone();
-        let n =
-            tokio::task::spawn_blocking(move || c.count(&callboard_catalog::Selection::default()))
-                .await
-                .unwrap()
-                .unwrap();
+        let n = catalog
+            .count(&callboard_catalog::Selection::default())
+            .await
+            .unwrap();
         if n >= entities {
             return;
         }

@@ -445,7 +445,9 @@ impl Catalog {
             }
             match self.refresh_due(first).await {
                 Ok((0, _)) => {}
-                Ok((locations, problems)) => tracing::info!(locations, problems, "catalog: refreshed"),
+                Ok((locations, problems)) => {
+                    tracing::info!(locations, problems, "catalog: refreshed")
+                }
                 Err(e) => tracing::error!("catalog: refresh failed: {e}"),
             }
             if first && let Err(e) = self.inner.feed.prune(FEED_RETENTION).await {
@@ -577,7 +579,10 @@ impl Catalog {
         let mut harvest = harvest.finish();
         // Location entities last: by now they carry every problem found below them.
         let locations = std::mem::take(&mut harvest.records);
-        let stored: Vec<_> = locations.iter().map(record::EntityRecord::to_store).collect();
+        let stored: Vec<_> = locations
+            .iter()
+            .map(record::EntityRecord::to_store)
+            .collect();
         let puts = writer.put(stored).await?;
         for (i, (record, put)) in locations.iter().zip(puts).enumerate() {
             if let callboard_store::catalog::Put::Conflict(owner) = put {
@@ -792,4 +797,3 @@ pub(crate) fn preview(record: &record::EntityRecord) -> Value {
 pub(crate) fn display_ref(key: &str) -> String {
     key.to_owned()
 }
-

@@ -17,8 +17,8 @@ use crate::ingest::{
     Usage, generated_name, is_glob, normalize_target, problem, status_item,
 };
 use crate::record::EntityRecord;
-use callboard_store::catalog::LocationRow;
 use crate::{AddedLocation, Catalog, CatalogError, files, ingest};
+use callboard_store::catalog::LocationRow;
 
 /// Reads a location the way ingestion would, without a database, and returns
 /// every problem found (for `callboard catalog validate`: the operator's own

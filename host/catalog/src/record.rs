@@ -144,4 +144,3 @@ fn flatten(value: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
         Value::Number(n) => out.push((path.clone(), n.to_string())),
     }
 }
-

@@ -190,7 +190,11 @@ async fn get_entities(
         .header(header::CONTENT_TYPE, "application/json");
     if let Some(limit) = limit {
         let (sel, st) = (selection.clone(), start.clone());
-        if let Some(end) = catalog.page_end(&sel, &st, limit).await.map_err(api_error)? {
+        if let Some(end) = catalog
+            .page_end(&sel, &st, limit)
+            .await
+            .map_err(api_error)?
+        {
             // The next page repeats this request's parameters with a new `after`.
             let mut query: Vec<(String, String)> = params
                 .iter()
@@ -567,7 +571,10 @@ async fn get_by_uid(
     Path(uid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let message = format!("No entity with uid {uid}");
-    catalog.get_by_uid(&uid).await.map_err(api_error)?
+    catalog
+        .get_by_uid(&uid)
+        .await
+        .map_err(api_error)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(message))
 }
@@ -586,7 +593,10 @@ async fn get_by_name(
 ) -> Result<Json<Value>, ApiError> {
     let r = path_ref(&kind, &namespace, &name);
     let message = format!("No {kind} entity in {namespace} named \"{name}\"");
-    catalog.get_by_ref(&r).await.map_err(api_error)?
+    catalog
+        .get_by_ref(&r)
+        .await
+        .map_err(api_error)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(message))
 }
@@ -598,7 +608,10 @@ async fn get_ancestry(
     let r = path_ref(&kind, &namespace, &name);
     let root = r.to_string();
     let message = format!("No {kind} entity in {namespace} named \"{name}\"");
-    let items = catalog.ancestry(&r).await.map_err(api_error)?
+    let items = catalog
+        .ancestry(&r)
+        .await
+        .map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(message))?;
     Ok(Json(json!({"rootEntityRef": root, "items": items})))
 }
@@ -620,7 +633,10 @@ async fn post_by_refs(
     let filter: Vec<String> = all(&params, "filter").map(str::to_owned).collect();
     let predicate = predicate_of(&filter, body.query.as_ref())?;
     let refs = body.entity_refs;
-    let items = catalog.get_by_refs(&refs, predicate.as_ref()).await.map_err(api_error)?;
+    let items = catalog
+        .get_by_refs(&refs, predicate.as_ref())
+        .await
+        .map_err(api_error)?;
     let items: Vec<Value> = items
         .into_iter()
         .map(|e| match (e, &body.fields) {
@@ -669,7 +685,10 @@ async fn facets_response(
     facets: Vec<String>,
     predicate: Option<Predicate>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = catalog.facets(&facets, predicate.as_ref()).await.map_err(api_error)?;
+    let result = catalog
+        .facets(&facets, predicate.as_ref())
+        .await
+        .map_err(api_error)?;
     Ok(Json(json!({ "facets": result })))
 }
 
@@ -817,7 +836,10 @@ async fn get_location(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let message = format!("Found no location with ID {id}");
-    let row = catalog.location(&id).await.map_err(api_error)?
+    let row = catalog
+        .location(&id)
+        .await
+        .map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(message))?;
     Ok(Json(json!(row)))
 }
@@ -836,7 +858,10 @@ async fn get_location_by_entity(
 ) -> Result<Json<Value>, ApiError> {
     let r = path_ref(&kind, &namespace, &name);
     let message = format!("Found no location for entity {r}");
-    let row = catalog.location_by_entity(&r).await.map_err(api_error)?
+    let row = catalog
+        .location_by_entity(&r)
+        .await
+        .map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(message))?;
     Ok(Json(json!(row)))
 }

@@ -54,7 +54,11 @@ impl ApiError {
     /// 500 `Error`; log the cause before calling this, the message is sent.
     /// 503: a dependency (the database) is out of reach for now.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            message,
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

@@ -38,7 +38,10 @@ pub async fn run(command: DbCommand, config: &Config) -> anyhow::Result<ExitCode
             } else {
                 println!("backend:  {backend}");
                 println!("location: {location}");
-                println!("{:<14} {:>8} {:>10}  state", "store", "version", "supported");
+                println!(
+                    "{:<14} {:>8} {:>10}  state",
+                    "store", "version", "supported"
+                );
                 for s in &schema {
                     let state = match s.version.cmp(&s.supported) {
                         std::cmp::Ordering::Equal => "current",

@@ -150,7 +150,10 @@ impl Budgets {
     /// Runs a storage call of a plugin (kv, catalog) with at most
     /// `host_call_threads` of them in flight across plugins, so plugins
     /// cannot take every database connection from the portal's own pages.
-    pub(crate) async fn host_call<F: std::future::Future>(&self, f: F) -> Result<F::Output, String> {
+    pub(crate) async fn host_call<F: std::future::Future>(
+        &self,
+        f: F,
+    ) -> Result<F::Output, String> {
         let _permit = self.host_calls.acquire().await.map_err(|e| e.to_string())?;
         Ok(f.await)
     }

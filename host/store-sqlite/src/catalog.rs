@@ -430,7 +430,11 @@ impl CatalogStore for SqliteCatalog {
             .await
     }
 
-    async fn insert_location(&self, row: &LocationRow, source: &str) -> Result<(LocationRow, bool)> {
+    async fn insert_location(
+        &self,
+        row: &LocationRow,
+        source: &str,
+    ) -> Result<(LocationRow, bool)> {
         let (row, source) = (row.clone(), source.to_owned());
         self.db
             .write(move |tx| {
@@ -459,7 +463,11 @@ impl CatalogStore for SqliteCatalog {
         Ok(found.then_some(changes))
     }
 
-    async fn sync_locations(&self, source: &str, wanted: &[(String, String)]) -> Result<Vec<Change>> {
+    async fn sync_locations(
+        &self,
+        source: &str,
+        wanted: &[(String, String)],
+    ) -> Result<Vec<Change>> {
         let (source, wanted) = (source.to_owned(), wanted.to_vec());
         let ((), changes) = self
             .write_changes(move |tx| {
@@ -896,7 +904,11 @@ fn set_status(tx: &Transaction<'_>, id: i64, status: &Value) -> Res<()> {
 }
 
 /// Deletes entities by id, with their index rows.
-fn delete_entities(tx: &Transaction<'_>, ids: &[(i64, String)], changes: &mut Vec<Change>) -> Res<()> {
+fn delete_entities(
+    tx: &Transaction<'_>,
+    ids: &[(i64, String)],
+    changes: &mut Vec<Change>,
+) -> Res<()> {
     for (id, key) in ids {
         clear_index(tx, *id)?;
         tx.prepare_cached("DELETE FROM entities WHERE id = ?1")?

@@ -115,14 +115,17 @@ impl Feed for SqliteFeed {
                     "SELECT seq, topic, payload FROM feed WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                 )?;
                 let rows = stmt.query_map(params![seq, limit], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
                 })?;
                 let mut out = Vec::new();
                 for row in rows {
                     let (seq, topic, payload) = row?;
-                    let payload = serde_json::from_str(&payload).map_err(|e| {
-                        StoreError::Corrupt(format!("feed event {seq}: {e}"))
-                    })?;
+                    let payload = serde_json::from_str(&payload)
+                        .map_err(|e| StoreError::Corrupt(format!("feed event {seq}: {e}")))?;
                     out.push(FeedEvent {
                         seq,
                         topic,
@@ -136,9 +139,7 @@ impl Feed for SqliteFeed {
 
     async fn head(&self) -> Result<i64> {
         self.db
-            .read(|c| {
-                Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM feed", [], |r| r.get(0))?)
-            })
+            .read(|c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM feed", [], |r| r.get(0))?))
             .await
     }
 
@@ -180,7 +181,9 @@ impl Leases for SqliteLeases {
             .write(move |tx| {
                 let now = now_ms();
                 let row: Option<(Option<String>, i64, i64)> = tx
-                    .prepare_cached("SELECT holder, expires_at, due_at FROM leases WHERE name = ?1")?
+                    .prepare_cached(
+                        "SELECT holder, expires_at, due_at FROM leases WHERE name = ?1",
+                    )?
                     .query_row([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
                 if let Some((current, expires_at, due_at)) = row {
@@ -210,7 +213,11 @@ impl Leases for SqliteLeases {
                     .prepare_cached(
                         "UPDATE leases SET expires_at = ?3 WHERE name = ?1 AND holder = ?2",
                     )?
-                    .execute(params![lease.name, lease.holder, now.saturating_add(ms(ttl))])?;
+                    .execute(params![
+                        lease.name,
+                        lease.holder,
+                        now.saturating_add(ms(ttl))
+                    ])?;
                 Ok(n == 1)
             })
             .await

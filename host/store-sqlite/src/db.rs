@@ -48,9 +48,8 @@ impl Drop for Taken<'_> {
 impl Db {
     pub(crate) fn open(path: &Path, max_readers: usize, writer_cache_kb: u32) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Backend(format!("creating {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
         }
         let conn = connect(path)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{writer_cache_kb};"))

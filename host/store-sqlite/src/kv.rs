@@ -53,8 +53,9 @@ impl SqliteKv {
                 let (after, result) = match f(tx, used) {
                     Ok(v) => v,
                     Err(KvOrSql::Kv(e)) => {
-                        *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            Some(Refused(e));
+                        *slot
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Refused(e));
                         return Err(Error::Store(callboard_store::StoreError::Input(
                             "refused".into(),
                         )));
@@ -108,16 +109,23 @@ impl KvStore for SqliteKv {
         let (plugin, key) = (plugin.to_owned(), key.to_owned());
         self.db
             .read(move |c| {
-                Ok(c
-                    .prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
-                    .query_row(params![plugin, key], |r| r.get(0))
-                    .optional()?)
+                Ok(
+                    c.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
+                        .query_row(params![plugin, key], |r| r.get(0))
+                        .optional()?,
+                )
             })
             .await
             .map_err(kv_error)
     }
 
-    async fn set(&self, plugin: &str, key: &str, value: &[u8], quota: Quota) -> Result<(), KvError> {
+    async fn set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        quota: Quota,
+    ) -> Result<(), KvError> {
         check_key(key)?;
         if value.len() as u64 > quota.max_value_bytes {
             return Err(KvError::ValueTooLarge(quota.max_value_bytes));
@@ -133,8 +141,10 @@ impl KvStore for SqliteKv {
                     limit: quota.bytes,
                 }));
             }
-            tx.prepare_cached("INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)")?
-                .execute(params![p, key, value])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![p, key, value])?;
             Ok((after, ()))
         })
         .await
@@ -154,7 +164,13 @@ impl KvStore for SqliteKv {
         .await
     }
 
-    async fn increment(&self, plugin: &str, key: &str, delta: i64, quota: Quota) -> Result<i64, KvError> {
+    async fn increment(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64, KvError> {
         check_key(key)?;
         let (p, key) = (plugin.to_owned(), key.to_owned());
         self.write(plugin, move |tx, used| {
@@ -180,14 +196,21 @@ impl KvStore for SqliteKv {
                     (delta, after)
                 }
             };
-            tx.prepare_cached("INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)")?
-                .execute(params![p, key, value.to_le_bytes().as_slice()])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![p, key, value.to_le_bytes().as_slice()])?;
             Ok((used, value))
         })
         .await
     }
 
-    async fn list_keys(&self, plugin: &str, prefix: &str, limit: u32) -> Result<Vec<String>, KvError> {
+    async fn list_keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, KvError> {
         let (plugin, prefix) = (plugin.to_owned(), prefix.to_owned());
         self.db
             .read(move |c| {

@@ -91,7 +91,11 @@ pub fn schema_status(data_dir: &Path, options: &SqliteOptions) -> Result<Vec<Sch
     for (store, path, migrations) in [
         ("catalog", catalog_path.clone(), catalog::MIGRATIONS),
         ("feed", catalog_path, coord::FEED_MIGRATIONS),
-        ("leases", data_dir.join("coord.sqlite"), coord::LEASE_MIGRATIONS),
+        (
+            "leases",
+            data_dir.join("coord.sqlite"),
+            coord::LEASE_MIGRATIONS,
+        ),
         ("kv", data_dir.join("kv.sqlite"), kv::MIGRATIONS),
     ] {
         let version = if path.exists() {
@@ -148,6 +152,10 @@ impl Admin for SqliteAdmin {
     }
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the shape `map_err` passes; the error is consumed into a message"
+)]
 /// Maps SQLite's errors: a busy or locked database is momentarily
 /// unavailable; anything else is a backend failure.
 pub(crate) fn sql_error(e: rusqlite::Error) -> StoreError {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use callboard_store::query::{
-    FULL_TEXT_FIELDS, FacetCount, FullTextFilter, Matcher, Position, Predicate,
-    Selection, relation_type,
+    FULL_TEXT_FIELDS, FacetCount, FullTextFilter, Matcher, Position, Predicate, Selection,
+    relation_type,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-
 use serde_json::Value;
 
 use crate::Result;
@@ -195,14 +194,19 @@ pub trait CatalogStore: Send + Sync {
     /// Registers `row` unless a location with its type and target exists;
     /// returns the registered one and whether it is new. Safe when two
     /// replicas register the same target at once.
-    async fn insert_location(&self, row: &LocationRow, source: &str) -> Result<(LocationRow, bool)>;
+    async fn insert_location(&self, row: &LocationRow, source: &str)
+    -> Result<(LocationRow, bool)>;
     /// Unregisters a location and removes its entities, in one transaction.
     /// `None` when it does not exist.
     async fn remove_location(&self, id: &str) -> Result<Option<Vec<Change>>>;
     /// Makes the locations of `source` exactly `wanted` (`(type, target)`):
     /// registers the missing ones and removes the others with their
     /// entities, in one transaction.
-    async fn sync_locations(&self, source: &str, wanted: &[(String, String)]) -> Result<Vec<Change>>;
+    async fn sync_locations(
+        &self,
+        source: &str,
+        wanted: &[(String, String)],
+    ) -> Result<Vec<Change>>;
 
     // ----- ingestion -----
 
@@ -225,5 +229,8 @@ pub trait LocationWriter: Send {
     /// those whose source (location key) or ref is in `keep`, which get
     /// that status; commits, and returns what changed. The changes are
     /// also appended to the change feed in the same transaction.
-    async fn finish(self: Box<Self>, keep: HashMap<String, Value>) -> Result<(ApplySummary, Vec<Change>)>;
+    async fn finish(
+        self: Box<Self>,
+        keep: HashMap<String, Value>,
+    ) -> Result<(ApplySummary, Vec<Change>)>;
 }

@@ -56,14 +56,26 @@ pub trait KvStore: Send + Sync {
     /// The value under `key` for `plugin`.
     async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     /// Stores `value` within the plugin's quota.
-    async fn set(&self, plugin: &str, key: &str, value: &[u8], quota: Quota) -> Result<(), KvError>;
+    async fn set(&self, plugin: &str, key: &str, value: &[u8], quota: Quota)
+    -> Result<(), KvError>;
     /// Removes `key`; true if it existed.
     async fn delete(&self, plugin: &str, key: &str) -> Result<bool, KvError>;
     /// Adds `delta` to the little-endian i64 under `key` (0 if absent),
     /// atomically; returns the new value.
-    async fn increment(&self, plugin: &str, key: &str, delta: i64, quota: Quota) -> Result<i64, KvError>;
+    async fn increment(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64, KvError>;
     /// Up to `limit` of the plugin's keys starting with `prefix`, ascending.
-    async fn list_keys(&self, plugin: &str, prefix: &str, limit: u32) -> Result<Vec<String>, KvError>;
+    async fn list_keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, KvError>;
     /// Bytes the plugin uses.
     async fn usage(&self, plugin: &str) -> Result<u64, KvError>;
     /// Deletes everything the plugin stored.

@@ -58,7 +58,8 @@ impl std::fmt::Debug for Stores {
 /// The schema of one store, as `callboard db status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SchemaStatus {
-    /// Which store (`catalog`, `kv`, `coordination`).
+    /// Which store (`catalog`, `kv`, and the coordination tables: `feed`
+    /// and `leases` single-node, `coordination` on PostgreSQL).
     pub store: String,
     /// Version the database holds.
     pub version: i64,

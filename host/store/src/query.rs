@@ -249,7 +249,6 @@ pub struct FacetCount {
     pub count: u64,
 }
 
-
 /// Where to start a page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Start {

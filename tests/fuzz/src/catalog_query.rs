@@ -8,10 +8,9 @@
 
 use std::sync::OnceLock;
 
-use callboard_catalog::query::project;
 use callboard_catalog::{
     Catalog, CatalogConfig, FullTextFilter, LocationConfig, LocationKind, OrderField, Position,
-    Predicate, Selection, Start, decode_cursor,
+    Predicate, Selection, Start, decode_cursor, project,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,12 +59,13 @@ pub fn run(data: &[u8]) {
         query_request(data)
     };
     if let Some(request) = request {
-        execute(catalog(), &request);
+        let (runtime, catalog) = catalog();
+        runtime.block_on(execute(catalog, &request));
     }
 }
 
-fn catalog() -> &'static Catalog {
-    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+fn catalog() -> &'static (tokio::runtime::Runtime, Catalog) {
+    static CATALOG: OnceLock<(tokio::runtime::Runtime, Catalog)> = OnceLock::new();
     CATALOG.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir").keep();
         let seed = dir.join("seed.yaml");
@@ -78,18 +78,19 @@ fn catalog() -> &'static Catalog {
             refresh_interval_secs: 0,
             ..CatalogConfig::default()
         };
-        let catalog = Catalog::open(&dir.join("catalog.sqlite"), &config).expect("catalog");
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
-        runtime
-            .block_on(async {
-                catalog.sync_config_locations().await?;
-                catalog.refresh_all().await
-            })
-            .expect("seeding the catalog");
-        catalog
+        let catalog = runtime.block_on(async {
+            let stores = callboard_store_sqlite::open(&dir, &Default::default()).expect("stores");
+            let catalog = Catalog::open(&stores, &config).await.expect("catalog");
+            catalog.sync_config_locations().await.expect("locations");
+            catalog.refresh_all().await.expect("seeding the catalog");
+            catalog
+        });
+        (runtime, catalog)
     })
 }
 
@@ -293,12 +294,12 @@ fn uids(items: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-fn execute(catalog: &Catalog, request: &Request) {
+async fn execute(catalog: &Catalog, request: &Request) {
     let Some(predicate) = predicate(request) else {
         return;
     };
     if !request.refs.is_empty() {
-        let _ = catalog.get_by_refs(&request.refs, predicate.as_ref());
+        let _ = catalog.get_by_refs(&request.refs, predicate.as_ref()).await;
     }
     let selection = Selection {
         predicate,
@@ -306,9 +307,9 @@ fn execute(catalog: &Catalog, request: &Request) {
         order: request.order.clone(),
     };
     let limit = request.limit;
-    let _ = catalog.count(&selection);
-    let _ = catalog.page_end(&selection, &request.start, limit);
-    if let Ok(page) = catalog.query(&selection, &request.start, limit) {
+    let _ = catalog.count(&selection).await;
+    let _ = catalog.page_end(&selection, &request.start, limit).await;
+    if let Ok(page) = catalog.query(&selection, &request.start, limit).await {
         if let Some(fields) = &request.fields {
             for item in &page.items {
                 let _ = project(item, fields);
@@ -316,7 +317,7 @@ fn execute(catalog: &Catalog, request: &Request) {
         }
         // Keyset paging: the next page starts strictly after this one.
         if let (true, false, Some(last)) = (page.more, page.items.is_empty(), page.last.clone())
-            && let Ok(next) = catalog.query(&selection, &Start::After(last), limit)
+            && let Ok(next) = catalog.query(&selection, &Start::After(last), limit).await
         {
             let seen = uids(&page.items);
             for uid in uids(&next.items) {
@@ -324,8 +325,21 @@ fn execute(catalog: &Catalog, request: &Request) {
             }
         }
     }
-    let _ = catalog.for_each_json(&selection, &request.start, Some(limit), |_, _| true);
+    let mut chunks = catalog.stream_json_array(
+        selection.clone(),
+        request.start.clone(),
+        Some(limit),
+        request.fields.clone(),
+    );
+    while std::future::poll_fn(|cx| {
+        futures_core::Stream::poll_next(std::pin::Pin::new(&mut chunks), cx)
+    })
+    .await
+    .is_some()
+    {}
     if !request.facets.is_empty() {
-        let _ = catalog.facets(&request.facets, selection.predicate.as_ref());
+        let _ = catalog
+            .facets(&request.facets, selection.predicate.as_ref())
+            .await;
     }
 }

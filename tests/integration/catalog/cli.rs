@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use callboard::cli::catalog::{CatalogCommand, run};
-use callboard_catalog::{Catalog, EntityRef};
+use callboard_catalog::EntityRef;
 
 use super::harness::{FIXTURE, write_files};
 
@@ -81,7 +81,7 @@ async fn import_fills_the_database() {
     .await
     .unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
-    let catalog = Catalog::open(&dir.path().join("data/catalog.sqlite"), &config.catalog).unwrap();
+    let catalog = crate::support::open_catalog(&dir.path().join("data"), &config.catalog).await;
     for r in [
         "component:default/checkout-web",
         "component:finance/payments",
@@ -90,12 +90,13 @@ async fn import_fills_the_database() {
         assert!(
             catalog
                 .get_by_ref(&EntityRef::parse(r).unwrap())
+                .await
                 .unwrap()
                 .is_some(),
             "{r}"
         );
     }
-    assert_eq!(catalog.locations().unwrap().len(), 1);
+    assert_eq!(catalog.locations().await.unwrap().len(), 1);
     // importing again changes nothing and registers nothing new
     let again = run(
         CatalogCommand::Import {
@@ -106,5 +107,5 @@ async fn import_fills_the_database() {
     .await
     .unwrap();
     assert_eq!(again, ExitCode::SUCCESS);
-    assert_eq!(catalog.locations().unwrap().len(), 1);
+    assert_eq!(catalog.locations().await.unwrap().len(), 1);
 }

@@ -62,7 +62,7 @@ impl CatalogServer {
             ..CatalogConfig::default()
         };
         tweak(&mut config, dir.path());
-        let catalog = Catalog::open(&dir.path().join("data/catalog.sqlite"), &config).unwrap();
+        let catalog = crate::support::open_catalog(&dir.path().join("data"), &config).await;
         catalog.sync_config_locations().await.unwrap();
         catalog.refresh_all().await.unwrap();
         let router = axum::Router::new().nest(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::response::IntoResponse as _;
-use callboard_catalog::{Catalog, CatalogConfig, LocationConfig, LocationKind};
+use callboard_catalog::{CatalogConfig, LocationConfig, LocationKind};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -57,7 +57,7 @@ fn single_threaded_server(config: CatalogConfig, db: std::path::PathBuf) -> Stri
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let catalog = Catalog::open(&db, &config).unwrap();
+            let catalog = crate::support::open_catalog(&db, &config).await;
             catalog.sync_config_locations().await.unwrap();
             catalog.refresh_all().await.unwrap();
             let router = axum::Router::new().nest(
@@ -111,7 +111,7 @@ async fn devices_fifos_and_symlinks_are_refused_without_pinning_the_server() {
         file_roots: vec![dir.path().to_owned(), "/dev".into()],
         ..CatalogConfig::default()
     };
-    let base = single_threaded_server(config, dir.path().join("data/catalog.sqlite"));
+    let base = single_threaded_server(config, dir.path().join("data"));
     let before = rss_mib();
     let targets = [
         "/dev/zero".to_owned(),

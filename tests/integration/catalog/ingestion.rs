@@ -1,6 +1,6 @@
 //! Reading locations: bad input, orphans, conflicts, url targets, refresh.
 
-use callboard_catalog::{Catalog, CatalogConfig, CatalogEvent, EntityRef};
+use callboard_catalog::{CatalogConfig, CatalogEvent, EntityRef};
 use serde_json::{Value, json};
 
 use super::harness::{CatalogServer, FIXTURE, names, write_files};
@@ -333,10 +333,10 @@ async fn the_database_survives_a_reopen() {
     let (_, before) = s
         .get("/entities/by-name/component/default/checkout-web")
         .await;
-    let reopened =
-        Catalog::open(&s.path("data/catalog.sqlite"), &CatalogConfig::default()).unwrap();
+    let reopened = crate::support::open_catalog(&s.path("data"), &CatalogConfig::default()).await;
     let after = reopened
         .get_by_ref(&EntityRef::parse("component:default/checkout-web").unwrap())
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(after, before);

@@ -36,7 +36,9 @@ async fn host_call<R, E: From<KvError>>(
 ) -> Result<R, E> {
     match budgets.host_call(call).await {
         Ok(result) => result.map_err(E::from),
-        Err(e) => Err(E::from(KvError::Store(callboard_store::StoreError::Unavailable(e)))),
+        Err(e) => Err(E::from(KvError::Store(
+            callboard_store::StoreError::Unavailable(e),
+        ))),
     }
 }
 
@@ -85,7 +87,11 @@ macro_rules! kv_glue {
 
                 async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(&self.budgets, kv.store.set(&kv.plugin, &key, &value, kv.quota)).await
+                    host_call(
+                        &self.budgets,
+                        kv.store.set(&kv.plugin, &key, &value, kv.quota),
+                    )
+                    .await
                 }
 
                 async fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
@@ -95,7 +101,11 @@ macro_rules! kv_glue {
 
                 async fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(&self.budgets, kv.store.increment(&kv.plugin, &key, delta, kv.quota)).await
+                    host_call(
+                        &self.budgets,
+                        kv.store.increment(&kv.plugin, &key, delta, kv.quota),
+                    )
+                    .await
                 }
 
                 async fn list_keys(
@@ -104,13 +114,19 @@ macro_rules! kv_glue {
                     limit: u32,
                 ) -> Result<Vec<String>, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(&self.budgets, kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000))).await
+                    host_call(
+                        &self.budgets,
+                        kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000)),
+                    )
+                    .await
                 }
 
                 async fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
                     let limit = kv.quota.bytes;
-                    let used = host_call::<_, wit::Error>(&self.budgets, kv.store.usage(&kv.plugin)).await?;
+                    let used =
+                        host_call::<_, wit::Error>(&self.budgets, kv.store.usage(&kv.plugin))
+                            .await?;
                     Ok(wit::Quota {
                         used_bytes: used,
                         limit_bytes: limit,
