@@ -18,7 +18,10 @@ struct Doc {
 }
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
+    // Read at run time, not baked in with `env!`: a build-script binary
+    // cached from a clone at another path must read this clone's files.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("../catalog");
     println!("cargo::rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading the demo catalog {}: {e}", dir.display()))
