@@ -61,8 +61,8 @@ impl AppState {
         catalog: Catalog,
     ) -> anyhow::Result<Self> {
         memory::fit_instances(&mut config.plugins)?;
-        let plugins = PluginHost::new(&config, stores.kv.clone())
-            .context("cannot start the plugin runtime")?;
+        let plugins =
+            PluginHost::new(&config, &stores).context("cannot start the plugin runtime")?;
         plugins.attach_catalog(catalog.clone());
         let dir = config.plugins_dir();
         std::fs::create_dir_all(&dir)

@@ -25,8 +25,8 @@ fn main() -> anyhow::Result<()> {
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
-    let kv = callboard_store_sqlite::open(data.path(), &Default::default())?.kv;
-    let host = PluginHost::new(&config, kv)?;
+    let stores = callboard_store_sqlite::open(data.path(), &Default::default())?;
+    let host = PluginHost::new(&config, &stores)?;
     for result in host.load_dir(&plugins) {
         result.map_err(|f| anyhow::anyhow!("{}: {}", f.file.display(), f.error))?;
     }

@@ -85,8 +85,8 @@ fn main() -> anyhow::Result<()> {
             plugins: callboard::config::PluginsConfig { dir: Some(warm_dir.path().to_owned()), watch: false, ..Default::default() },
             ..Config::default()
         };
-        let warm_kv = callboard_store_sqlite::open(&data_dir, &Default::default())?.kv;
-        let warm_host = callboard::plugins::PluginHost::new(&warm, warm_kv)?;
+        let warm_stores = callboard_store_sqlite::open(&data_dir, &Default::default())?;
+        let warm_host = callboard::plugins::PluginHost::new(&warm, &warm_stores)?;
         for n in 100..140 {
             warm_host.install(&version(n)?, &Default::default())?;
         }

@@ -11,6 +11,7 @@ mod insights;
 mod install;
 mod plugin_api;
 mod plugins;
+mod replicas;
 mod server;
 mod support;
 mod web;

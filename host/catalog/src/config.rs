@@ -15,6 +15,10 @@ pub struct CatalogConfig {
     /// Seconds between two refreshes of every location (Backstage: 100-150 s).
     /// `0` reads the locations once at startup and never again. Default 120.
     pub refresh_interval_secs: u64,
+    /// Seconds a replica holds a location's refresh without a heartbeat:
+    /// a replica that dies mid-refresh hands the location over to another
+    /// after this long. Default 30.
+    pub refresh_lease_secs: u64,
     /// Database file. Default: `<data_dir>/catalog.sqlite`.
     pub database: Option<PathBuf>,
     /// Seconds to wait for a `url` target before reporting it unreachable.
@@ -71,6 +75,7 @@ impl Default for CatalogConfig {
         Self {
             locations: Vec::new(),
             refresh_interval_secs: 120,
+            refresh_lease_secs: 30,
             database: None,
             url_timeout_secs: 10,
             max_file_bytes: 4 * 1024 * 1024,

@@ -41,9 +41,6 @@ pub use validation::ValidationError;
 use ingest::Reader;
 use read::not_read;
 
-/// How long a replica holds a location's refresh lease without a heartbeat.
-const REFRESH_LEASE: Duration = Duration::from_secs(30);
-
 /// Events of the change feed older than this are pruned.
 const FEED_RETENTION: Duration = Duration::from_secs(3600);
 
@@ -434,9 +431,10 @@ impl Catalog {
     /// 0). Each location's refresh is a lease: with several replicas on one
     /// database each location is read once per period in total, and a
     /// replica that dies mid-refresh loses its lease to another within
-    /// [`REFRESH_LEASE`]. Runs until dropped.
+    /// `refresh_lease_secs`. Runs until dropped.
     pub async fn run_refresh_loop(self) {
         let interval = self.inner.config.refresh_interval_secs;
+        let lease = self.lease_period();
         // Everything is read at start-up, as a restart means.
         let mut first = true;
         loop {
@@ -457,9 +455,9 @@ impl Catalog {
             // Look for due work often enough to take over a dead replica's
             // within a lease period; never more than once a second.
             let period = if interval == 0 {
-                REFRESH_LEASE
+                lease
             } else {
-                Duration::from_secs(interval).min(REFRESH_LEASE / 3)
+                Duration::from_secs(interval).min(lease / 3)
             };
             tokio::time::sleep(period.max(Duration::from_secs(1))).await;
         }
@@ -476,6 +474,7 @@ impl Catalog {
             Duration::from_secs(interval)
         };
         let leases = &self.inner.leases;
+        let ttl = self.lease_period();
         let mut done = 0;
         let mut problems = 0;
         for location in self.locations().await? {
@@ -483,13 +482,10 @@ impl Catalog {
             if startup {
                 leases.make_due(&name).await?;
             }
-            let Some(lease) = leases
-                .claim(&name, &self.inner.replica, REFRESH_LEASE)
-                .await?
-            else {
+            let Some(lease) = leases.claim(&name, &self.inner.replica, ttl).await? else {
                 continue;
             };
-            let heartbeat = tokio::spawn(heartbeat(leases.clone(), lease.clone()));
+            let heartbeat = tokio::spawn(heartbeat(leases.clone(), lease.clone(), ttl));
             let report = self.refresh_reporting(location).await;
             heartbeat.abort();
             problems += report.problems.len();
@@ -600,6 +596,11 @@ impl Catalog {
         })
     }
 
+    /// How long a refresh lease lasts without a heartbeat.
+    fn lease_period(&self) -> Duration {
+        Duration::from_secs(self.inner.config.refresh_lease_secs.max(1))
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Catalog) -> Result<T, CatalogError> + Send + 'static,
@@ -612,10 +613,10 @@ impl Catalog {
 }
 
 /// Keeps a lease alive while its work runs; stops when aborted.
-async fn heartbeat(leases: Arc<dyn Leases>, lease: Lease) {
+async fn heartbeat(leases: Arc<dyn Leases>, lease: Lease, ttl: Duration) {
     loop {
-        tokio::time::sleep(REFRESH_LEASE / 3).await;
-        match leases.heartbeat(&lease, REFRESH_LEASE).await {
+        tokio::time::sleep(ttl / 3).await;
+        match leases.heartbeat(&lease, ttl).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(lease = %lease.name, "catalog: refresh lease lost");

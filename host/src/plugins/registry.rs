@@ -189,6 +189,10 @@ pub(super) struct Inner {
     cache: wasmtime::Cache,
     pub(super) config: Arc<Config>,
     pub(super) kv: Arc<dyn KvStore>,
+    /// Leases on scheduled ticks: one tick per period across replicas.
+    leases: Arc<dyn callboard_store::Leases>,
+    /// This process's name in leases.
+    replica: String,
     pub(super) live: ArcSwap<HashMap<String, Arc<LivePlugin>>>,
     failures: Mutex<Vec<LoadFailure>>,
     last_errors: Mutex<BTreeMap<String, String>>,
@@ -254,8 +258,10 @@ pub struct InstallOptions {
 }
 
 impl PluginHost {
-    /// Builds the engine over the backend's key-value store. Loads nothing yet.
-    pub fn new(config: &Config, kv: Arc<dyn KvStore>) -> anyhow::Result<Self> {
+    /// Builds the engine over the backend's key-value store and leases.
+    /// Loads nothing yet.
+    pub fn new(config: &Config, stores: &callboard_store::Stores) -> anyhow::Result<Self> {
+        let kv = stores.kv.clone();
         raise_open_files_limit();
         let cache_dir = config.data_dir.join("cache").join("compiled");
         std::fs::create_dir_all(&cache_dir)?;
@@ -268,6 +274,8 @@ impl PluginHost {
                 cache,
                 config: Arc::new(config.clone()),
                 kv,
+                leases: stores.leases.clone(),
+                replica: uuid::Uuid::new_v4().to_string(),
                 live: ArcSwap::from_pointee(HashMap::new()),
                 failures: Mutex::new(Vec::new()),
                 last_errors: Mutex::new(BTreeMap::new()),
@@ -1059,10 +1067,16 @@ async fn deliver_events(
     }
 }
 
+/// How long a replica holds a tick's lease: far beyond a call's deadline,
+/// so only a dead replica loses it; another then ticks within this period.
+const TICK_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Calls plugin `id`'s scheduled task every `secs` seconds, the first time
-/// right away, until the plugin is removed. Each failure in a row doubles an
-/// extra pause (up to `max_backoff` seconds), so a tick that loops or traps
-/// does not burn a core.
+/// right away, until the plugin is removed. Each tick is a lease
+/// (`tick:<id>`), so with several replicas on one database the plugin ticks
+/// once per period in total. Each failure in a row doubles an extra pause
+/// (up to `max_backoff` seconds), so a tick that loops or traps does not
+/// burn a core.
 async fn run_ticks(
     host: PluginHost,
     id: String,
@@ -1071,10 +1085,28 @@ async fn run_ticks(
     max_backoff: u64,
 ) {
     use std::sync::atomic::Ordering;
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(secs));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let leases = host.inner.leases.clone();
+    let name = format!("tick:{id}");
+    // Installed or updated just now: tick right away, as a start means.
+    if let Err(e) = leases.make_due(&name).await {
+        tracing::warn!(plugin = %id, "scheduled ticks: {e}");
+    }
+    // Look for a due tick often enough to keep the period, at most once a
+    // second.
+    let poll = std::time::Duration::from_secs(secs.clamp(1, 5));
     loop {
-        interval.tick().await;
+        let lease = match leases.claim(&name, &host.inner.replica, TICK_LEASE).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(plugin = %id, "scheduled ticks: claiming the tick failed: {e}");
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+        };
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -1088,20 +1120,24 @@ async fn run_ticks(
                 true
             }
         };
-        if !failed {
+        let backoff = if failed {
+            let failures = stats.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+            let backoff = secs
+                .max(1)
+                .saturating_mul(1u64 << (failures - 1).min(20))
+                .min(max_backoff);
+            tracing::info!(plugin = %id, "next tick in {backoff} s more after {failures} failures in a row");
+            backoff
+        } else {
             stats.failures_in_a_row.store(0, Ordering::Relaxed);
-            stats.backoff_secs.store(0, Ordering::Relaxed);
-            continue;
-        }
-        let failures = stats.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        let backoff = secs
-            .max(1)
-            .saturating_mul(1u64 << (failures - 1).min(20))
-            .min(max_backoff);
+            0
+        };
         stats.backoff_secs.store(backoff, Ordering::Relaxed);
-        tracing::info!(plugin = %id, "next tick in {backoff} s more after {failures} failures in a row");
-        tokio::time::sleep(std::time::Duration::from_secs(backoff)).await;
-        interval.reset();
+        let next_in = std::time::Duration::from_secs(secs.saturating_add(backoff));
+        if let Err(e) = leases.complete(&lease, next_in).await {
+            tracing::warn!(plugin = %id, "scheduled ticks: completing the tick failed: {e}");
+        }
+        tokio::time::sleep(poll).await;
     }
 }
 

@@ -1,0 +1,451 @@
+//! Several `callboard serve` processes on one PostgreSQL database (a private
+//! cluster from Debian's `postgresql` package, started by the test): what
+//! one replica writes the others serve; periodic work runs once per period
+//! in total; a replica killed mid-refresh loses its lease to another; a
+//! dropped or restarted database gives clear 503s and the replicas recover
+//! by themselves.
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use callboard_store::testing::postgres::{Cluster, shared};
+use serde_json::{Value, json};
+
+use crate::support::{eventually, plugin_file};
+
+/// The catalog write token every replica accepts (an `api_tokens_file`).
+const TOKEN: &str = "replica-test-token";
+
+/// One `callboard serve` process; killed when dropped.
+struct Replica {
+    child: std::process::Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Replica {
+    /// Starts a replica with its own data directory under `dir` and the
+    /// shared config `config` (which names the database).
+    async fn start(dir: &Path, name: &str, config: &Path) -> Replica {
+        let bin = std::env::var_os("CALLBOARD_BIN")
+            .expect("CALLBOARD_BIN is not set: run the tests with `cargo xtask test`");
+        let data = dir.join(name);
+        std::fs::create_dir_all(data.join("plugins")).unwrap();
+        let mut child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("CALLBOARD_DATABASE_URL")
+            .current_dir(dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let log = log.clone();
+            let name = name.to_owned();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("[{name}] {line}");
+                    if let Some(rest) = line.split("listening on http://").nth(1)
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(rest.trim().to_owned());
+                    }
+                    log.lock().unwrap().push_str(&line);
+                    log.lock().unwrap().push('\n');
+                }
+            });
+        }
+        let addr = tokio::time::timeout(Duration::from_secs(120), rx)
+            .await
+            .unwrap_or_else(|_| panic!("replica {name} did not start: {}", log.lock().unwrap()))
+            .unwrap_or_else(|_| panic!("replica {name} exited: {}", log.lock().unwrap()));
+        Replica {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill9(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A test folder with a config for replicas on `database`.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn setup(database: &str, catalog_toml: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens"), format!("{TOKEN}\n")).unwrap();
+    let config = dir.path().join("callboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{database}\"\n\n[server]\napi_tokens_file = \"{}\"\n\n[catalog]\nfile_roots = [\"{}\"]\napi_location_types = [\"file\"]\n{catalog_toml}\n",
+            dir.path().join("tokens").display(),
+            dir.path().display(),
+        ),
+    )
+    .unwrap();
+    Setup { dir, config }
+}
+
+/// `n` components in one file.
+fn components(path: &Path, prefix: &str, n: usize) {
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {prefix}-{i}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-{}\n",
+            i % 7
+        ));
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+async fn cluster() -> &'static Cluster {
+    tokio::task::spawn_blocking(shared).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_location_added_through_one_replica_is_served_by_the_others() {
+    let cluster = cluster().await;
+    let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
+    let replicas = [
+        Replica::start(s.dir.path(), "a", &s.config).await,
+        Replica::start(s.dir.path(), "b", &s.config).await,
+        Replica::start(s.dir.path(), "c", &s.config).await,
+    ];
+    let file = s.dir.path().join("catalog/team.yaml");
+    components(&file, "svc", 5);
+    let client = reqwest::Client::new();
+    let response = client
+        .post(replicas[0].url("/api/catalog/locations"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"type": "file", "target": file.display().to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    // Acknowledged means stored: every replica serves it at once.
+    for replica in &replicas {
+        let (status, entity) = get(
+            &client,
+            &replica.url("/api/catalog/entities/by-name/component/default/svc-3"),
+        )
+        .await;
+        assert_eq!(status, 200, "{}: {entity}", replica.base);
+        assert_eq!(entity["spec"]["owner"], "team-3");
+        let (status, locations) = get(&client, &replica.url("/api/catalog/locations")).await;
+        assert_eq!(status, 200);
+        assert_eq!(locations.as_array().map(Vec::len), Some(1), "{locations}");
+    }
+    // A removal through another replica is seen by all.
+    let id = get(&client, &replicas[1].url("/api/catalog/locations"))
+        .await
+        .1[0]["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = client
+        .delete(replicas[2].url(&format!("/api/catalog/locations/{id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for replica in &replicas {
+        let (status, _) = get(
+            &client,
+            &replica.url("/api/catalog/entities/by-name/component/default/svc-3"),
+        )
+        .await;
+        assert_eq!(status, 404, "{}", replica.base);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plugin_ticks_run_once_per_period_across_replicas() {
+    let cluster = cluster().await;
+    let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
+    let mut replicas = Vec::new();
+    for name in ["a", "b", "c"] {
+        let plugins = s.dir.path().join(name).join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(plugin_file("misbehave"), plugins.join("misbehave.wasm")).unwrap();
+        replicas.push(Replica::start(s.dir.path(), name, &s.config).await);
+    }
+    let client = reqwest::Client::new();
+    let ticks = async |replica: &Replica| -> i64 {
+        let (status, counters) =
+            get(&client, &replica.url("/api/plugins/misbehave/counters")).await;
+        assert_eq!(status, 200, "{counters}");
+        counters["ticks"].as_i64().unwrap()
+    };
+    // The plugin ticks every second, counting in the shared key-value store.
+    eventually(30, "a first tick", || async {
+        (ticks(&replicas[0]).await > 0).then_some(())
+    })
+    .await;
+    let before = ticks(&replicas[1]).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = ticks(&replicas[2]).await;
+    let ran = after - before;
+    // Once per period in total: about 8, where three replicas each ticking
+    // would make about 24.
+    assert!(
+        (5..=11).contains(&ran),
+        "{ran} ticks in 8 s with a 1 s period on three replicas"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_mid_refresh_loses_its_lease_to_another() {
+    let cluster = cluster().await;
+    let db = cluster.create_database();
+    let s = setup(&db, "");
+    // Big enough that the refresh takes a while; registered from the config.
+    for f in 0..30 {
+        let file = s.dir.path().join(format!("catalog/big/part-{f:02}.yaml"));
+        components(&file, &format!("big-{f}"), 1000);
+    }
+    let file = s.dir.path().join("catalog/big/*.yaml");
+    std::fs::write(
+        &s.config,
+        std::fs::read_to_string(&s.config).unwrap()
+            + &format!(
+                "refresh_interval_secs = 3600\nrefresh_lease_secs = 3\n\n[[catalog.locations]]\ntype = \"file\"\ntarget = \"{}\"\n",
+                file.display()
+            ),
+    )
+    .unwrap();
+    let mut first = Replica::start(s.dir.path(), "a", &s.config).await;
+    // Wait until it holds the refresh lease, then kill it mid-ingestion.
+    let holder = || {
+        cluster
+            .psql(
+                db.rsplit('/').next().unwrap(),
+                "SELECT count(*) FROM leases WHERE name LIKE 'refresh:%' AND holder IS NOT NULL",
+            )
+            .unwrap_or_default()
+    };
+    eventually(60, "replica a to claim the refresh", || {
+        let held = holder() == "1";
+        async move { held.then_some(()) }
+    })
+    .await;
+    first.kill9();
+    let log = first.log.lock().unwrap().clone();
+    assert!(
+        !log.contains("catalog: refreshed"),
+        "the refresh finished before the kill: {log}"
+    );
+    let client = reqwest::Client::new();
+    let second = Replica::start(s.dir.path(), "b", &s.config).await;
+    // Nothing half-written is visible: the killed transaction rolled back.
+    let (_, page) = get(
+        &client,
+        &second.url("/api/catalog/entities/by-query?limit=1"),
+    )
+    .await;
+    let total = page["totalItems"].as_u64().unwrap_or(0);
+    assert!(
+        total == 0 || total == 30_001,
+        "a partial catalog is visible: {total}"
+    );
+    // Another replica takes the work over within one lease period and
+    // finishes it: every entity once.
+    eventually(120, "replica b to finish the refresh", || {
+        let client = client.clone();
+        let url = second.url("/api/catalog/entities/by-query?limit=1&filter=kind=component");
+        async move {
+            let (_, page) = get(&client, &url).await;
+            (page["totalItems"].as_u64() == Some(30_000)).then_some(())
+        }
+    })
+    .await;
+    let (status, entity) = get(
+        &client,
+        &second.url("/api/catalog/entities/by-name/component/default/big-29-999"),
+    )
+    .await;
+    assert_eq!(status, 200, "{entity}");
+    let (_, facets) = get(
+        &client,
+        &second.url("/api/catalog/entity-facets?facet=kind"),
+    )
+    .await;
+    assert_eq!(
+        facets["facets"]["kind"],
+        json!([{"value": "Component", "count": 30_000}, {"value": "Location", "count": 1}]),
+        "nothing lost or duplicated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_database_gives_503s_and_the_replicas_recover() {
+    // A private cluster: this test restarts it.
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start().unwrap())
+        .await
+        .unwrap();
+    let db = cluster.create_database();
+    let name = db.rsplit('/').next().unwrap().to_owned();
+    let s = setup(&db, "refresh_interval_secs = 0");
+    let file = s.dir.path().join("catalog/team.yaml");
+    components(&file, "svc", 20);
+    let replicas = [
+        Replica::start(s.dir.path(), "a", &s.config).await,
+        Replica::start(s.dir.path(), "b", &s.config).await,
+    ];
+    let client = reqwest::Client::new();
+    let response = client
+        .post(replicas[0].url("/api/catalog/locations"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"type": "file", "target": file.display().to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // 8 clients hammer both replicas while every connection is killed.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut hammers = Vec::new();
+    for i in 0..8 {
+        let (client, stop) = (client.clone(), stop.clone());
+        let url = replicas[i % 2].url(&format!(
+            "/api/catalog/entities/by-name/component/default/svc-{}",
+            i % 20
+        ));
+        hammers.push(tokio::spawn(async move {
+            let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
+                *statuses.entry(status).or_default() += 1;
+            }
+            statuses
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        cluster
+            .psql(
+                "postgres",
+                &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"),
+            )
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = std::collections::BTreeMap::<u16, u32>::new();
+    for h in hammers {
+        for (status, n) in h.await.unwrap() {
+            *seen.entry(status).or_default() += n;
+        }
+    }
+    // Only successes or clear 503s: never a 500, never a dropped connection.
+    assert!(
+        seen.keys().all(|s| *s == 200 || *s == 503),
+        "statuses while connections were killed: {seen:?}"
+    );
+    assert!(seen.get(&200).copied().unwrap_or(0) > 0, "{seen:?}");
+
+    // The server goes away: health says so, reads are 503.
+    tokio::task::block_in_place(|| cluster.stop().unwrap());
+    for replica in &replicas {
+        let (status, health) = get(&client, &replica.url("/api/health")).await;
+        assert_eq!(status, 503, "{health}");
+        assert_eq!(health["database"]["status"], "unavailable", "{health}");
+        let (status, body) = get(
+            &client,
+            &replica.url("/api/catalog/entities/by-name/component/default/svc-1"),
+        )
+        .await;
+        assert_eq!(status, 503, "{body}");
+    }
+    // It comes back: the replicas recover by themselves, no restart.
+    tokio::task::block_in_place(|| cluster.start_again().unwrap());
+    for replica in &replicas {
+        eventually(30, "the replica to recover", || {
+            let client = client.clone();
+            let url = replica.url("/api/health");
+            async move { (get(&client, &url).await.0 == 200).then_some(()) }
+        })
+        .await;
+        let (status, entity) = get(
+            &client,
+            &replica.url("/api/catalog/entities/by-name/component/default/svc-1"),
+        )
+        .await;
+        assert_eq!(status, 200, "{entity}");
+        let log = replica.log.lock().unwrap().clone();
+        assert!(
+            log.contains("unavailable"),
+            "no log line said the database was away: {log}"
+        );
+    }
+    // And a write acknowledged after recovery is served by the other.
+    let second = s.dir.path().join("catalog/more.yaml");
+    components(&second, "more", 3);
+    let response = client
+        .post(replicas[1].url("/api/catalog/locations"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"type": "file", "target": second.display().to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let (status, _) = get(
+        &client,
+        &replicas[0].url("/api/catalog/entities/by-name/component/default/more-2"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
