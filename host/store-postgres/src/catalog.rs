@@ -108,6 +108,25 @@ async fn run(client: &Client, sql: &query::Sql) -> Result<Vec<Row>> {
         .map_err(|e| pg(&e))
 }
 
+/// Most facets counted at once (each on its own connection).
+const MAX_PARALLEL_FACETS: usize = 4;
+
+/// One facet's value counts, most frequent first.
+async fn facet_counts(db: &Db, sql: &query::Sql) -> Result<Vec<FacetCount>> {
+    let client = db.get().await?;
+    let mut counts = Vec::new();
+    for row in run(&client, sql).await? {
+        let value: Option<String> = row.try_get(0).map_err(|e| pg(&e))?;
+        let count: i64 = row.try_get(1).map_err(|e| pg(&e))?;
+        counts.push(FacetCount {
+            value: value.unwrap_or_default(),
+            count: u64::try_from(count).unwrap_or(0),
+        });
+    }
+    counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    Ok(counts)
+}
+
 /// Deletes entities and their index rows; `Removed` changes in id order.
 async fn delete_entities(client: &Client, mut rows: Vec<(i64, String)>) -> Result<Vec<Change>> {
     if rows.is_empty() {
@@ -306,21 +325,27 @@ impl CatalogStore for PgCatalog {
         facets: &[String],
         predicate: Option<&Predicate>,
     ) -> Result<BTreeMap<String, Vec<FacetCount>>> {
-        let client = self.db.get().await?;
+        // Each facet is one aggregate over its search rows: they run at once,
+        // each on its own pooled connection (a few at most).
         let mut out = BTreeMap::new();
-        for name in facets {
-            let sql = query::facet(&name.to_lowercase(), predicate);
-            let mut counts = Vec::new();
-            for row in run(&client, &sql).await? {
-                let value: Option<String> = row.try_get(0).map_err(|e| pg(&e))?;
-                let count: i64 = row.try_get(1).map_err(|e| pg(&e))?;
-                counts.push(FacetCount {
-                    value: value.unwrap_or_default(),
-                    count: u64::try_from(count).unwrap_or(0),
-                });
+        for names in facets.chunks(MAX_PARALLEL_FACETS) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, name) in names.iter().enumerate() {
+                let db = self.db.clone();
+                let sql = query::facet(&name.to_lowercase(), predicate);
+                tasks.spawn(async move { (i, facet_counts(&db, &sql).await) });
             }
-            counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            out.insert(name.clone(), counts);
+            let mut results = vec![None; names.len()];
+            while let Some(done) = tasks.join_next().await {
+                let (i, counts) =
+                    done.map_err(|e| StoreError::Backend(format!("facet task failed: {e}")))?;
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(counts?);
+                }
+            }
+            for (name, counts) in names.iter().zip(results) {
+                out.insert(name.clone(), counts.unwrap_or_default());
+            }
         }
         Ok(out)
     }
@@ -613,10 +638,26 @@ impl CatalogStore for PgCatalog {
 
     async fn optimize(&self) -> Result<()> {
         let client = self.db.get().await?;
+        // VACUUM also marks pages all-visible, which index-only scans (the
+        // filters and facets) rely on; it may take longer than a statement
+        // is allowed to.
         client
-            .batch_execute("ANALYZE locations, entities, search, relations")
+            .batch_execute("SET statement_timeout = 0")
             .await
-            .map_err(|e| pg(&e))
+            .map_err(|e| pg(&e))?;
+        let result = client
+            .batch_execute("VACUUM (ANALYZE) locations, entities, search, relations")
+            .await
+            .map_err(|e| pg(&e));
+        if client
+            .batch_execute("RESET statement_timeout")
+            .await
+            .is_err()
+        {
+            // Never hand out a connection without its statement timeout.
+            drop(Object::take(client));
+        }
+        result
     }
 }
 
@@ -1301,7 +1342,18 @@ async fn index_entities(client: &ClientWrapper, written: &[(i64, &Write)]) -> Re
             s_values.push(value.to_owned());
             s_originals.push(original.map(clean));
         }
+        // One row per (source, type, target), the type compared
+        // case-insensitively, the first wins (SQLite: INSERT OR IGNORE into
+        // a key whose type is COLLATE NOCASE).
+        let mut relations: HashSet<(&str, String, &str)> = HashSet::new();
         for rel in &w.record.relations {
+            if !relations.insert((
+                rel.source.as_str(),
+                rel.kind.to_lowercase(),
+                rel.target.as_str(),
+            )) {
+                continue;
+            }
             r_ids.push(*id);
             r_sources.push(rel.source.as_str());
             r_types.push(rel.kind.as_str());
@@ -1325,8 +1377,7 @@ async fn index_entities(client: &ClientWrapper, written: &[(i64, &Write)]) -> Re
     let relations = client
         .prepare_cached(
             "INSERT INTO relations (origin_id, source, type, target, target_display)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
-             ON CONFLICT DO NOTHING",
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])",
         )
         .await
         .map_err(|e| pg(&e))?;

@@ -16,6 +16,7 @@ mod catalog;
 mod coord;
 mod error;
 mod kv;
+mod plugins;
 mod query;
 mod schema;
 
@@ -108,6 +109,7 @@ pub async fn connect(url: &str, options: &PgOptions) -> Result<Stores> {
         kv: Arc::new(kv::PgKv::new(db.clone())),
         leases: Arc::new(coord::PgLeases::new(db.clone())),
         feed,
+        plugins: Arc::new(plugins::PgPlugins::new(db.clone())),
         admin: Arc::new(PgAdmin { db }),
     })
 }

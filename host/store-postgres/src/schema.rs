@@ -65,15 +65,25 @@ CREATE TABLE search (
     original text COLLATE "C",
     PRIMARY KEY (entity_id, key, value)
 );
+-- Ordered by entity within a (key, value): conditions merge-join, and
+-- facets count with index-only scans.
 CREATE INDEX search_kv ON search (key, value, entity_id) INCLUDE (original);
+-- Keys and values are strongly correlated: without these the planner
+-- multiplies their selectivities and misjudges every filter.
+CREATE STATISTICS search_kv_stats (mcv, dependencies) ON key, value FROM search;
+ALTER TABLE search ALTER COLUMN key SET STATISTICS 1000;
+ALTER TABLE search ALTER COLUMN value SET STATISTICS 1000;
 CREATE TABLE relations (
     origin_id bigint NOT NULL,
     source text COLLATE "C" NOT NULL,
     type text COLLATE "C" NOT NULL,
     target text COLLATE "C" NOT NULL,
-    target_display text COLLATE "C" NOT NULL,
-    PRIMARY KEY (origin_id, source, type, target)
+    target_display text COLLATE "C" NOT NULL
 );
+-- The writer stores each entity's relations once per (source, type,
+-- target), compared case-insensitively on the type like SQLite's key; a
+-- narrow index serves deletes by entity.
+CREATE INDEX relations_origin ON relations (origin_id);
 CREATE INDEX relations_source ON relations (source, lower(type), target, target_display);
 CREATE INDEX relations_target ON relations (lower(type), target, source);
 "#;
@@ -107,6 +117,16 @@ CREATE TABLE feed (
 CREATE INDEX feed_at ON feed (at);
 "#;
 
+const PLUGINS_V1: &str = r#"
+CREATE TABLE plugin_files (
+    id text COLLATE "C" PRIMARY KEY,
+    digest text NOT NULL,
+    wasm bytea NOT NULL,
+    license text,
+    revision bigint NOT NULL
+);
+"#;
+
 /// Every store this build knows, in `callboard db status` order.
 pub(crate) const STORES: &[StoreSchema] = &[
     StoreSchema {
@@ -120,6 +140,10 @@ pub(crate) const STORES: &[StoreSchema] = &[
     StoreSchema {
         store: "coordination",
         migrations: &[COORDINATION_V1],
+    },
+    StoreSchema {
+        store: "plugins",
+        migrations: &[PLUGINS_V1],
     },
 ];
 

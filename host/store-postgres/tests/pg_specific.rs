@@ -206,7 +206,7 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .expect("status");
     let stores: Vec<_> = status.iter().map(|s| s.store.as_str()).collect();
-    assert_eq!(stores, ["catalog", "kv", "coordination"]);
+    assert_eq!(stores, ["catalog", "kv", "coordination", "plugins"]);
     assert!(
         status
             .iter()
@@ -364,7 +364,12 @@ async fn bench_100k() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let url = fresh_database().await;
+    // An empty database of your own (kept afterwards, for EXPLAIN), or a
+    // fresh one of the test cluster.
+    let url = match std::env::var("CALLBOARD_TEST_PG_URL") {
+        Ok(url) => url,
+        Err(_) => fresh_database().await,
+    };
     let stores = open(&url).await;
     let loc = location(&stores, "/bench/catalog.yaml").await;
     let owners = ["team-a", "team-b", "team-c", "platform", "payments"];
@@ -396,7 +401,7 @@ async fn bench_100k() {
     }
     let (summary, _) = writer.finish(HashMap::new()).await.expect("finish");
     let load = started.elapsed();
-    assert_eq!(summary.added, n);
+    assert_eq!(summary.added + summary.updated + summary.unchanged, n);
     stores.catalog.optimize().await.expect("analyze");
     eprintln!(
         "loaded {n} entities in {load:?}: {:.0} entities/s",
