@@ -66,17 +66,17 @@ async fn health(admin: std::sync::Arc<dyn callboard_store::Admin>) -> axum::resp
         Ok(Ok(())) => {
             Json(json!({"status": "ok", "database": database("ok", None)})).into_response()
         }
-        Ok(Err(e)) => unhealthy(database("unavailable", Some(e.to_string()))),
-        Err(_) => unhealthy(database(
+        Ok(Err(e)) => unhealthy(&database("unavailable", Some(e.to_string()))),
+        Err(_) => unhealthy(&database(
             "unavailable",
             Some("the database did not answer within 2 s".into()),
         )),
     }
 }
 
-fn unhealthy(database: serde_json::Value) -> axum::response::Response {
+fn unhealthy(database: &serde_json::Value) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    tracing::warn!(%database, "health: the database is unavailable");
+    tracing::warn!(database = %database, "health: the database is unavailable");
     (
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"status": "unavailable", "database": database})),

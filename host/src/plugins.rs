@@ -15,6 +15,7 @@ mod loader;
 pub mod manifest;
 mod registry;
 mod sections;
+mod shared;
 pub mod signing;
 mod state;
 pub mod trust;

@@ -149,6 +149,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
     let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
+    let shared_plugins = tokio::spawn(
+        state
+            .plugins
+            .clone()
+            .follow_shared(state.stores.feed.clone()),
+    );
     let (tx, rx) = oneshot::channel::<()>();
     let plugins = state.plugins.clone();
     let server = state.config.server.clone();
@@ -159,6 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await;
         refresh.abort();
         licenses.abort();
+        shared_plugins.abort();
         catalog_events.abort();
         // What requests queued for plugins (usage events) goes out before
         // the process ends, within what is left of the drain deadline.

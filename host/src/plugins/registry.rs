@@ -193,6 +193,11 @@ pub(super) struct Inner {
     leases: Arc<dyn callboard_store::Leases>,
     /// This process's name in leases.
     replica: String,
+    /// With several replicas: the database's plugin files, the source of
+    /// truth (see `shared.rs`), and the revision of each this replica
+    /// applied.
+    pub(super) shared: OnceLock<Arc<dyn callboard_store::PluginFiles>>,
+    pub(super) applied: Mutex<HashMap<String, i64>>,
     pub(super) live: ArcSwap<HashMap<String, Arc<LivePlugin>>>,
     failures: Mutex<Vec<LoadFailure>>,
     last_errors: Mutex<BTreeMap<String, String>>,
@@ -276,6 +281,8 @@ impl PluginHost {
                 kv,
                 leases: stores.leases.clone(),
                 replica: uuid::Uuid::new_v4().to_string(),
+                shared: OnceLock::new(),
+                applied: Mutex::new(HashMap::new()),
                 live: ArcSwap::from_pointee(HashMap::new()),
                 failures: Mutex::new(Vec::new()),
                 last_errors: Mutex::new(BTreeMap::new()),
@@ -423,9 +430,27 @@ impl PluginHost {
     /// the licence if given, write `<plugins_dir>/<id>.wasm`, swap. On any
     /// error the serving version, if any, keeps serving. Blocking.
     pub fn install(&self, bytes: &[u8], options: &InstallOptions) -> Result<PluginInfo, LoadError> {
-        self.install_inner(bytes, None, options)
+        let info = self
+            .install_inner(bytes, None, options)
             .inspect_err(|error| {
                 self.fail(Path::new("upload"), manifest_id(bytes).as_deref(), error);
+            })?;
+        // With replicas, the database is the source of truth: the others
+        // install what is stored there.
+        self.share_install(&info.id, bytes, options.license.as_deref())?;
+        Ok(info)
+    }
+
+    /// [`PluginHost::install`] of what another replica stored: verified and
+    /// compiled here, never stored again.
+    pub(super) fn install_shared(
+        &self,
+        bytes: &[u8],
+        options: &InstallOptions,
+    ) -> Result<PluginInfo, LoadError> {
+        self.install_inner(bytes, None, options)
+            .inspect_err(|error| {
+                self.fail(Path::new("database"), manifest_id(bytes).as_deref(), error);
             })
     }
 
@@ -653,6 +678,7 @@ impl PluginHost {
         )?;
         plugin.license.store(Arc::new(LicenseState::Valid(terms)));
         tracing::info!(plugin = %plugin.label, "licence installed");
+        self.share_license(id, text)?;
         Ok(self.info(&plugin))
     }
 
@@ -675,6 +701,12 @@ impl PluginHost {
     /// Unloads plugin `id`, deletes its file, and with `purge` its key-value
     /// data. Its routes answer 404 afterwards.
     pub fn remove(&self, id: &str, purge: bool) -> Result<(), LoadError> {
+        self.remove_local(id, purge)?;
+        self.share_removal(id)
+    }
+
+    /// [`PluginHost::remove`] on this replica only.
+    pub(super) fn remove_local(&self, id: &str, purge: bool) -> Result<(), LoadError> {
         let inner = &self.inner;
         let _guard = inner.install_lock.lock().unwrap_or_else(|e| e.into_inner());
         let current = inner.live.load();
@@ -791,6 +823,11 @@ impl PluginHost {
     /// The effective configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The file a live plugin was loaded from or installed to.
+    pub(super) fn source_of(&self, id: &str) -> Option<std::path::PathBuf> {
+        self.live(id).and_then(|p| p.loaded.source.clone())
     }
 
     fn live(&self, id: &str) -> Option<Arc<LivePlugin>> {

@@ -19,6 +19,7 @@ mod catalog;
 mod coord;
 mod db;
 mod kv;
+mod plugins;
 mod query;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
     let main_feed = main.clone();
     main.migrate_blocking("catalog", catalog::MIGRATIONS)?;
     main.migrate_blocking("feed", coord::FEED_MIGRATIONS)?;
+    main.migrate_blocking("plugins", plugins::MIGRATIONS)?;
     let coord_db = Arc::new(Db::open(&data_dir.join("coord.sqlite"), 2, 2_000)?);
     coord_db.migrate_blocking("leases", coord::LEASE_MIGRATIONS)?;
     let kv_db = Arc::new(Db::open(&data_dir.join("kv.sqlite"), 4, 2_000)?);
@@ -68,11 +70,13 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
         catalog: Arc::new(catalog::SqliteCatalog::new(main.clone(), feed.clone())),
         kv: Arc::new(kv::SqliteKv::new(kv_db.clone())),
         leases: Arc::new(coord::SqliteLeases::new(coord_db.clone())),
+        plugins: Arc::new(plugins::SqlitePlugins::new(main.clone(), feed.clone())),
         feed,
         admin: Arc::new(SqliteAdmin {
             files: vec![
                 (main, "catalog", catalog::MIGRATIONS),
-                (main_feed, "feed", coord::FEED_MIGRATIONS),
+                (main_feed.clone(), "feed", coord::FEED_MIGRATIONS),
+                (main_feed, "plugins", plugins::MIGRATIONS),
                 (coord_db, "leases", coord::LEASE_MIGRATIONS),
                 (kv_db, "kv", kv::MIGRATIONS),
             ],
@@ -90,7 +94,8 @@ pub fn schema_status(data_dir: &Path, options: &SqliteOptions) -> Result<Vec<Sch
     let mut out = Vec::new();
     for (store, path, migrations) in [
         ("catalog", catalog_path.clone(), catalog::MIGRATIONS),
-        ("feed", catalog_path, coord::FEED_MIGRATIONS),
+        ("feed", catalog_path.clone(), coord::FEED_MIGRATIONS),
+        ("plugins", catalog_path, plugins::MIGRATIONS),
         (
             "leases",
             data_dir.join("coord.sqlite"),

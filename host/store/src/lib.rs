@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod coord;
 mod error;
 pub mod kv;
+pub mod plugins;
 pub mod query;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -28,6 +29,7 @@ pub use catalog::{CatalogStore, LocationWriter};
 pub use coord::{Feed, FeedEvent, Lease, Leases};
 pub use error::StoreError;
 pub use kv::KvStore;
+pub use plugins::PluginFiles;
 
 /// Result of a storage operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -43,6 +45,8 @@ pub struct Stores {
     pub leases: Arc<dyn Leases>,
     /// The change feed every replica follows.
     pub feed: Arc<dyn Feed>,
+    /// Installed plugin files, shared by replicas.
+    pub plugins: Arc<dyn PluginFiles>,
     /// Health and schema of the backend.
     pub admin: Arc<dyn Admin>,
 }
