@@ -63,6 +63,10 @@ impl AppState {
         memory::fit_instances(&mut config.plugins)?;
         let plugins =
             PluginHost::new(&config, &stores).context("cannot start the plugin runtime")?;
+        if config.database.is_postgres() {
+            // Replicas: the database's plugin files are the source of truth.
+            plugins.attach_shared(stores.plugins.clone());
+        }
         plugins.attach_catalog(catalog.clone());
         let dir = config.plugins_dir();
         std::fs::create_dir_all(&dir)

@@ -13,7 +13,17 @@ use std::time::Duration;
 use callboard_store::testing::postgres::{Cluster, shared};
 use serde_json::{Value, json};
 
+use callboard::plugins::manifest;
+
 use crate::support::{eventually, plugin_file};
+
+/// hello, repackaged with another version.
+fn hello_version(version: &str) -> Vec<u8> {
+    let bytes = std::fs::read(plugin_file("hello")).unwrap();
+    let mut m = manifest::read(&bytes).unwrap();
+    m.version = version.parse().unwrap();
+    manifest::embed(&bytes, &m).unwrap()
+}
 
 /// The catalog write token every replica accepts (an `api_tokens_file`).
 const TOKEN: &str = "replica-test-token";
@@ -448,4 +458,120 @@ async fn a_dropped_database_gives_503s_and_the_replicas_recover() {
     )
     .await;
     assert_eq!(status, 200);
+}
+
+/// Installs `bytes` through `replica`'s admin API.
+async fn install(
+    client: &reqwest::Client,
+    replica: &Replica,
+    dir: &Path,
+    name: &str,
+    bytes: Vec<u8>,
+) {
+    let token = std::fs::read_to_string(dir.join(name).join("admin-token")).unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "plugin",
+        reqwest::multipart::Part::bytes(bytes).file_name("p.wasm"),
+    );
+    let response = client
+        .post(replica.url("/api/admin/plugins?force=true"))
+        .bearer_auth(token.trim())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_installed_through_one_replica_answers_through_every_replica() {
+    let cluster = cluster().await;
+    let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
+    let replicas = Arc::new([
+        Replica::start(s.dir.path(), "a", &s.config).await,
+        Replica::start(s.dir.path(), "b", &s.config).await,
+        Replica::start(s.dir.path(), "c", &s.config).await,
+    ]);
+    let client = reqwest::Client::new();
+    // 8 clients hammer every replica's health and catalog meanwhile: no
+    // request may fail while plugins are installed and swapped.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut hammers = Vec::new();
+    for i in 0..8 {
+        let (client, stop, replicas) = (client.clone(), stop.clone(), replicas.clone());
+        hammers.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let replica = &replicas[(i + n as usize) % 3];
+                let url = replica.url(if n % 2 == 0 {
+                    "/api/health"
+                } else {
+                    "/api/catalog/locations"
+                });
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => failed.push(format!("{url}: {}", r.status())),
+                    Err(e) => failed.push(format!("{url}: {e}")),
+                }
+                n += 1;
+            }
+            (n, failed)
+        }));
+    }
+    let greet = |replica: &Replica| replica.url("/api/plugins/hello/greet/replica");
+    for (version, through) in [("1.0.0", "a"), ("1.1.0", "b"), ("0.9.0", "c")] {
+        let index = usize::from(through.as_bytes()[0] - b'a');
+        install(
+            &client,
+            &replicas[index],
+            s.dir.path(),
+            through,
+            hello_version(version),
+        )
+        .await;
+        let started = std::time::Instant::now();
+        for replica in replicas.iter() {
+            eventually(10, &format!("hello {version} on {}", replica.base), || {
+                let (client, greet) = (client.clone(), greet(replica));
+                async move {
+                    let response = client.get(&greet).send().await.ok()?;
+                    let served = response
+                        .headers()
+                        .get("x-callboard-plugin")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)?;
+                    (response.status() == 200 && served == format!("hello@{version}")).then_some(())
+                }
+            })
+            .await;
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "hello {version} took {took:?} to answer through every replica"
+        );
+    }
+    // A removal through one replica removes it everywhere.
+    let token = std::fs::read_to_string(s.dir.path().join("b").join("admin-token")).unwrap();
+    let response = client
+        .delete(replicas[1].url("/api/admin/plugins/hello"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for replica in replicas.iter() {
+        eventually(10, "hello to be removed everywhere", || {
+            let (client, url) = (client.clone(), greet(replica));
+            async move { (client.get(&url).send().await.ok()?.status() == 404).then_some(()) }
+        })
+        .await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hammers {
+        let (n, failed) = h.await.unwrap();
+        assert!(n > 0);
+        assert!(failed.is_empty(), "failed requests: {failed:?}");
+    }
 }

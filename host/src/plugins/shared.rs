@@ -99,6 +99,7 @@ impl PluginHost {
             return;
         };
         let mut seq = feed.head().await.unwrap_or(0);
+        tracing::info!("plugins: following the database's plugin files (several replicas)");
         if let Err(e) = self.import_folder(&files).await {
             tracing::warn!("plugins: importing the plugins folder into the database: {e}");
         }
