@@ -504,7 +504,7 @@ async fn a_plugin_installed_through_one_replica_answers_through_every_replica() 
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let replica = &replicas[(i + n as usize) % 3];
-                let url = replica.url(if n % 2 == 0 {
+                let url = replica.url(if n.is_multiple_of(2) {
                     "/api/health"
                 } else {
                     "/api/catalog/locations"
