@@ -1,8 +1,11 @@
 //! Catalog benchmark: synthetic catalogs of 10k and 100k entities, ingested
-//! from files and queried through the real HTTP API on 127.0.0.1.
+//! from files and queried through the real HTTP API on 127.0.0.1, on each
+//! backend side by side: the embedded SQLite files and PostgreSQL (a
+//! private cluster the benchmark starts, as the tests do).
 //!
-//! `cargo bench -p callboard-tests --bench catalog [-- SIZES]`, e.g.
-//! `-- 10000` or `-- 10000,100000` (default). Prints a Markdown table.
+//! `cargo bench -p callboard-tests --bench catalog [-- SIZES] [sqlite|postgres]`,
+//! e.g. `-- 10000` or `-- 10000,100000 sqlite` (default: both sizes, both
+//! backends). Prints a Markdown table per size, one column per backend.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -243,7 +246,27 @@ async fn time_requests(client: &reqwest::Client, urls: &[String]) -> Stats {
     stats(samples)
 }
 
-async fn bench(n: usize, report: &mut String) {
+/// One measurement: what, and its value.
+type Rows = Vec<(String, String)>;
+
+async fn open_stores(backend: &str, dir: &Path) -> callboard_store::Stores {
+    match backend {
+        "postgres" => {
+            let cluster = tokio::task::spawn_blocking(callboard_store::testing::postgres::shared)
+                .await
+                .unwrap();
+            let url = cluster.create_database();
+            callboard_store_postgres::connect(&url, &callboard_store_postgres::PgOptions::default())
+                .await
+                .unwrap()
+        }
+        _ => callboard_store_sqlite::open(dir, &callboard_store_sqlite::SqliteOptions::default())
+            .unwrap(),
+    }
+}
+
+async fn bench(n: usize, backend: &str) -> Rows {
+    let mut report = Rows::new();
     let mut dir = tempfile::tempdir().unwrap();
     if std::env::var_os("CALLBOARD_BENCH_KEEP").is_some() {
         eprintln!("keeping {}", dir.path().display());
@@ -266,11 +289,7 @@ async fn bench(n: usize, report: &mut String) {
         refresh_interval_secs: 0,
         ..CatalogConfig::default()
     };
-    let stores = callboard_store_sqlite::open(
-        dir.path(),
-        &callboard_store_sqlite::SqliteOptions::default(),
-    )
-    .unwrap();
+    let stores = open_stores(backend, dir.path()).await;
     let catalog = Catalog::open(&stores, &config).await.unwrap();
     let started = Instant::now();
     let cpu_started = cpu_seconds();
@@ -292,7 +311,7 @@ async fn bench(n: usize, report: &mut String) {
     );
     let rate = total as f64 / ingest.as_secs_f64();
     eprintln!(
-        "[{n}] ingested in {:.2}s ({rate:.0}/s), peak RSS {ingest_rss:.0} MB",
+        "[{n} {backend}] ingested in {:.2}s ({rate:.0}/s), peak RSS {ingest_rss:.0} MB",
         ingest.as_secs_f64()
     );
 
@@ -374,17 +393,17 @@ async fn bench(n: usize, report: &mut String) {
         bytes as f64 / 1e6
     );
 
-    let _ = writeln!(report, "| {n} entities | | |");
-    let _ = writeln!(
-        report,
-        "| ingestion from files, until queryable | {:.2} s ({rate:.0} entities/s; {ingest_cpu:.1} CPU-s) | peak RSS {ingest_rss:.0} MB |",
-        ingest.as_secs_f64()
-    );
-    let _ = writeln!(
-        report,
-        "| refresh with nothing changed | {:.2} s | |",
-        refresh.as_secs_f64()
-    );
+    report.push((
+        "ingestion from files, until queryable".into(),
+        format!(
+            "{:.2} s, **{rate:.0} /s** ({ingest_cpu:.1} CPU-s), peak RSS {ingest_rss:.0} MB",
+            ingest.as_secs_f64()
+        ),
+    ));
+    report.push((
+        "refresh with nothing changed".into(),
+        format!("{:.2} s", refresh.as_secs_f64()),
+    ));
     for (what, s) in [
         ("by-name lookup (`/entities/by-name/...`)", &lookup),
         (
@@ -401,24 +420,33 @@ async fn bench(n: usize, report: &mut String) {
             &filtered_facets,
         ),
     ] {
-        let _ = writeln!(
-            report,
-            "| {what} | p50 {} ms | p99 {} ms |",
-            ms(s.p50),
-            ms(s.p99)
-        );
+        report.push((
+            what.into(),
+            format!("p50 {} ms, p99 {} ms", ms(s.p50), ms(s.p99)),
+        ));
     }
-    let _ = writeln!(
-        report,
-        "| full `GET /entities` ({} entities, {:.0} MB, streamed) | {:.2} s | server peak RSS {server_rss:.0} MB |",
-        count,
-        bytes as f64 / 1e6,
-        list.as_secs_f64()
-    );
+    report.push((
+        format!("full `GET /entities` ({count} entities, streamed)"),
+        format!(
+            "{:.2} s, {:.0} MB; Callboard peak RSS {server_rss:.0} MB",
+            list.as_secs_f64(),
+            bytes as f64 / 1e6
+        ),
+    ));
+    report
 }
 
 fn main() {
     // cargo passes `--bench`; everything else that parses is a size list.
+    let backends: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a == "sqlite" || a == "postgres")
+        .collect();
+    let backends = if backends.is_empty() {
+        vec!["sqlite".to_owned(), "postgres".to_owned()]
+    } else {
+        backends
+    };
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -438,9 +466,20 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut report = String::from("| measure | result | |\n|---|---|---|\n");
+    let mut report = String::new();
     for n in sizes {
-        runtime.block_on(bench(n, &mut report));
+        // Side by side: each backend in turn, same data, same queries.
+        let columns: Vec<Rows> = backends
+            .iter()
+            .map(|b| runtime.block_on(bench(n, b)))
+            .collect();
+        let _ = writeln!(report, "\n{n} entities\n");
+        let _ = writeln!(report, "| measure | {} |", backends.join(" | "));
+        let _ = writeln!(report, "|---|{}", "---|".repeat(backends.len()));
+        for (i, (what, _)) in columns[0].iter().enumerate() {
+            let values: Vec<&str> = columns.iter().map(|c| c[i].1.as_str()).collect();
+            let _ = writeln!(report, "| {what} | {} |", values.join(" | "));
+        }
     }
     println!("{report}");
 }

@@ -575,3 +575,77 @@ async fn a_plugin_installed_through_one_replica_answers_through_every_replica() 
         assert!(failed.is_empty(), "failed requests: {failed:?}");
     }
 }
+
+/// `callboard db status` (a script parses `--json`), run as a user would.
+fn db_status(dir: &Path, database: Option<&str>) -> (bool, String, String) {
+    let bin = std::env::var_os("CALLBOARD_BIN")
+        .expect("CALLBOARD_BIN is not set: run the tests with `cargo xtask test`");
+    let mut command = std::process::Command::new(bin);
+    command
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("CALLBOARD_DATABASE_URL")
+        .current_dir(dir);
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let out = command.args(["db", "status", "--json"]).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_status_shows_each_stores_schema_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    // SQLite, before anything was created: every store at 0, exit 1.
+    let (ok, out, err) = db_status(dir.path(), None);
+    assert!(!ok, "{out}{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["backend"], "sqlite");
+    assert_eq!(status["current"], false);
+    assert!(
+        status["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["version"] == 0),
+        "{status}"
+    );
+    // Opened (migrated) once: current.
+    callboard_store_sqlite::open(&dir.path().join("data"), &Default::default()).unwrap();
+    let (ok, out, err) = db_status(dir.path(), None);
+    assert!(ok, "{out}{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    for store in status["stores"].as_array().unwrap() {
+        assert_eq!(store["version"], store["supported"], "{status}");
+    }
+
+    // PostgreSQL: a fresh database is not migrated until a replica starts.
+    let cluster = cluster().await;
+    let url = cluster.create_database();
+    let (ok, out, err) = db_status(dir.path(), Some(&url));
+    assert!(!ok, "{out}{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["backend"], "postgres");
+    // The location is shown without the password.
+    let location = status["location"].as_str().unwrap();
+    assert!(!location.contains(cluster.password()), "{location}");
+    callboard_store_postgres::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let (ok, out, err) = db_status(dir.path(), Some(&url));
+    assert!(ok, "{out}{err}");
+
+    // Hostile or mistaken URLs: a clear error naming the key, no password.
+    let (ok, _, err) = db_status(dir.path(), Some("mysql://root:hunter2@db/x"));
+    assert!(!ok);
+    assert!(err.contains("database.url"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let wrong = url.replace(cluster.password(), "not-the-password");
+    let (ok, _, err) = db_status(dir.path(), Some(&wrong));
+    assert!(!ok);
+    assert!(!err.contains("not-the-password"), "{err}");
+}
