@@ -47,6 +47,21 @@ impl AppState {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
         let stores = crate::database::open(config).await?;
+        if config.database.is_postgres() {
+            // Replicas share one admin token: the first one stored wins, and
+            // every replica writes it to its own token file.
+            let file = config.admin_token_file();
+            let local = admin_token(&file)?;
+            let shared = stores
+                .admin
+                .shared_secret("admin-token", &local)
+                .await
+                .context("cannot read the shared admin token")?;
+            if *shared != *local {
+                write_token(&file, &shared)?;
+                tracing::info!(file = %file.display(), "admin token: the one every replica shares");
+            }
+        }
         let catalog = Catalog::open(&stores, &config.catalog)
             .await
             .context("cannot open the catalog")?;
@@ -215,6 +230,13 @@ fn admin_token(file: &std::path::Path) -> anyhow::Result<Arc<str>> {
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("cannot generate the admin token: {e}"))?;
     let token = hex::encode(bytes);
+    write_token(file, &token)?;
+    tracing::info!(file = %file.display(), "created the admin token");
+    Ok(token.into())
+}
+
+/// Writes the admin token file, readable by the owner only.
+fn write_token(file: &std::path::Path, token: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -223,9 +245,7 @@ fn admin_token(file: &std::path::Path) -> anyhow::Result<Arc<str>> {
     options
         .open(file)
         .and_then(|mut f| f.write_all(token.as_bytes()))
-        .with_context(|| format!("cannot write the admin token to {}", file.display()))?;
-    tracing::info!(file = %file.display(), "created the admin token");
-    Ok(token.into())
+        .with_context(|| format!("cannot write the admin token to {}", file.display()))
 }
 
 /// Creates `dir` (and missing parents) readable by the owner only: it holds

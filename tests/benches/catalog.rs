@@ -466,18 +466,37 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut report = String::new();
-    for n in sizes {
-        // Side by side: each backend in turn, same data, same queries.
-        let columns: Vec<Rows> = backends
+    // One process per backend, one after the other in this command: memory
+    // figures are each process's own, not what the previous backend left
+    // in the allocator.
+    if let [backend] = backends.as_slice()
+        && std::env::args().any(|a| a == "--child")
+    {
+        let rows: Vec<(usize, Rows)> = sizes
             .iter()
-            .map(|b| runtime.block_on(bench(n, b)))
+            .map(|&n| (n, runtime.block_on(bench(n, backend))))
             .collect();
+        println!("{}", serde_json::to_string(&rows).unwrap());
+        return;
+    }
+    let mut columns: Vec<Vec<(usize, Rows)>> = Vec::new();
+    for backend in &backends {
+        let sizes: Vec<String> = sizes.iter().map(ToString::to_string).collect();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--bench", "--child", backend, &sizes.join(",")])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "the {backend} run failed");
+        columns.push(serde_json::from_slice(&out.stdout).unwrap());
+    }
+    let mut report = String::new();
+    for (i, n) in sizes.iter().enumerate() {
         let _ = writeln!(report, "\n{n} entities\n");
         let _ = writeln!(report, "| measure | {} |", backends.join(" | "));
         let _ = writeln!(report, "|---|{}", "---|".repeat(backends.len()));
-        for (i, (what, _)) in columns[0].iter().enumerate() {
-            let values: Vec<&str> = columns.iter().map(|c| c[i].1.as_str()).collect();
+        for (j, (what, _)) in columns[0][i].1.iter().enumerate() {
+            let values: Vec<&str> = columns.iter().map(|c| c[i].1[j].1.as_str()).collect();
             let _ = writeln!(report, "| {what} | {} |", values.join(" | "));
         }
     }

@@ -492,6 +492,15 @@ async fn a_plugin_installed_through_one_replica_answers_through_every_replica() 
         Replica::start(s.dir.path(), "b", &s.config).await,
         Replica::start(s.dir.path(), "c", &s.config).await,
     ]);
+    // One admin token for every replica: an operator's script may reach any.
+    let tokens: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|r| std::fs::read_to_string(s.dir.path().join(r).join("admin-token")).unwrap())
+        .collect();
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "replicas have different admin tokens"
+    );
     let client = reqwest::Client::new();
     // 8 clients hammer every replica's health and catalog meanwhile: no
     // request may fail while plugins are installed and swapped.

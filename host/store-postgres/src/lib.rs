@@ -201,6 +201,22 @@ impl Admin for PgAdmin {
         let client = self.db.get().await?;
         schema::status(&client).await
     }
+
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String> {
+        let client = self.db.get().await?;
+        client
+            .execute(
+                "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &candidate],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        let row = client
+            .query_one("SELECT value FROM secrets WHERE name = $1", &[&name])
+            .await
+            .map_err(|e| pg(&e))?;
+        Ok(row.get(0))
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,13 @@ CREATE TABLE feed (
 CREATE INDEX feed_at ON feed (at);
 "#;
 
+const COORDINATION_V2: &str = r#"
+CREATE TABLE secrets (
+    name text COLLATE "C" PRIMARY KEY,
+    value text NOT NULL
+);
+"#;
+
 const PLUGINS_V1: &str = r#"
 CREATE TABLE plugin_files (
     id text COLLATE "C" PRIMARY KEY,
@@ -139,7 +146,7 @@ pub(crate) const STORES: &[StoreSchema] = &[
     },
     StoreSchema {
         store: "coordination",
-        migrations: &[COORDINATION_V1],
+        migrations: &[COORDINATION_V1, COORDINATION_V2],
     },
     StoreSchema {
         store: "plugins",

@@ -25,14 +25,35 @@ CREATE TABLE IF NOT EXISTS feed (
     at INTEGER NOT NULL
 );"];
 
-/// Migrations of the leases (in `coord.sqlite`).
-pub(crate) const LEASE_MIGRATIONS: &[&str] = &["
+/// Migrations of the leases and shared secrets (in `coord.sqlite`).
+pub(crate) const LEASE_MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
     holder TEXT,
     expires_at INTEGER NOT NULL DEFAULT 0,
     due_at INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;"];
+) WITHOUT ROWID;",
+    "
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+];
+
+/// A secret shared by every handle on the file: stored unless present.
+pub(crate) async fn shared_secret(db: &Arc<Db>, name: &str, candidate: &str) -> Result<String> {
+    let (name, candidate) = (name.to_owned(), candidate.to_owned());
+    db.write(move |tx| {
+        tx.execute(
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+            params![name, candidate],
+        )?;
+        Ok(
+            tx.query_row("SELECT value FROM secrets WHERE name = ?1", [&name], |r| {
+                r.get(0)
+            })?,
+        )
+    })
+    .await
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()

@@ -143,6 +143,16 @@ impl Admin for SqliteAdmin {
             .await
     }
 
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String> {
+        let coord = self
+            .files
+            .iter()
+            .find(|(_, store, _)| *store == "leases")
+            .map(|(db, ..)| db.clone())
+            .ok_or_else(|| StoreError::Backend("no coordination file".into()))?;
+        coord::shared_secret(&coord, name, candidate).await
+    }
+
     async fn schema(&self) -> Result<Vec<SchemaStatus>> {
         let mut out = Vec::new();
         for (db, store, migrations) in &self.files {

@@ -84,4 +84,8 @@ pub trait Admin: Send + Sync {
     async fn ping(&self) -> Result<()>;
     /// The schema version of each store.
     async fn schema(&self) -> Result<Vec<SchemaStatus>>;
+    /// A secret every replica shares (the admin token): stores `candidate`
+    /// under `name` unless a value is there, and returns the stored value.
+    /// Two replicas starting together get the same one.
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String>;
 }

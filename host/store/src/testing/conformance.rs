@@ -106,6 +106,7 @@ macro_rules! conformance_tests {
             kv_concurrent_quota,
             kv_list_purge_isolation,
             admin_ping_and_schema,
+            admin_shared_secret,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {
@@ -3501,4 +3502,30 @@ pub const CHECKS: &[&str] = &[
     "kv_concurrent_quota",
     "kv_list_purge_isolation",
     "admin_ping_and_schema",
+    "admin_shared_secret",
 ];
+
+/// The first value stored under a name wins, on every handle, even when
+/// two handles store at once.
+pub async fn admin_shared_secret(backend: &dyn Backend) {
+    let db = backend.create().await;
+    let one = backend.open(&db).await;
+    let two = backend.open(&db).await;
+    let (a, b) = tokio::join!(
+        one.admin.shared_secret("admin-token", "from-one"),
+        two.admin.shared_secret("admin-token", "from-two"),
+    );
+    let (a, b) = (ok("shared_secret", a), ok("shared_secret", b));
+    assert_eq!(a, b, "two replicas starting together share one secret");
+    assert!(a == "from-one" || a == "from-two", "{a}");
+    let again = ok(
+        "shared_secret",
+        one.admin.shared_secret("admin-token", "later").await,
+    );
+    assert_eq!(again, a, "a stored secret is never replaced");
+    let other = ok(
+        "shared_secret",
+        two.admin.shared_secret("other", "its-own").await,
+    );
+    assert_eq!(other, "its-own");
+}
