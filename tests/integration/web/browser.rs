@@ -205,6 +205,10 @@ impl Browser {
         loop {
             match old.tag_name().await {
                 Err(e) if e.is_stale_element_reference() => break,
+                // Chrome's other answer when the old document is being torn
+                // down during the call: its node no longer belongs to the
+                // (new) document, which is what this waits for.
+                Err(e) if e.to_string().contains("does not belong to the document") => break,
                 Err(e) => panic!("waiting for the next page: {e}"),
                 Ok(_) => {}
             }
