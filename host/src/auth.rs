@@ -4,16 +4,14 @@
 //! Tokens are kept and compared as SHA-256 digests: comparing digests keeps
 //! the comparison's timing independent of how much of a guess was right, and
 //! the config file holds no secret. Sessions are random 256-bit ids, kept
-//! in memory by digest (a restart signs every administrator out; a later
-//! change moves them into the shared store), with an idle and an absolute
-//! expiry, and revoked at sign-out.
+//! in the shared store by digest (valid on every replica and across
+//! restarts), with an idle and an absolute expiry, and revoked at sign-out.
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use callboard_store::SessionStore;
+use callboard_store::sessions::SessionLimits;
 use sha2::{Digest, Sha256};
 
 use crate::server::config::ServerConfig;
@@ -41,6 +39,9 @@ pub enum AuthError {
     /// No randomness from the operating system.
     #[error("cannot generate a random session id: {0}")]
     Random(String),
+    /// The session store failed.
+    #[error("cannot store the session: {0}")]
+    Store(String),
 }
 
 /// The tokens that may write to the catalog.
@@ -117,14 +118,6 @@ pub fn random_hex() -> Result<String, AuthError> {
     Ok(hex::encode(bytes))
 }
 
-/// One signed-in administrator.
-#[derive(Debug, Clone)]
-struct Session {
-    created: Instant,
-    last_seen: Instant,
-    csrf: String,
-}
-
 /// What a valid session carries for the pages.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -141,92 +134,95 @@ impl SessionInfo {
     }
 }
 
-/// The admin sessions, in memory, by digest of their id.
-#[derive(Debug)]
+/// The admin sessions, in the shared store ([`SessionStore`]) by digest of
+/// their id, so that every replica knows them.
 pub struct Sessions {
-    by_digest: Mutex<HashMap<Digest32, Session>>,
-    idle: Duration,
-    max_age: Duration,
-    max_sessions: usize,
+    store: Arc<dyn SessionStore>,
+    limits: SessionLimits,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    millis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
 }
 
 impl Sessions {
-    /// An empty store with `config`'s expiry and cap.
-    pub fn new(config: &ServerConfig) -> Self {
+    /// Sessions kept in `store`, with `config`'s expiry and cap.
+    pub fn new(store: Arc<dyn SessionStore>, config: &ServerConfig) -> Self {
         Self {
-            by_digest: Mutex::new(HashMap::new()),
-            idle: Duration::from_secs(config.session_idle_secs.max(1)),
-            max_age: Duration::from_secs(config.session_max_secs.max(1)),
-            max_sessions: config.max_sessions.max(1),
+            store,
+            limits: SessionLimits {
+                idle_ms: millis(Duration::from_secs(config.session_idle_secs.max(1))),
+                max_age_ms: millis(Duration::from_secs(config.session_max_secs.max(1))),
+                max_sessions: config.max_sessions.max(1),
+            },
         }
     }
 
-    /// Starts a session; returns its id and CSRF token.
-    pub fn create(&self) -> Result<SessionInfo, AuthError> {
+    /// Starts an administrator's session; returns its id and CSRF token.
+    pub async fn create(&self) -> Result<SessionInfo, AuthError> {
         let id = random_hex()?;
         let csrf = random_hex()?;
-        let now = Instant::now();
-        let mut sessions = self.lock();
-        self.prune(&mut sessions, now);
-        if sessions.len() >= self.max_sessions
-            && let Some(oldest) = sessions
-                .iter()
-                .min_by_key(|(_, s)| s.created)
-                .map(|(k, _)| *k)
-        {
-            sessions.remove(&oldest);
-        }
-        sessions.insert(
-            digest(&id),
-            Session {
-                created: now,
-                last_seen: now,
-                csrf: csrf.clone(),
-            },
-        );
+        self.store
+            .create(
+                &hex::encode(digest(&id)),
+                "admin",
+                &csrf,
+                &self.limits,
+                now_ms(),
+            )
+            .await
+            .map_err(|e| AuthError::Store(e.to_string()))?;
         Ok(SessionInfo { id, csrf })
     }
 
     /// The live session with id `id`, its idle time restarted; expired
-    /// sessions are dropped.
-    pub fn check(&self, id: &str) -> Option<SessionInfo> {
-        let now = Instant::now();
-        let key = digest(id);
-        let mut sessions = self.lock();
-        let session = sessions.get_mut(&key)?;
-        if self.expired(session, now) {
-            sessions.remove(&key);
+    /// sessions are dropped. `None` too while the database is unreachable
+    /// (logged): the pages then ask to sign in.
+    pub async fn check(&self, id: &str) -> Option<SessionInfo> {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        session.last_seen = now;
-        Some(SessionInfo {
-            id: id.to_owned(),
-            csrf: session.csrf.clone(),
-        })
+        match self
+            .store
+            .touch(&hex::encode(digest(id)), &self.limits, now_ms())
+            .await
+        {
+            Ok(session) => session.map(|s| SessionInfo {
+                id: id.to_owned(),
+                csrf: s.csrf,
+            }),
+            Err(e) => {
+                tracing::error!("admin sessions: {e}");
+                None
+            }
+        }
     }
 
-    /// Ends session `id` (sign-out).
-    pub fn revoke(&self, id: &str) {
-        self.lock().remove(&digest(id));
+    /// Ends session `id` (sign-out), on every replica.
+    pub async fn revoke(&self, id: &str) {
+        if let Err(e) = self.store.revoke(&hex::encode(digest(id))).await {
+            tracing::error!("admin sessions: revoking: {e}");
+        }
     }
 
     /// How long a session may live (the cookie's Max-Age).
     pub fn max_age(&self) -> Duration {
-        self.max_age
-    }
-
-    fn expired(&self, s: &Session, now: Instant) -> bool {
-        now.duration_since(s.last_seen) >= self.idle
-            || now.duration_since(s.created) >= self.max_age
-    }
-
-    fn prune(&self, sessions: &mut HashMap<Digest32, Session>, now: Instant) {
-        sessions.retain(|_, s| !self.expired(s, now));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest32, Session>> {
-        self.by_digest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        Duration::from_millis(u64::try_from(self.limits.max_age_ms).unwrap_or(0))
     }
 }

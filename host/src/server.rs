@@ -99,7 +99,10 @@ impl AppState {
         };
         let admin_token = admin_token(&config.admin_token_file())?;
         let tokens = Arc::new(crate::auth::Tokens::load(&admin_token, &config.server)?);
-        let sessions = Arc::new(crate::auth::Sessions::new(&config.server));
+        let sessions = Arc::new(crate::auth::Sessions::new(
+            stores.sessions.clone(),
+            &config.server,
+        ));
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
         Ok(Self {

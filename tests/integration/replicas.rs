@@ -658,3 +658,151 @@ async fn db_status_shows_each_stores_schema_on_both_backends() {
     assert!(!ok);
     assert!(!err.contains("not-the-password"), "{err}");
 }
+
+/// The admin page as `cookie` sees it: its CSRF token when signed in.
+async fn signed_in_csrf(
+    client: &reqwest::Client,
+    replica: &Replica,
+    cookie: &str,
+) -> Option<String> {
+    let page = client
+        .get(replica.url("/admin"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_session_is_valid_on_every_replica_and_a_sign_out_ends_it_everywhere() {
+    let cluster = cluster().await;
+    let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
+    let mut a = Replica::start(s.dir.path(), "a", &s.config).await;
+    let b = Replica::start(s.dir.path(), "b", &s.config).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token = std::fs::read_to_string(s.dir.path().join("a").join("admin-token")).unwrap();
+    let response = client
+        .post(a.url("/admin/login"))
+        .form(&[("token", token.trim())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let on_a = signed_in_csrf(&client, &a, &cookie).await;
+    let on_b = signed_in_csrf(&client, &b, &cookie).await;
+    assert!(
+        on_a.is_some(),
+        "not signed in on the replica that signed in"
+    );
+    assert_eq!(
+        on_b, on_a,
+        "the session (and its CSRF token) is not known to the other replica"
+    );
+
+    // A restart of the replica that made it does not sign anyone out.
+    a.kill9();
+    let a = Replica::start(s.dir.path(), "a", &s.config).await;
+    assert_eq!(
+        signed_in_csrf(&client, &a, &cookie).await,
+        on_a,
+        "the session did not survive a restart"
+    );
+
+    // A forged or stale cookie is no session.
+    let forged = format!("{}={}", cookie.split('=').next().unwrap(), "ab".repeat(32));
+    assert!(signed_in_csrf(&client, &b, &forged).await.is_none());
+
+    // Signing out through b ends the session on a too.
+    let response = client
+        .post(b.url("/admin/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", on_b.unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert!(
+        signed_in_csrf(&client, &a, &cookie).await.is_none(),
+        "signed out through one replica, still signed in on another"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_removed_while_a_replica_was_away_does_not_come_back_from_its_folder() {
+    let cluster = cluster().await;
+    let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
+    let a = Replica::start(s.dir.path(), "a", &s.config).await;
+    let client = reqwest::Client::new();
+    let greet = |replica: &Replica| replica.url("/api/plugins/hello/greet/replica");
+    let old = hello_version("1.0.0");
+    install(&client, &a, s.dir.path(), "a", old.clone()).await;
+    let token = std::fs::read_to_string(s.dir.path().join("a").join("admin-token")).unwrap();
+    let response = client
+        .delete(a.url("/api/admin/plugins/hello"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    // Replica b was away; its folder still holds the removed file.
+    let stale = s.dir.path().join("b").join("plugins").join("hello.wasm");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, &old).unwrap();
+    let b = Replica::start(s.dir.path(), "b", &s.config).await;
+    eventually(10, "b to drop the stale hello", || {
+        let (client, url) = (client.clone(), greet(&b));
+        async move { (client.get(&url).send().await.ok()?.status() == 404).then_some(()) }
+    })
+    .await;
+    assert!(!stale.exists(), "the stale file is still in b's folder");
+    assert!(
+        b.log
+            .lock()
+            .unwrap()
+            .contains("removed through another replica"),
+        "b does not say why it dropped hello"
+    );
+    // ... and a never got it back.
+    let response = client.get(greet(&a)).send().await.unwrap();
+    assert_eq!(response.status(), 404, "the removed plugin came back on a");
+
+    // A different file (a newer version an operator drops in) is imported.
+    let newer = s.dir.path().join("c").join("plugins").join("hello.wasm");
+    std::fs::create_dir_all(newer.parent().unwrap()).unwrap();
+    std::fs::write(&newer, hello_version("2.0.0")).unwrap();
+    let _c = Replica::start(s.dir.path(), "c", &s.config).await;
+    for replica in [&a, &b] {
+        eventually(10, "hello 2.0.0 imported from c's folder", || {
+            let (client, url) = (client.clone(), greet(replica));
+            async move {
+                let response = client.get(&url).send().await.ok()?;
+                let served = response
+                    .headers()
+                    .get("x-callboard-plugin")?
+                    .to_str()
+                    .ok()?
+                    .to_owned();
+                (served == "hello@2.0.0").then_some(())
+            }
+        })
+        .await;
+    }
+}

@@ -133,13 +133,51 @@ impl Harvest {
 /// Entities of one file, each with the index of the Location that emitted it.
 pub(crate) type Batch = Vec<(EntityRecord, usize)>;
 
+/// One file or URL of a harvest, as the reader hands it to the writer.
+#[derive(Debug)]
+pub(crate) struct Piece {
+    /// Its location key.
+    pub(crate) source: String,
+    /// Its entities (Locations excepted); empty when `unchanged`.
+    pub(crate) records: Batch,
+    /// Its content hash, when it was read without a problem and holds no
+    /// Location entity (a refresh may then skip it while it stays the same).
+    pub(crate) hash: Option<String>,
+    /// Not read again: its content hash is the stored one, so its entities
+    /// (this many) stay as stored.
+    pub(crate) unchanged: Option<usize>,
+}
+
 /// Where the non-Location entities of a harvest go, file by file.
 pub(crate) enum Sink<'a> {
-    /// Kept in memory (dry runs, validation).
+    /// Kept in memory (dry runs, validation); every file is read.
     Collect(&'a mut Batch),
     /// Streamed to the writer, so memory stays flat at any catalog size
-    /// (the reader runs on a blocking thread).
-    Send(&'a tokio::sync::mpsc::Sender<Batch>),
+    /// (the reader runs on a blocking thread); files whose content hash is
+    /// in [`Scope::sources`] are not read again.
+    Send(&'a tokio::sync::mpsc::Sender<Piece>),
+}
+
+/// The content hash of a file as read under `parent_ref` (the Location
+/// entity that lists it): the reader's version, the parent and the text,
+/// so that an upgrade or a move under another Location reads it again.
+pub(crate) fn content_hash(parent_ref: &str, text: &str) -> String {
+    use sha2::Digest as _;
+    let mut digest = sha2::Sha256::new();
+    digest.update(concat!(
+        "callboard-catalog-reader/",
+        env!("CARGO_PKG_VERSION"),
+        "\0"
+    ));
+    digest.update(parent_ref.as_bytes());
+    digest.update(b"\0");
+    digest.update(text.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest.finalize() {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// Per-location ingestion caps (see [`crate::CatalogConfig`]).
@@ -172,6 +210,8 @@ pub(crate) struct Scope {
     /// Entities this read may yield before it stops; and why, for the message.
     pub(crate) max_entities: usize,
     pub(crate) entities_cap: String,
+    /// The location's sources with a stored content hash, by location key.
+    pub(crate) sources: Arc<HashMap<String, callboard_store::catalog::SourceRow>>,
 }
 
 /// Reads targets. Holds the HTTP client for `url` targets.
@@ -204,6 +244,16 @@ impl Target {
             Self::File(p) => format!("file:{}", p.display()),
             Self::Url(u) => format!("url:{u}"),
         }
+    }
+
+    /// The target of a [`Target::key`].
+    pub(crate) fn from_key(key: &str) -> Option<Self> {
+        if let Some(path) = key.strip_prefix("file:") {
+            return Some(Self::File(PathBuf::from(path)));
+        }
+        url::Url::parse(key.strip_prefix("url:")?)
+            .ok()
+            .map(Self::Url)
     }
 }
 

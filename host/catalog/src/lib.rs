@@ -23,6 +23,7 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use callboard_store::catalog::Finish;
 use callboard_store::coord::CATALOG_TOPIC;
 use callboard_store::{CatalogStore, Feed, Lease, Leases, Stores};
 use serde_json::Value;
@@ -77,6 +78,9 @@ pub struct RefreshReport {
     pub problems: Vec<IngestProblem>,
     /// Refs (lower-case) of the entities the location provides.
     pub entities: Vec<String>,
+    /// Files and URLs not parsed again: their content hash matched the one
+    /// stored when their entities were (their entities count as unchanged).
+    pub unchanged_sources: usize,
 }
 
 /// Result of `POST /locations`.
@@ -367,13 +371,119 @@ impl Catalog {
         }
     }
 
-    /// Reads again the location that provides an entity.
+    /// Reads again what provides an entity: the file or URL it came from
+    /// alone when that can stand on its own (it was read cleanly last time,
+    /// holds no Location entity, and does not grow), else its whole
+    /// location.
     pub async fn refresh_entity(&self, r: &EntityRef) -> Result<RefreshReport, CatalogError> {
         let location = self
             .location_by_entity(r)
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("Entity {r} not found")))?;
+        if let Some(report) = self.refresh_source(r, &location).await? {
+            return Ok(report);
+        }
         self.refresh_location(&location).await
+    }
+
+    /// The one-source refresh of [`Catalog::refresh_entity`]; `None` when
+    /// the whole location must be read instead.
+    async fn refresh_source(
+        &self,
+        r: &EntityRef,
+        location: &LocationRow,
+    ) -> Result<Option<RefreshReport>, CatalogError> {
+        if r.kind.eq_ignore_ascii_case("location") {
+            return Ok(None);
+        }
+        let store = &self.inner.store;
+        let Some(row) = store
+            .ancestry(&r.key())
+            .await?
+            .and_then(|rows| rows.into_iter().next())
+        else {
+            return Ok(None);
+        };
+        let source = row
+            .entity
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ingest::MANAGED_BY_LOCATION))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let (Some(source), Some(parent)) = (source, row.parent) else {
+            return Ok(None);
+        };
+        let Some(target) = ingest::Target::from_key(&source) else {
+            return Ok(None);
+        };
+        let Ok(parent_ref) = EntityRef::parse(&parent) else {
+            return Ok(None);
+        };
+        let _guard = self.inner.ingest.lock().await;
+        let Some(known) = store.source(&location.id, &source).await? else {
+            return Ok(None);
+        };
+        let _permit = self.read_permit().await?;
+        let registered_by = store
+            .locations(None)
+            .await?
+            .into_iter()
+            .find(|(l, _)| l.id == location.id)
+            .map_or_else(|| "api".to_owned(), |(_, by)| by);
+        let scope = self.scope(location, &registered_by).await?;
+        let origin = format!("{}:{}", location.kind, location.target);
+        let read = {
+            let c = self.clone();
+            tokio::task::spawn_blocking(move || {
+                c.inner
+                    .reader
+                    .read_one(&target, parent_ref, &origin, &scope)
+            })
+            .await
+            .map_err(|e| CatalogError::Task(e.to_string()))?
+        };
+        let Some((hash, records)) = read else {
+            return Ok(None);
+        };
+        let report = |summary, entities: Vec<String>, unchanged_sources| RefreshReport {
+            location: Some(location.clone()),
+            summary,
+            problems: Vec::new(),
+            entities,
+            unchanged_sources,
+        };
+        if hash == known.hash {
+            let summary = callboard_store::catalog::ApplySummary {
+                unchanged: known.entities.len(),
+                ..Default::default()
+            };
+            return Ok(Some(report(summary, known.entities, 1)));
+        }
+        // A growing file may pass the location's entity caps: the whole
+        // location is read, under them.
+        if records.len() > known.entities.len() {
+            return Ok(None);
+        }
+        let Some(mut writer) = store.begin_source(&location.id, &source).await? else {
+            return Ok(None);
+        };
+        let keys: Vec<String> = records.iter().map(|r| r.entity_ref.key()).collect();
+        let stored: Vec<_> = records.iter().map(record::EntityRecord::to_store).collect();
+        let puts = writer.put(stored).await?;
+        if puts
+            .iter()
+            .any(|p| *p != callboard_store::catalog::Put::Stored)
+        {
+            // A conflict or a duplicate is reported by the whole location's
+            // read; dropping the writer stores nothing.
+            return Ok(None);
+        }
+        let done = Finish {
+            hashes: vec![(source, hash)],
+            ..Finish::default()
+        };
+        let (summary, _changes) = writer.finish(done).await?;
+        Ok(Some(report(summary, keys, 0)))
     }
 
     /// Registers the configured locations that are not registered yet and
@@ -534,12 +644,20 @@ impl Catalog {
             .into_iter()
             .find(|(l, _)| l.id == location.id)
             .map_or_else(|| "api".to_owned(), |(_, source)| source);
-        let scope = self.scope(location, &source).await?;
+        let mut scope = self.scope(location, &source).await?;
+        scope.sources = Arc::new(
+            store
+                .sources(&location.id)
+                .await?
+                .into_iter()
+                .map(|s| (s.key.clone(), s))
+                .collect(),
+        );
         // The location may have been removed meanwhile: store nothing.
         let Some(mut writer) = store.begin(&location.id).await? else {
             return Ok(RefreshReport::default());
         };
-        let (batches, mut batch_rx) = tokio::sync::mpsc::channel::<ingest::Batch>(4);
+        let (batches, mut batch_rx) = tokio::sync::mpsc::channel::<ingest::Piece>(4);
         let reader = {
             let c = self.clone();
             let location = location.clone();
@@ -550,15 +668,33 @@ impl Catalog {
             })
         };
         let mut conflicts = Vec::new();
-        while let Some(batch) = batch_rx.recv().await {
-            progress(batch.len());
-            let (records, parents): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let mut done = Finish::default();
+        while let Some(piece) = batch_rx.recv().await {
+            if let Some(entities) = piece.unchanged {
+                progress(entities);
+                done.unchanged.insert(piece.source.clone());
+                done.hashes.extend(piece.hash.map(|h| (piece.source, h)));
+                continue;
+            }
+            progress(piece.records.len());
+            let (records, parents): (Vec<_>, Vec<_>) = piece.records.into_iter().unzip();
             let stored: Vec<_> = records.iter().map(record::EntityRecord::to_store).collect();
             let puts = writer.put(stored).await?;
+            let mut clean = true;
             for ((record, parent), put) in records.into_iter().zip(parents).zip(puts) {
-                if let callboard_store::catalog::Put::Conflict(owner) = put {
-                    conflicts.push((parent, record, owner));
+                match put {
+                    callboard_store::catalog::Put::Stored => {}
+                    callboard_store::catalog::Put::Conflict(owner) => {
+                        clean = false;
+                        conflicts.push((parent, record, owner));
+                    }
+                    callboard_store::catalog::Put::Duplicate => clean = false,
                 }
+            }
+            // Only a source whose every entity is stored as read may be
+            // skipped next time (a conflict may resolve meanwhile).
+            if clean && let Some(hash) = piece.hash {
+                done.hashes.push((piece.source, hash));
             }
         }
         let mut harvest = reader
@@ -586,13 +722,15 @@ impl Catalog {
                 harvest.conflict(parent, record, names.get(&owner).unwrap_or(&owner));
             }
         }
-        let keep = std::mem::take(&mut harvest.keep);
-        let (summary, _changes) = writer.finish(keep).await?;
+        done.keep = std::mem::take(&mut harvest.keep);
+        let unchanged_sources = done.unchanged.len();
+        let (summary, _changes) = writer.finish(done).await?;
         Ok(RefreshReport {
             location: Some(location.clone()),
             summary,
             problems: harvest.problems,
             entities: harvest.keys,
+            unchanged_sources,
         })
     }
 

@@ -45,6 +45,7 @@ pub async fn check_location(
         roots: None,
         max_entities: config.max_entities_per_location,
         entities_cap: "catalog.max_entities_per_location".into(),
+        sources: Arc::default(),
     };
     let task = tokio::task::spawn_blocking(move || {
         let mut records = Vec::new();
@@ -166,7 +167,35 @@ impl Reader {
                 return h;
             }
             for (source, text) in files {
+                let key = source.key();
+                let hash = ingest::content_hash(&h.records[parent].entity_ref.key(), &text);
+                if let Sink::Send(tx) = &sink
+                    && let Some(known) = scope.sources.get(&key)
+                    && known.hash == hash
+                    && !known.entities.iter().any(|r| seen_refs.contains_key(r))
+                {
+                    // Unchanged since its entities were stored: they stay.
+                    for r in &known.entities {
+                        seen_refs.insert(r.clone(), key.clone());
+                    }
+                    h.keys.extend(known.entities.iter().cloned());
+                    usage.entities += known.entities.len();
+                    if !self.within_entities(&mut h, &usage, scope) {
+                        return h;
+                    }
+                    let piece = ingest::Piece {
+                        source: key,
+                        records: Vec::new(),
+                        hash: Some(hash),
+                        unchanged: Some(known.entities.len()),
+                    };
+                    if tx.blocking_send(piece).is_err() {
+                        return h;
+                    }
+                    continue;
+                }
                 let before = queue.len();
+                let (problems, kept, locations) = (h.problems.len(), h.keep.len(), h.records.len());
                 let batch = self.read_file(
                     &mut h,
                     parent,
@@ -185,19 +214,25 @@ impl Reader {
                         "Location entities nest deeper than {} levels (catalog.max_location_depth)",
                         self.limits.max_depth
                     ));
-                } else if usage.entities + h.records.len() > scope.max_entities {
-                    h.aborted = Some(format!(
-                        "it provides more than {} entities ({})",
-                        scope.max_entities, scope.entities_cap
-                    ));
-                }
-                if h.aborted.is_some() {
                     return h;
                 }
+                if !self.within_entities(&mut h, &usage, scope) {
+                    return h;
+                }
+                let clean = queue.len() == before
+                    && h.problems.len() == problems
+                    && h.keep.len() == kept
+                    && h.records.len() == locations;
                 match &mut sink {
                     Sink::Collect(all) => all.extend(batch),
                     Sink::Send(tx) => {
-                        if tx.blocking_send(batch).is_err() {
+                        let piece = ingest::Piece {
+                            source: key,
+                            records: batch,
+                            hash: clean.then_some(hash),
+                            unchanged: None,
+                        };
+                        if tx.blocking_send(piece).is_err() {
                             // The writer failed; it reports why.
                             return h;
                         }
@@ -206,6 +241,49 @@ impl Reader {
             }
         }
         h
+    }
+
+    /// Reads one file or URL of a location again, on its own (a one-entity
+    /// refresh): its content hash and entities, or `None` when it cannot be
+    /// read cleanly on its own (a read problem, a Location entity, an
+    /// invalid or duplicated entity): the whole location is read then.
+    pub(crate) fn read_one(
+        &self,
+        source: &Target,
+        parent: EntityRef,
+        origin: &str,
+        scope: &Scope,
+    ) -> Option<(String, Vec<EntityRecord>)> {
+        let mut h = Harvest::default();
+        let parent_ref = parent.key();
+        h.records.push(EntityRecord {
+            entity_ref: parent,
+            entity: serde_json::Value::Null,
+            parent_ref: None,
+            location_key: origin.to_owned(),
+            prepared: None,
+        });
+        h.parents.push(None);
+        let mut usage = Usage::default();
+        let mut visited = HashSet::new();
+        let files = self.expand(&mut h, &mut usage, &mut visited, scope, 0, source, true);
+        let [(file, text)] = files.as_slice() else {
+            return None;
+        };
+        if h.aborted.is_some() || !h.problems.is_empty() || !h.keep.is_empty() {
+            return None;
+        }
+        let mut queue = Vec::new();
+        let mut seen_refs = HashMap::new();
+        let batch = self.read_file(&mut h, 0, file, text, origin, &mut seen_refs, &mut queue);
+        let clean =
+            queue.is_empty() && h.problems.is_empty() && h.keep.is_empty() && h.records.len() == 1;
+        clean.then(|| {
+            (
+                ingest::content_hash(&parent_ref, text),
+                batch.into_iter().map(|(record, _)| record).collect(),
+            )
+        })
     }
 
     /// Resolves a target into the files it names and their text; failures
@@ -358,6 +436,19 @@ impl Reader {
         }
     }
 
+    /// False (and the harvest aborted) once the location yields more
+    /// entities than it may.
+    fn within_entities(&self, h: &mut Harvest, usage: &Usage, scope: &Scope) -> bool {
+        if usage.entities + h.records.len() > scope.max_entities {
+            h.aborted = Some(format!(
+                "it provides more than {} entities ({})",
+                scope.max_entities, scope.entities_cap
+            ));
+            return false;
+        }
+        true
+    }
+
     /// Adds a file's size to the location's total; false once past the cap.
     fn count_bytes(&self, h: &mut Harvest, usage: &mut Usage, len: usize) -> bool {
         usage.bytes = usage.bytes.saturating_add(len as u64);
@@ -455,6 +546,7 @@ impl Catalog {
             roots: Some(files::canonical_roots(dirs)),
             max_entities,
             entities_cap: entities_cap.into(),
+            sources: Arc::default(),
         })
     }
 }

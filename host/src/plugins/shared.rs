@@ -134,9 +134,12 @@ impl PluginHost {
     }
 
     /// Stores the plugins this replica loaded from its folder that the
-    /// database does not have yet.
+    /// database does not have yet, except files removed through a replica
+    /// while this one was away: those are stale, and go from this replica
+    /// (and its folder) instead of coming back.
     async fn import_folder(&self, files: &Arc<dyn PluginFiles>) -> anyhow::Result<()> {
         let stored: HashSet<String> = files.list().await?.into_iter().map(|e| e.id).collect();
+        let removed: HashSet<(String, String)> = files.removed().await?.into_iter().collect();
         for info in self.list() {
             if stored.contains(&info.id) {
                 continue;
@@ -146,6 +149,13 @@ impl PluginHost {
             };
             let bytes = tokio::fs::read(&source).await?;
             let digest = hex::encode(Sha256::digest(&bytes));
+            if removed.contains(&(info.id.clone(), digest.clone())) {
+                let host = self.clone();
+                let id = info.id.clone();
+                tokio::task::spawn_blocking(move || host.remove_local(&id, false)).await??;
+                tracing::warn!(plugin = %info.id, file = %source.display(), "plugins: not imported: this file was removed through another replica, so it is removed here too");
+                continue;
+            }
             let license = tokio::fs::read_to_string(
                 self.config()
                     .licenses_dir()

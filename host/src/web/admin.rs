@@ -100,21 +100,29 @@ fn cookie_name(web: &Web) -> &'static str {
 
 /// The live session the request's cookie names, if any (its idle time
 /// restarts).
-fn session(web: &Web, headers: &HeaderMap) -> Option<SessionInfo> {
+async fn session(web: &Web, headers: &HeaderMap) -> Option<SessionInfo> {
     let name = cookie_name(web);
-    headers
+    let ids: Vec<&str> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
         .filter(|(n, _)| *n == name)
-        .find_map(|(_, id)| web.app.sessions.check(id.trim()))
+        .map(|(_, id)| id.trim())
+        .take(4)
+        .collect();
+    for id in ids {
+        if let Some(info) = web.app.sessions.check(id).await {
+            return Some(info);
+        }
+    }
+    None
 }
 
 /// Route layer on every signed-in action: no session, no body read.
 async fn require_session(State(web): State<Web>, mut request: Request, next: Next) -> Response {
-    match session(&web, request.headers()) {
+    match session(&web, request.headers()).await {
         Some(info) => {
             request.extensions_mut().insert(info);
             next.run(request).await
@@ -148,7 +156,7 @@ async fn index(
     headers: HeaderMap,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let Some(session) = session(&web, &headers) else {
+    let Some(session) = session(&web, &headers).await else {
         return Html(login_page(None).into_string()).into_response();
     };
     Html(plugins_page(&web, &session, &notice, None).into_string()).into_response()
@@ -168,10 +176,10 @@ async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Logi
             .into_response();
     }
     // A new id at every sign-in: a session id planted before it is worthless.
-    if let Some(old) = session(&web, &headers) {
-        web.app.sessions.revoke(&old.id);
+    if let Some(old) = session(&web, &headers).await {
+        web.app.sessions.revoke(&old.id).await;
     }
-    let session = match web.app.sessions.create() {
+    let session = match web.app.sessions.create().await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("admin sign-in: {e}");
@@ -200,7 +208,7 @@ async fn logout(
     if !session.csrf_matches(&form.csrf) {
         return bad_csrf();
     }
-    web.app.sessions.revoke(&session.id);
+    web.app.sessions.revoke(&session.id).await;
     let mut response = Redirect::to("/admin").into_response();
     if let Some(value) = session_cookie(&web, "", 0) {
         response.headers_mut().insert(header::SET_COOKIE, value);

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use callboard_store::catalog::{
-    AncestryRow, ApplySummary, CatalogStore, Change, EntityRecord, LocationRow, LocationSource,
-    LocationWriter, ORPHAN_ANNOTATION, Put,
+    AncestryRow, ApplySummary, CatalogStore, Change, EntityRecord, Finish, LocationRow,
+    LocationSource, LocationWriter, ORPHAN_ANNOTATION, Put, SourceRow,
 };
 use callboard_store::coord::CATALOG_TOPIC;
 use callboard_store::query::{
@@ -35,6 +35,59 @@ pub(crate) struct PgCatalog {
 }
 
 impl PgCatalog {
+    /// A location writer, for the whole location or one of its sources.
+    async fn begin_writer(
+        &self,
+        location_id: &str,
+        source: Option<&str>,
+    ) -> Result<Option<Box<dyn LocationWriter>>> {
+        let client = self.db.get().await?;
+        let mut writer = PgWriter {
+            client: Some(client),
+            location_id: location_id.to_owned(),
+            source: source.map(str::to_owned),
+            existing: HashMap::new(),
+            seen: HashSet::new(),
+            summary: ApplySummary::default(),
+            changes: Vec::new(),
+            busy: false,
+            committed: false,
+        };
+        let client = writer.client()?;
+        client.batch_execute("BEGIN").await.map_err(|e| pg(&e))?;
+        // Locks the location: a concurrent removal (or a second writer of
+        // the same location) waits for this transaction, and this one waits
+        // for a removal in progress and then finds nothing.
+        let registered = client
+            .query_opt(
+                "SELECT 1 FROM locations WHERE id = $1 FOR UPDATE",
+                &[&location_id],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        if registered.is_none() {
+            return Ok(None); // dropping the writer rolls back
+        }
+        let stmt = client
+            .prepare_cached(
+                "SELECT ref, id, uid, generation, spec_hash, hash, location_key, orphan
+                 FROM entities WHERE location_id = $1 AND ($2::text IS NULL OR location_key = $2)",
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        let rows = client
+            .query(&stmt, &[&location_id, &source])
+            .await
+            .map_err(|e| pg(&e))?;
+        let mut existing = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let (key, e) = existing_row(r, 0)?;
+            existing.insert(key, e);
+        }
+        writer.existing = existing;
+        Ok(Some(Box::new(writer)))
+    }
+
     pub(crate) fn new(db: Arc<Db>) -> Self {
         Self { db }
     }
@@ -426,6 +479,14 @@ impl CatalogStore for PgCatalog {
                 ))
             })
             .collect::<Result<_>>()?;
+        // Its source must be read again for the entity to return.
+        tx.execute(
+            "DELETE FROM sources s USING entities e
+             WHERE e.uid = $1 AND s.location_id = e.location_id AND s.key = e.location_key",
+            &[&uid],
+        )
+        .await
+        .map_err(|e| pg(&e))?;
         let changes = delete_entities(tx.client(), rows).await?;
         append_changes(tx.client(), &changes).await?;
         tx.commit().await.map_err(|e| pg(&e))?;
@@ -580,60 +641,62 @@ impl CatalogStore for PgCatalog {
     }
 
     async fn begin(&self, location_id: &str) -> Result<Option<Box<dyn LocationWriter>>> {
+        self.begin_writer(location_id, None).await
+    }
+
+    async fn begin_source(
+        &self,
+        location_id: &str,
+        source: &str,
+    ) -> Result<Option<Box<dyn LocationWriter>>> {
+        self.begin_writer(location_id, Some(source)).await
+    }
+
+    async fn source(&self, location_id: &str, key: &str) -> Result<Option<SourceRow>> {
         let client = self.db.get().await?;
-        let mut writer = PgWriter {
-            client: Some(client),
-            location_id: location_id.to_owned(),
-            existing: HashMap::new(),
-            seen: HashSet::new(),
-            summary: ApplySummary::default(),
-            changes: Vec::new(),
-            busy: false,
-            committed: false,
-        };
-        let client = writer.client()?;
-        client.batch_execute("BEGIN").await.map_err(|e| pg(&e))?;
-        // Locks the location: a concurrent removal (or a second writer of
-        // the same location) waits for this transaction, and this one waits
-        // for a removal in progress and then finds nothing.
-        let registered = client
+        let row = client
             .query_opt(
-                "SELECT 1 FROM locations WHERE id = $1 FOR UPDATE",
+                "SELECT s.hash, coalesce(
+                     (SELECT array_agg(e.ref) FROM entities e
+                      WHERE e.location_key = s.key AND e.location_id = s.location_id AND NOT e.orphan),
+                     '{}')
+                 FROM sources s WHERE s.location_id = $1 AND s.key = $2",
+                &[&location_id, &key],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        row.map(|r| {
+            Ok(SourceRow {
+                key: key.to_owned(),
+                hash: r.try_get(0).map_err(|e| pg(&e))?,
+                entities: r.try_get(1).map_err(|e| pg(&e))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn sources(&self, location_id: &str) -> Result<Vec<SourceRow>> {
+        let client = self.db.get().await?;
+        let rows = client
+            .query(
+                "SELECT s.key, s.hash, coalesce(
+                     (SELECT array_agg(e.ref) FROM entities e
+                      WHERE e.location_id = s.location_id AND e.location_key = s.key AND NOT e.orphan),
+                     '{}')
+                 FROM sources s WHERE s.location_id = $1 ORDER BY s.key",
                 &[&location_id],
             )
             .await
             .map_err(|e| pg(&e))?;
-        if registered.is_none() {
-            return Ok(None); // dropping the writer rolls back
-        }
-        let stmt = client
-            .prepare_cached(
-                "SELECT ref, id, uid, generation, spec_hash, hash, location_key, orphan
-                 FROM entities WHERE location_id = $1",
-            )
-            .await
-            .map_err(|e| pg(&e))?;
-        let rows = client
-            .query(&stmt, &[&location_id])
-            .await
-            .map_err(|e| pg(&e))?;
-        let mut existing = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            existing.insert(
-                r.try_get::<_, String>(0).map_err(|e| pg(&e))?,
-                Existing {
-                    id: r.try_get(1).map_err(|e| pg(&e))?,
-                    uid: r.try_get(2).map_err(|e| pg(&e))?,
-                    generation: r.try_get(3).map_err(|e| pg(&e))?,
-                    spec_hash: r.try_get(4).map_err(|e| pg(&e))?,
-                    hash: r.try_get(5).map_err(|e| pg(&e))?,
-                    location_key: r.try_get(6).map_err(|e| pg(&e))?,
-                    orphan: r.try_get(7).map_err(|e| pg(&e))?,
-                },
-            );
-        }
-        writer.existing = existing;
-        Ok(Some(Box::new(writer)))
+        rows.iter()
+            .map(|r| {
+                Ok(SourceRow {
+                    key: r.try_get(0).map_err(|e| pg(&e))?,
+                    hash: r.try_get(1).map_err(|e| pg(&e))?,
+                    entities: r.try_get(2).map_err(|e| pg(&e))?,
+                })
+            })
+            .collect()
     }
 
     async fn optimize(&self) -> Result<()> {
@@ -791,6 +854,8 @@ struct PgWriter {
     /// `None` once finished.
     client: Option<Object>,
     location_id: String,
+    /// Writing one source of the location only.
+    source: Option<String>,
     existing: HashMap<String, Existing>,
     seen: HashSet<String>,
     summary: ApplySummary,
@@ -822,12 +887,40 @@ impl PgWriter {
             .into_iter()
             .collect();
         let owners = owners_of(client, unknown).await?;
+        // Writing one source: entities another source of the location
+        // provides are duplicates, its orphans are taken over.
+        let mut siblings: HashSet<String> = HashSet::new();
+        if self.source.is_some() {
+            let ours: Vec<&String> = owners
+                .iter()
+                .filter(|(_, owner)| owner.as_deref() == Some(self.location_id.as_str()))
+                .map(|(key, _)| key)
+                .collect();
+            if !ours.is_empty() {
+                let rows = client
+                    .query(
+                        "SELECT ref, id, uid, generation, spec_hash, hash, location_key, orphan
+                         FROM entities WHERE ref = ANY($1)",
+                        &[&ours],
+                    )
+                    .await
+                    .map_err(|e| pg(&e))?;
+                for r in &rows {
+                    let (key, e) = existing_row(r, 0)?;
+                    if e.orphan {
+                        self.existing.insert(key, e);
+                    } else {
+                        siblings.insert(key);
+                    }
+                }
+            }
+        }
         let mut outcomes = Vec::with_capacity(records.len());
         let mut updates: Vec<(i64, Write)> = Vec::new();
         let mut inserts: Vec<Write> = Vec::new();
         for record in records {
             let key = record.key.clone();
-            if self.seen.contains(&key) {
+            if self.seen.contains(&key) || siblings.contains(&key) {
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
@@ -923,16 +1016,28 @@ impl PgWriter {
         Ok(answers)
     }
 
-    async fn finish_inner(&mut self, keep: &HashMap<String, Value>) -> Result<()> {
+    async fn finish_inner(&mut self, done: &Finish) -> Result<()> {
         let client = self
             .client
             .as_ref()
             .ok_or_else(|| StoreError::Backend("location writer already finished".into()))?;
-        let mut gone: Vec<(&String, &Existing)> = self
-            .existing
-            .iter()
-            .filter(|(key, _)| !self.seen.contains(*key))
-            .collect();
+        let keep = &done.keep;
+        let mut gone: Vec<(&String, &Existing)> = Vec::new();
+        for (key, e) in &self.existing {
+            if self.seen.contains(key) {
+                continue;
+            }
+            if !e.orphan
+                && e.location_key
+                    .as_ref()
+                    .is_some_and(|k| done.unchanged.contains(k))
+            {
+                // Its source was not read again: its content is the same.
+                self.summary.unchanged += 1;
+                continue;
+            }
+            gone.push((key, e));
+        }
         gone.sort_by_key(|(_, e)| e.id);
         // (id, status to set, or None to mark orphan)
         let mut edits: Vec<(i64, Option<&Value>)> = Vec::new();
@@ -1012,6 +1117,29 @@ impl PgWriter {
                     .map_err(|e| pg(&e))?;
             }
         }
+        client
+            .execute(
+                "DELETE FROM sources WHERE location_id = $1 AND ($2::text IS NULL OR key = $2)",
+                &[&self.location_id, &self.source],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        if !done.hashes.is_empty() {
+            let (keys, hashes): (Vec<&str>, Vec<&str>) = done
+                .hashes
+                .iter()
+                .map(|(k, h)| (k.as_str(), h.as_str()))
+                .unzip();
+            client
+                .execute(
+                    "INSERT INTO sources (location_id, key, hash)
+                     SELECT $1, k, h FROM unnest($2::text[], $3::text[]) AS u(k, h)
+                     ON CONFLICT (location_id, key) DO UPDATE SET hash = EXCLUDED.hash",
+                    &[&self.location_id, &keys, &hashes],
+                )
+                .await
+                .map_err(|e| pg(&e))?;
+        }
         append_changes(client, &self.changes).await?;
         client.batch_execute("COMMIT").await.map_err(|e| pg(&e))?;
         self.committed = true;
@@ -1033,17 +1161,14 @@ impl LocationWriter for PgWriter {
         Ok(answers)
     }
 
-    async fn finish(
-        mut self: Box<Self>,
-        keep: HashMap<String, Value>,
-    ) -> Result<(ApplySummary, Vec<Change>)> {
+    async fn finish(mut self: Box<Self>, done: Finish) -> Result<(ApplySummary, Vec<Change>)> {
         if self.busy {
             return Err(StoreError::Backend(
                 "location writer failed earlier; its transaction is rolled back".into(),
             ));
         }
         self.busy = true;
-        self.finish_inner(&keep).await?;
+        self.finish_inner(&done).await?;
         Ok((
             std::mem::take(&mut self.summary),
             std::mem::take(&mut self.changes),
@@ -1074,6 +1199,22 @@ impl Drop for PgWriter {
             Err(_) => drop(Object::take(client)),
         }
     }
+}
+
+/// An `Existing` row (ref first) starting at column `at`.
+fn existing_row(r: &Row, at: usize) -> Result<(String, Existing)> {
+    Ok((
+        r.try_get(at).map_err(|e| pg(&e))?,
+        Existing {
+            id: r.try_get(at + 1).map_err(|e| pg(&e))?,
+            uid: r.try_get(at + 2).map_err(|e| pg(&e))?,
+            generation: r.try_get(at + 3).map_err(|e| pg(&e))?,
+            spec_hash: r.try_get(at + 4).map_err(|e| pg(&e))?,
+            hash: r.try_get(at + 5).map_err(|e| pg(&e))?,
+            location_key: r.try_get(at + 6).map_err(|e| pg(&e))?,
+            orphan: r.try_get(at + 7).map_err(|e| pg(&e))?,
+        },
+    ))
 }
 
 /// Adds the identity the backend assigns to an entity's body.

@@ -19,6 +19,7 @@ mod kv;
 mod plugins;
 mod query;
 mod schema;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,7 @@ pub async fn connect(url: &str, options: &PgOptions) -> Result<Stores> {
         catalog: Arc::new(catalog::PgCatalog::new(db.clone())),
         kv: Arc::new(kv::PgKv::new(db.clone())),
         leases: Arc::new(coord::PgLeases::new(db.clone())),
+        sessions: Arc::new(sessions::PgSessions::new(db.clone())),
         feed,
         plugins: Arc::new(plugins::PgPlugins::new(db.clone())),
         admin: Arc::new(PgAdmin { db }),
@@ -137,7 +139,10 @@ fn config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config> {
     if !server_options.is_empty() {
         server_options.push(' ');
     }
-    server_options.push_str(&format!("-c statement_timeout={millis}"));
+    // JIT compiles a query whose estimated cost is high, which a catalog
+    // page's estimate often is even though it stops after a page: tens of
+    // milliseconds of compiling for a query that runs in one or two.
+    server_options.push_str(&format!("-c statement_timeout={millis} -c jit=off"));
     config.options(server_options);
     if config.get_application_name().is_none() {
         config.application_name("callboard");
@@ -230,7 +235,7 @@ mod tests {
         assert_eq!(location(&c), "postgres://app@db.internal:6543/callboard");
         assert_eq!(
             c.get_options(),
-            Some("-c statement_timeout=30000"),
+            Some("-c statement_timeout=30000 -c jit=off"),
             "statement timeout set on every connection"
         );
         let c = config("host=127.0.0.1 user=u dbname=d", &options).unwrap();

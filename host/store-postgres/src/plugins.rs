@@ -33,6 +33,12 @@ impl PluginFiles for PgPlugins {
     async fn put(&self, id: &str, digest: &str, wasm: &[u8], license: Option<&str>) -> Result<i64> {
         let mut client = self.db.get().await?;
         let tx = client.transaction().await.map_err(|e| pg(&e))?;
+        tx.execute(
+            "DELETE FROM plugin_removals WHERE id = $1 AND digest = $2",
+            &[&id, &digest],
+        )
+        .await
+        .map_err(|e| pg(&e))?;
         let row = tx
             .query_one(
                 "INSERT INTO plugin_files AS p (id, digest, wasm, license, revision)
@@ -74,16 +80,45 @@ impl PluginFiles for PgPlugins {
     async fn remove(&self, id: &str) -> Result<bool> {
         let mut client = self.db.get().await?;
         let tx = client.transaction().await.map_err(|e| pg(&e))?;
-        let removed = tx
-            .execute("DELETE FROM plugin_files WHERE id = $1", &[&id])
+        let Some(row) = tx
+            .query_opt(
+                "DELETE FROM plugin_files WHERE id = $1 RETURNING digest",
+                &[&id],
+            )
             .await
-            .map_err(|e| pg(&e))?;
-        if removed == 0 {
+            .map_err(|e| pg(&e))?
+        else {
             return Ok(false);
-        }
+        };
+        let digest: String = row.try_get(0).map_err(|e| pg(&e))?;
+        tx.execute(
+            "INSERT INTO plugin_removals (id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&id, &digest],
+        )
+        .await
+        .map_err(|e| pg(&e))?;
         append(tx.client(), PLUGINS_TOPIC, &event(id, None)).await?;
         tx.commit().await.map_err(|e| pg(&e))?;
         Ok(true)
+    }
+
+    async fn removed(&self) -> Result<Vec<(String, String)>> {
+        let client = self.db.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, digest FROM plugin_removals ORDER BY id, digest",
+                &[],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(|e| pg(&e))?,
+                    r.try_get(1).map_err(|e| pg(&e))?,
+                ))
+            })
+            .collect()
     }
 
     async fn list(&self) -> Result<Vec<PluginEntry>> {

@@ -88,6 +88,17 @@ CREATE INDEX relations_source ON relations (source, lower(type), target, target_
 CREATE INDEX relations_target ON relations (lower(type), target, source);
 "#;
 
+/// Content hashes of the files and URLs a location read cleanly.
+const CATALOG_V2: &str = r#"
+CREATE TABLE sources (
+    location_id text COLLATE "C" NOT NULL REFERENCES locations (id) ON DELETE CASCADE,
+    key text COLLATE "C" NOT NULL,
+    hash text COLLATE "C" NOT NULL,
+    PRIMARY KEY (location_id, key)
+);
+CREATE INDEX entities_source ON entities (location_key);
+"#;
+
 const KV_V1: &str = r#"
 CREATE TABLE kv (
     plugin text COLLATE "C" NOT NULL,
@@ -134,11 +145,21 @@ CREATE TABLE plugin_files (
 );
 "#;
 
+/// Files removed, so that a replica's stale plugins folder does not bring
+/// them back.
+const PLUGINS_V2: &str = r#"
+CREATE TABLE plugin_removals (
+    id text COLLATE "C" NOT NULL,
+    digest text COLLATE "C" NOT NULL,
+    PRIMARY KEY (id, digest)
+);
+"#;
+
 /// Every store this build knows, in `callboard db status` order.
 pub(crate) const STORES: &[StoreSchema] = &[
     StoreSchema {
         store: "catalog",
-        migrations: &[CATALOG_V1],
+        migrations: &[CATALOG_V1, CATALOG_V2],
     },
     StoreSchema {
         store: "kv",
@@ -146,11 +167,15 @@ pub(crate) const STORES: &[StoreSchema] = &[
     },
     StoreSchema {
         store: "coordination",
-        migrations: &[COORDINATION_V1, COORDINATION_V2],
+        migrations: &[
+            COORDINATION_V1,
+            COORDINATION_V2,
+            crate::sessions::COORDINATION_V3,
+        ],
     },
     StoreSchema {
         store: "plugins",
-        migrations: &[PLUGINS_V1],
+        migrations: &[PLUGINS_V1, PLUGINS_V2],
     },
 ];
 

@@ -3,7 +3,6 @@
 //! migrations, a schema from a newer build, connection hygiene of dropped
 //! writers; and an (ignored) load and latency benchmark.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use callboard_store::query::{FullTextFilter, OrderField, Predicate, Selection, Start};
@@ -343,7 +342,7 @@ async fn dropped_writers_give_their_connection_back_clean() {
         )])
         .await
         .expect("put");
-    writer.finish(HashMap::new()).await.expect("finish");
+    writer.finish(Default::default()).await.expect("finish");
     assert_eq!(
         stores
             .catalog
@@ -399,7 +398,7 @@ async fn bench_100k() {
     for chunk in records.chunks(500) {
         writer.put(chunk.to_vec()).await.expect("put");
     }
-    let (summary, _) = writer.finish(HashMap::new()).await.expect("finish");
+    let (summary, _) = writer.finish(Default::default()).await.expect("finish");
     let load = started.elapsed();
     assert_eq!(summary.added + summary.updated + summary.unchanged, n);
     stores.catalog.optimize().await.expect("analyze");
@@ -417,7 +416,7 @@ async fn bench_100k() {
     for chunk in records.chunks(500) {
         writer.put(chunk.to_vec()).await.expect("put");
     }
-    writer.finish(HashMap::new()).await.expect("finish");
+    writer.finish(Default::default()).await.expect("finish");
     eprintln!("re-read unchanged in {:?}", started.elapsed());
 
     async fn p50<F, Fut>(label: &str, mut f: F)

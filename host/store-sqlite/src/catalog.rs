@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use callboard_store::catalog::{
-    AncestryRow, ApplySummary, Change, EntityRecord, LocationRow, LocationSource, LocationWriter,
-    ORPHAN_ANNOTATION, Put,
+    AncestryRow, ApplySummary, Change, EntityRecord, Finish, LocationRow, LocationSource,
+    LocationWriter, ORPHAN_ANNOTATION, Put, SourceRow,
 };
 use callboard_store::coord::CATALOG_TOPIC;
 use callboard_store::query::{FacetCount, Page, Position, Predicate, Selection, Start};
@@ -30,8 +30,9 @@ use crate::db::Db;
 use crate::{Res, query};
 
 /// Ordered migrations; the index + 1 is the schema version.
-pub(crate) const MIGRATIONS: &[&str] = &[concat!(
-    r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    concat!(
+        r#"
 CREATE TABLE IF NOT EXISTS locations (
     id TEXT PRIMARY KEY,
     type TEXT NOT NULL,
@@ -74,16 +75,32 @@ CREATE TABLE IF NOT EXISTS relations (
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 (doc, tokenize = 'trigram');
 "#,
-    "
+        "
 CREATE INDEX IF NOT EXISTS search_kv ON search (key, value);
 CREATE INDEX IF NOT EXISTS relations_source ON relations (source, type, target, target_display);
 "
-)];
+    ),
+    SOURCES_V2,
+];
 
-/// Secondary indexes of `search` and `relations`, rebuilt after bulk loads.
+/// Content hashes of the files and URLs a location read cleanly, and the
+/// entities by source (a one-file refresh).
+const SOURCES_V2: &str = "
+CREATE TABLE IF NOT EXISTS sources (
+    location_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (location_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entities_source ON entities (location_key);
+";
+
+/// Secondary indexes of `search`, `relations` and `entities`, rebuilt
+/// after bulk loads.
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS search_kv ON search (key, value);
 CREATE INDEX IF NOT EXISTS relations_source ON relations (source, type, target, target_display);
+CREATE INDEX IF NOT EXISTS entities_source ON entities (location_key);
 ";
 
 /// A location's first load rebuilds the secondary indexes instead of
@@ -380,14 +397,21 @@ impl CatalogStore for SqliteCatalog {
         let uid = uid.to_owned();
         let ((), changes) = self
             .write_changes(move |tx| {
-                let row: Option<(i64, String)> = tx
-                    .query_row("SELECT id, ref FROM entities WHERE uid = ?1", [&uid], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                let row: Option<(i64, String, Option<String>, Option<String>)> = tx
+                    .query_row(
+                        "SELECT id, ref, location_id, location_key FROM entities WHERE uid = ?1",
+                        [&uid],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
                     .optional()?;
                 let mut changes = Vec::new();
-                if let Some(row) = row {
-                    delete_entities(tx, &[row], &mut changes)?;
+                if let Some((id, key, location, source)) = row {
+                    // Its source must be read again for the entity to return.
+                    tx.execute(
+                        "DELETE FROM sources WHERE location_id = ?1 AND key = ?2",
+                        params![location, source],
+                    )?;
+                    delete_entities(tx, &[(id, key)], &mut changes)?;
                 }
                 Ok(((), changes))
             })
@@ -454,6 +478,7 @@ impl CatalogStore for SqliteCatalog {
                 if tx.execute("DELETE FROM locations WHERE id = ?1", [&id])? == 0 {
                     return Ok((false, Vec::new()));
                 }
+                tx.execute("DELETE FROM sources WHERE location_id = ?1", [&id])?;
                 let mut changes = Vec::new();
                 let ids = entities_of_location(tx, &id)?;
                 delete_entities(tx, &ids, &mut changes)?;
@@ -478,6 +503,7 @@ impl CatalogStore for SqliteCatalog {
                         .any(|(k, t)| *k == row.kind && *t == row.target)
                     {
                         tx.execute("DELETE FROM locations WHERE id = ?1", [&row.id])?;
+                        tx.execute("DELETE FROM sources WHERE location_id = ?1", [&row.id])?;
                         let ids = entities_of_location(tx, &row.id)?;
                         delete_entities(tx, &ids, &mut changes)?;
                     }
@@ -499,7 +525,93 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn begin(&self, location_id: &str) -> Result<Option<Box<dyn LocationWriter>>> {
-        ingest_writer(self.db.clone(), self.feed.clone(), location_id.to_owned()).await
+        ingest_writer(
+            self.db.clone(),
+            self.feed.clone(),
+            location_id.to_owned(),
+            None,
+        )
+        .await
+    }
+
+    async fn sources(&self, location_id: &str) -> Result<Vec<SourceRow>> {
+        let location_id = location_id.to_owned();
+        self.db
+            .read(move |conn| {
+                let mut sources: BTreeMap<String, SourceRow> = BTreeMap::new();
+                let mut stmt =
+                    conn.prepare_cached("SELECT key, hash FROM sources WHERE location_id = ?1")?;
+                let mut rows = stmt.query([&location_id])?;
+                while let Some(row) = rows.next()? {
+                    let key: String = row.get(0)?;
+                    let hash = row.get(1)?;
+                    sources.insert(
+                        key.clone(),
+                        SourceRow {
+                            key,
+                            hash,
+                            entities: Vec::new(),
+                        },
+                    );
+                }
+                if sources.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut stmt = conn.prepare_cached(
+                    "SELECT location_key, ref FROM entities WHERE location_id = ?1 AND orphan = 0",
+                )?;
+                let mut rows = stmt.query([&location_id])?;
+                while let Some(row) = rows.next()? {
+                    let Some(source) = row.get::<_, Option<String>>(0)? else {
+                        continue;
+                    };
+                    if let Some(s) = sources.get_mut(&source) {
+                        s.entities.push(row.get(1)?);
+                    }
+                }
+                Ok(sources.into_values().collect())
+            })
+            .await
+    }
+
+    async fn source(&self, location_id: &str, key: &str) -> Result<Option<SourceRow>> {
+        let (location_id, key) = (location_id.to_owned(), key.to_owned());
+        self.db
+            .read(move |conn| {
+                let hash: Option<String> = conn
+                    .prepare_cached("SELECT hash FROM sources WHERE location_id = ?1 AND key = ?2")?
+                    .query_row(params![location_id, key], |r| r.get(0))
+                    .optional()?;
+                let Some(hash) = hash else {
+                    return Ok(None);
+                };
+                let mut stmt = conn.prepare_cached(
+                    "SELECT ref FROM entities WHERE location_key = ?2 AND location_id = ?1 AND orphan = 0",
+                )?;
+                let entities = stmt
+                    .query_map(params![location_id, key], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(Some(SourceRow {
+                    key,
+                    hash,
+                    entities,
+                }))
+            })
+            .await
+    }
+
+    async fn begin_source(
+        &self,
+        location_id: &str,
+        source: &str,
+    ) -> Result<Option<Box<dyn LocationWriter>>> {
+        ingest_writer(
+            self.db.clone(),
+            self.feed.clone(),
+            location_id.to_owned(),
+            Some(source.to_owned()),
+        )
+        .await
     }
 
     async fn optimize(&self) -> Result<()> {
@@ -518,7 +630,7 @@ enum Command {
         tokio::sync::oneshot::Sender<Result<Vec<Put>>>,
     ),
     Finish(
-        HashMap<String, Value>,
+        Finish,
         tokio::sync::oneshot::Sender<Result<(ApplySummary, Vec<Change>)>>,
     ),
 }
@@ -538,6 +650,7 @@ async fn ingest_writer(
     db: Arc<Db>,
     feed: Arc<SqliteFeed>,
     location_id: String,
+    source: Option<String>,
 ) -> Result<Option<Box<dyn LocationWriter>>> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<bool>>();
     let (commands, rx) = std::sync::mpsc::channel::<Command>();
@@ -549,7 +662,7 @@ async fn ingest_writer(
                 let _ = ready_tx.send(Ok(false));
                 return Ok(());
             }
-            let mut writer = Writer::new(&tx, &location_id)?;
+            let mut writer = Writer::new(&tx, &location_id, source)?;
             let _ = ready_tx.send(Ok(true));
             while let Ok(command) = rx.recv() {
                 match command {
@@ -565,9 +678,9 @@ async fn ingest_writer(
                             return Ok(());
                         }
                     }
-                    Command::Finish(keep, reply) => {
+                    Command::Finish(done, reply) => {
                         let result = (|| -> Res<_> {
-                            let (summary, changes) = writer.finish(&keep)?;
+                            let (summary, changes) = writer.finish(&done)?;
                             let seq = append_changes(&tx, &changes)?;
                             Ok((summary, changes, seq))
                         })();
@@ -613,13 +726,10 @@ impl LocationWriter for SqliteWriter {
         answer.await.map_err(|_| gone())?
     }
 
-    async fn finish(
-        self: Box<Self>,
-        keep: HashMap<String, Value>,
-    ) -> Result<(ApplySummary, Vec<Change>)> {
+    async fn finish(self: Box<Self>, done: Finish) -> Result<(ApplySummary, Vec<Change>)> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.commands
-            .send(Command::Finish(keep, reply))
+            .send(Command::Finish(done, reply))
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
@@ -643,6 +753,8 @@ struct Existing {
 struct Writer<'t, 'c> {
     tx: &'t Transaction<'c>,
     location_id: String,
+    /// Writing one source of the location only.
+    source: Option<String>,
     existing: HashMap<String, Existing>,
     seen: HashSet<String>,
     bulk: bool,
@@ -651,26 +763,18 @@ struct Writer<'t, 'c> {
 }
 
 impl<'t, 'c> Writer<'t, 'c> {
-    fn new(tx: &'t Transaction<'c>, location_id: &str) -> Res<Self> {
+    fn new(tx: &'t Transaction<'c>, location_id: &str, source: Option<String>) -> Res<Self> {
         let mut existing = HashMap::new();
         {
-            let mut stmt = tx.prepare_cached(
-                "SELECT ref, id, uid, generation, spec_hash, hash, location_key, orphan FROM entities WHERE location_id = ?1",
-            )?;
-            let rows = stmt.query_map([location_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Existing {
-                        id: r.get(1)?,
-                        uid: r.get(2)?,
-                        generation: r.get(3)?,
-                        spec_hash: r.get(4)?,
-                        hash: r.get(5)?,
-                        location_key: r.get(6)?,
-                        orphan: r.get(7)?,
-                    },
-                ))
-            })?;
+            let mut stmt = match &source {
+                None => tx.prepare_cached(&format!(
+                    "SELECT {EXISTING} FROM entities WHERE location_id = ?1 AND ?2 IS NULL"
+                ))?,
+                Some(_) => tx.prepare_cached(&format!(
+                    "SELECT {EXISTING} FROM entities WHERE location_key = ?2 AND location_id = ?1"
+                ))?,
+            };
+            let rows = stmt.query_map(params![location_id, source], existing_row)?;
             for row in rows {
                 let (key, e) = row?;
                 existing.insert(key, e);
@@ -679,16 +783,20 @@ impl<'t, 'c> Writer<'t, 'c> {
         // A first load into a small catalog builds the secondary indexes once
         // at the end (a sort) instead of updating them row by row: several
         // times faster. Still one transaction; readers keep their snapshot.
-        let total: i64 = tx.query_row("SELECT count(*) FROM entities", [], |r| r.get(0))?;
-        let bulk = existing.is_empty() && total < BULK_MAX_EXISTING;
+        let bulk = source.is_none() && existing.is_empty() && {
+            let total: i64 = tx.query_row("SELECT count(*) FROM entities", [], |r| r.get(0))?;
+            total < BULK_MAX_EXISTING
+        };
         if bulk {
             tx.execute_batch(
-                "DROP INDEX IF EXISTS search_kv; DROP INDEX IF EXISTS relations_source;",
+                "DROP INDEX IF EXISTS search_kv; DROP INDEX IF EXISTS relations_source;
+                 DROP INDEX IF EXISTS entities_source;",
             )?;
         }
         Ok(Self {
             tx,
             location_id: location_id.to_owned(),
+            source,
             existing,
             seen: HashSet::new(),
             bulk,
@@ -703,15 +811,26 @@ impl<'t, 'c> Writer<'t, 'c> {
             return Ok(Put::Duplicate);
         }
         if !self.existing.contains_key(key) {
-            let owner: Option<Option<String>> = self
+            let owner: Option<(Option<String>, (String, Existing))> = self
                 .tx
-                .prepare_cached("SELECT location_id FROM entities WHERE ref = ?1")?
-                .query_row([key], |r| r.get(0))
+                .prepare_cached(&format!(
+                    "SELECT location_id, {EXISTING} FROM entities WHERE ref = ?1"
+                ))?
+                .query_row([key], |r| Ok((r.get(0)?, existing_row_at(r, 1)?)))
                 .optional()?;
-            if let Some(Some(owner)) = owner
-                && owner != self.location_id
-            {
-                return Ok(Put::Conflict(owner));
+            match owner {
+                Some((Some(owner), _)) if owner != self.location_id => {
+                    return Ok(Put::Conflict(owner));
+                }
+                // Writing one source: another source of the location
+                // provides it (unless it is an orphan, which this one takes).
+                Some((_, (_, e))) if self.source.is_some() => {
+                    if !e.orphan {
+                        return Ok(Put::Duplicate);
+                    }
+                    self.existing.insert(key.clone(), e);
+                }
+                _ => {}
             }
         }
         match self.existing.get(key) {
@@ -731,12 +850,22 @@ impl<'t, 'c> Writer<'t, 'c> {
         Ok(Put::Stored)
     }
 
-    fn finish(mut self, keep: &HashMap<String, Value>) -> Res<(ApplySummary, Vec<Change>)> {
+    fn finish(mut self, done: &Finish) -> Res<(ApplySummary, Vec<Change>)> {
         if self.bulk {
             self.tx.execute_batch(INDEXES)?;
         }
+        let keep = &done.keep;
         for (key, e) in &self.existing {
             if self.seen.contains(key) {
+                continue;
+            }
+            if !e.orphan
+                && e.location_key
+                    .as_ref()
+                    .is_some_and(|k| done.unchanged.contains(k))
+            {
+                // Its source was not read again: its content is the same.
+                self.summary.unchanged += 1;
                 continue;
             }
             let failed_file = e
@@ -754,8 +883,41 @@ impl<'t, 'c> Writer<'t, 'c> {
                 self.changes.push(Change::Changed(key.clone()));
             }
         }
+        self.tx.execute(
+            "DELETE FROM sources WHERE location_id = ?1 AND (?2 IS NULL OR key = ?2)",
+            params![self.location_id, self.source],
+        )?;
+        let mut insert = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO sources (location_id, key, hash) VALUES (?1, ?2, ?3)",
+        )?;
+        for (key, hash) in &done.hashes {
+            insert.execute(params![self.location_id, key, hash])?;
+        }
         Ok((self.summary, self.changes))
     }
+}
+
+/// The columns of [`Existing`], after the ref.
+const EXISTING: &str = "ref, id, uid, generation, spec_hash, hash, location_key, orphan";
+
+fn existing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Existing)> {
+    existing_row_at(r, 0)
+}
+
+/// An [`EXISTING`] row starting at column `at`.
+fn existing_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(String, Existing)> {
+    Ok((
+        r.get(at)?,
+        Existing {
+            id: r.get(at + 1)?,
+            uid: r.get(at + 2)?,
+            generation: r.get(at + 3)?,
+            spec_hash: r.get(at + 4)?,
+            hash: r.get(at + 5)?,
+            location_key: r.get(at + 6)?,
+            orphan: r.get(at + 7)?,
+        },
+    ))
 }
 
 fn write_entity(

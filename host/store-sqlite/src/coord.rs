@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS feed (
     at INTEGER NOT NULL
 );"];
 
-/// Migrations of the leases and shared secrets (in `coord.sqlite`).
+/// Migrations of the leases, shared secrets and sessions (in `coord.sqlite`).
 pub(crate) const LEASE_MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE IF NOT EXISTS leases (
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;",
     "
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    crate::sessions::SESSIONS_V3,
 ];
 
 /// A secret shared by every handle on the file: stored unless present.

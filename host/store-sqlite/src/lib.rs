@@ -21,6 +21,7 @@ mod db;
 mod kv;
 mod plugins;
 mod query;
+mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
         catalog: Arc::new(catalog::SqliteCatalog::new(main.clone(), feed.clone())),
         kv: Arc::new(kv::SqliteKv::new(kv_db.clone())),
         leases: Arc::new(coord::SqliteLeases::new(coord_db.clone())),
+        sessions: Arc::new(sessions::SqliteSessions::new(coord_db.clone())),
         plugins: Arc::new(plugins::SqlitePlugins::new(main.clone(), feed.clone())),
         feed,
         admin: Arc::new(SqliteAdmin {

@@ -12,14 +12,22 @@ use rusqlite::{OptionalExtension, params};
 use crate::coord::{SqliteFeed, append};
 use crate::db::Db;
 
-pub(crate) const MIGRATIONS: &[&str] = &["
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS plugin_files (
     id TEXT PRIMARY KEY,
     digest TEXT NOT NULL,
     wasm BLOB NOT NULL,
     license TEXT,
     revision INTEGER NOT NULL
-) WITHOUT ROWID;"];
+) WITHOUT ROWID;",
+    "
+CREATE TABLE IF NOT EXISTS plugin_removals (
+    id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (id, digest)
+) WITHOUT ROWID;",
+];
 
 pub(crate) struct SqlitePlugins {
     db: Arc<Db>,
@@ -48,6 +56,10 @@ impl PluginFiles for SqlitePlugins {
         let (seq, revision) = self
             .db
             .write(move |tx| {
+                tx.execute(
+                    "DELETE FROM plugin_removals WHERE id = ?1 AND digest = ?2",
+                    params![id, digest],
+                )?;
                 let revision: i64 = tx.query_row(
                     "INSERT INTO plugin_files (id, digest, wasm, license, revision)
                      VALUES (?1, ?2, ?3, ?4, 1)
@@ -99,9 +111,20 @@ impl PluginFiles for SqlitePlugins {
         let seq = self
             .db
             .write(move |tx| {
-                if tx.execute("DELETE FROM plugin_files WHERE id = ?1", [&id])? == 0 {
+                let digest: Option<String> = tx
+                    .query_row(
+                        "DELETE FROM plugin_files WHERE id = ?1 RETURNING digest",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(digest) = digest else {
                     return Ok(None);
-                }
+                };
+                tx.execute(
+                    "INSERT OR IGNORE INTO plugin_removals (id, digest) VALUES (?1, ?2)",
+                    params![id, digest],
+                )?;
                 Ok(Some(append(tx, PLUGINS_TOPIC, &event(&id, None))?))
             })
             .await?;
@@ -109,6 +132,17 @@ impl PluginFiles for SqlitePlugins {
             self.feed.notify(seq);
         }
         Ok(seq.is_some())
+    }
+
+    async fn removed(&self) -> Result<Vec<(String, String)>> {
+        self.db
+            .read(|c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT id, digest FROM plugin_removals ORDER BY id, digest")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
     }
 
     async fn list(&self) -> Result<Vec<PluginEntry>> {

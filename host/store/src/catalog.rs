@@ -6,7 +6,7 @@
 //! ready [`EntityRecord`]s; a backend only stores and answers queries. The
 //! one thing a backend assigns is identity: uid, etag and generation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -102,6 +102,33 @@ pub struct ApplySummary {
     pub unchanged: usize,
     /// Entities the location no longer lists, now marked orphan.
     pub orphaned: usize,
+}
+
+/// A file or URL of a location whose content hash is stored: while its
+/// content stays the same, a refresh need not read its entities again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRow {
+    /// The location key (`file:<path>` or `url:<url>`).
+    pub key: String,
+    /// Digest of its content when its entities were stored.
+    pub hash: String,
+    /// Lower-case refs of the entities it provides (orphans excluded).
+    pub entities: Vec<String>,
+}
+
+/// How a location's refresh ends ([`LocationWriter::finish`]).
+#[derive(Debug, Clone, Default)]
+pub struct Finish {
+    /// Sources (location keys) and refs whose last stored entities must be
+    /// kept because this read failed for them, with the status to show.
+    pub keep: HashMap<String, Value>,
+    /// Sources not read again because their content has not changed: their
+    /// entities stay as stored (orphans stay orphans).
+    pub unchanged: HashSet<String>,
+    /// `(location key, content hash)` of every source whose entities are all
+    /// stored as read (the unchanged ones included): it replaces the
+    /// location's stored set ([`CatalogStore::sources`]).
+    pub hashes: Vec<(String, String)>,
 }
 
 /// What [`LocationWriter::put`] did with a record.
@@ -214,6 +241,22 @@ pub trait CatalogStore: Send + Sync {
     /// when the location is no longer registered. Dropping the writer
     /// without [`LocationWriter::finish`] stores nothing.
     async fn begin(&self, location_id: &str) -> Result<Option<Box<dyn LocationWriter>>>;
+    /// [`CatalogStore::begin`] for one source (file or URL) of the location
+    /// only: `finish` orphans the unlisted entities of that source alone and
+    /// replaces that source's hash alone; `put` of an entity another
+    /// source of the location provides is a [`Put::Duplicate`] (an orphan
+    /// of the location is taken over).
+    async fn begin_source(
+        &self,
+        location_id: &str,
+        source: &str,
+    ) -> Result<Option<Box<dyn LocationWriter>>>;
+    /// The sources of a location whose content hash is stored, with the
+    /// entities each provides. Removing an entity (by uid) forgets its
+    /// source's hash, so that the next refresh reads it again.
+    async fn sources(&self, location_id: &str) -> Result<Vec<SourceRow>>;
+    /// One source of [`CatalogStore::sources`], if its hash is stored.
+    async fn source(&self, location_id: &str, key: &str) -> Result<Option<SourceRow>>;
     /// Refreshes the planner's statistics after large writes.
     async fn optimize(&self) -> Result<()>;
 }
@@ -226,11 +269,10 @@ pub trait LocationWriter: Send {
     /// Stores a batch; one answer per record.
     async fn put(&mut self, records: Vec<EntityRecord>) -> Result<Vec<Put>>;
     /// Marks the entities the location no longer lists as orphans, except
-    /// those whose source (location key) or ref is in `keep`, which get
-    /// that status; commits, and returns what changed. The changes are
-    /// also appended to the change feed in the same transaction.
-    async fn finish(
-        self: Box<Self>,
-        keep: HashMap<String, Value>,
-    ) -> Result<(ApplySummary, Vec<Change>)>;
+    /// those whose source (location key) or ref is in `done.keep`, which
+    /// get that status, and those of `done.unchanged` sources, which stay
+    /// as they are; stores `done.hashes`; commits, and returns what
+    /// changed. The changes are also appended to the change feed in the
+    /// same transaction.
+    async fn finish(self: Box<Self>, done: Finish) -> Result<(ApplySummary, Vec<Change>)>;
 }

@@ -20,6 +20,7 @@ mod error;
 pub mod kv;
 pub mod plugins;
 pub mod query;
+pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -30,6 +31,7 @@ pub use coord::{Feed, FeedEvent, Lease, Leases};
 pub use error::StoreError;
 pub use kv::KvStore;
 pub use plugins::PluginFiles;
+pub use sessions::SessionStore;
 
 /// Result of a storage operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -47,6 +49,8 @@ pub struct Stores {
     pub feed: Arc<dyn Feed>,
     /// Installed plugin files, shared by replicas.
     pub plugins: Arc<dyn PluginFiles>,
+    /// Server-side sessions, shared by replicas.
+    pub sessions: Arc<dyn SessionStore>,
     /// Health and schema of the backend.
     pub admin: Arc<dyn Admin>,
 }

@@ -50,8 +50,13 @@ pub trait PluginFiles: Send + Sync {
     /// event.
     async fn put_license(&self, id: &str, license: &str) -> Result<Option<i64>>;
     /// Removes a plugin (false if there was none); appends a
-    /// [`PLUGINS_TOPIC`] event.
+    /// [`PLUGINS_TOPIC`] event. Its id and digest are remembered as
+    /// removed ([`PluginFiles::removed`]) until that file is put again.
     async fn remove(&self, id: &str) -> Result<bool>;
+    /// `(id, digest)` of the files removed and not put again since: a
+    /// replica whose plugins folder still holds one of them must not import
+    /// it back.
+    async fn removed(&self) -> Result<Vec<(String, String)>>;
     /// Every stored plugin, by id.
     async fn list(&self) -> Result<Vec<PluginEntry>>;
     /// One plugin with its file.

@@ -341,3 +341,238 @@ async fn the_database_survives_a_reopen() {
         .unwrap();
     assert_eq!(after, before);
 }
+
+fn component(name: &str, description: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{name: {name}, description: {description}}}\nspec: {{type: service, lifecycle: production, owner: team-a}}\n"
+    )
+}
+
+/// Refreshes every location and returns (unchanged sources, summary, problems).
+async fn refresh_counts(
+    s: &CatalogServer,
+) -> (usize, callboard_store::catalog::ApplySummary, Vec<String>) {
+    let reports = s.catalog.refresh_all().await.unwrap();
+    assert_eq!(reports.len(), 1, "one location");
+    let r = &reports[0];
+    (
+        r.unchanged_sources,
+        r.summary.clone(),
+        r.problems.iter().map(ToString::to_string).collect(),
+    )
+}
+
+#[tokio::test]
+async fn unchanged_files_are_not_parsed_again() {
+    let a = component("alpha", "first") + "---\n" + &component("alpha-two", "first");
+    let b = component("beta", "first");
+    let c = component("gamma", "first");
+    let s = CatalogServer::start(&[("a.yaml", &a), ("b.yaml", &b), ("c.yaml", &c)]).await;
+
+    // Nothing changed: no file is parsed again, every entity is unchanged.
+    let (unchanged, summary, problems) = refresh_counts(&s).await;
+    assert_eq!(unchanged, 3, "{summary:?} {problems:?}");
+    // The four entities and the location's own Location entity.
+    assert_eq!(summary.unchanged, 5, "{summary:?}");
+    assert!(problems.is_empty(), "{problems:?}");
+
+    // One file changes: only it is read; the change is served.
+    write_files(
+        &s.path("catalog"),
+        &[("b.yaml", &component("beta", "second"))],
+    );
+    let (unchanged, summary, _) = refresh_counts(&s).await;
+    assert_eq!(
+        (unchanged, summary.updated, summary.unchanged),
+        (2, 1, 4),
+        "{summary:?}"
+    );
+    let (_, beta) = s.get("/entities/by-name/component/default/beta").await;
+    assert_eq!(beta["metadata"]["description"], "second");
+
+    // A changed file now defines an entity an unchanged file provides: the
+    // unchanged file keeps it (it comes first), the duplicate is reported.
+    write_files(
+        &s.path("catalog"),
+        &[(
+            "b.yaml",
+            &(component("beta", "second") + "---\n" + &component("alpha", "impostor")),
+        )],
+    );
+    let (_, _, problems) = refresh_counts(&s).await;
+    assert!(
+        problems.iter().any(|p| p.contains("b.yaml")
+            && p.contains("component:default/alpha")
+            && p.contains("also defined")),
+        "{problems:?}"
+    );
+    let (_, alpha) = s.get("/entities/by-name/component/default/alpha").await;
+    assert_eq!(alpha["metadata"]["description"], "first");
+    // b.yaml had a problem: it is read every time until it is fixed.
+    let (unchanged, _, problems) = refresh_counts(&s).await;
+    assert_eq!(unchanged, 2, "{problems:?}");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    // An entity deleted through the API comes back at the next refresh,
+    // although its file did not change (as in Backstage).
+    write_files(
+        &s.path("catalog"),
+        &[("b.yaml", &component("beta", "second"))],
+    );
+    refresh_counts(&s).await;
+    let (_, gamma) = s.get("/entities/by-name/component/default/gamma").await;
+    let uid = gamma["metadata"]["uid"].as_str().unwrap().to_owned();
+    assert_eq!(s.delete(&format!("/entities/by-uid/{uid}")).await, 204);
+    let (status, _) = s.get("/entities/by-name/component/default/gamma").await;
+    assert_eq!(status, 404);
+    let (unchanged, summary, _) = refresh_counts(&s).await;
+    assert_eq!((unchanged, summary.added), (2, 1), "{summary:?}");
+    let (status, _) = s.get("/entities/by-name/component/default/gamma").await;
+    assert_eq!(status, 200, "a deleted entity returns on refresh");
+
+    // A file that disappears orphans its entities; the others stay.
+    std::fs::remove_file(s.path("catalog/a.yaml")).unwrap();
+    let (unchanged, summary, _) = refresh_counts(&s).await;
+    assert_eq!((unchanged, summary.orphaned), (2, 2), "{summary:?}");
+    let (_, orphans) = s
+        .get("/entities?filter=metadata.annotations.backstage.io/orphan=true")
+        .await;
+    assert_eq!(names(&orphans), ["alpha", "alpha-two"]);
+    // ... and stay orphans while the other files stay unchanged.
+    let (unchanged, summary, _) = refresh_counts(&s).await;
+    assert_eq!((unchanged, summary.orphaned), (2, 0), "{summary:?}");
+    let (_, orphans) = s
+        .get("/entities?filter=metadata.annotations.backstage.io/orphan=true")
+        .await;
+    assert_eq!(names(&orphans), ["alpha", "alpha-two"]);
+}
+
+#[tokio::test]
+async fn files_listing_locations_are_read_every_time() {
+    // A Location entity's targets must be followed at every refresh: the
+    // file that lists it is never skipped, the files it leads to are.
+    let index = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: more}\nspec: {targets: [./more/*.yaml]}\n";
+    let s = CatalogServer::start(&[
+        ("index.yaml", index),
+        ("more/one.yaml", &component("one", "first")),
+    ])
+    .await;
+    let (unchanged, _, problems) = refresh_counts(&s).await;
+    assert_eq!(unchanged, 1, "only more/one.yaml is skipped: {problems:?}");
+    write_files(
+        &s.path("catalog"),
+        &[("more/two.yaml", &component("two", "first"))],
+    );
+    let (unchanged, summary, _) = refresh_counts(&s).await;
+    assert_eq!((unchanged, summary.added), (1, 1), "{summary:?}");
+    let (status, _) = s.get("/entities/by-name/component/default/two").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_conflicting_file_is_read_until_the_conflict_resolves() {
+    // other/o.yaml (a second location) claims `shared` first; catalog/x.yaml
+    // is refused it, so x.yaml is read again at every refresh and takes it
+    // over once the other location lets it go.
+    let s = CatalogServer::start(&[("x.yaml", &component("own", "mine"))]).await;
+    write_files(
+        &s.path("other"),
+        &[("o.yaml", &component("shared", "theirs"))],
+    );
+    let target = s.path("other/o.yaml").display().to_string();
+    let (status, added) = s
+        .post("/locations", json!({"type": "file", "target": target}))
+        .await;
+    assert_eq!(status, 201);
+    let other = added["location"]["id"].as_str().unwrap().to_owned();
+    write_files(
+        &s.path("catalog"),
+        &[(
+            "x.yaml",
+            &(component("shared", "mine") + "---\n" + &component("own", "mine")),
+        )],
+    );
+    s.refresh().await;
+    s.refresh().await;
+    let (_, shared) = s.get("/entities/by-name/component/default/shared").await;
+    assert_eq!(shared["metadata"]["description"], "theirs");
+    // The other location goes: x.yaml, unchanged, now takes `shared`.
+    assert_eq!(s.delete(&format!("/locations/{other}")).await, 204);
+    s.refresh().await;
+    let (_, shared) = s.get("/entities/by-name/component/default/shared").await;
+    assert_eq!(shared["metadata"]["description"], "mine", "{shared:#}");
+}
+
+#[tokio::test]
+async fn refreshing_an_entity_reads_its_file_alone() {
+    let s = CatalogServer::start(&[
+        ("a.yaml", &component("alpha", "first")),
+        ("b.yaml", &component("beta", "first")),
+    ])
+    .await;
+    let beta = EntityRef::parse("component:default/beta").unwrap();
+
+    // Nothing changed: nothing is written.
+    let r = s.catalog.refresh_entity(&beta).await.unwrap();
+    assert_eq!(r.unchanged_sources, 1, "{r:?}");
+    assert_eq!(r.entities, ["component:default/beta"], "{r:?}");
+
+    // Both files change; refreshing beta reads b.yaml alone.
+    write_files(
+        &s.path("catalog"),
+        &[
+            ("a.yaml", &component("alpha", "second")),
+            ("b.yaml", &component("beta", "second")),
+        ],
+    );
+    let (status, _) = s
+        .post("/refresh", json!({"entityRef": "component:default/beta"}))
+        .await;
+    assert!(status == 200 || status == 204, "POST /refresh: {status}");
+    let (_, beta_now) = s.get("/entities/by-name/component/default/beta").await;
+    assert_eq!(beta_now["metadata"]["description"], "second");
+    let (_, alpha) = s.get("/entities/by-name/component/default/alpha").await;
+    assert_eq!(
+        alpha["metadata"]["description"], "first",
+        "a.yaml was read too"
+    );
+
+    // b.yaml drops beta for gamma: beta is an orphan, gamma is served, and
+    // alpha still waits for its own refresh.
+    write_files(
+        &s.path("catalog"),
+        &[("b.yaml", &component("gamma", "first"))],
+    );
+    let r = s.catalog.refresh_entity(&beta).await.unwrap();
+    assert_eq!((r.summary.added, r.summary.orphaned), (1, 1), "{r:?}");
+    let (_, orphans) = s
+        .get("/entities?filter=metadata.annotations.backstage.io/orphan=true")
+        .await;
+    assert_eq!(names(&orphans), ["beta"]);
+    let (_, alpha) = s.get("/entities/by-name/component/default/alpha").await;
+    assert_eq!(alpha["metadata"]["description"], "first");
+
+    // b.yaml now also claims alpha (a.yaml's): a duplicate is the whole
+    // location's to report, so the whole location is read.
+    write_files(
+        &s.path("catalog"),
+        &[(
+            "b.yaml",
+            &(component("gamma", "first") + "---\n" + &component("alpha", "impostor")),
+        )],
+    );
+    let gamma = EntityRef::parse("component:default/gamma").unwrap();
+    let r = s.catalog.refresh_entity(&gamma).await.unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.message.contains("also defined")),
+        "{:?}",
+        r.problems
+    );
+    let (_, alpha) = s.get("/entities/by-name/component/default/alpha").await;
+    assert_eq!(
+        alpha["metadata"]["description"], "second",
+        "the whole location was read"
+    );
+}

@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::catalog::{
-    ApplySummary, Change, EntityRecord, LocationRow, MAX_SEARCH_VALUE, ORPHAN_ANNOTATION, Put,
-    RelationRow,
+    ApplySummary, Change, EntityRecord, Finish, LocationRow, MAX_SEARCH_VALUE, ORPHAN_ANNOTATION,
+    Put, RelationRow,
 };
 use crate::coord::CATALOG_TOPIC;
 use crate::kv::{KvError, MAX_KEY_BYTES, Quota};
@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             writer_unchanged_and_updates,
             writer_duplicates_and_conflicts,
             writer_orphans_and_keep,
+            writer_unchanged_sources,
             writer_dropped_stores_nothing,
             writer_begin_needs_location,
             reads_by_ref_uid_and_keys,
@@ -107,6 +108,8 @@ macro_rules! conformance_tests {
             kv_list_purge_isolation,
             admin_ping_and_schema,
             admin_shared_secret,
+            sessions_shared_and_expiring,
+            plugin_files_revisions_and_removals,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {
@@ -429,8 +432,41 @@ async fn write(
         )
     });
     let puts = ok("put", writer.put(records).await);
-    let (summary, changes) = ok("finish", writer.finish(keep).await);
+    let done = Finish {
+        keep,
+        ..Finish::default()
+    };
+    let (summary, changes) = ok("finish", writer.finish(done).await);
     (puts, summary, changes)
+}
+
+/// Stores `records` for `location` in one writer and finishes it with `done`.
+async fn write_done(
+    stores: &Stores,
+    location: &LocationRow,
+    records: Vec<EntityRecord>,
+    done: Finish,
+) -> (ApplySummary, Vec<Change>) {
+    let mut writer = ok("begin", stores.catalog.begin(&location.id).await)
+        .unwrap_or_else(|| panic!("begin({}) returned None", location.id));
+    let puts = ok("put", writer.put(records).await);
+    assert!(puts.iter().all(|p| *p == Put::Stored), "puts: {puts:?}");
+    ok("finish", writer.finish(done).await)
+}
+
+/// The stored sources of a location: key -> (hash, sorted entities).
+async fn sources_of(
+    stores: &Stores,
+    location: &LocationRow,
+) -> BTreeMap<String, (String, Vec<String>)> {
+    ok("sources", stores.catalog.sources(&location.id).await)
+        .into_iter()
+        .map(|s| {
+            let mut entities = s.entities;
+            entities.sort();
+            (s.key, (s.hash, entities))
+        })
+        .collect()
 }
 
 /// Registers a location and stores the fixture in it.
@@ -825,7 +861,7 @@ pub async fn writer_duplicates_and_conflicts(backend: &dyn Backend) {
         vec![Put::Duplicate],
         "a ref listed again in a later batch"
     );
-    let (summary, _) = ok("finish", writer.finish(HashMap::new()).await);
+    let (summary, _) = ok("finish", writer.finish(Finish::default()).await);
     assert_eq!(summary.added, 1, "summary: {summary:?}");
     let served = get(&stores, "component:default/dup").await;
     assert_eq!(
@@ -1006,6 +1042,237 @@ pub async fn writer_orphans_and_keep(backend: &dyn Backend) {
     assert!(
         b.get("status").is_none(),
         "status kept after a good read: {b}"
+    );
+}
+
+/// Sources with a content hash: stored and replaced by `finish`, listed
+/// with their entities (orphans excluded); an unchanged source keeps its
+/// entities as they are (orphans stay orphans); deleting an entity or its
+/// location forgets the hash.
+pub async fn writer_unchanged_sources(backend: &dyn Backend) {
+    let (_, stores) = fresh(backend).await;
+    let loc = location(&stores, "/catalog/*.yaml").await;
+    let e = |name: &str| {
+        json!({"kind": "Component", "metadata": {"name": name},
+            "spec": {"type": "service", "owner": "team"}})
+    };
+    let (fa, fb) = ("file:/catalog/a.yaml", "file:/catalog/b.yaml");
+    let hashes = |a: &str, b: Option<&str>| {
+        let mut h = vec![(fa.to_owned(), a.to_owned())];
+        h.extend(b.map(|b| (fb.to_owned(), b.to_owned())));
+        h
+    };
+    let unchanged = |keys: &[&str]| keys.iter().map(|k| (*k).to_owned()).collect();
+    assert!(
+        sources_of(&stores, &loc).await.is_empty(),
+        "a new location has no sources"
+    );
+
+    let (summary, _) = write_done(
+        &stores,
+        &loc,
+        vec![
+            record(e("a1"), fa, None),
+            record(e("a2"), fa, None),
+            record(e("b1"), fb, None),
+        ],
+        Finish {
+            hashes: hashes("h-a", Some("h-b")),
+            ..Finish::default()
+        },
+    )
+    .await;
+    assert_eq!(summary.added, 3, "{summary:?}");
+    let a = (
+        "h-a".to_owned(),
+        vec![
+            "component:default/a1".to_owned(),
+            "component:default/a2".to_owned(),
+        ],
+    );
+    let b = ("h-b".to_owned(), vec!["component:default/b1".to_owned()]);
+    assert_eq!(
+        sources_of(&stores, &loc).await,
+        BTreeMap::from([(fa.to_owned(), a.clone()), (fb.to_owned(), b.clone())]),
+        "sources after the first write"
+    );
+
+    // a.yaml not read again: its entities stay, nothing changes.
+    let head = ok("head", stores.feed.head().await);
+    let (summary, changes) = write_done(
+        &stores,
+        &loc,
+        vec![record(e("b1"), fb, None)],
+        Finish {
+            unchanged: unchanged(&[fa]),
+            hashes: hashes("h-a", Some("h-b")),
+            ..Finish::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        summary,
+        ApplySummary {
+            unchanged: 3,
+            ..ApplySummary::default()
+        },
+        "an unchanged source's entities count as unchanged"
+    );
+    assert!(changes.is_empty(), "nothing changed: {changes:?}");
+    assert!(
+        catalog_events_after(&stores, head).await.is_empty(),
+        "nothing published"
+    );
+    let a1 = get(&stores, "component:default/a1").await;
+    assert!(
+        a1.pointer(&format!(
+            "/metadata/annotations/{}",
+            ORPHAN_ANNOTATION.replace('/', "~1")
+        ))
+        .is_none(),
+        "an unchanged source's entity became an orphan: {a1}"
+    );
+
+    // a.yaml read again without a2, b.yaml failed to hash (no hash kept).
+    let (summary, _) = write_done(
+        &stores,
+        &loc,
+        vec![record(e("a1"), fa, None), record(e("b1"), fb, None)],
+        Finish {
+            hashes: hashes("h-a2", None),
+            ..Finish::default()
+        },
+    )
+    .await;
+    assert_eq!(summary.orphaned, 1, "{summary:?}");
+    assert_eq!(
+        sources_of(&stores, &loc).await,
+        BTreeMap::from([(
+            fa.to_owned(),
+            ("h-a2".to_owned(), vec!["component:default/a1".to_owned()])
+        )]),
+        "finish replaces the set; orphans are not listed"
+    );
+    // Unchanged again: the orphan stays an orphan.
+    let (summary, changes) = write_done(
+        &stores,
+        &loc,
+        vec![record(e("b1"), fb, None)],
+        Finish {
+            unchanged: unchanged(&[fa]),
+            hashes: hashes("h-a2", None),
+            ..Finish::default()
+        },
+    )
+    .await;
+    assert_eq!((summary.orphaned, summary.unchanged), (0, 2), "{summary:?}");
+    assert!(changes.is_empty(), "{changes:?}");
+    let orphans = matching(
+        &stores,
+        "orphans",
+        &selection(Some(Predicate::eq(
+            &format!("metadata.annotations.{ORPHAN_ANNOTATION}"),
+            &["true"],
+        ))),
+    )
+    .await;
+    assert_eq!(orphans, set(&["a2"]), "orphans");
+
+    // Deleting an entity forgets its source's hash: the next refresh reads
+    // the file again and the entity comes back.
+    let uid = meta(&get(&stores, "component:default/a1").await, "uid")
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    ok("delete_by_uid", stores.catalog.delete_by_uid(&uid).await);
+    assert!(
+        !sources_of(&stores, &loc).await.contains_key(fa),
+        "the deleted entity's source keeps its hash"
+    );
+
+    // Removing the location forgets its sources.
+    write_done(
+        &stores,
+        &loc,
+        vec![record(e("a1"), fa, None), record(e("b1"), fb, None)],
+        Finish {
+            hashes: hashes("h-a3", Some("h-b")),
+            ..Finish::default()
+        },
+    )
+    .await;
+    assert_eq!(sources_of(&stores, &loc).await.len(), 2);
+
+    // One source written on its own: its entities change, the others stay,
+    // an entity another source provides is a duplicate, only its hash changes.
+    let mut writer = ok(
+        "begin_source",
+        stores.catalog.begin_source(&loc.id, fb).await,
+    )
+    .expect("begin_source of a registered location");
+    let puts = ok(
+        "put",
+        writer
+            .put(vec![
+                record(e("b2"), fb, None),
+                record(e("a1"), fb, None),
+                record(e("a2"), fb, None),
+            ])
+            .await,
+    );
+    assert_eq!(
+        puts,
+        [Put::Stored, Put::Duplicate, Put::Stored],
+        "a sibling source's entity is a duplicate, the location's orphan is taken over"
+    );
+    let (summary, _) = ok(
+        "finish",
+        writer
+            .finish(Finish {
+                hashes: vec![(fb.to_owned(), "h-b2".to_owned())],
+                ..Finish::default()
+            })
+            .await,
+    );
+    assert_eq!(
+        (summary.added, summary.updated, summary.orphaned),
+        (1, 1, 1),
+        "b2 added, a2 taken over, b1 (no longer listed by b.yaml) orphaned: {summary:?}"
+    );
+    let sources = sources_of(&stores, &loc).await;
+    assert_eq!(
+        sources.get(fb),
+        Some(&(
+            "h-b2".to_owned(),
+            vec![
+                "component:default/a2".to_owned(),
+                "component:default/b2".to_owned()
+            ]
+        )),
+        "{sources:?}"
+    );
+    assert_eq!(
+        sources.get(fa).map(|(h, _)| h.as_str()),
+        Some("h-a3"),
+        "another source's hash is kept"
+    );
+    let one = ok("source", stores.catalog.source(&loc.id, fb).await).expect("b's source");
+    assert_eq!(one.hash, "h-b2");
+    assert!(ok("source", stores.catalog.source(&loc.id, "file:/nope").await).is_none());
+    let a1 = get(&stores, "component:default/a1").await;
+    assert!(
+        a1.pointer("/metadata/annotations")
+            .and_then(|a| a.get(ORPHAN_ANNOTATION))
+            .is_none(),
+        "a source's write orphaned another source's entity: {a1}"
+    );
+    ok(
+        "remove_location",
+        stores.catalog.remove_location(&loc.id).await,
+    );
+    assert!(
+        sources_of(&stores, &loc).await.is_empty(),
+        "a removed location keeps sources"
     );
 }
 
@@ -3473,6 +3740,7 @@ pub const CHECKS: &[&str] = &[
     "writer_unchanged_and_updates",
     "writer_duplicates_and_conflicts",
     "writer_orphans_and_keep",
+    "writer_unchanged_sources",
     "writer_dropped_stores_nothing",
     "writer_begin_needs_location",
     "reads_by_ref_uid_and_keys",
@@ -3503,6 +3771,8 @@ pub const CHECKS: &[&str] = &[
     "kv_list_purge_isolation",
     "admin_ping_and_schema",
     "admin_shared_secret",
+    "sessions_shared_and_expiring",
+    "plugin_files_revisions_and_removals",
 ];
 
 /// The first value stored under a name wins, on every handle, even when
@@ -3528,4 +3798,242 @@ pub async fn admin_shared_secret(backend: &dyn Backend) {
         two.admin.shared_secret("other", "its-own").await,
     );
     assert_eq!(other, "its-own");
+}
+
+// ----------------------------------------------------------------------
+// Sessions
+// ----------------------------------------------------------------------
+
+/// A session made through one handle is live through another (replicas),
+/// its last use is written at most once per granularity, it expires when
+/// idle or too old, a revocation ends it everywhere, and the oldest go
+/// beyond the cap.
+pub async fn sessions_shared_and_expiring(backend: &dyn Backend) {
+    use crate::sessions::{SessionLimits, TOUCH_GRANULARITY_MS};
+    let (db, one) = fresh(backend).await;
+    let two = backend.open(&db).await;
+    let limits = SessionLimits {
+        idle_ms: 60_000,
+        max_age_ms: 300_000,
+        max_sessions: 3,
+    };
+    let t0 = 1_700_000_000_000_i64;
+    ok(
+        "create",
+        one.sessions
+            .create("d1", "admin", "csrf-1", &limits, t0)
+            .await,
+    );
+    let seen = ok("touch", two.sessions.touch("d1", &limits, t0 + 10).await)
+        .expect("a session made through one handle is live through another");
+    assert_eq!(
+        (seen.subject.as_str(), seen.csrf.as_str(), seen.created_ms),
+        ("admin", "csrf-1", t0)
+    );
+    assert_eq!(
+        seen.last_seen_ms, t0,
+        "last use is not written within the granularity"
+    );
+    let seen = ok(
+        "touch",
+        one.sessions
+            .touch("d1", &limits, t0 + TOUCH_GRANULARITY_MS)
+            .await,
+    )
+    .expect("live");
+    assert_eq!(seen.last_seen_ms, t0 + TOUCH_GRANULARITY_MS);
+    assert!(
+        ok("touch", one.sessions.touch("unknown", &limits, t0).await).is_none(),
+        "an unknown digest is no session"
+    );
+
+    // Used every 50 s it stays live past the idle time...
+    let mut t = t0 + TOUCH_GRANULARITY_MS;
+    while t + 50_000 < t0 + limits.max_age_ms {
+        t += 50_000;
+        assert!(
+            ok("touch", two.sessions.touch("d1", &limits, t).await).is_some(),
+            "used within the idle time at +{} ms",
+            t - t0
+        );
+    }
+    // ... but not past its maximum age.
+    assert!(
+        ok(
+            "touch",
+            one.sessions
+                .touch("d1", &limits, t0 + limits.max_age_ms)
+                .await
+        )
+        .is_none(),
+        "a session past its maximum age is live"
+    );
+    assert!(
+        ok("touch", one.sessions.touch("d1", &limits, t0 + 20).await).is_none(),
+        "an expired session is removed, not only refused"
+    );
+
+    // Idle expiry.
+    ok(
+        "create",
+        one.sessions
+            .create("d2", "admin", "csrf-2", &limits, t0)
+            .await,
+    );
+    assert!(
+        ok(
+            "touch",
+            two.sessions
+                .touch("d2", &limits, t0 + limits.idle_ms - 1)
+                .await
+        )
+        .is_some()
+    );
+    assert!(
+        ok(
+            "touch",
+            two.sessions
+                .touch("d2", &limits, t0 + 2 * limits.idle_ms)
+                .await
+        )
+        .is_none(),
+        "an idle session is live"
+    );
+
+    // Revocation through one handle ends it on the other.
+    ok(
+        "create",
+        one.sessions
+            .create("d3", "admin", "csrf-3", &limits, t0)
+            .await,
+    );
+    ok("revoke", two.sessions.revoke("d3").await);
+    assert!(
+        ok("touch", one.sessions.touch("d3", &limits, t0 + 1).await).is_none(),
+        "revoked"
+    );
+    ok("revoke", two.sessions.revoke("d3").await);
+
+    // The cap: the oldest go first.
+    for (i, d) in ["c1", "c2", "c3", "c4"].iter().enumerate() {
+        let at = t0 + 1_000 * i64::try_from(i).unwrap_or(0);
+        ok(
+            "create",
+            one.sessions.create(d, "admin", d, &limits, at).await,
+        );
+    }
+    let live: Vec<&str> = {
+        let mut live = Vec::new();
+        for d in ["c1", "c2", "c3", "c4"] {
+            if ok("touch", two.sessions.touch(d, &limits, t0 + 5_000).await).is_some() {
+                live.push(d);
+            }
+        }
+        live
+    };
+    assert_eq!(
+        live,
+        ["c2", "c3", "c4"],
+        "at most max_sessions live, the oldest went"
+    );
+}
+
+// ----------------------------------------------------------------------
+// Plugin files
+// ----------------------------------------------------------------------
+
+/// Puts, licences and removals: revisions grow with every change, a put
+/// keeps the licence unless given one, every change is a `plugins` event
+/// seen by another handle, and a removed file is remembered until it is
+/// put again.
+pub async fn plugin_files_revisions_and_removals(backend: &dyn Backend) {
+    use crate::plugins::PLUGINS_TOPIC;
+    let (db, one) = fresh(backend).await;
+    let two = backend.open(&db).await;
+    let files = |s: &Stores| s.plugins.clone();
+    let head = ok("head", two.feed.head().await);
+    let r1 = ok(
+        "put",
+        files(&one)
+            .put("hello", "d1", b"wasm-1", Some("lic-1"))
+            .await,
+    );
+    let r2 = ok("put", files(&one).put("hello", "d2", b"wasm-2", None).await);
+    assert!(r2 > r1, "revisions grow: {r1} then {r2}");
+    let got = ok("get", files(&two).get("hello").await).expect("stored through another handle");
+    assert_eq!(
+        (
+            got.digest.as_str(),
+            got.wasm.as_slice(),
+            got.license.as_deref(),
+            got.revision
+        ),
+        ("d2", b"wasm-2".as_slice(), Some("lic-1"), r2),
+        "a put without a licence keeps the licence"
+    );
+    let r3 = ok(
+        "put_license",
+        files(&two).put_license("hello", "lic-2").await,
+    )
+    .expect("a stored plugin");
+    assert!(r3 > r2);
+    assert_eq!(
+        ok(
+            "put_license",
+            files(&two).put_license("nobody", "lic").await
+        ),
+        None,
+        "a licence for no plugin"
+    );
+    ok("put", files(&one).put("other", "o1", b"o", None).await);
+    let listed: Vec<(String, String, i64)> = ok("list", files(&two).list().await)
+        .into_iter()
+        .map(|e| (e.id, e.digest, e.revision))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("hello".to_owned(), "d2".to_owned(), r3),
+            ("other".to_owned(), "o1".to_owned(), listed[1].2)
+        ],
+        "list, by id"
+    );
+
+    // Removal: gone everywhere, remembered with its digest.
+    assert!(ok("remove", files(&two).remove("hello").await));
+    assert!(
+        !ok("remove", files(&two).remove("hello").await),
+        "removing twice"
+    );
+    assert!(ok("get", files(&one).get("hello").await).is_none());
+    assert_eq!(
+        ok("removed", files(&one).removed().await),
+        [("hello".to_owned(), "d2".to_owned())]
+    );
+    // Every change was an event on the plugins topic.
+    let events = ok("read_after", two.feed.read_after(head, 100).await);
+    let ours: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.topic == PLUGINS_TOPIC)
+        .map(|e| &e.payload)
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            &json!({"id": "hello", "digest": "d1"}),
+            &json!({"id": "hello", "digest": "d2"}),
+            &json!({"id": "hello", "digest": "d2"}),
+            &json!({"id": "other", "digest": "o1"}),
+            &json!({"id": "hello", "digest": null}),
+        ],
+        "plugins events"
+    );
+    // Put again, the file is no longer a removed one.
+    ok("put", files(&one).put("hello", "d2", b"wasm-2", None).await);
+    assert!(ok("removed", files(&two).removed().await).is_empty());
+    let again = ok("get", files(&two).get("hello").await).expect("put again");
+    assert_eq!(
+        again.license, None,
+        "a removed plugin's licence went with it"
+    );
 }
