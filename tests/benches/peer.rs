@@ -218,13 +218,14 @@ impl Server {
         }
     }
 
-    /// Peak resident set (`VmHWM`) of the process, in MB.
-    fn peak_rss_mb(&self) -> f64 {
+    /// A `/proc/<pid>/status` field in kB, as MB: `VmHWM` (peak resident
+    /// set), `RssAnon` and `RssFile` (now).
+    fn status_mb(&self, field: &str) -> f64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let kb: f64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0.0);
         kb / 1024.0
@@ -571,6 +572,14 @@ fn load_cell(load: &Load) -> String {
     cell
 }
 
+/// The 1-minute load average: other work on the machine skews both sides.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -628,6 +637,9 @@ struct Figures {
     ingest: Ingestion,
     loads: Vec<Load>,
     rss_mb: f64,
+    /// Resident now: anonymous memory, and file pages (mapped files, e.g.
+    /// SQLite's memory-mapped database).
+    rss_now: [f64; 2],
     refresh: Result<Duration, String>,
 }
 
@@ -704,6 +716,7 @@ async fn run(n: usize, backends: &[String]) -> String {
     // The queries, each on every server, rotating which goes first.
     let queries = queries(counts(n).users);
     let mut loads: Vec<Vec<Load>> = vec![Vec::new(); servers.len()];
+    let mut load_seen = vec![load_average()];
     for (i, query) in queries.iter().enumerate() {
         let script = query.script.as_ref().map(|s| {
             let path = dir.path().join(format!("query-{i}.lua"));
@@ -718,6 +731,7 @@ async fn run(n: usize, backends: &[String]) -> String {
             if let Some(problem) = &problem {
                 eprintln!("peer: {} {}: {problem}", server.name, query.path);
             }
+            load_seen.push(load_average());
             let url = format!("{}{}", server.base, query.path);
             // A short warm-up (Node's JIT, caches), not counted.
             let _ = wrk(&url, script.as_deref(), 2);
@@ -734,9 +748,13 @@ async fn run(n: usize, backends: &[String]) -> String {
         }
     }
 
+    load_seen.push(load_average());
+    let load_min = load_seen.iter().copied().fold(f64::INFINITY, f64::min);
+    let load_max = load_seen.iter().copied().fold(0.0, f64::max);
     let mut figures = Vec::new();
     for ((server, ingest), loads) in servers.iter_mut().zip(ingests).zip(loads) {
-        let rss_mb = server.peak_rss_mb();
+        let rss_mb = server.status_mb("VmHWM");
+        let rss_now = [server.status_mb("RssAnon"), server.status_mb("RssFile")];
         let token = server.data.as_ref().map(|data| {
             std::fs::read_to_string(data.join("admin-token"))
                 .expect("Callboard wrote no admin-token in its data dir")
@@ -753,6 +771,7 @@ async fn run(n: usize, backends: &[String]) -> String {
             ingest,
             loads,
             rss_mb,
+            rss_now,
             refresh,
         });
     }
@@ -762,7 +781,8 @@ async fn run(n: usize, backends: &[String]) -> String {
     for (j, backend) in backends.iter().enumerate() {
         let _ = writeln!(
             out,
-            "\n{n} generated entities ({want} with the configured Location), Callboard on {backend}; wrk -t2 -c8 -d{secs}s per query and server; Node {node_version}; {callboard_version}\n"
+            "\n{n} generated entities ({want} with the configured Location), Callboard on {backend}; wrk -t2 -c8 -d{secs}s per query and server; load average (1 min) {load_min:.1}-{load_max:.1} during the queries on {} cores; Node {node_version}; {callboard_version}\n",
+            std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
         );
         out.push_str(&table(
             &queries,
@@ -824,9 +844,13 @@ fn table(queries: &[Query], total: usize, entity_ref: &str, b: &Figures, c: &Fig
     let mem_ratio = c.rss_mb / b.rss_mb;
     let _ = writeln!(
         t,
-        "| server peak RSS (`VmHWM`, after everything above) | {:.0} MB | {:.0} MB | {mem_ratio:.2} (1/{:.1}) | ≤ 1/4: {} |",
+        "| server peak RSS (`VmHWM`, after everything above; resident then: anonymous + file pages) | {:.0} MB ({:.0} + {:.0}) | {:.0} MB ({:.0} + {:.0}) | {mem_ratio:.2} (1/{:.1}) | ≤ 1/4: {} |",
         b.rss_mb,
+        b.rss_now[0],
+        b.rss_now[1],
         c.rss_mb,
+        c.rss_now[0],
+        c.rss_now[1],
         1.0 / mem_ratio,
         verdict(mem_ratio <= 0.25)
     );
