@@ -38,10 +38,12 @@ enum Task {
     /// Run a benchmark: `runtime` (instance + handle), `http` (plugin route vs
     /// native route), `catalog` (catalog at 10k/100k entities), `web` (page
     /// server time), `swap` (plugin hot update), `events` (event delivery
-    /// and the latency publishing adds).
+    /// and the latency publishing adds), `peer` (Callboard beside Backstage's
+    /// own catalog backend, installed from the npm registry; needs node, npm
+    /// and wrk).
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events"])]
+        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer"])]
         name: String,
         /// Extra arguments for the benchmark.
         #[arg(last = true)]
