@@ -83,6 +83,14 @@ pub struct RefreshReport {
     pub unchanged_sources: usize,
 }
 
+impl RefreshReport {
+    /// Whether the refresh changed any entity.
+    pub fn changed(&self) -> bool {
+        let s = &self.summary;
+        s.added + s.updated + s.orphaned > 0
+    }
+}
+
 /// Result of `POST /locations`.
 #[derive(Debug, Clone)]
 pub struct AddedLocation {
@@ -430,20 +438,30 @@ impl Catalog {
             .into_iter()
             .find(|(l, _)| l.id == location.id)
             .map_or_else(|| "api".to_owned(), |(_, by)| by);
-        let scope = self.scope(location, &registered_by).await?;
+        // No entity cap applies: a file that grows is read with its whole
+        // location, under the caps.
+        let scope = ingest::Scope {
+            roots: self.roots(location, &registered_by),
+            max_entities: usize::MAX,
+            entities_cap: String::new(),
+            sources: Arc::default(),
+        };
         let origin = format!("{}:{}", location.kind, location.target);
         let read = {
             let c = self.clone();
+            let known_hash = known.hash.clone();
             tokio::task::spawn_blocking(move || {
                 c.inner
                     .reader
-                    .read_one(&target, parent_ref, &origin, &scope)
+                    .read_one(&target, parent_ref, &origin, &scope, &known_hash)
             })
             .await
             .map_err(|e| CatalogError::Task(e.to_string()))?
         };
-        let Some((hash, records)) = read else {
-            return Ok(None);
+        let (hash, records) = match read {
+            read::ReadOne::Whole => return Ok(None),
+            read::ReadOne::Unchanged => (known.hash.clone(), None),
+            read::ReadOne::Changed(hash, records) => (hash, Some(records)),
         };
         let report = |summary, entities: Vec<String>, unchanged_sources| RefreshReport {
             location: Some(location.clone()),
@@ -452,13 +470,13 @@ impl Catalog {
             entities,
             unchanged_sources,
         };
-        if hash == known.hash {
+        let Some(records) = records else {
             let summary = callboard_store::catalog::ApplySummary {
                 unchanged: known.entities.len(),
                 ..Default::default()
             };
             return Ok(Some(report(summary, known.entities, 1)));
-        }
+        };
         // A growing file may pass the location's entity caps: the whole
         // location is read, under them.
         if records.len() > known.entities.len() {
@@ -506,7 +524,9 @@ impl Catalog {
         for location in self.locations().await? {
             reports.push(self.refresh_reporting(location).await);
         }
-        self.inner.store.optimize().await?;
+        if reports.iter().any(RefreshReport::changed) {
+            self.inner.store.optimize().await?;
+        }
         Ok(reports)
     }
 
@@ -587,6 +607,7 @@ impl Catalog {
         let ttl = self.lease_period();
         let mut done = 0;
         let mut problems = 0;
+        let mut changed = false;
         for location in self.locations().await? {
             let name = format!("refresh:{}", location.id);
             if startup {
@@ -600,11 +621,14 @@ impl Catalog {
             heartbeat.abort();
             problems += report.problems.len();
             done += 1;
+            changed |= report.changed();
             if !leases.complete(&lease, next_in).await? {
                 tracing::warn!(lease = %lease.name, "catalog: lost the refresh lease while refreshing");
             }
         }
-        if done > 0 {
+        // The planner's statistics only need refreshing after changes (on
+        // PostgreSQL this is a VACUUM ANALYZE of the catalog's tables).
+        if changed {
             self.inner.store.optimize().await?;
         }
         Ok((done, problems))

@@ -253,7 +253,8 @@ impl Reader {
         parent: EntityRef,
         origin: &str,
         scope: &Scope,
-    ) -> Option<(String, Vec<EntityRecord>)> {
+        known_hash: &str,
+    ) -> ReadOne {
         let mut h = Harvest::default();
         let parent_ref = parent.key();
         h.records.push(EntityRecord {
@@ -268,22 +269,24 @@ impl Reader {
         let mut visited = HashSet::new();
         let files = self.expand(&mut h, &mut usage, &mut visited, scope, 0, source, true);
         let [(file, text)] = files.as_slice() else {
-            return None;
+            return ReadOne::Whole;
         };
         if h.aborted.is_some() || !h.problems.is_empty() || !h.keep.is_empty() {
-            return None;
+            return ReadOne::Whole;
+        }
+        let hash = ingest::content_hash(&parent_ref, text);
+        if hash == known_hash {
+            return ReadOne::Unchanged;
         }
         let mut queue = Vec::new();
         let mut seen_refs = HashMap::new();
         let batch = self.read_file(&mut h, 0, file, text, origin, &mut seen_refs, &mut queue);
         let clean =
             queue.is_empty() && h.problems.is_empty() && h.keep.is_empty() && h.records.len() == 1;
-        clean.then(|| {
-            (
-                ingest::content_hash(&parent_ref, text),
-                batch.into_iter().map(|(record, _)| record).collect(),
-            )
-        })
+        if !clean {
+            return ReadOne::Whole;
+        }
+        ReadOne::Changed(hash, batch.into_iter().map(|(record, _)| record).collect())
     }
 
     /// Resolves a target into the files it names and their text; failures
@@ -517,19 +520,7 @@ impl Catalog {
         source: &str,
     ) -> Result<ingest::Scope, CatalogError> {
         let config = &self.inner.config;
-        let mut dirs: Vec<PathBuf> = config.file_roots.clone();
-        for l in config
-            .locations
-            .iter()
-            .filter(|l| l.kind == LocationKind::File)
-        {
-            if let Ok(target) = ingest::normalize_target(l.kind, &l.target) {
-                dirs.push(files::base_dir(&target));
-            }
-        }
-        if source != "api" && location.kind == LocationKind::File.as_str() {
-            dirs.push(files::base_dir(&location.target));
-        }
+        let roots = self.roots(location, source);
         let others = self.inner.store.count_outside(&location.id).await?;
         let left = config
             .max_entities
@@ -543,12 +534,41 @@ impl Catalog {
             )
         };
         Ok(ingest::Scope {
-            roots: Some(files::canonical_roots(dirs)),
+            roots,
             max_entities,
             entities_cap: entities_cap.into(),
             sources: Arc::default(),
         })
     }
+
+    /// The folders a read of `location` (registered by `source`) may touch.
+    pub(crate) fn roots(&self, location: &LocationRow, source: &str) -> files::Roots {
+        let config = &self.inner.config;
+        let mut dirs: Vec<PathBuf> = config.file_roots.clone();
+        for l in config
+            .locations
+            .iter()
+            .filter(|l| l.kind == LocationKind::File)
+        {
+            if let Ok(target) = ingest::normalize_target(l.kind, &l.target) {
+                dirs.push(files::base_dir(&target));
+            }
+        }
+        if source != "api" && location.kind == LocationKind::File.as_str() {
+            dirs.push(files::base_dir(&location.target));
+        }
+        Some(files::canonical_roots(dirs))
+    }
+}
+
+/// What reading one file or URL on its own found.
+pub(crate) enum ReadOne {
+    /// Its content hash is the stored one.
+    Unchanged,
+    /// New content, read cleanly: its hash and entities.
+    Changed(String, Vec<EntityRecord>),
+    /// It cannot stand on its own: the whole location must be read.
+    Whole,
 }
 
 /// The error for a location a cap stopped; it names the location.
