@@ -12,6 +12,7 @@ mod error;
 mod fetch;
 mod files;
 pub mod ingest;
+mod memo;
 mod read;
 mod record;
 pub mod relations;
@@ -31,7 +32,7 @@ use serde_json::Value;
 pub use callboard_store::catalog::{ApplySummary, Change as CatalogEvent, LocationRow};
 pub use callboard_store::query::{
     FULL_TEXT_FIELDS, FacetCount, FullTextFilter, MAX_PAGE, Matcher, OrderField, Page, Position,
-    Predicate, Selection, Start, project,
+    Predicate, Selection, Start, project, raw_to_value,
 };
 pub use config::{CatalogConfig, LocationConfig, LocationKind};
 pub use entity_ref::EntityRef;
@@ -65,6 +66,10 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<CatalogEvent>,
     /// This process's name in leases.
     replica: String,
+    /// Match counts, until the catalog changes.
+    counts: memo::Memo<u64>,
+    /// Facet counts, until the catalog changes.
+    facets: memo::Memo<BTreeMap<String, Vec<FacetCount>>>,
 }
 
 /// The outcome of reading one location.
@@ -132,6 +137,8 @@ impl Catalog {
                 reads: tokio::sync::Semaphore::new(config.max_concurrent_reads.max(1)),
                 events,
                 replica: uuid::Uuid::new_v4().to_string(),
+                counts: memo::Memo::new(),
+                facets: memo::Memo::new(),
             }),
         };
         tokio::spawn(follow_feed(Arc::downgrade(&catalog.inner), head));
@@ -202,8 +209,18 @@ impl Catalog {
     }
 
     /// Number of entities matching `selection`.
+    ///
+    /// Remembered until the catalog changes (see `memo`): paging through a
+    /// result, or many clients asking the same, counts once.
     pub async fn count(&self, selection: &Selection) -> Result<u64, CatalogError> {
-        Ok(self.inner.store.count(selection).await?)
+        let query = format!("{selection:?}");
+        let head = self.inner.feed.head().await?;
+        if let Some(n) = self.inner.counts.get(&query, head) {
+            return Ok(n);
+        }
+        let n = self.inner.store.count(selection).await?;
+        self.inner.counts.put(query, head, n);
+        Ok(n)
     }
 
     /// Value counts of each facet among entities matching `predicate`.
@@ -212,7 +229,15 @@ impl Catalog {
         facets: &[String],
         predicate: Option<&Predicate>,
     ) -> Result<BTreeMap<String, Vec<FacetCount>>, CatalogError> {
-        Ok(self.inner.store.facets(facets, predicate).await?)
+        // Remembered until the catalog changes, as counts are.
+        let query = format!("{facets:?} {predicate:?}");
+        let head = self.inner.feed.head().await?;
+        if let Some(answer) = self.inner.facets.get(&query, head) {
+            return Ok(answer);
+        }
+        let answer = self.inner.store.facets(facets, predicate).await?;
+        self.inner.facets.put(query, head, answer.clone());
+        Ok(answer)
     }
 
     /// The chain of entities that emitted `r` (its Location entities), starting with `r`.

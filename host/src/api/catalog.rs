@@ -13,10 +13,11 @@ use axum::{
     routing::{get, post},
 };
 use callboard_catalog::{
-    Catalog, CatalogError, EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection,
-    Start, project,
+    Catalog, CatalogError, EntityRef, FullTextFilter, MAX_PAGE, OrderField, Position, Predicate,
+    Selection, Start, project, raw_to_value,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::api::{
@@ -84,10 +85,7 @@ pub(crate) fn api_error(e: CatalogError) -> ApiError {
         CatalogError::NotFound(m) => ApiError::not_found(m),
         CatalogError::Conflict(m) => ApiError::conflict(m),
         CatalogError::Location(m) => ApiError::input(m),
-        other => {
-            tracing::error!("catalog API: {other}");
-            ApiError::internal("Internal catalog error")
-        }
+        other => internal(other),
     }
 }
 
@@ -130,9 +128,16 @@ fn filters(params: &[(String, String)]) -> Result<Option<Predicate>, ApiError> {
     Predicate::parse_filters(&filters).map_err(|e| api_error(e.into()))
 }
 
-fn apply_fields(items: Vec<Value>, fields: Option<&[String]>) -> Vec<Value> {
+/// Keeps only `fields` of each entity; without fields, the entities go out
+/// as the text the store gave.
+fn apply_fields(items: Vec<Box<RawValue>>, fields: Option<&[String]>) -> Vec<Box<RawValue>> {
     match fields {
-        Some(fields) => items.iter().map(|e| project(e, fields)).collect(),
+        Some(fields) => items
+            .iter()
+            .filter_map(|e| {
+                serde_json::value::to_raw_value(&project(&raw_to_value(e), fields)).ok()
+            })
+            .collect(),
         None => items,
     }
 }
@@ -188,31 +193,51 @@ async fn get_entities(
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json");
+    let link = |end: &Position| {
+        // The next page repeats this request's parameters with a new `after`.
+        let mut query: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "after" && k != "offset")
+            .cloned()
+            .collect();
+        query.push(("after".into(), encode(end)));
+        let link = format!("</entities?{}>; rel=\"next\"", form_encode(&query));
+        HeaderValue::from_str(&link).ok()
+    };
+    if let Some(limit) = limit.filter(|l| *l <= MAX_PAGE) {
+        // A page fits in memory: read it once, for its rows and its link.
+        let page = catalog
+            .query(&selection, &start, limit)
+            .await
+            .map_err(api_error)?;
+        if page.more
+            && let Some(value) = page.last.as_ref().and_then(link)
+        {
+            response = response.header(header::LINK, value);
+        }
+        let items = apply_fields(page.items, fields_param(&params).as_deref());
+        let body = serde_json::to_vec(&items).map_err(internal)?;
+        return response.body(Body::from(body)).map_err(internal);
+    }
     if let Some(limit) = limit {
         let (sel, st) = (selection.clone(), start.clone());
         if let Some(end) = catalog
             .page_end(&sel, &st, limit)
             .await
             .map_err(api_error)?
+            && let Some(value) = link(&end)
         {
-            // The next page repeats this request's parameters with a new `after`.
-            let mut query: Vec<(String, String)> = params
-                .iter()
-                .filter(|(k, _)| k != "after" && k != "offset")
-                .cloned()
-                .collect();
-            query.push(("after".into(), encode(&end)));
-            let link = format!("</entities?{}>; rel=\"next\"", form_encode(&query));
-            if let Ok(value) = HeaderValue::from_str(&link) {
-                response = response.header(header::LINK, value);
-            }
+            response = response.header(header::LINK, value);
         }
     }
     let stream = catalog.stream_json_array(selection, start, limit, fields_param(&params));
-    response.body(Body::from_stream(stream)).map_err(|e| {
-        tracing::error!("catalog API: {e}");
-        ApiError::internal("Internal catalog error")
-    })
+    response.body(Body::from_stream(stream)).map_err(internal)
+}
+
+/// An error no caller can fix: logged, and answered without its details.
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("catalog API: {e}");
+    ApiError::internal("Internal catalog error")
 }
 
 fn form_encode(pairs: &[(String, String)]) -> String {
@@ -306,9 +331,7 @@ async fn get_by_query(
         .filter(|t| !t.is_empty() && one(&params, "cursor").is_none())
         .map(str::to_owned);
     let Json(body) = get_by_query_json(catalog, params).await?;
-    let results = body["totalItems"]
-        .as_u64()
-        .or_else(|| body["items"].as_array().map(|a| a.len() as u64));
+    let results = Some(body.total_items.unwrap_or(body.items.len() as u64));
     let mut response = Json(body).into_response();
     if let (Some(text), Some(results)) = (term, results) {
         response
@@ -321,7 +344,7 @@ async fn get_by_query(
 async fn get_by_query_json(
     catalog: Catalog,
     params: Vec<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ByQueryAnswer>, ApiError> {
     let limit = page_limit(number(&params, "limit")?);
     let fields = fields_param(&params);
     let include_total = one(&params, "totalItems") != Some("exclude");
@@ -441,7 +464,7 @@ fn body_order(v: Option<&Value>) -> Result<Vec<OrderField>, ApiError> {
 async fn post_by_query(
     State(catalog): State<Catalog>,
     body: Option<Json<QueryBody>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ByQueryAnswer>, ApiError> {
     let Json(body) = body.ok_or_else(|| ApiError::input("Expected a JSON body"))?;
     let limit = page_limit(body.limit);
     let include_total = body
@@ -494,7 +517,17 @@ fn predicate_of(filter: &[String], query: Option<&Value>) -> Result<Option<Predi
     })
 }
 
-async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<Json<Value>, ApiError> {
+/// The body of a by-query answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ByQueryAnswer {
+    items: Vec<Box<RawValue>>,
+    page_info: serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_items: Option<u64>,
+}
+
+async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<Json<ByQueryAnswer>, ApiError> {
     let predicate = predicate_of(&q.filter, q.query.as_ref())?;
     let selection = Selection {
         predicate,
@@ -550,14 +583,11 @@ async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<Json<Value>, ApiE
     if let Some(prev) = prev {
         page_info.insert("prevCursor".into(), Value::String(prev));
     }
-    let mut out = json!({
-        "items": apply_fields(page.items, q.fields.as_deref()),
-        "pageInfo": page_info,
-    });
-    if let Some(total) = total {
-        out["totalItems"] = json!(total);
-    }
-    Ok(Json(out))
+    Ok(Json(ByQueryAnswer {
+        items: apply_fields(page.items, q.fields.as_deref()),
+        page_info,
+        total_items: total,
+    }))
 }
 
 // ----- single entities -----

@@ -489,7 +489,7 @@ fn catalog_page(web: &Web, params: &Params, found: &AtomicU64) -> Result<Markup,
                     }
                 }
                 tbody {
-                    @for entity in &page_rows.items { (row(entity)) }
+                    @for entity in &page_rows.values() { (row(entity)) }
                 }
             }
             (pager(params, &page_rows.first, &page_rows.last, has_prev, has_next))

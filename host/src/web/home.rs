@@ -43,7 +43,7 @@ pub(crate) fn problems(web: &Web) -> Result<Vec<(EntityRef, String)>, WebError> 
         .catalog()
         .query(&selection, &Start::Beginning, LOCATIONS_CHECKED)?;
     Ok(page
-        .items
+        .values()
         .iter()
         .flat_map(|location| {
             let r = ref_of(location);

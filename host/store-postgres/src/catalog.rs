@@ -14,6 +14,7 @@ use callboard_store::query::{
 };
 use callboard_store::{Result, StoreError};
 use deadpool_postgres::{ClientWrapper, Object};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, IsolationLevel, Row};
@@ -315,7 +316,10 @@ impl CatalogStore for PgCatalog {
         let last = rows.last().map(|r| position(r, n)).transpose()?;
         let items = rows
             .iter()
-            .map(|r| parse(&render_row(r)?))
+            .map(|r| {
+                RawValue::from_string(render_row(r)?)
+                    .map_err(|e| StoreError::Corrupt(format!("stored entity: {e}")))
+            })
             .collect::<Result<_>>()?;
         Ok(Page {
             items,

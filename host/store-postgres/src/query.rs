@@ -44,9 +44,16 @@ impl Param {
 pub(crate) struct Sql {
     pub(crate) text: String,
     pub(crate) params: Vec<Param>,
+    /// The column conditions on `search` compare `entity_id` with (`e.id`
+    /// unless set).
+    entity: Option<&'static str>,
 }
 
 impl Sql {
+    fn entity_id(&self) -> &'static str {
+        self.entity.unwrap_or("e.id")
+    }
+
     /// Adds a parameter and returns its placeholder (`$n`).
     pub(crate) fn bind(&mut self, p: Param) -> String {
         self.params.push(p);
@@ -136,8 +143,11 @@ fn push_field(sql: &mut Sql, key: &str, matcher: &Matcher) {
         _ => None,
     };
     if let Some((parent, item)) = item_form {
-        sql.text
-            .push_str("(EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = ");
+        let _ = write!(
+            sql.text,
+            "(EXISTS (SELECT 1 FROM search s WHERE s.entity_id = {} AND s.key = ",
+            sql.entity_id()
+        );
         sql.push_text(parent);
         sql.text.push_str(" AND s.value = ");
         sql.push_text(item);
@@ -150,8 +160,11 @@ fn push_field(sql: &mut Sql, key: &str, matcher: &Matcher) {
 }
 
 fn push_search_field(sql: &mut Sql, key: &str, matcher: &Matcher) {
-    sql.text
-        .push_str("EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND ");
+    let _ = write!(
+        sql.text,
+        "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = {} AND ",
+        sql.entity_id()
+    );
     match matcher {
         Matcher::AnyOf(values) => {
             sql.text.push_str("s.key = ");
@@ -289,10 +302,133 @@ pub(crate) fn relation_targets(ref_column: &str) -> String {
 /// Index of the first sort value among [`select`]'s columns.
 pub(crate) const SORT_COLUMNS: usize = 5;
 
+/// A selection in id order whose conditions are all on `search`, split
+/// into the one that drives (`key = value`) and the others.
+struct SearchOnly<'a> {
+    key: &'a str,
+    value: &'a str,
+    others: Vec<&'a Predicate>,
+}
+
+/// Whether a predicate reads the entity row (relations compare its ref).
+fn reads_entity_row(p: &Predicate) -> bool {
+    match p {
+        Predicate::All(items) | Predicate::Any(items) => items.iter().any(reads_entity_row),
+        Predicate::Not(inner) => reads_entity_row(inner),
+        Predicate::Field { key, .. } => relation_type(key).is_some(),
+    }
+}
+
+/// A selection answered from `search` alone, in entity-id order: no sort
+/// keys, no full text, no relation condition, and one `key = value`
+/// condition to drive from. Its index yields that condition's entities in
+/// id order, so a page stops after its last row instead of walking the
+/// entities from the first id (which PostgreSQL's merge join did).
+fn search_only(sel: &Selection) -> Option<SearchOnly<'_>> {
+    if !sel.order.is_empty() || sel.full_text.is_some() {
+        return None;
+    }
+    let p = sel.predicate.as_ref()?;
+    let conjuncts: Vec<&Predicate> = match p {
+        Predicate::All(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    if conjuncts.iter().any(|c| reads_entity_row(c)) {
+        return None;
+    }
+    let driver = conjuncts.iter().position(|c| {
+        matches!(c, Predicate::Field { matcher: Matcher::AnyOf(values), .. }
+            if values.len() == 1 && values[0] != "true")
+    })?;
+    let Predicate::Field {
+        key,
+        matcher: Matcher::AnyOf(values),
+    } = conjuncts[driver]
+    else {
+        return None;
+    };
+    let mut others = conjuncts;
+    others.remove(driver);
+    Some(SearchOnly {
+        key,
+        value: &values[0],
+        others,
+    })
+}
+
+/// `FROM search d WHERE` the driving condition and the others, on
+/// `d.entity_id`.
+fn push_search_only(sql: &mut Sql, q: &SearchOnly<'_>) {
+    sql.text.push_str("FROM search d WHERE d.key = ");
+    sql.push_text(q.key);
+    sql.text.push_str(" AND d.value = ");
+    sql.push_text(q.value);
+    sql.entity = Some("d.entity_id");
+    for c in &q.others {
+        sql.text.push_str(" AND ");
+        push_predicate(sql, c);
+    }
+    sql.entity = None;
+}
+
+/// [`select`] of a [`search_only`] selection: the page's ids from the
+/// index, then their entities.
+fn select_search_only(q: &SearchOnly<'_>, window: &Window<'_>) -> Sql {
+    let mut sql = Sql::default();
+    let (body, relations, targets) = if window.with_body {
+        ("e.body", relation_types("e.ref"), relation_targets("e.ref"))
+    } else {
+        (
+            "''::text",
+            "'{}'::text[]".to_owned(),
+            "'{}'::text[]".to_owned(),
+        )
+    };
+    let dir = if window.reverse { "DESC" } else { "ASC" };
+    let _ = write!(
+        sql.text,
+        "SELECT e.id, e.ref, {body}, {relations}, {targets} FROM (SELECT d.entity_id "
+    );
+    push_search_only(&mut sql, q);
+    if let Some(pos) = window.after {
+        let id = sql.bind(Param::Int(pos.id));
+        let op = if window.reverse { "<" } else { ">" };
+        let _ = write!(sql.text, " AND d.entity_id {op} {id}");
+    }
+    let _ = write!(sql.text, " ORDER BY d.entity_id {dir}");
+    push_window(&mut sql, window);
+    let _ = write!(
+        sql.text,
+        ") p JOIN entities e ON e.id = p.entity_id ORDER BY e.id {dir}"
+    );
+    sql
+}
+
+/// The window's ` LIMIT` and ` OFFSET`.
+fn push_window(sql: &mut Sql, window: &Window<'_>) {
+    if let Some(limit) = window.limit {
+        let _ = write!(
+            sql.text,
+            " LIMIT {}",
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        );
+    }
+    if window.offset > 0 {
+        let _ = write!(
+            sql.text,
+            " OFFSET {}",
+            i64::try_from(window.offset).unwrap_or(i64::MAX)
+        );
+    }
+}
+
 /// `SELECT id, ref, body, relation types, relation targets, sort values...`
 /// of a selection, in order. Columns: 0 id (bigint), 1 ref, 2 body, 3 and 4
 /// relations (`text[]`, empty without bodies), 5.. sort values (text).
 pub(crate) fn select(sel: &Selection, window: &Window<'_>) -> Sql {
+    if let Some(q) = search_only(sel) {
+        return select_search_only(&q, window);
+    }
     let mut sql = Sql::default();
     let sorts: Vec<(String, bool)> = sel
         .order
@@ -360,20 +496,7 @@ pub(crate) fn select(sel: &Selection, window: &Window<'_>) -> Sql {
     sql.text.push_str(id);
     sql.text
         .push_str(if window.reverse { " DESC" } else { " ASC" });
-    if let Some(limit) = window.limit {
-        let _ = write!(
-            sql.text,
-            " LIMIT {}",
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        );
-    }
-    if window.offset > 0 {
-        let _ = write!(
-            sql.text,
-            " OFFSET {}",
-            i64::try_from(window.offset).unwrap_or(i64::MAX)
-        );
-    }
+    push_window(&mut sql, window);
     sql
 }
 
@@ -426,6 +549,11 @@ fn push_keyset(
 /// `SELECT count(*)` of a selection.
 pub(crate) fn count(sel: &Selection) -> Sql {
     let mut sql = Sql::default();
+    if let Some(q) = search_only(sel) {
+        sql.text.push_str("SELECT count(*) ");
+        push_search_only(&mut sql, &q);
+        return sql;
+    }
     sql.text.push_str("SELECT count(*) FROM entities e WHERE ");
     push_conditions(&mut sql, sel);
     sql
@@ -482,6 +610,45 @@ pub(crate) fn facet(key: &str, predicate: Option<&Predicate>) -> Sql {
 mod tests {
     use super::*;
     use callboard_store::query::OrderField;
+
+    #[test]
+    fn filters_in_id_order_read_the_search_index_alone() {
+        let sel = Selection {
+            predicate: Some(Predicate::All(vec![
+                Predicate::eq("kind", &["component"]),
+                Predicate::eq("spec.lifecycle", &["production"]),
+            ])),
+            ..Selection::default()
+        };
+        let window = Window {
+            with_body: true,
+            after: None,
+            reverse: false,
+            offset: 0,
+            limit: Some(101),
+        };
+        let sql = select(&sel, &window);
+        assert!(
+            sql.text.contains("FROM (SELECT d.entity_id FROM search d WHERE d.key = $1 AND d.value = $2 AND EXISTS (SELECT 1 FROM search s WHERE s.entity_id = d.entity_id"),
+            "{}",
+            sql.text
+        );
+        assert!(sql.text.contains("ORDER BY d.entity_id ASC LIMIT 101) p"));
+        assert!(
+            count(&sel)
+                .text
+                .starts_with("SELECT count(*) FROM search d")
+        );
+        // A relation condition needs the entity's ref: the general form.
+        let sel = Selection {
+            predicate: Some(Predicate::All(vec![
+                Predicate::eq("kind", &["component"]),
+                Predicate::eq("relations.ownedBy", &["group:default/a"]),
+            ])),
+            ..Selection::default()
+        };
+        assert!(!select(&sel, &window).text.contains("search d"));
+    }
 
     #[test]
     fn placeholders_are_numbered_in_order() {

@@ -23,6 +23,7 @@ use callboard_store::coord::CATALOG_TOPIC;
 use callboard_store::query::{FacetCount, Page, Position, Predicate, Selection, Start};
 use callboard_store::{CatalogStore, Result, StoreError};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::coord::SqliteFeed;
@@ -156,6 +157,13 @@ fn render_value(conn: &Connection, key: &str, body: &str) -> Res<Value> {
         .map_err(|e| StoreError::Corrupt(format!("stored entity {key}: {e}")))?)
 }
 
+fn render_raw(conn: &Connection, key: &str, body: &str) -> Res<Box<RawValue>> {
+    let mut text = String::with_capacity(body.len() + 256);
+    query::render(conn, key, body, &mut text)?;
+    Ok(RawValue::from_string(text)
+        .map_err(|e| StoreError::Corrupt(format!("stored entity {key}: {e}")))?)
+}
+
 fn get_where(conn: &Connection, column: &str, value: &str) -> Res<Option<Value>> {
     let sql = format!("SELECT ref, body FROM entities WHERE {column} = ?1");
     let row: Option<(String, String)> = conn
@@ -249,7 +257,7 @@ impl CatalogStore for SqliteCatalog {
                 let last = rows.last().map(|r| r.position.clone());
                 let items = rows
                     .iter()
-                    .map(|r| render_value(conn, &r.key, &r.body))
+                    .map(|r| render_raw(conn, &r.key, &r.body))
                     .collect::<Res<_>>()?;
                 Ok(Page {
                     items,
@@ -707,6 +715,9 @@ async fn ingest_writer(
         if let Err(e) = run() {
             tracing::debug!("catalog writer: {}", StoreError::from(e));
         }
+        // A location's write fills the writer's page cache; give it back
+        // rather than keep it for the next refresh.
+        let _ = conn.execute_batch("PRAGMA shrink_memory;");
     });
     match ready_rx.await {
         Ok(Ok(true)) => Ok(Some(Box::new(SqliteWriter { commands }))),

@@ -201,18 +201,31 @@ fn plan(conn: &Connection, sel: &Selection, whole: bool) -> Res<Plan> {
             Predicate::All(items) => items.iter().collect(),
             other => vec![other],
         };
+        let candidates: Vec<(usize, &str, &[String])> = conjuncts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Predicate::Field {
+                    key,
+                    matcher: Matcher::AnyOf(values),
+                } if relation_type(key).is_none() && !values.iter().any(|v| v == "true") => {
+                    Some((i, key.as_str(), values.as_slice()))
+                }
+                _ => None,
+            })
+            .collect();
         let mut driver: Option<(usize, i64)> = None;
-        for (i, c) in conjuncts.iter().enumerate() {
-            if let Predicate::Field {
-                key,
-                matcher: Matcher::AnyOf(values),
-            } = c
-                && relation_type(key).is_none()
-                && !values.iter().any(|v| v == "true")
-            {
-                let n = estimate(conn, key, values)?;
-                if driver.is_none_or(|(_, best)| n < best) {
-                    driver = Some((i, n));
+        match candidates.as_slice() {
+            // One candidate that drives whatever its size: no estimate needed.
+            [(i, _, values)] if whole || (sel.order.is_empty() && values.len() == 1) => {
+                driver = Some((*i, 0));
+            }
+            _ => {
+                for (i, key, values) in candidates {
+                    let n = estimate(conn, key, values)?;
+                    if driver.is_none_or(|(_, best)| n < best) {
+                        driver = Some((i, n));
+                    }
                 }
             }
         }
@@ -338,7 +351,9 @@ pub(crate) fn select(
     limit: Option<usize>,
     mut each: impl FnMut(Row) -> Res<bool>,
 ) -> Res<()> {
-    let whole = !sel.order.is_empty() || limit.is_none();
+    // A page in name order walks the name index and stops when it is full;
+    // other orders sort every match, so driving from an index always pays.
+    let whole = limit.is_none() || !(sel.order.is_empty() || in_name_order(sel));
     let mut sql = Sql::new();
     sql.text.push_str(if with_body {
         "SELECT e.id, e.ref, e.body"
@@ -403,6 +418,12 @@ pub(crate) fn select(
         }
     }
     Ok(())
+}
+
+/// Whether the selection is ordered by name alone, which the `(name, id)`
+/// index yields in either direction.
+fn in_name_order(sel: &Selection) -> bool {
+    matches!(sel.order.as_slice(), [o] if o.field.eq_ignore_ascii_case("metadata.name"))
 }
 
 /// Rows strictly after `pos` in the (possibly reversed) order.

@@ -3,6 +3,7 @@
 //! keyset positions, pages and facets; and the pure helpers backends share
 //! (splicing relations into a stored body, projecting `fields`).
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::StoreError;
@@ -266,14 +267,29 @@ pub enum Start {
 /// A page of a selection.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
-    /// Entities as served (with relations).
-    pub items: Vec<Value>,
+    /// Entities as served (with relations), as JSON text: an answer copies
+    /// them out without building a tree of each.
+    pub items: Vec<Box<RawValue>>,
     /// Position of the first item, for cursors.
     pub first: Option<Position>,
     /// Position of the last item.
     pub last: Option<Position>,
     /// Whether more rows follow in the direction read.
     pub more: bool,
+}
+
+impl Page {
+    /// The items as JSON values (for readers that look inside them).
+    pub fn values(&self) -> Vec<Value> {
+        self.items.iter().map(|raw| raw_to_value(raw)).collect()
+    }
+}
+
+/// Raw JSON text as a value. A `RawValue` holds valid JSON, so this fails
+/// only past serde_json's nesting limit, which stored entities never reach
+/// (ingestion refuses deeper documents); `Null` stands in then.
+pub fn raw_to_value(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
 /// `key` of a `relations.<type>` filter key.

@@ -287,10 +287,11 @@ fn predicate(request: &Request) -> Option<Option<Predicate>> {
     })
 }
 
-fn uids(items: &[Value]) -> Vec<&str> {
+fn uids(items: &[Value]) -> Vec<String> {
     items
         .iter()
         .filter_map(|e| e.pointer("/metadata/uid").and_then(Value::as_str))
+        .map(str::to_owned)
         .collect()
 }
 
@@ -311,7 +312,7 @@ async fn execute(catalog: &Catalog, request: &Request) {
     let _ = catalog.page_end(&selection, &request.start, limit).await;
     if let Ok(page) = catalog.query(&selection, &request.start, limit).await {
         if let Some(fields) = &request.fields {
-            for item in &page.items {
+            for item in &page.values() {
                 let _ = project(item, fields);
             }
         }
@@ -319,8 +320,8 @@ async fn execute(catalog: &Catalog, request: &Request) {
         if let (true, false, Some(last)) = (page.more, page.items.is_empty(), page.last.clone())
             && let Ok(next) = catalog.query(&selection, &Start::After(last), limit).await
         {
-            let seen = uids(&page.items);
-            for uid in uids(&next.items) {
+            let seen = uids(&page.values());
+            for uid in uids(&next.values()) {
                 assert!(!seen.contains(&uid), "entity {uid} is on two pages");
             }
         }

@@ -600,3 +600,74 @@ async fn delete_refresh_and_validate() {
         "{messages:?}"
     );
 }
+
+/// Counts and facets are remembered until the catalog changes: every write
+/// (adding a location, deleting an entity, removing a location) shows in the
+/// next answer at once, and an unchanged catalog answers the same.
+#[tokio::test]
+async fn counts_and_facets_follow_each_write_at_once() {
+    let s = CatalogServer::start(FIXTURE).await;
+    let total = |v: &serde_json::Value| v["totalItems"].as_u64().unwrap();
+    let beta = |v: &serde_json::Value| {
+        v["facets"]["spec.lifecycle"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["value"] == "beta")
+            .map_or(0, |c| c["count"].as_u64().unwrap())
+    };
+    let count_url = "/entities/by-query?filter=kind=component&limit=1";
+    let facets_url = "/entity-facets?facet=spec.lifecycle&filter=kind=component";
+    let (_, before) = s.get(count_url).await;
+    let (_, facets_before) = s.get(facets_url).await;
+    assert_eq!(s.get(count_url).await.1["totalItems"], before["totalItems"]);
+    assert_eq!(s.get(facets_url).await.1, facets_before);
+
+    super::harness::write_files(
+        &s.path("more"),
+        &[(
+            "a.yaml",
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: counted}\nspec: {type: service, lifecycle: beta, owner: team-a}\n",
+        )],
+    );
+    let target = s.path("more/a.yaml").display().to_string();
+    let (status, added) = s
+        .post("/locations", json!({"type": "file", "target": target}))
+        .await;
+    assert_eq!(status, 201);
+    let (_, after) = s.get(count_url).await;
+    assert_eq!(total(&after), total(&before) + 1, "count after adding");
+    let (_, facets_after) = s.get(facets_url).await;
+    assert_eq!(
+        beta(&facets_after),
+        beta(&facets_before) + 1,
+        "facets after adding"
+    );
+
+    let (_, entity) = s.get("/entities/by-name/component/default/counted").await;
+    let uid = entity["metadata"]["uid"].as_str().unwrap().to_owned();
+    assert_eq!(s.delete(&format!("/entities/by-uid/{uid}")).await, 204);
+    assert_eq!(
+        total(&s.get(count_url).await.1),
+        total(&before),
+        "count after deleting"
+    );
+    assert_eq!(
+        beta(&s.get(facets_url).await.1),
+        beta(&facets_before),
+        "facets after deleting"
+    );
+
+    let id = added["location"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.delete(&format!("/locations/{id}")).await, 204);
+    assert_eq!(
+        total(&s.get(count_url).await.1),
+        total(&before),
+        "count after removing"
+    );
+    assert_eq!(
+        s.get(facets_url).await.1,
+        facets_before,
+        "facets after removing"
+    );
+}

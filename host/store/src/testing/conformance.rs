@@ -542,9 +542,9 @@ async fn matching(stores: &Stores, what: &str, sel: &Selection) -> BTreeSet<Stri
         count,
         page.items.len() as u64,
         "{what}: count() disagrees with query() ({:?})",
-        names(&page.items)
+        names(&page.values())
     );
-    names(&page.items).into_iter().collect()
+    names(&page.values()).into_iter().collect()
 }
 
 async fn query(stores: &Stores, what: &str, sel: &Selection, start: &Start, limit: usize) -> Page {
@@ -1419,7 +1419,7 @@ pub async fn reads_by_ref_uid_and_keys(backend: &dyn Backend) {
         "relations of Delta"
     );
     let page = query(&stores, "query", &selection(None), &Start::Beginning, 100).await;
-    for item in &page.items {
+    for item in &page.values() {
         let key = entity_key(item);
         assert_eq!(
             item,
@@ -1986,7 +1986,7 @@ pub async fn ordering(backend: &dyn Backend) {
     let mut failures = Vec::new();
     for (what, sel, expected) in cases {
         let page = query(&stores, what, &sel, &Start::Beginning, 100).await;
-        let got = names(&page.items);
+        let got = names(&page.values());
         if got != expected {
             failures.push(format!("{what}: expected {expected:?}, got {got:?}"));
         }
@@ -2023,7 +2023,7 @@ pub async fn pagination(backend: &dyn Backend) {
     load_fixture(&stores).await;
     let by_name = ordered(None, &[("metadata.name", false)]);
     let expect_page = |what: &str, page: &Page, names_expected: &[&str], more: bool| {
-        assert_eq!(names(&page.items), names_expected, "{what}: items");
+        assert_eq!(names(&page.values()), names_expected, "{what}: items");
         assert_eq!(page.more, more, "{what}: more");
         assert_eq!(
             page.first.is_some(),
@@ -2161,15 +2161,15 @@ pub async fn pagination(backend: &dyn Backend) {
             page.items.len(),
             1,
             "step {i}: one item, got {:?}",
-            names(&page.items)
+            names(&page.values())
         );
         assert_eq!(
             page.more,
             i + 1 < expected.len(),
             "step {i} ({:?}): more",
-            names(&page.items)
+            names(&page.values())
         );
-        seen.push(name_of(&page.items[0]));
+        seen.push(name_of(&page.values()[0]));
         start = Start::After(page.last.clone().expect("last"));
         last_page = Some(page);
     }
@@ -2186,9 +2186,9 @@ pub async fn pagination(backend: &dyn Backend) {
             page.more,
             i + 2 < expected.len(),
             "back step {i} ({:?}): more",
-            names(&page.items)
+            names(&page.values())
         );
-        seen_back.push(name_of(&page.items[0]));
+        seen_back.push(name_of(&page.values()[0]));
         start = Start::Before(page.first.clone().expect("first"));
     }
     seen_back.reverse();
@@ -2197,6 +2197,73 @@ pub async fn pagination(backend: &dyn Backend) {
         expected[..3],
         "stepping backwards through ties (spec.type desc)"
     );
+
+    // Filtered in insertion order (PostgreSQL reads these pages off the
+    // search index alone): paging either way, by offset, `page_end` and the
+    // count all agree with the whole answer.
+    let component = || Predicate::eq("kind", &["component"]);
+    let filtered = [
+        ("kind", component()),
+        (
+            "kind and lifecycle",
+            Predicate::All(vec![
+                component(),
+                Predicate::eq("spec.lifecycle", &["production"]),
+            ]),
+        ),
+        (
+            "lifecycle, not type",
+            Predicate::All(vec![
+                Predicate::eq("spec.lifecycle", &["production"]),
+                Predicate::Not(Box::new(Predicate::eq("spec.type", &["openapi"]))),
+            ]),
+        ),
+    ];
+    for (what, predicate) in filtered {
+        let sel = selection(Some(predicate));
+        let whole = names(
+            &query(&stores, what, &sel, &Start::Beginning, 100)
+                .await
+                .values(),
+        );
+        assert!(whole.len() >= 2, "{what}: {whole:?}");
+        let mut start = Start::Beginning;
+        let mut forwards = Vec::new();
+        let last = loop {
+            let page = query(&stores, what, &sel, &start, 1).await;
+            forwards.extend(names(&page.values()));
+            assert_eq!(
+                stores
+                    .catalog
+                    .page_end(&sel, &start, 1)
+                    .await
+                    .expect("page_end"),
+                page.last.clone().filter(|_| page.more),
+                "{what}: page_end after {forwards:?}"
+            );
+            if !page.more {
+                break page.first;
+            }
+            start = Start::After(page.last.expect("last"));
+        };
+        assert_eq!(forwards, whole, "{what}: forwards, one per page");
+        let mut backwards = vec![whole.last().cloned().expect("one")];
+        let mut start = Start::Before(last.expect("first of the last page"));
+        loop {
+            let page = query(&stores, what, &sel, &start, 1).await;
+            backwards.extend(names(&page.values()));
+            if !page.more {
+                break;
+            }
+            start = Start::Before(page.first.expect("first"));
+        }
+        backwards.reverse();
+        assert_eq!(backwards, whole, "{what}: backwards, one per page");
+        let offset = query(&stores, what, &sel, &Start::Offset(1), 100).await;
+        assert_eq!(names(&offset.values()), whole[1..], "{what}: offset 1");
+        let n = stores.catalog.count(&sel).await.expect("count");
+        assert_eq!(n, whole.len() as u64, "{what}: count");
+    }
 
     // Default order (insertion) pages too.
     let plain = selection(None);
@@ -2209,8 +2276,8 @@ pub async fn pagination(backend: &dyn Backend) {
         5,
     )
     .await;
-    let mut all = names(&a.items);
-    all.extend(names(&b.items));
+    let mut all = names(&a.values());
+    all.extend(names(&b.values()));
     assert_eq!(all, ALL, "insertion order across pages");
     assert!(a.more && !b.more, "more flags of insertion-order pages");
 
@@ -2372,7 +2439,7 @@ pub async fn stream(backend: &dyn Backend) {
     };
     let all = collect(Start::Beginning, None).await;
     let page = query(&stores, "all", &by_name, &Start::Beginning, 100).await;
-    assert_eq!(all, page.items, "stream() and query() differ");
+    assert_eq!(all, page.values(), "stream() and query() differ");
     let p1 = query(&stores, "p1", &by_name, &Start::Beginning, 2).await;
     let after = collect(Start::After(p1.last.clone().expect("last")), Some(2)).await;
     assert_eq!(
