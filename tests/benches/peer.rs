@@ -874,7 +874,7 @@ fn table(queries: &[Query], total: usize, entity_ref: &str, b: &Figures, c: &Fig
         ),
         refresh_cell(
             &c.refresh,
-            "re-reads the entity's whole location (here the glob over every file) and commits before answering"
+            "reads the entity's own file again (a hash when unchanged) and commits before answering"
         ),
     );
     t
