@@ -171,6 +171,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
     let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
+    let event_counts = tokio::spawn(sync_event_counts(
+        state.plugins.clone(),
+        state.stores.counters.clone(),
+    ));
     let shared_plugins = tokio::spawn(
         state
             .plugins
@@ -187,6 +191,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await;
         refresh.abort();
         licenses.abort();
+        event_counts.abort();
         shared_plugins.abort();
         catalog_events.abort();
         // What requests queued for plugins (usage events) goes out before
@@ -206,6 +211,30 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// How often a replica adds its event counts to the shared ones and reads
+/// every replica's sums back.
+const EVENT_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps plugin event counters summed over replicas (see
+/// [`crate::plugins::events::EventBus::sync`]). A database outage delays
+/// the sums; the counts are kept and added when it is back.
+async fn sync_event_counts(plugins: PluginHost, counters: Arc<dyn callboard_store::Counters>) {
+    let mut ticks = tokio::time::interval(EVENT_COUNTS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match plugins.events().sync(&*counters).await {
+            Ok(()) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!("plugin event counts: not synced with other replicas: {e}");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Re-checks licences every `plugins.license_check_secs`.

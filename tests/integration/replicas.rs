@@ -806,3 +806,57 @@ async fn a_plugin_removed_while_a_replica_was_away_does_not_come_back_from_its_f
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plugin_event_counts_are_summed_over_replicas() {
+    let cluster = cluster().await;
+    let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config.push_str("\n[grants.plugins.misbehave]\nkv = true\nevents = [\"usage\"]\n");
+    std::fs::write(&s.config, config).unwrap();
+    let mut replicas = Vec::new();
+    for name in ["a", "b"] {
+        let plugins = s.dir.path().join(name).join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(plugin_file("misbehave"), plugins.join("misbehave.wasm")).unwrap();
+        replicas.push(Replica::start(s.dir.path(), name, &s.config).await);
+    }
+    let client = reqwest::Client::new();
+    // Delivered and dropped usage events of misbehave, as `name` reports them.
+    let counted = async |replica: &Replica, name: &str| -> u64 {
+        let token = std::fs::read_to_string(s.dir.path().join(name).join("admin-token")).unwrap();
+        let info: Value = client
+            .get(replica.url("/api/admin/plugins/misbehave"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = &info["events"];
+        events["delivered"].as_u64().unwrap_or(0) + events["dropped"].as_u64().unwrap_or(0)
+    };
+    // 300 requests through a: each is a usage event for a's plugin.
+    const THROUGH_A: u64 = 300;
+    for _ in 0..THROUGH_A {
+        let (status, _) = get(&client, &replicas[0].url("/api/catalog/entities?limit=1")).await;
+        assert_eq!(status, 200);
+    }
+    // b's own plugin saw only b's admin requests (at most one per poll, 20
+    // polls); it reports a's counts once they are synced.
+    let mut seen = 0;
+    for _ in 0..20 {
+        seen = counted(&replicas[1], "b").await;
+        if seen >= THROUGH_A {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        seen >= THROUGH_A,
+        "b reports {seen} events, a handled {THROUGH_A} requests"
+    );
+    let through_a = counted(&replicas[0], "a").await;
+    assert!(through_a >= THROUGH_A, "a reports {through_a}");
+}

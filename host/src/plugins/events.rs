@@ -16,6 +16,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use callboard_store::{Counters, StoreError};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -214,6 +215,48 @@ pub struct EventBus {
     subscribers: ArcSwap<Vec<Arc<Subscriber>>>,
     /// Counters by plugin id; kept across updates of a plugin.
     stats: Mutex<HashMap<String, Arc<EventStats>>>,
+    /// Every replica's counts by plugin id, as last synced.
+    shared: Mutex<HashMap<String, SharedCounts>>,
+}
+
+/// One plugin's counts across replicas, as [`EventBus::sync`] last saw
+/// them, and this replica's own counts that were part of them.
+#[derive(Debug, Clone, Copy, Default)]
+struct SharedCounts {
+    total: EventCounts,
+    flushed: EventCounts,
+}
+
+/// Prefix of the shared counters: `events:<plugin id>:<field>`.
+const COUNTER_PREFIX: &str = "events:";
+
+impl EventCounts {
+    fn fields(self) -> [(&'static str, u64); 3] {
+        [
+            ("delivered", self.delivered),
+            ("dropped", self.dropped),
+            ("failed_batches", self.failed_batches),
+        ]
+    }
+
+    fn set(&mut self, field: &str, value: u64) {
+        match field {
+            "delivered" => self.delivered = value,
+            "dropped" => self.dropped = value,
+            "failed_batches" => self.failed_batches = value,
+            _ => {}
+        }
+    }
+
+    /// `self + (now - then)`, field by field.
+    fn advanced(self, now: Self, then: Self) -> Self {
+        let step = |total: u64, now: u64, then: u64| total + now.saturating_sub(then);
+        Self {
+            delivered: step(self.delivered, now.delivered, then.delivered),
+            dropped: step(self.dropped, now.dropped, then.dropped),
+            failed_batches: step(self.failed_batches, now.failed_batches, then.failed_batches),
+        }
+    }
 }
 
 impl EventBus {
@@ -264,10 +307,84 @@ impl EventBus {
         }
     }
 
-    /// The counters of plugin `id`, if it ever subscribed.
+    /// The counters of plugin `id` over every replica: the shared counts
+    /// as last synced plus what this replica counted since. `None` if it
+    /// never subscribed here and no replica counted anything for it.
     pub fn stats(&self, id: &str) -> Option<EventCounts> {
-        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        stats.get(id).map(|s| s.snapshot())
+        let local = {
+            let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.get(id).map(|s| s.snapshot())
+        };
+        let shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        match (local, shared) {
+            (Some(now), Some(s)) => Some(s.total.advanced(now, s.flushed)),
+            (Some(now), None) => Some(now),
+            (None, Some(s)) => Some(s.total),
+            (None, None) => None,
+        }
+    }
+
+    /// Adds what this replica counted since the last sync to the shared
+    /// counters, then reads every replica's sums back (what [`Self::stats`]
+    /// answers from). An add that fails is retried whole at the next sync
+    /// (one committed whose answer was lost would count twice).
+    pub async fn sync(&self, counters: &dyn Counters) -> Result<(), StoreError> {
+        let locals: Vec<(String, EventCounts)> = {
+            let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats
+                .iter()
+                .map(|(id, s)| (id.clone(), s.snapshot()))
+                .collect()
+        };
+        let mut deltas = Vec::new();
+        {
+            let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, now) in &locals {
+                let then = shared.get(id).map(|s| s.flushed).unwrap_or_default();
+                for ((field, now), (_, then)) in now.fields().into_iter().zip(then.fields()) {
+                    if now > then {
+                        let delta = i64::try_from(now - then).unwrap_or(i64::MAX);
+                        deltas.push((format!("{COUNTER_PREFIX}{id}:{field}"), delta));
+                    }
+                }
+            }
+        }
+        if !deltas.is_empty() {
+            counters.add(&deltas).await?;
+        }
+        {
+            let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, now) in &locals {
+                let entry = shared.entry(id.clone()).or_default();
+                entry.total = entry.total.advanced(*now, entry.flushed);
+                entry.flushed = *now;
+            }
+        }
+        let read = counters.read(COUNTER_PREFIX).await?;
+        let mut totals: HashMap<String, EventCounts> = HashMap::new();
+        for (name, value) in read {
+            if let Some((id, field)) = name
+                .strip_prefix(COUNTER_PREFIX)
+                .and_then(|rest| rest.rsplit_once(':'))
+            {
+                totals
+                    .entry(id.to_owned())
+                    .or_default()
+                    .set(field, u64::try_from(value).unwrap_or(0));
+            }
+        }
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, total) in totals {
+            // What this replica counted between the add and this read is
+            // not in `total` yet: keep `flushed` as of the add.
+            shared.entry(id).or_default().total = total;
+        }
+        Ok(())
     }
 
     /// Makes plugin `id` subscribe to `streams` (replacing what it had), and

@@ -388,3 +388,54 @@ async fn listening(
         }
     }
 }
+
+/// Counters summed over replicas.
+pub(crate) const COORDINATION_V4: &str = r#"
+CREATE TABLE counters (
+    name text COLLATE "C" PRIMARY KEY,
+    value bigint NOT NULL
+);
+"#;
+
+pub(crate) struct PgCounters {
+    db: Arc<Db>,
+}
+
+impl PgCounters {
+    pub(crate) fn new(db: Arc<Db>) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl callboard_store::Counters for PgCounters {
+    async fn add(&self, deltas: &[(String, i64)]) -> Result<()> {
+        let (names, values): (Vec<&str>, Vec<i64>) =
+            deltas.iter().map(|(n, v)| (n.as_str(), *v)).unzip();
+        let client = self.db.get().await?;
+        // One statement, so all deltas land together; sorted by name so two
+        // replicas adding to the same counters lock them in one order.
+        client
+            .execute(
+                "INSERT INTO counters (name, value)
+                 SELECT n, sum(v) FROM unnest($1::text[], $2::bigint[]) AS d(n, v) GROUP BY n ORDER BY n
+                 ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
+                &[&names, &values],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        Ok(())
+    }
+
+    async fn read(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let client = self.db.get().await?;
+        let rows = client
+            .query(
+                "SELECT name, value FROM counters WHERE starts_with(name, $1) ORDER BY name",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        crate::error::pairs(&rows)
+    }
+}

@@ -102,3 +102,19 @@ pub(crate) fn pool(e: PoolError) -> StoreError {
         }
     }
 }
+
+/// Rows of two columns as pairs.
+pub(crate) fn pairs<A, B>(rows: &[tokio_postgres::Row]) -> Result<Vec<(A, B)>, StoreError>
+where
+    A: for<'a> tokio_postgres::types::FromSql<'a>,
+    B: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(|e| pg(&e))?,
+                r.try_get(1).map_err(|e| pg(&e))?,
+            ))
+        })
+        .collect()
+}

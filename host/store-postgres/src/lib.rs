@@ -110,6 +110,7 @@ pub async fn connect(url: &str, options: &PgOptions) -> Result<Stores> {
         kv: Arc::new(kv::PgKv::new(db.clone())),
         leases: Arc::new(coord::PgLeases::new(db.clone())),
         sessions: Arc::new(sessions::PgSessions::new(db.clone())),
+        counters: Arc::new(coord::PgCounters::new(db.clone())),
         feed,
         plugins: Arc::new(plugins::PgPlugins::new(db.clone())),
         admin: Arc::new(PgAdmin { db }),

@@ -111,14 +111,7 @@ impl PluginFiles for PgPlugins {
             )
             .await
             .map_err(|e| pg(&e))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(|e| pg(&e))?,
-                    r.try_get(1).map_err(|e| pg(&e))?,
-                ))
-            })
-            .collect()
+        crate::error::pairs(&rows)
     }
 
     async fn list(&self) -> Result<Vec<PluginEntry>> {

@@ -171,6 +171,7 @@ pub(crate) const STORES: &[StoreSchema] = &[
             COORDINATION_V1,
             COORDINATION_V2,
             crate::sessions::COORDINATION_V3,
+            crate::coord::COORDINATION_V4,
         ],
     },
     StoreSchema {

@@ -37,7 +37,51 @@ CREATE TABLE IF NOT EXISTS leases (
     "
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
     crate::sessions::SESSIONS_V3,
+    "
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
 ];
+
+pub(crate) struct SqliteCounters {
+    db: Arc<Db>,
+}
+
+impl SqliteCounters {
+    pub(crate) fn new(db: Arc<Db>) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl callboard_store::Counters for SqliteCounters {
+    async fn add(&self, deltas: &[(String, i64)]) -> Result<()> {
+        let deltas = deltas.to_vec();
+        self.db
+            .write(move |tx| {
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                )?;
+                for (name, delta) in &deltas {
+                    add.execute(params![name, delta])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn read(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let prefix = prefix.to_owned();
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT name, value FROM counters WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+                )?;
+                let rows = stmt.query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+}
 
 /// A secret shared by every handle on the file: stored unless present.
 pub(crate) async fn shared_secret(db: &Arc<Db>, name: &str, candidate: &str) -> Result<String> {

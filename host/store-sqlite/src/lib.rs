@@ -72,6 +72,7 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
         kv: Arc::new(kv::SqliteKv::new(kv_db.clone())),
         leases: Arc::new(coord::SqliteLeases::new(coord_db.clone())),
         sessions: Arc::new(sessions::SqliteSessions::new(coord_db.clone())),
+        counters: Arc::new(coord::SqliteCounters::new(coord_db.clone())),
         plugins: Arc::new(plugins::SqlitePlugins::new(main.clone(), feed.clone())),
         feed,
         admin: Arc::new(SqliteAdmin {

@@ -81,3 +81,15 @@ pub trait Feed: Send + Sync {
     /// Drops events older than `age`; returns how many.
     async fn prune(&self, age: Duration) -> Result<u64>;
 }
+
+/// Counters every replica adds to and reads the sum of (plugin event
+/// deliveries, drops and failed batches): each replica counts locally and
+/// adds what it counted since its last flush.
+#[async_trait::async_trait]
+pub trait Counters: Send + Sync {
+    /// Adds each delta to its counter (a new counter starts at 0), all in
+    /// one transaction.
+    async fn add(&self, deltas: &[(String, i64)]) -> Result<()>;
+    /// The counters whose names start with `prefix`, by name.
+    async fn read(&self, prefix: &str) -> Result<Vec<(String, i64)>>;
+}

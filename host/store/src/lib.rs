@@ -27,7 +27,7 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use catalog::{CatalogStore, LocationWriter};
-pub use coord::{Feed, FeedEvent, Lease, Leases};
+pub use coord::{Counters, Feed, FeedEvent, Lease, Leases};
 pub use error::StoreError;
 pub use kv::KvStore;
 pub use plugins::PluginFiles;
@@ -51,6 +51,8 @@ pub struct Stores {
     pub plugins: Arc<dyn PluginFiles>,
     /// Server-side sessions, shared by replicas.
     pub sessions: Arc<dyn SessionStore>,
+    /// Counters summed over replicas.
+    pub counters: Arc<dyn Counters>,
     /// Health and schema of the backend.
     pub admin: Arc<dyn Admin>,
 }

@@ -110,6 +110,7 @@ macro_rules! conformance_tests {
             admin_shared_secret,
             sessions_shared_and_expiring,
             plugin_files_revisions_and_removals,
+            counters_summed_over_handles,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {
@@ -3875,6 +3876,59 @@ pub async fn admin_shared_secret(backend: &dyn Backend) {
 /// its last use is written at most once per granularity, it expires when
 /// idle or too old, a revocation ends it everywhere, and the oldest go
 /// beyond the cap.
+/// Counters: deltas from two handles (two replicas) on one database add
+/// up, concurrent adds lose nothing, and a read takes only its prefix.
+pub async fn counters_summed_over_handles(backend: &dyn Backend) {
+    let (db, one) = fresh(backend).await;
+    let two = backend.open(&db).await;
+    let deltas = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+        pairs.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect()
+    };
+    assert_eq!(
+        ok("read nothing", one.counters.read("events:").await),
+        Vec::<(String, i64)>::new()
+    );
+    ok(
+        "add one",
+        one.counters
+            .add(&deltas(&[
+                ("events:a:delivered", 3),
+                ("events:a:dropped", 1),
+            ]))
+            .await,
+    );
+    ok(
+        "add two",
+        two.counters
+            .add(&deltas(&[("events:a:delivered", 4), ("other:x", 9)]))
+            .await,
+    );
+    let adds: Vec<_> = (0..8)
+        .map(|i| {
+            let counters = if i % 2 == 0 { &one } else { &two }.counters.clone();
+            let d = deltas(&[("events:b:delivered", 1), ("events:a:delivered", 1)]);
+            tokio::spawn(async move { counters.add(&d).await })
+        })
+        .collect();
+    for add in adds {
+        ok("concurrent add", add.await.expect("add task"));
+    }
+    ok("add nothing", one.counters.add(&[]).await);
+    assert_eq!(
+        ok("read", two.counters.read("events:").await),
+        deltas(&[
+            ("events:a:delivered", 15),
+            ("events:a:dropped", 1),
+            ("events:b:delivered", 8),
+        ]),
+        "sums over both handles, by name, only the prefix"
+    );
+    assert_eq!(
+        ok("read one plugin", one.counters.read("events:b:").await),
+        deltas(&[("events:b:delivered", 8)])
+    );
+}
+
 pub async fn sessions_shared_and_expiring(backend: &dyn Backend) {
     use crate::sessions::{SessionLimits, TOUCH_GRANULARITY_MS};
     let (db, one) = fresh(backend).await;
