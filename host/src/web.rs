@@ -146,14 +146,9 @@ const FACETS_MAX_AGE: Duration = Duration::from_secs(30);
 /// How many recent changes the home page remembers.
 const RECENT: usize = 12;
 
-/// Remembered counts at most; past it, the memory starts over.
-const COUNTS_KEPT: usize = 1000;
-
 #[derive(Default)]
 struct Live {
     facets: Mutex<Option<(Instant, u64, Arc<Facets>)>>,
-    /// Match counts by selection, with the catalog generation they saw.
-    counts: Mutex<std::collections::HashMap<String, (u64, u64)>>,
     state: Mutex<LiveState>,
     /// A background facet count is running.
     counting_facets: AtomicBool,
@@ -293,36 +288,6 @@ impl Web {
             }
             None => self.live.count_facets(&self.catalog()),
         }
-    }
-
-    /// How many catalog changes this process has seen (facets and counts
-    /// made before a change are stale).
-    pub(crate) fn generation(&self) -> u64 {
-        self.live.generation()
-    }
-
-    /// A count made since the last catalog change, if any.
-    pub(crate) fn remembered_count(&self, key: &str) -> Option<u64> {
-        let generation = self.generation();
-        self.live
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .filter(|(seen, _)| *seen == generation)
-            .map(|(_, n)| *n)
-    }
-
-    pub(crate) fn remember_count(&self, key: String, generation: u64, count: u64) {
-        let mut counts = self
-            .live
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if counts.len() >= COUNTS_KEPT {
-            counts.clear();
-        }
-        counts.insert(key, (generation, count));
     }
 
     /// The most recent catalog changes, newest first.

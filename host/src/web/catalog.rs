@@ -297,15 +297,10 @@ fn catalog_page(web: &Web, params: &Params, found: &AtomicU64) -> Result<Markup,
     let mut plan = params.plan(&facets, limit, false);
     let mut sort_note = None;
     if !plan.indexed_sort {
-        let key = format!("{:?}", plan.counting);
-        let total = match plan.exact.or_else(|| web.remembered_count(&key)) {
+        // Counts are remembered by the catalog until it changes.
+        let total = match plan.exact {
             Some(n) => n,
-            None => {
-                let generation = web.generation();
-                let n = catalog.count(&plan.counting)?;
-                web.remember_count(key, generation, n);
-                n
-            }
+            None => catalog.count(&plan.counting)?,
         };
         plan.exact = Some(total);
         if total > SORT_ANY_AT_MOST {
@@ -322,21 +317,15 @@ fn catalog_page(web: &Web, params: &Params, found: &AtomicU64) -> Result<Markup,
     // The count and the page are independent reads: count on another thread
     // while the page is read. A count over many matches (a common search
     // word) can take longer than the page itself; the page does not wait
-    // for it past a short grace, and the result is remembered for the next
-    // view (until the catalog changes).
-    let count_key = format!("{:?}", plan.counting);
-    let counting = match plan.exact.or_else(|| web.remembered_count(&count_key)) {
+    // for it past a short grace, and the catalog remembers the result for
+    // the next view (until the catalog changes).
+    let counting = match plan.exact {
         Some(n) => Err(n),
         None => {
             let (tx, rx) = std::sync::mpsc::channel();
             let (web, selection) = (web.clone(), plan.counting.clone());
             std::thread::spawn(move || {
-                let generation = web.generation();
-                let counted = web.catalog().count(&selection);
-                if let Ok(n) = &counted {
-                    web.remember_count(count_key, generation, *n);
-                }
-                let _ = tx.send(counted);
+                let _ = tx.send(web.catalog().count(&selection));
             });
             Ok(rx)
         }
