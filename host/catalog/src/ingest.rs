@@ -12,7 +12,7 @@ use crate::config::LocationKind;
 use crate::entity_ref::{DEFAULT_NAMESPACE, EntityRef};
 use crate::fetch::UrlPolicy;
 use crate::files::Roots;
-use crate::record::{EntityRecord, Prepared};
+use crate::record::{EntityRecord, Prepared, Sent};
 use crate::validation::validate_entity;
 use crate::yaml::parse_documents;
 
@@ -101,7 +101,7 @@ impl Harvest {
 
     /// Reports an entity another location already owns (the first owner
     /// keeps it) on the Location entity that emitted it.
-    pub(crate) fn conflict(&mut self, parent: usize, record: &EntityRecord, owner: &str) {
+    pub(crate) fn conflict(&mut self, parent: usize, record: &Sent, owner: &str) {
         let p = IngestProblem {
             location: record.location_key.clone(),
             line: None,
@@ -138,8 +138,10 @@ pub(crate) type Batch = Vec<(EntityRecord, usize)>;
 pub(crate) struct Piece {
     /// Its location key.
     pub(crate) source: String,
-    /// Its entities (Locations excepted); empty when `unchanged`.
-    pub(crate) records: Batch,
+    /// Its entities (Locations excepted), converted for the store on the
+    /// reading thread, each with what a report needs and the index of the
+    /// Location that emitted it; empty when `unchanged`.
+    pub(crate) records: Vec<(callboard_store::catalog::EntityRecord, Sent, usize)>,
     /// Its content hash, when it was read without a problem and holds no
     /// Location entity (a refresh may then skip it while it stays the same).
     pub(crate) hash: Option<String>,

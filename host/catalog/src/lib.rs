@@ -511,7 +511,7 @@ impl Catalog {
             return Ok(None);
         };
         let keys: Vec<String> = records.iter().map(|r| r.entity_ref.key()).collect();
-        let stored: Vec<_> = records.iter().map(record::EntityRecord::to_store).collect();
+        let stored: Vec<_> = records.into_iter().map(|r| r.into_store().0).collect();
         let puts = writer.put(stored).await?;
         if puts
             .iter()
@@ -726,11 +726,15 @@ impl Catalog {
                 continue;
             }
             progress(piece.records.len());
-            let (records, parents): (Vec<_>, Vec<_>) = piece.records.into_iter().unzip();
-            let stored: Vec<_> = records.iter().map(record::EntityRecord::to_store).collect();
+            let mut stored = Vec::with_capacity(piece.records.len());
+            let mut sent = Vec::with_capacity(piece.records.len());
+            for (record, about, parent) in piece.records {
+                stored.push(record);
+                sent.push((about, parent));
+            }
             let puts = writer.put(stored).await?;
             let mut clean = true;
-            for ((record, parent), put) in records.into_iter().zip(parents).zip(puts) {
+            for ((record, parent), put) in sent.into_iter().zip(puts) {
                 match put {
                     callboard_store::catalog::Put::Stored => {}
                     callboard_store::catalog::Put::Conflict(owner) => {
@@ -760,10 +764,10 @@ impl Catalog {
         let mut harvest = harvest.finish();
         // Location entities last: by now they carry every problem found below them.
         let locations = std::mem::take(&mut harvest.records);
-        let stored: Vec<_> = locations
-            .iter()
-            .map(record::EntityRecord::to_store)
-            .collect();
+        let (stored, locations): (Vec<_>, Vec<_>) = locations
+            .into_iter()
+            .map(record::EntityRecord::into_store)
+            .unzip();
         let puts = writer.put(stored).await?;
         for (i, (record, put)) in locations.iter().zip(puts).enumerate() {
             if let callboard_store::catalog::Put::Conflict(owner) = put {

@@ -226,9 +226,16 @@ impl Reader {
                 match &mut sink {
                     Sink::Collect(all) => all.extend(batch),
                     Sink::Send(tx) => {
+                        let records = batch
+                            .into_iter()
+                            .map(|(record, parent)| {
+                                let (stored, sent) = record.into_store();
+                                (stored, sent, parent)
+                            })
+                            .collect();
                         let piece = ingest::Piece {
                             source: key,
-                            records: batch,
+                            records,
                             hash: clean.then_some(hash),
                             unchanged: None,
                         };

@@ -2,7 +2,7 @@
 //! rows, relations, full-text document), done on the reading side so the
 //! writer only writes.
 
-use callboard_store::catalog::{EntityRecord as StoreRecord, MAX_SEARCH_VALUE, RelationRow};
+use callboard_store::catalog::{Body, EntityRecord as StoreRecord, MAX_SEARCH_VALUE, RelationRow};
 use callboard_store::query::FULL_TEXT_FIELDS;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,6 +29,8 @@ pub(crate) struct EntityRecord {
 pub(crate) struct Prepared {
     pub(crate) hash: String,
     pub(crate) spec_hash: String,
+    /// The entity as JSON text; its digest is `hash`.
+    body: Body,
     /// `(key, lower-cased value, value as written if different)`.
     rows: Vec<(String, String, Option<String>)>,
     relations: Vec<RelationRow>,
@@ -60,9 +62,11 @@ impl Prepared {
                 target_display: rel.target.to_string(),
             })
             .collect();
+        let body = Body::new(entity);
         Self {
-            hash: hash_json(entity),
-            spec_hash: hash_json(entity.get("spec").unwrap_or(&Value::Null)),
+            hash: digest(body.as_str()),
+            spec_hash: digest(&entity.get("spec").unwrap_or(&Value::Null).to_string()),
+            body,
             rows,
             relations,
             doc,
@@ -72,36 +76,46 @@ impl Prepared {
 
 impl EntityRecord {
     /// The record as a backend stores it (indexes computed now if the
-    /// reading side did not).
-    pub(crate) fn to_store(&self) -> StoreRecord {
-        let computed;
-        let prepared = match &self.prepared {
+    /// reading side did not), and what a report about the entity needs
+    /// (its ref and the file it came from).
+    pub(crate) fn into_store(self) -> (StoreRecord, Sent) {
+        let prepared = match self.prepared {
             Some(p) => p,
-            None => {
-                computed = Prepared::of(&self.entity, &self.entity_ref);
-                &computed
-            }
+            None => Prepared::of(&self.entity, &self.entity_ref),
         };
         let r = &self.entity_ref;
-        StoreRecord {
+        let record = StoreRecord {
             key: r.key(),
             kind: r.kind.to_lowercase(),
             namespace: r.namespace.to_lowercase(),
             name: r.name.to_lowercase(),
-            entity: self.entity.clone(),
-            parent_ref: self.parent_ref.clone(),
+            entity: prepared.body,
+            parent_ref: self.parent_ref,
             location_key: self.location_key.clone(),
-            hash: prepared.hash.clone(),
-            spec_hash: prepared.spec_hash.clone(),
-            rows: prepared.rows.clone(),
-            relations: prepared.relations.clone(),
-            doc: prepared.doc.clone(),
-        }
+            hash: prepared.hash,
+            spec_hash: prepared.spec_hash,
+            rows: prepared.rows,
+            relations: prepared.relations,
+            doc: prepared.doc,
+        };
+        let sent = Sent {
+            entity_ref: self.entity_ref,
+            location_key: self.location_key,
+        };
+        (record, sent)
     }
 }
 
-pub(crate) fn hash_json(v: &Value) -> String {
-    let digest = Sha256::digest(v.to_string().as_bytes());
+/// What is kept of a record handed to the store: enough to report it.
+#[derive(Debug, Clone)]
+pub(crate) struct Sent {
+    pub(crate) entity_ref: EntityRef,
+    pub(crate) location_key: String,
+}
+
+/// The first 128 bits of the text's SHA-256, in hex.
+fn digest(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
     let mut out = String::with_capacity(32);
     for b in &digest[..16] {
         use std::fmt::Write as _;

@@ -1223,17 +1223,12 @@ fn existing_row(r: &Row, at: usize) -> Result<(String, Existing)> {
 
 /// Adds the identity the backend assigns to an entity's body.
 fn prepare(key: String, uid: String, generation: i64, mut record: EntityRecord) -> Write {
-    let mut entity = std::mem::take(&mut record.entity);
-    if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("uid".into(), Value::String(uid.clone()));
-        metadata.insert("etag".into(), Value::String(record.hash.clone()));
-        metadata.insert("generation".into(), Value::from(generation));
-    }
+    let body = std::mem::take(&mut record.entity).with_identity(&uid, &record.hash, generation);
     Write {
         key,
         uid,
         generation,
-        body: entity.to_string(),
+        body,
         record,
     }
 }

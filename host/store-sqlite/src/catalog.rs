@@ -633,9 +633,11 @@ impl CatalogStore for SqliteCatalog {
 
 /// What the async side asks of the writer's thread.
 enum Command {
+    /// The records come back with the answer, to be freed off the
+    /// writer's thread (a load's one serial stage).
     Put(
         Vec<EntityRecord>,
-        tokio::sync::oneshot::Sender<Result<Vec<Put>>>,
+        tokio::sync::oneshot::Sender<(Result<Vec<Put>>, Vec<EntityRecord>)>,
     ),
     Finish(
         Finish,
@@ -681,7 +683,7 @@ async fn ingest_writer(
                             .collect::<Res<Vec<_>>>()
                             .map_err(StoreError::from);
                         let failed = result.is_err();
-                        let _ = reply.send(result);
+                        let _ = reply.send((result, records));
                         if failed {
                             return Ok(());
                         }
@@ -734,7 +736,9 @@ impl LocationWriter for SqliteWriter {
         self.commands
             .send(Command::Put(records, reply))
             .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let (result, records) = answer.await.map_err(|_| gone())?;
+        drop(records);
+        result
     }
 
     async fn finish(self: Box<Self>, done: Finish) -> Result<(ApplySummary, Vec<Change>)> {
@@ -769,6 +773,9 @@ struct Writer<'t, 'c> {
     existing: HashMap<String, Existing>,
     seen: HashSet<String>,
     bulk: bool,
+    /// The catalog held no entity when the write began (under the write
+    /// lock): no other location can own one, so none is looked up.
+    alone: bool,
     summary: ApplySummary,
     changes: Vec<Change>,
 }
@@ -794,10 +801,13 @@ impl<'t, 'c> Writer<'t, 'c> {
         // A first load into a small catalog builds the secondary indexes once
         // at the end (a sort) instead of updating them row by row: several
         // times faster. Still one transaction; readers keep their snapshot.
-        let bulk = source.is_none() && existing.is_empty() && {
-            let total: i64 = tx.query_row("SELECT count(*) FROM entities", [], |r| r.get(0))?;
-            total < BULK_MAX_EXISTING
+        let total: Option<i64> = if source.is_none() && existing.is_empty() {
+            Some(tx.query_row("SELECT count(*) FROM entities", [], |r| r.get(0))?)
+        } else {
+            None
         };
+        let bulk = total.is_some_and(|t| t < BULK_MAX_EXISTING);
+        let alone = total == Some(0);
         if bulk {
             tx.execute_batch(
                 "DROP INDEX IF EXISTS search_kv; DROP INDEX IF EXISTS relations_source;
@@ -811,6 +821,7 @@ impl<'t, 'c> Writer<'t, 'c> {
             existing,
             seen: HashSet::new(),
             bulk,
+            alone,
             summary: ApplySummary::default(),
             changes: Vec::new(),
         })
@@ -821,7 +832,7 @@ impl<'t, 'c> Writer<'t, 'c> {
         if self.seen.contains(key) {
             return Ok(Put::Duplicate);
         }
-        if !self.existing.contains_key(key) {
+        if !self.alone && !self.existing.contains_key(key) {
             let owner: Option<(Option<String>, (String, Existing))> = self
                 .tx
                 .prepare_cached(&format!(
@@ -943,13 +954,7 @@ fn write_entity(
         Some(e) => (e.uid.clone(), e.generation + 1),
         None => (uuid::Uuid::new_v4().to_string(), 1),
     };
-    let mut entity = record.entity.clone();
-    if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("uid".into(), Value::String(uid.clone()));
-        metadata.insert("etag".into(), Value::String(hash.to_owned()));
-        metadata.insert("generation".into(), Value::from(generation));
-    }
-    let body = entity.to_string();
+    let body = record.entity.with_identity(&uid, hash, generation);
     let id = match existing {
         Some(e) => {
             tx.prepare_cached(

@@ -49,6 +49,97 @@ pub struct RelationRow {
     pub target_display: String,
 }
 
+/// An entity's JSON text without its identity (`metadata.uid`, `etag`,
+/// `generation`), which a backend adds when it stores it: serialised by the
+/// catalog's reading thread, so the one writing thread only splices.
+#[derive(Debug, Clone, Default)]
+pub struct Body {
+    text: String,
+    /// Where the identity goes: just after `"metadata":{` (and whether a
+    /// comma must follow it); none when the entity has no metadata object.
+    at: Option<(usize, bool)>,
+}
+
+/// The identity fields a backend assigns.
+const IDENTITY: [&str; 3] = ["uid", "etag", "generation"];
+
+impl Body {
+    /// Serialises `entity`, leaving out any identity fields it carries.
+    pub fn new(entity: &Value) -> Self {
+        let Some(root) = entity.as_object() else {
+            return Self {
+                text: entity.to_string(),
+                at: None,
+            };
+        };
+        // Writing to a Vec cannot fail, nor can serialising a `Value`.
+        let mut text: Vec<u8> = Vec::with_capacity(1024);
+        let mut at = None;
+        text.push(b'{');
+        for (i, (key, value)) in root.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut text, key);
+            text.push(b':');
+            match value {
+                Value::Object(metadata) if key == "metadata" => {
+                    text.push(b'{');
+                    let start = text.len();
+                    let mut first = true;
+                    for (k, v) in metadata {
+                        if IDENTITY.contains(&k.as_str()) {
+                            continue;
+                        }
+                        if !first {
+                            text.push(b',');
+                        }
+                        first = false;
+                        let _ = serde_json::to_writer(&mut text, k);
+                        text.push(b':');
+                        let _ = serde_json::to_writer(&mut text, v);
+                    }
+                    at = Some((start, !first));
+                    text.push(b'}');
+                }
+                _ => {
+                    let _ = serde_json::to_writer(&mut text, value);
+                }
+            }
+        }
+        text.push(b'}');
+        Self {
+            // serde_json writes UTF-8 only.
+            text: String::from_utf8(text).unwrap_or_default(),
+            at,
+        }
+    }
+
+    /// The text without identity (what a digest of the content reads).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The stored text: the entity with its identity.
+    pub fn with_identity(&self, uid: &str, etag: &str, generation: i64) -> String {
+        let Some((at, more)) = self.at else {
+            return self.text.clone();
+        };
+        let mut out = String::with_capacity(self.text.len() + 128);
+        out.push_str(&self.text[..at]);
+        use std::fmt::Write as _;
+        let _ = write!(
+            out,
+            "\"uid\":{},\"etag\":{},\"generation\":{generation}{}",
+            Value::from(uid),
+            Value::from(etag),
+            if more { "," } else { "" }
+        );
+        out.push_str(&self.text[at..]);
+        out
+    }
+}
+
 /// An entity ready to store: the processed entity (no uid, etag,
 /// generation or relations) and everything a backend indexes.
 #[derive(Debug, Clone)]
@@ -61,8 +152,8 @@ pub struct EntityRecord {
     pub namespace: String,
     /// Lower-case name.
     pub name: String,
-    /// The processed entity.
-    pub entity: Value,
+    /// The processed entity, as JSON text waiting for its identity.
+    pub entity: Body,
     /// Lower-case ref of the Location entity that emitted it.
     pub parent_ref: Option<String>,
     /// The file or URL it was read from.
@@ -275,4 +366,52 @@ pub trait LocationWriter: Send {
     /// changed. The changes are also appended to the change feed in the
     /// same transaction.
     async fn finish(self: Box<Self>, done: Finish) -> Result<(ApplySummary, Vec<Change>)>;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Body;
+
+    fn with_identity(entity: &serde_json::Value) -> serde_json::Value {
+        let text = Body::new(entity).with_identity("u-1", "e\"tag", 3);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[test]
+    fn identity_is_spliced_into_metadata_and_replaces_any_the_file_carries() {
+        let entity = json!({
+            "apiVersion": "v1", "kind": "Component",
+            "metadata": {"name": "a", "uid": "forged", "etag": "forged", "generation": 99,
+                "annotations": {"a\"b": "c\\d"}, "tags": ["x"]},
+            "spec": {"metadata": {"uid": "kept: not the entity's metadata"}},
+        });
+        let mut expected = entity.clone();
+        expected["metadata"]["uid"] = json!("u-1");
+        expected["metadata"]["etag"] = json!("e\"tag");
+        expected["metadata"]["generation"] = json!(3);
+        assert_eq!(with_identity(&entity), expected);
+        assert!(
+            !Body::new(&entity).as_str().contains("forged"),
+            "the digested text leaves out identity fields"
+        );
+    }
+
+    #[test]
+    fn entities_without_usable_metadata_are_stored_as_they_are() {
+        let empty = json!({"kind": "Component", "metadata": {}});
+        assert_eq!(
+            with_identity(&empty),
+            json!({"kind": "Component",
+                "metadata": {"uid": "u-1", "etag": "e\"tag", "generation": 3}})
+        );
+        for entity in [
+            json!({"kind": "Component"}),
+            json!({"kind": "Component", "metadata": "text"}),
+            json!([1, 2]),
+        ] {
+            assert_eq!(with_identity(&entity), entity);
+        }
+    }
 }
