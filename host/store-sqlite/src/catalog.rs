@@ -152,14 +152,18 @@ fn append_changes(tx: &Transaction<'_>, changes: &[Change]) -> Res<Option<i64>> 
 
 fn render_value(conn: &Connection, key: &str, body: &str) -> Res<Value> {
     let mut text = String::with_capacity(body.len() + 256);
-    query::render(conn, key, body, &mut text)?;
+    query::render(&mut *query::relations_of(conn)?, key, body, &mut text)?;
     Ok(serde_json::from_str(&text)
         .map_err(|e| StoreError::Corrupt(format!("stored entity {key}: {e}")))?)
 }
 
-fn render_raw(conn: &Connection, key: &str, body: &str) -> Res<Box<RawValue>> {
+fn render_raw(
+    relations: &mut rusqlite::Statement<'_>,
+    key: &str,
+    body: &str,
+) -> Res<Box<RawValue>> {
     let mut text = String::with_capacity(body.len() + 256);
-    query::render(conn, key, body, &mut text)?;
+    query::render(relations, key, body, &mut text)?;
     Ok(RawValue::from_string(text)
         .map_err(|e| StoreError::Corrupt(format!("stored entity {key}: {e}")))?)
 }
@@ -226,6 +230,7 @@ impl CatalogStore for SqliteCatalog {
     async fn query(&self, selection: &Selection, start: &Start, limit: usize) -> Result<Page> {
         let limit = limit.min(callboard_store::query::MAX_PAGE);
         let (selection, start) = (selection.clone(), start.clone());
+        let db = self.db.clone();
         self.db
             .read(move |conn| {
                 let (after, reverse, offset) = match &start {
@@ -237,6 +242,7 @@ impl CatalogStore for SqliteCatalog {
                 let mut rows = Vec::new();
                 query::select(
                     conn,
+                    db.estimates(),
                     &selection,
                     true,
                     after,
@@ -255,9 +261,10 @@ impl CatalogStore for SqliteCatalog {
                 }
                 let first = rows.first().map(|r| r.position.clone());
                 let last = rows.last().map(|r| r.position.clone());
+                let mut relations = query::relations_of(conn)?;
                 let items = rows
                     .iter()
-                    .map(|r| render_raw(conn, &r.key, &r.body))
+                    .map(|r| render_raw(&mut relations, &r.key, &r.body))
                     .collect::<Res<_>>()?;
                 Ok(Page {
                     items,
@@ -276,6 +283,7 @@ impl CatalogStore for SqliteCatalog {
         limit: usize,
     ) -> Result<Option<Position>> {
         let (selection, start) = (selection.clone(), start.clone());
+        let db = self.db.clone();
         self.db
             .read(move |conn| {
                 let (after, offset) = match &start {
@@ -290,6 +298,7 @@ impl CatalogStore for SqliteCatalog {
                 let mut more = false;
                 query::select(
                     conn,
+                    db.estimates(),
                     &selection,
                     false,
                     after,
@@ -314,8 +323,9 @@ impl CatalogStore for SqliteCatalog {
 
     async fn count(&self, selection: &Selection) -> Result<u64> {
         let selection = selection.clone();
+        let db = self.db.clone();
         self.db
-            .read(move |conn| query::count(conn, &selection))
+            .read(move |conn| query::count(conn, db.estimates(), &selection))
             .await
     }
 
@@ -325,8 +335,9 @@ impl CatalogStore for SqliteCatalog {
         predicate: Option<&Predicate>,
     ) -> Result<BTreeMap<String, Vec<FacetCount>>> {
         let (facets, predicate) = (facets.to_vec(), predicate.cloned());
+        let db = self.db.clone();
         self.db
-            .read(move |conn| query::facets(conn, &facets, predicate.as_ref()))
+            .read(move |conn| query::facets(conn, db.estimates(), &facets, predicate.as_ref()))
             .await
     }
 
@@ -337,6 +348,7 @@ impl CatalogStore for SqliteCatalog {
         limit: Option<usize>,
         sink: tokio::sync::mpsc::Sender<Result<String>>,
     ) -> Result<()> {
+        let db = self.db.clone();
         self.db
             .read(move |conn| {
                 let (after, offset) = match &start {
@@ -344,12 +356,23 @@ impl CatalogStore for SqliteCatalog {
                     Start::Offset(n) => (None, *n),
                     Start::After(p) => (Some(p), 0),
                 };
-                query::select(conn, &selection, true, after, false, offset, limit, |row| {
-                    let mut text = String::with_capacity(row.body.len() + 256);
-                    query::render(conn, &row.key, &row.body, &mut text)?;
-                    // The receiver went away: stop reading.
-                    Ok(sink.blocking_send(Ok(text)).is_ok())
-                })
+                let mut relations = query::relations_of(conn)?;
+                query::select(
+                    conn,
+                    db.estimates(),
+                    &selection,
+                    true,
+                    after,
+                    false,
+                    offset,
+                    limit,
+                    |row| {
+                        let mut text = String::with_capacity(row.body.len() + 256);
+                        query::render(&mut relations, &row.key, &row.body, &mut text)?;
+                        // The receiver went away: stop reading.
+                        Ok(sink.blocking_send(Ok(text)).is_ok())
+                    },
+                )
             })
             .await
     }
@@ -697,6 +720,7 @@ async fn ingest_writer(
                         let result = match result {
                             Ok((summary, changes, seq)) => match tx.commit() {
                                 Ok(()) => {
+                                    db.estimates().written();
                                     if let Some(seq) = seq {
                                         feed.notify(seq);
                                     }

@@ -23,6 +23,8 @@ pub(crate) struct Db {
     /// writer, so a call never holds a thread while waiting for a
     /// connection.
     jobs: tokio::sync::Semaphore,
+    /// Match counts that steer query plans, forgotten at each commit.
+    estimates: crate::query::Estimates,
 }
 
 /// Idle read connections and how many exist; never more than `max`.
@@ -65,7 +67,12 @@ impl Db {
             }),
             returned: Condvar::new(),
             jobs: tokio::sync::Semaphore::new(max + 1),
+            estimates: crate::query::Estimates::default(),
         })
+    }
+
+    pub(crate) fn estimates(&self) -> &crate::query::Estimates {
+        &self.estimates
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -153,6 +160,7 @@ impl Db {
             .map_err(sql_error)?;
         let result = f(&tx).map_err(StoreError::from)?;
         tx.commit().map_err(sql_error)?;
+        self.estimates.written();
         Ok(result)
     }
 
@@ -284,6 +292,16 @@ fn connect(path: &Path) -> Result<Connection> {
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -4000;",
+    )
+    .map_err(sql_error)?;
+    // Plans never depend on bound values. Without this SQLite re-prepares
+    // a statement whenever a value it planned around changes; the
+    // full-text index's own segment lookup (`segid = ?`) did so at nearly
+    // every query (8% of a full-text page's CPU). The catalog's queries
+    // choose their driving index themselves (`query.rs`).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
     )
     .map_err(sql_error)?;
     // Catalog queries vary in shape (filters, orders, pages): keep enough

@@ -305,26 +305,59 @@ pub fn splice_relations<'a>(
     relations: impl IntoIterator<Item = (&'a str, &'a str)>,
     out: &mut String,
 ) {
-    let trimmed = body.trim_end();
-    let open = trimmed.strip_suffix('}').unwrap_or(trimmed);
-    out.push_str(open);
-    out.push_str(",\"relations\":[");
-    let mut previous: Option<(&str, &str)> = None;
+    let mut splice = Splice::open(body, out);
     for (kind, target) in relations {
-        if previous == Some((kind, target)) {
-            continue;
-        }
-        if previous.is_some() {
-            out.push(',');
-        }
-        out.push_str("{\"type\":");
-        push_json_string(out, kind);
-        out.push_str(",\"targetRef\":");
-        push_json_string(out, target);
-        out.push('}');
-        previous = Some((kind, target));
+        splice.push(kind, target);
     }
-    out.push_str("]}");
+    splice.close();
+}
+
+/// [`splice_relations`] a relation at a time, for a caller reading them
+/// from rows it cannot keep.
+pub struct Splice<'o> {
+    out: &'o mut String,
+    /// Where the previous relation's object starts in `out`, to skip an
+    /// adjacent duplicate.
+    previous: Option<usize>,
+    scratch: String,
+}
+
+impl<'o> Splice<'o> {
+    /// Writes `body` without its closing brace, and opens `relations`.
+    pub fn open(body: &str, out: &'o mut String) -> Self {
+        let trimmed = body.trim_end();
+        let open = trimmed.strip_suffix('}').unwrap_or(trimmed);
+        out.push_str(open);
+        out.push_str(",\"relations\":[");
+        Self {
+            out,
+            previous: None,
+            scratch: String::new(),
+        }
+    }
+
+    /// Adds one relation unless it equals the one before.
+    pub fn push(&mut self, kind: &str, target: &str) {
+        self.scratch.clear();
+        self.scratch.push_str("{\"type\":");
+        push_json_string(&mut self.scratch, kind);
+        self.scratch.push_str(",\"targetRef\":");
+        push_json_string(&mut self.scratch, target);
+        self.scratch.push('}');
+        if let Some(at) = self.previous {
+            if self.out[at..] == self.scratch {
+                return;
+            }
+            self.out.push(',');
+        }
+        self.previous = Some(self.out.len());
+        self.out.push_str(&self.scratch);
+    }
+
+    /// Closes `relations` and the entity.
+    pub fn close(self) {
+        self.out.push_str("]}");
+    }
 }
 
 fn push_json_string(out: &mut String, s: &str) {

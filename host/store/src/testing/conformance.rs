@@ -2304,6 +2304,40 @@ pub async fn pagination(backend: &dyn Backend) {
         2,
         "count with full text"
     );
+    // Full text pages in insertion order too, forwards and back.
+    let whole = names(
+        &query(&stores, "full text", &ft, &Start::Beginning, 10)
+            .await
+            .values(),
+    );
+    assert_eq!(whole.len(), 2, "full text matches: {whole:?}");
+    let first = query(&stores, "full text 1", &ft, &Start::Beginning, 1).await;
+    let second = query(
+        &stores,
+        "full text 2",
+        &ft,
+        &Start::After(first.last.clone().expect("last")),
+        1,
+    )
+    .await;
+    let back = query(
+        &stores,
+        "full text back",
+        &ft,
+        &Start::Before(second.first.clone().expect("first")),
+        1,
+    )
+    .await;
+    let mut paged = names(&first.values());
+    paged.extend(names(&second.values()));
+    assert_eq!(paged, whole, "full text across pages of one");
+    assert!(first.more && !second.more, "more flags of full-text pages");
+    assert_eq!(
+        names(&back.values()),
+        names(&first.values()),
+        "full text back a page"
+    );
+    assert!(!back.more, "nothing before the first full-text match");
 }
 
 /// Facet counts: original spelling, most frequent first (ties by value),
