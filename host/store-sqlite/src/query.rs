@@ -179,6 +179,10 @@ pub(crate) struct Estimates {
 /// Conditions whose counts are kept at most; a full table starts afresh.
 const MAX_ESTIMATES: usize = 1024;
 
+/// Longest condition (key and values, as text) whose count is kept: the
+/// table holds at most `MAX_ESTIMATES` of these, whatever callers send.
+const MAX_ESTIMATE_ID: usize = 512;
+
 impl Estimates {
     /// Forgets every count: the writer committed.
     pub(crate) fn written(&self) {
@@ -191,6 +195,9 @@ impl Estimates {
         for part in std::iter::once(key).chain(values.iter().map(String::as_str)) {
             let _ = write!(id, "{}:", part.len());
             id.push_str(part);
+        }
+        if id.len() > MAX_ESTIMATE_ID {
+            return estimate(conn, key, values);
         }
         let now = self.writes.load(Ordering::Acquire);
         if let Some(&(at, n)) = self.table().get(&id)
@@ -724,7 +731,11 @@ mod tests {
                 .unwrap(),
             0
         );
-        // Bounded: a full table starts afresh.
+        // Bounded: a long condition is counted each time, never kept...
+        let long = ["x".repeat(MAX_ESTIMATE_ID)];
+        assert_eq!(est.get(&conn, "kind", &long).unwrap(), 0);
+        assert!(est.table().keys().all(|id| id.len() <= MAX_ESTIMATE_ID));
+        // ...and a full table starts afresh.
         for i in 0..MAX_ESTIMATES + 10 {
             est.get(&conn, "kind", &[i.to_string()]).unwrap();
         }
