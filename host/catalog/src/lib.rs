@@ -32,7 +32,7 @@ use serde_json::Value;
 pub use callboard_store::catalog::{ApplySummary, Change as CatalogEvent, LocationRow};
 pub use callboard_store::query::{
     FULL_TEXT_FIELDS, FacetCount, FullTextFilter, MAX_PAGE, Matcher, OrderField, Page, Position,
-    Predicate, Selection, Start, project, raw_to_value,
+    Predicate, Selection, Start, entity_value, project, push_json_array,
 };
 pub use config::{CatalogConfig, LocationConfig, LocationKind};
 pub use entity_ref::EntityRef;

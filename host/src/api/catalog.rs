@@ -14,10 +14,9 @@ use axum::{
 };
 use callboard_catalog::{
     Catalog, CatalogError, EntityRef, FullTextFilter, MAX_PAGE, OrderField, Position, Predicate,
-    Selection, Start, project, raw_to_value,
+    Selection, Start, entity_value, project, push_json_array,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::api::{
@@ -130,13 +129,11 @@ fn filters(params: &[(String, String)]) -> Result<Option<Predicate>, ApiError> {
 
 /// Keeps only `fields` of each entity; without fields, the entities go out
 /// as the text the store gave.
-fn apply_fields(items: Vec<Box<RawValue>>, fields: Option<&[String]>) -> Vec<Box<RawValue>> {
+fn apply_fields(items: Vec<String>, fields: Option<&[String]>) -> Vec<String> {
     match fields {
         Some(fields) => items
             .iter()
-            .filter_map(|e| {
-                serde_json::value::to_raw_value(&project(&raw_to_value(e), fields)).ok()
-            })
+            .map(|e| project(&entity_value(e), fields).to_string())
             .collect(),
         None => items,
     }
@@ -216,7 +213,8 @@ async fn get_entities(
             response = response.header(header::LINK, value);
         }
         let items = apply_fields(page.items, fields_param(&params).as_deref());
-        let body = serde_json::to_vec(&items).map_err(internal)?;
+        let mut body = String::new();
+        push_json_array(&items, &mut body);
         return response.body(Body::from(body)).map_err(internal);
     }
     if let Some(limit) = limit {
@@ -330,9 +328,9 @@ async fn get_by_query(
         .map(str::trim)
         .filter(|t| !t.is_empty() && one(&params, "cursor").is_none())
         .map(str::to_owned);
-    let Json(body) = get_by_query_json(catalog, params).await?;
+    let body = get_by_query_json(catalog, params).await?;
     let results = Some(body.total_items.unwrap_or(body.items.len() as u64));
-    let mut response = Json(body).into_response();
+    let mut response = body.into_response();
     if let (Some(text), Some(results)) = (term, results) {
         response
             .extensions_mut()
@@ -344,7 +342,7 @@ async fn get_by_query(
 async fn get_by_query_json(
     catalog: Catalog,
     params: Vec<(String, String)>,
-) -> Result<Json<ByQueryAnswer>, ApiError> {
+) -> Result<ByQueryAnswer, ApiError> {
     let limit = page_limit(number(&params, "limit")?);
     let fields = fields_param(&params);
     let include_total = one(&params, "totalItems") != Some("exclude");
@@ -464,7 +462,7 @@ fn body_order(v: Option<&Value>) -> Result<Vec<OrderField>, ApiError> {
 async fn post_by_query(
     State(catalog): State<Catalog>,
     body: Option<Json<QueryBody>>,
-) -> Result<Json<ByQueryAnswer>, ApiError> {
+) -> Result<ByQueryAnswer, ApiError> {
     let Json(body) = body.ok_or_else(|| ApiError::input("Expected a JSON body"))?;
     let limit = page_limit(body.limit);
     let include_total = body
@@ -518,16 +516,32 @@ fn predicate_of(filter: &[String], query: Option<&Value>) -> Result<Option<Predi
 }
 
 /// The body of a by-query answer.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct ByQueryAnswer {
-    items: Vec<Box<RawValue>>,
+    /// The store's JSON text of each entity, written out as it is.
+    items: Vec<String>,
     page_info: serde_json::Map<String, Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     total_items: Option<u64>,
 }
 
-async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<Json<ByQueryAnswer>, ApiError> {
+impl IntoResponse for ByQueryAnswer {
+    fn into_response(self) -> Response {
+        // `{"items":[...],"pageInfo":{...},"totalItems":n}`
+        let page_info = Value::Object(self.page_info).to_string();
+        let mut body = String::with_capacity(page_info.len() + 64);
+        body.push_str("{\"items\":");
+        push_json_array(&self.items, &mut body);
+        body.push_str(",\"pageInfo\":");
+        body.push_str(&page_info);
+        if let Some(total) = self.total_items {
+            body.push_str(",\"totalItems\":");
+            body.push_str(&total.to_string());
+        }
+        body.push('}');
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<ByQueryAnswer, ApiError> {
     let predicate = predicate_of(&q.filter, q.query.as_ref())?;
     let selection = Selection {
         predicate,
@@ -583,11 +597,11 @@ async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<Json<ByQueryAnswe
     if let Some(prev) = prev {
         page_info.insert("prevCursor".into(), Value::String(prev));
     }
-    Ok(Json(ByQueryAnswer {
+    Ok(ByQueryAnswer {
         items: apply_fields(page.items, q.fields.as_deref()),
         page_info,
         total_items: total,
-    }))
+    })
 }
 
 // ----- single entities -----

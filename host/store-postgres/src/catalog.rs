@@ -14,7 +14,6 @@ use callboard_store::query::{
 };
 use callboard_store::{Result, StoreError};
 use deadpool_postgres::{ClientWrapper, Object};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, IsolationLevel, Row};
@@ -114,7 +113,9 @@ fn render_row(row: &Row) -> Result<String> {
     let body: &str = row.try_get(2).map_err(|e| pg(&e))?;
     let types: Vec<String> = row.try_get(3).map_err(|e| pg(&e))?;
     let targets: Vec<String> = row.try_get(4).map_err(|e| pg(&e))?;
-    Ok(render(body, &types, &targets))
+    let text = render(body, &types, &targets);
+    callboard_store::query::debug_check_json("a stored entity", &text);
+    Ok(text)
 }
 
 fn parse(text: &str) -> Result<Value> {
@@ -314,13 +315,7 @@ impl CatalogStore for PgCatalog {
         let n = selection.order.len();
         let first = rows.first().map(|r| position(r, n)).transpose()?;
         let last = rows.last().map(|r| position(r, n)).transpose()?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                RawValue::from_string(render_row(r)?)
-                    .map_err(|e| StoreError::Corrupt(format!("stored entity: {e}")))
-            })
-            .collect::<Result<_>>()?;
+        let items = rows.iter().map(render_row).collect::<Result<_>>()?;
         Ok(Page {
             items,
             first,

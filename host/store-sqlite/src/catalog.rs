@@ -23,7 +23,6 @@ use callboard_store::coord::CATALOG_TOPIC;
 use callboard_store::query::{FacetCount, Page, Position, Predicate, Selection, Start};
 use callboard_store::{CatalogStore, Result, StoreError};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::coord::SqliteFeed;
@@ -157,15 +156,11 @@ fn render_value(conn: &Connection, key: &str, body: &str) -> Res<Value> {
         .map_err(|e| StoreError::Corrupt(format!("stored entity {key}: {e}")))?)
 }
 
-fn render_raw(
-    relations: &mut rusqlite::Statement<'_>,
-    key: &str,
-    body: &str,
-) -> Res<Box<RawValue>> {
+fn render_raw(relations: &mut rusqlite::Statement<'_>, key: &str, body: &str) -> Res<String> {
     let mut text = String::with_capacity(body.len() + 256);
     query::render(relations, key, body, &mut text)?;
-    Ok(RawValue::from_string(text)
-        .map_err(|e| StoreError::Corrupt(format!("stored entity {key}: {e}")))?)
+    callboard_store::query::debug_check_json(key, &text);
+    Ok(text)
 }
 
 fn get_where(conn: &Connection, column: &str, value: &str) -> Res<Option<Value>> {

@@ -3,7 +3,6 @@
 //! keyset positions, pages and facets; and the pure helpers backends share
 //! (splicing relations into a stored body, projecting `fields`).
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::StoreError;
@@ -267,9 +266,12 @@ pub enum Start {
 /// A page of a selection.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
-    /// Entities as served (with relations), as JSON text: an answer copies
-    /// them out without building a tree of each.
-    pub items: Vec<Box<RawValue>>,
+    /// Entities as served (with relations), each one JSON object as text:
+    /// an answer copies them out without parsing or building a tree of
+    /// each. The text is the store's own (bodies it serialised when writing,
+    /// relations spliced by [`Splice`]), never text from a request, so it
+    /// is not validated again on the way out; debug builds check it.
+    pub items: Vec<String>,
     /// Position of the first item, for cursors.
     pub first: Option<Position>,
     /// Position of the last item.
@@ -281,15 +283,36 @@ pub struct Page {
 impl Page {
     /// The items as JSON values (for readers that look inside them).
     pub fn values(&self) -> Vec<Value> {
-        self.items.iter().map(|raw| raw_to_value(raw)).collect()
+        self.items.iter().map(|json| entity_value(json)).collect()
     }
 }
 
-/// Raw JSON text as a value. A `RawValue` holds valid JSON, so this fails
-/// only past serde_json's nesting limit, which stored entities never reach
-/// (ingestion refuses deeper documents); `Null` stands in then.
-pub fn raw_to_value(raw: &RawValue) -> Value {
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+/// An item of a [`Page`] as a value. Items are JSON objects within
+/// serde_json's nesting limit (ingestion refuses deeper documents), so
+/// this does not fail; `Null` stands in if a stored body was damaged.
+pub fn entity_value(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or(Value::Null)
+}
+
+/// Writes `items` as one JSON array.
+pub fn push_json_array(items: &[String], out: &mut String) {
+    out.reserve(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+}
+
+/// Checks, in debug builds, that a store built valid JSON for `key`.
+pub fn debug_check_json(key: &str, json: &str) {
+    debug_assert!(
+        serde_json::from_str::<serde::de::IgnoredAny>(json).is_ok(),
+        "the store rendered invalid JSON for {key}: {json}"
+    );
 }
 
 /// `key` of a `relations.<type>` filter key.

@@ -44,6 +44,6 @@ impl wit::Host for HostState {
             .await
             .map_err(|e| unavailable(&self.label, &CatalogError::Task(e)))?
             .map_err(|e| unavailable(&self.label, &e))?;
-        Ok(page.items.iter().map(|e| e.get().to_owned()).collect())
+        Ok(page.items)
     }
 }
