@@ -163,6 +163,29 @@ async fn run(client: &Client, sql: &query::Sql) -> Result<Vec<Row>> {
         .map_err(|e| pg(&e))
 }
 
+/// Most statements one connection keeps prepared for [`run_prepared`];
+/// past it the connection's statement cache is emptied (each statement is
+/// closed on the server), so request shapes cannot grow it without bound.
+const MAX_PREPARED: usize = 64;
+
+/// Runs a statement whose best plan does not depend on its parameters'
+/// values, prepared once per connection. PostgreSQL then reuses a plan
+/// instead of planning at every call: planning was about 1 ms of a 2.4 ms
+/// filtered page.
+async fn run_prepared(client: &Object, sql: &query::Sql) -> Result<Vec<Row>> {
+    if client.statement_cache.size() >= MAX_PREPARED {
+        client.statement_cache.clear();
+    }
+    let statement = client
+        .prepare_typed_cached(&sql.text, &sql.types())
+        .await
+        .map_err(|e| pg(&e))?;
+    client
+        .query(&statement, &sql.values())
+        .await
+        .map_err(|e| pg(&e))
+}
+
 /// Most facets counted at once (each on its own connection).
 const MAX_PARALLEL_FACETS: usize = 4;
 
@@ -305,7 +328,11 @@ impl CatalogStore for PgCatalog {
             },
         );
         let client = self.db.get().await?;
-        let mut rows = run(&client, &sql).await?;
+        let mut rows = if query::plan_is_stable(selection) {
+            run_prepared(&client, &sql).await?
+        } else {
+            run(&client, &sql).await?
+        };
         drop(client);
         let more = rows.len() > limit;
         rows.truncate(limit);

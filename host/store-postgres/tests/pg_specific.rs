@@ -353,6 +353,75 @@ async fn dropped_writers_give_their_connection_back_clean() {
     );
 }
 
+/// Filtered pages run as prepared statements, at most 64 per connection:
+/// statements past that bound empty the connection's cache, and every
+/// answer stays right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_shapes_past_the_prepared_statement_bound_stay_right() {
+    let url = fresh_database().await;
+    let stores = connect(
+        &url,
+        &PgOptions {
+            max_connections: 1,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("connect");
+    let loc = location(&stores, "/tmp/shapes.yaml").await;
+    let mut writer = stores
+        .catalog
+        .begin(&loc.id)
+        .await
+        .expect("begin")
+        .expect("registered");
+    writer
+        .put(vec![
+            record(component("a", "team-a", &["x"]), "/tmp/shapes.yaml", None),
+            record(
+                component("b", "team-a", &["x", "y"]),
+                "/tmp/shapes.yaml",
+                None,
+            ),
+            record(component("c", "team-b", &["y"]), "/tmp/shapes.yaml", None),
+        ])
+        .await
+        .expect("put");
+    writer.finish(Default::default()).await.expect("finish");
+    let names = |page: &callboard_store::query::Page| -> Vec<String> {
+        page.values()
+            .iter()
+            .map(|e| {
+                e["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // Each page size is a statement of its own (the limit is part of the
+    // text): 150 statements prepared on the one connection, twice over.
+    let selection = Selection {
+        predicate: Some(Predicate::All(vec![
+            Predicate::eq("kind", &["component"]),
+            Predicate::eq("metadata.tags", &["x"]),
+        ])),
+        ..Selection::default()
+    };
+    for round in 0..2 {
+        for limit in 1..=150 {
+            let page = stores
+                .catalog
+                .query(&selection, &Start::Beginning, limit)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, limit {limit}: {e}"));
+            let expected = &["a", "b"][..limit.min(2)];
+            assert_eq!(names(&page), expected, "round {round}, limit {limit}");
+            assert_eq!(page.more, limit < 2, "round {round}, limit {limit}");
+        }
+    }
+}
+
 /// Loads `CALLBOARD_BENCH_ENTITIES` (default 100,000) entities and reports
 /// load throughput and query latencies. Run with
 /// `cargo test -p callboard-store-postgres --release --test pg_specific -- --ignored --nocapture`.
