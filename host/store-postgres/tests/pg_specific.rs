@@ -36,6 +36,19 @@ async fn open(url: &str) -> Stores {
         .unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
+/// Stores on a pool of one connection, which every call then shares.
+async fn one_connection(url: &str) -> Stores {
+    connect(
+        url,
+        &PgOptions {
+            max_connections: 1,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("connect")
+}
+
 async fn location(stores: &Stores, target: &str) -> LocationRow {
     let row = LocationRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -293,15 +306,7 @@ async fn dropped_writers_give_their_connection_back_clean() {
     let url = fresh_database().await;
     // One connection: a writer's transaction left open would block (or
     // leak into) everything after it.
-    let stores = connect(
-        &url,
-        &PgOptions {
-            max_connections: 1,
-            ..PgOptions::default()
-        },
-    )
-    .await
-    .expect("connect");
+    let stores = one_connection(&url).await;
     let loc = location(&stores, "/tmp/a.yaml").await;
     for round in 0..3 {
         let mut writer = stores
@@ -359,15 +364,7 @@ async fn dropped_writers_give_their_connection_back_clean() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_shapes_past_the_prepared_statement_bound_stay_right() {
     let url = fresh_database().await;
-    let stores = connect(
-        &url,
-        &PgOptions {
-            max_connections: 1,
-            ..PgOptions::default()
-        },
-    )
-    .await
-    .expect("connect");
+    let stores = one_connection(&url).await;
     let loc = location(&stores, "/tmp/shapes.yaml").await;
     let mut writer = stores
         .catalog
