@@ -10,7 +10,7 @@ use callboard_store::catalog::{
 };
 use callboard_store::coord::CATALOG_TOPIC;
 use callboard_store::query::{
-    FacetCount, MAX_PAGE, Page, Position, Predicate, Selection, Start, splice_relations,
+    FacetCount, MAX_PAGE, Page, Position, Predicate, Selection, Splice, Start,
 };
 use callboard_store::{Result, StoreError};
 use deadpool_postgres::{ClientWrapper, Object};
@@ -93,27 +93,19 @@ impl PgCatalog {
     }
 }
 
-/// The body of a row (column `body`) with its relations (columns `rtypes`,
-/// `rtargets`) spliced in.
-fn render(body: &str, types: &[String], targets: &[String]) -> String {
-    let mut out = String::with_capacity(body.len() + 64 * types.len() + 16);
-    splice_relations(
-        body,
-        types
-            .iter()
-            .map(String::as_str)
-            .zip(targets.iter().map(String::as_str)),
-        &mut out,
-    );
-    out
-}
-
-/// Renders columns 2..=4 of a row (body, relation types, relation targets).
+/// Renders columns 2 and 3 of a row (body, [`query::relations`]): the
+/// body with its relations spliced in.
 fn render_row(row: &Row) -> Result<String> {
     let body: &str = row.try_get(2).map_err(|e| pg(&e))?;
-    let types: Vec<String> = row.try_get(3).map_err(|e| pg(&e))?;
-    let targets: Vec<String> = row.try_get(4).map_err(|e| pg(&e))?;
-    let text = render(body, &types, &targets);
+    let relations: Vec<&str> = row.try_get(3).map_err(|e| pg(&e))?;
+    let mut text = String::with_capacity(body.len() + 64 * relations.len() + 16);
+    let mut splice = Splice::open(body, &mut text);
+    for item in relations {
+        let (kind, target) = query::split_relation(item)
+            .ok_or_else(|| StoreError::Corrupt(format!("relation row {item:?}")))?;
+        splice.push(kind, target);
+    }
+    splice.close();
     callboard_store::query::debug_check_json("a stored entity", &text);
     Ok(text)
 }
@@ -137,12 +129,11 @@ fn position(row: &Row, n: usize) -> Result<Position> {
     })
 }
 
-/// `SELECT id, ref, body, relation types, relation targets` of entities.
+/// `SELECT id, ref, body, relations, parent_ref` of entities.
 fn entity_columns() -> String {
     format!(
-        "SELECT e.id, e.ref, e.body, {}, {}, e.parent_ref FROM entities e",
-        query::relation_types("e.ref"),
-        query::relation_targets("e.ref")
+        "SELECT e.id, e.ref, e.body, {}, e.parent_ref FROM entities e",
+        query::relations("e.ref"),
     )
 }
 
@@ -477,7 +468,7 @@ impl CatalogStore for PgCatalog {
                 }
                 break;
             };
-            let parent: Option<String> = row.try_get(5).map_err(|e| pg(&e))?;
+            let parent: Option<String> = row.try_get(4).map_err(|e| pg(&e))?;
             items.push(AncestryRow {
                 entity: parse(&render_row(&row)?)?,
                 parent: parent.clone(),

