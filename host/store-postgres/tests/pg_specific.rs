@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use callboard_store::catalog::{ApplySummary, EntityRecord, LocationRow};
 use callboard_store::query::{FullTextFilter, OrderField, Predicate, Selection, Start};
 use callboard_store::testing::conformance::record;
 use callboard_store::testing::postgres::{self, Cluster};
-use callboard_store::{StoreError, Stores, catalog::LocationRow};
+use callboard_store::{StoreError, Stores};
 use callboard_store_postgres::{PgOptions, connect, schema_status};
 use serde_json::json;
 
@@ -61,6 +62,20 @@ async fn location(stores: &Stores, target: &str) -> LocationRow {
         .await
         .expect("insert location")
         .0
+}
+
+/// One whole load of `loc`: `records` put in chunks of 500, then finished.
+async fn load(stores: &Stores, loc: &LocationRow, records: &[EntityRecord]) -> ApplySummary {
+    let mut writer = stores
+        .catalog
+        .begin(&loc.id)
+        .await
+        .expect("begin")
+        .expect("registered");
+    for chunk in records.chunks(500) {
+        writer.put(chunk.to_vec()).await.expect("put");
+    }
+    writer.finish(Default::default()).await.expect("finish").0
 }
 
 fn component(name: &str, owner: &str, tags: &[&str]) -> serde_json::Value {
@@ -333,21 +348,16 @@ async fn dropped_writers_give_their_connection_back_clean() {
             0
         );
     }
-    let mut writer = stores
-        .catalog
-        .begin(&loc.id)
-        .await
-        .expect("begin")
-        .expect("registered");
-    writer
-        .put(vec![record(
+    load(
+        &stores,
+        &loc,
+        &[record(
             component("kept", "team-a", &[]),
             "/tmp/a.yaml",
             None,
-        )])
-        .await
-        .expect("put");
-    writer.finish(Default::default()).await.expect("finish");
+        )],
+    )
+    .await;
     assert_eq!(
         stores
             .catalog
@@ -366,14 +376,10 @@ async fn filter_shapes_past_the_prepared_statement_bound_stay_right() {
     let url = fresh_database().await;
     let stores = one_connection(&url).await;
     let loc = location(&stores, "/tmp/shapes.yaml").await;
-    let mut writer = stores
-        .catalog
-        .begin(&loc.id)
-        .await
-        .expect("begin")
-        .expect("registered");
-    writer
-        .put(vec![
+    load(
+        &stores,
+        &loc,
+        &[
             record(component("a", "team-a", &["x"]), "/tmp/shapes.yaml", None),
             record(
                 component("b", "team-a", &["x", "y"]),
@@ -381,10 +387,9 @@ async fn filter_shapes_past_the_prepared_statement_bound_stay_right() {
                 None,
             ),
             record(component("c", "team-b", &["y"]), "/tmp/shapes.yaml", None),
-        ])
-        .await
-        .expect("put");
-    writer.finish(Default::default()).await.expect("finish");
+        ],
+    )
+    .await;
     let names = |page: &callboard_store::query::Page| -> Vec<String> {
         page.values()
             .iter()
@@ -455,34 +460,16 @@ async fn bench_100k() {
         })
         .collect();
     let started = Instant::now();
-    let mut writer = stores
-        .catalog
-        .begin(&loc.id)
-        .await
-        .expect("begin")
-        .expect("loc");
-    for chunk in records.chunks(500) {
-        writer.put(chunk.to_vec()).await.expect("put");
-    }
-    let (summary, _) = writer.finish(Default::default()).await.expect("finish");
-    let load = started.elapsed();
+    let summary = load(&stores, &loc, &records).await;
+    let elapsed = started.elapsed();
     assert_eq!(summary.added + summary.updated + summary.unchanged, n);
     stores.catalog.optimize().await.expect("analyze");
     eprintln!(
-        "loaded {n} entities in {load:?}: {:.0} entities/s",
-        n as f64 / load.as_secs_f64()
+        "loaded {n} entities in {elapsed:?}: {:.0} entities/s",
+        n as f64 / elapsed.as_secs_f64()
     );
     let started = Instant::now();
-    let mut writer = stores
-        .catalog
-        .begin(&loc.id)
-        .await
-        .expect("begin")
-        .expect("loc");
-    for chunk in records.chunks(500) {
-        writer.put(chunk.to_vec()).await.expect("put");
-    }
-    writer.finish(Default::default()).await.expect("finish");
+    load(&stores, &loc, &records).await;
     eprintln!("re-read unchanged in {:?}", started.elapsed());
 
     async fn p50<F, Fut>(label: &str, mut f: F)

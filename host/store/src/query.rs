@@ -320,23 +320,10 @@ pub fn relation_type(key: &str) -> Option<&str> {
     key.strip_prefix("relations.")
 }
 
-/// Splices relations (`(type, target as displayed)`, sorted so duplicates
-/// are adjacent) into a stored body, which has none, as Backstage serves
-/// entities.
-pub fn splice_relations<'a>(
-    body: &str,
-    relations: impl IntoIterator<Item = (&'a str, &'a str)>,
-    out: &mut String,
-) {
-    let mut splice = Splice::open(body, out);
-    for (kind, target) in relations {
-        splice.push(kind, target);
-    }
-    splice.close();
-}
-
-/// [`splice_relations`] a relation at a time, for a caller reading them
-/// from rows it cannot keep.
+/// Splices relations (`(type, target as displayed)`, pushed sorted so
+/// duplicates are adjacent) into a stored body, which has none, as
+/// Backstage serves entities: a relation at a time, for a caller reading
+/// them from rows it cannot keep.
 pub struct Splice<'o> {
     out: &'o mut String,
     /// Where the previous relation's object starts in `out`, to skip an
