@@ -64,9 +64,6 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Serve { .. }) {
-        limit_malloc_arenas();
-    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -75,36 +72,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// glibc gives threads that allocate at the same time arenas of their own
-/// (up to eight per core) and keeps what each arena frees: under eight
-/// concurrent catalog answers that held ~50 MB more, for good. Two arenas
-/// keep the server near what it uses. glibc reads `MALLOC_ARENA_MAX` before
-/// `main` runs, so `serve` executes itself again, once, with it set (same
-/// process id, arguments and descriptors; no thread exists yet). An
-/// operator's own setting is kept, and if the exec fails the server runs
-/// with glibc's default.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    use std::os::unix::process::CommandExt as _;
-    const VAR: &str = "MALLOC_ARENA_MAX";
-    if std::env::var_os(VAR).is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let mut args = std::env::args_os();
-    let mut command = std::process::Command::new(exe);
-    if let Some(arg0) = args.next() {
-        command.arg0(arg0);
-    }
-    let error = command.args(args).env(VAR, "2").exec();
-    tracing::debug!("serving without {VAR}=2 (could not execute again: {error})");
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_path = cli.config.clone().or_else(|| {
