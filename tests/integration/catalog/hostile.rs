@@ -1,6 +1,6 @@
 //! Hostile catalog sources: devices, FIFOs, endless bodies, alias bombs,
 //! escapes from the allowed folders, internal addresses, redirects, huge
-//! limits and oversized locations. Each must leave the server serving, with
+//! limits, oversized filters and oversized locations. Each must leave the server serving, with
 //! a clear error that carries no OS error and no server path.
 
 use std::sync::Arc;
@@ -519,6 +519,46 @@ async fn huge_limits_are_clamped() {
     let (status, v) = s.get("/entities?limit=18446744073709551615").await;
     assert_eq!(status, 200);
     assert!(v.as_array().unwrap().len() > 5);
+}
+
+#[tokio::test]
+async fn filters_past_their_bounds_are_refused_before_the_store() {
+    let s = CatalogServer::start(FIXTURE).await;
+    let many: Vec<String> = (0..300)
+        .map(|i| format!("metadata.annotations.k{i}=v"))
+        .collect();
+    let (status, v) = s.get(&format!("/entities?filter={}", many.join(","))).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("300 field conditions, more than the 256 allowed"),
+        "{v}"
+    );
+    let (status, v) = s
+        .get(&format!("/entities/by-query?filter={}", many.join(",")))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let mut deep = json!({"kind": "component"});
+    for _ in 0..40 {
+        deep = json!({"$not": deep});
+    }
+    let (status, v) = s.post("/entities/by-query", json!({"query": deep})).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("levels of nesting"), "{v}");
+    let values: Vec<String> = (0..2000).map(|i| format!("c{i}")).collect();
+    let (status, v) = s
+        .post(
+            "/entities/by-query",
+            json!({"query": {"metadata.name": {"$in": values}}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("2000 values"), "{v}");
+    // The server keeps answering within the bounds.
+    let (status, _) = s.get("/entities?filter=kind=component").await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
