@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use callboard_store::catalog::{ApplySummary, EntityRecord, LocationRow};
+use callboard_store::catalog::{ApplySummary, EntityRecord, LocationRow, LocationWriter};
 use callboard_store::query::{FullTextFilter, OrderField, Predicate, Selection, Start};
 use callboard_store::testing::conformance::record;
 use callboard_store::testing::postgres::{self, Cluster};
@@ -64,14 +64,19 @@ async fn location(stores: &Stores, target: &str) -> LocationRow {
         .0
 }
 
-/// One whole load of `loc`: `records` put in chunks of 500, then finished.
-async fn load(stores: &Stores, loc: &LocationRow, records: &[EntityRecord]) -> ApplySummary {
-    let mut writer = stores
+/// A writer for the whole of `loc`.
+async fn writer(stores: &Stores, loc: &LocationRow) -> Box<dyn LocationWriter> {
+    stores
         .catalog
         .begin(&loc.id)
         .await
         .expect("begin")
-        .expect("registered");
+        .expect("registered")
+}
+
+/// One whole load of `loc`: `records` put in chunks of 500, then finished.
+async fn load(stores: &Stores, loc: &LocationRow, records: &[EntityRecord]) -> ApplySummary {
+    let mut writer = writer(stores, loc).await;
     for chunk in records.chunks(500) {
         writer.put(chunk.to_vec()).await.expect("put");
     }
@@ -324,12 +329,7 @@ async fn dropped_writers_give_their_connection_back_clean() {
     let stores = one_connection(&url).await;
     let loc = location(&stores, "/tmp/a.yaml").await;
     for round in 0..3 {
-        let mut writer = stores
-            .catalog
-            .begin(&loc.id)
-            .await
-            .expect("begin")
-            .expect("registered");
+        let mut writer = writer(&stores, &loc).await;
         writer
             .put(vec![record(
                 component(&format!("c{round}"), "team-a", &["x"]),
