@@ -510,7 +510,13 @@ fn predicate_of(filter: &[String], query: Option<&Value>) -> Result<Option<Predi
         None => None,
     };
     Ok(match (from_filter, from_query) {
-        (Some(a), Some(b)) => Some(Predicate::All(vec![a, b])),
+        (Some(a), Some(b)) => {
+            // Each is within the bounds; together they must be too.
+            let both = Predicate::All(vec![a, b]);
+            both.check_bounds("filter and query")
+                .map_err(|e| api_error(e.into()))?;
+            Some(both)
+        }
         (a, b) => a.or(b),
     })
 }

@@ -713,16 +713,12 @@ async fn ingest_writer(
                             Ok((summary, changes, seq))
                         })();
                         let result = match result {
-                            Ok((summary, changes, seq)) => match tx.commit() {
-                                Ok(()) => {
-                                    db.estimates().written();
-                                    if let Some(seq) = seq {
-                                        feed.notify(seq);
-                                    }
-                                    Ok((summary, changes))
+                            Ok((summary, changes, seq)) => db.commit(tx).map(|()| {
+                                if let Some(seq) = seq {
+                                    feed.notify(seq);
                                 }
-                                Err(e) => Err(crate::sql_error(e)),
-                            },
+                                (summary, changes)
+                            }),
                             Err(e) => Err(StoreError::from(e)),
                         };
                         let _ = reply.send(result);

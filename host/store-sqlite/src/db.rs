@@ -159,9 +159,16 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_error)?;
         let result = f(&tx).map_err(StoreError::from)?;
+        self.commit(tx)?;
+        Ok(result)
+    }
+
+    /// Commits a write transaction of the writing connection; the match
+    /// counts kept to steer plans are forgotten.
+    pub(crate) fn commit(&self, tx: Transaction<'_>) -> Result<()> {
         tx.commit().map_err(sql_error)?;
         self.estimates.written();
-        Ok(result)
+        Ok(())
     }
 
     /// The writing connection, for a transaction that spans many calls

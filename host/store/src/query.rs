@@ -128,10 +128,19 @@ impl Predicate {
     }
 
     /// Refuses a predicate past [`MAX_CONDITIONS`], [`MAX_VALUES`] or
-    /// [`MAX_NESTING`], naming the bound; `what` names its source.
-    fn check_bounds(&self, what: &str) -> Result<(), StoreError> {
-        fn walk(p: &Predicate, depth: usize, size: &mut (usize, usize, usize)) {
-            size.2 = size.2.max(depth);
+    /// [`MAX_NESTING`], naming the bound; `what` names its source. The
+    /// parsers check what they parse; a caller that joins two predicates
+    /// checks the join.
+    pub fn check_bounds(&self, what: &str) -> Result<(), StoreError> {
+        /// What a predicate holds, counted against the bounds.
+        #[derive(Default)]
+        struct Size {
+            conditions: usize,
+            values: usize,
+            depth: usize,
+        }
+        fn walk(p: &Predicate, depth: usize, size: &mut Size) {
+            size.depth = size.depth.max(depth);
             match p {
                 Predicate::All(items) | Predicate::Any(items) => {
                     for item in items {
@@ -140,30 +149,29 @@ impl Predicate {
                 }
                 Predicate::Not(inner) => walk(inner, depth + 1, size),
                 Predicate::Field { matcher, .. } => {
-                    size.0 += 1;
-                    size.1 += match matcher {
+                    size.conditions += 1;
+                    size.values += match matcher {
                         Matcher::AnyOf(values) => values.len(),
                         Matcher::Exists(_) | Matcher::HasPrefix(_) => 1,
                     };
                 }
             }
         }
-        let mut size = (0, 0, 0);
+        let mut size = Size::default();
         walk(self, 0, &mut size);
-        let (conditions, values, depth) = size;
         let refuse = |n: usize, max: usize, of: &str| {
             StoreError::input(format!(
                 "Invalid {what}: {n} {of}, more than the {max} allowed"
             ))
         };
-        if conditions > MAX_CONDITIONS {
-            return Err(refuse(conditions, MAX_CONDITIONS, "field conditions"));
+        if size.conditions > MAX_CONDITIONS {
+            return Err(refuse(size.conditions, MAX_CONDITIONS, "field conditions"));
         }
-        if values > MAX_VALUES {
-            return Err(refuse(values, MAX_VALUES, "values"));
+        if size.values > MAX_VALUES {
+            return Err(refuse(size.values, MAX_VALUES, "values"));
         }
-        if depth > MAX_NESTING {
-            return Err(refuse(depth, MAX_NESTING, "levels of nesting"));
+        if size.depth > MAX_NESTING {
+            return Err(refuse(size.depth, MAX_NESTING, "levels of nesting"));
         }
         Ok(())
     }

@@ -556,6 +556,27 @@ async fn filters_past_their_bounds_are_refused_before_the_store() {
         .await;
     assert_eq!(status, 400, "{v}");
     assert!(v.to_string().contains("2000 values"), "{v}");
+    // A filter and a query each within the bounds, joined past them.
+    let half: Vec<String> = (0..200)
+        .map(|i| format!("metadata.annotations.f{i}=v"))
+        .collect();
+    let query: serde_json::Map<String, serde_json::Value> = (0..200)
+        .map(|i| (format!("metadata.annotations.q{i}"), json!("v")))
+        .collect();
+    let by_refs = |filter: &[String]| format!("/entities/by-refs?filter={}", filter.join(","));
+    let body = json!({"entityRefs": ["component:default/a"], "query": query});
+    let (status, v) = s.post(&by_refs(&half), body.clone()).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v.to_string()
+            .contains("filter and query: 400 field conditions, more than the 256 allowed"),
+        "{v}"
+    );
+    let (status, v) = s.post(&by_refs(&half[..50]), body).await;
+    assert_eq!(
+        status, 200,
+        "250 conditions together are within the bound: {v}"
+    );
     // The server keeps answering within the bounds.
     let (status, _) = s.get("/entities?filter=kind=component").await;
     assert_eq!(status, 200);
