@@ -11,6 +11,7 @@ pub mod capabilities;
 mod engine;
 pub mod events;
 pub mod license;
+mod license_checks;
 mod loader;
 pub mod manifest;
 mod registry;

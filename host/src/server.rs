@@ -170,7 +170,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ));
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
-    let licenses = tokio::spawn(check_licenses(state.plugins.clone()));
+    let licenses = tokio::spawn(
+        state
+            .plugins
+            .clone()
+            .run_license_checks(state.stores.feed.clone()),
+    );
     let event_counts = tokio::spawn(sync_event_counts(
         state.plugins.clone(),
         state.stores.counters.clone(),
@@ -234,18 +239,6 @@ async fn sync_event_counts(plugins: PluginHost, counters: Arc<dyn callboard_stor
             }
             Err(_) => {}
         }
-    }
-}
-
-/// Re-checks licences every `plugins.license_check_secs`.
-async fn check_licenses(plugins: PluginHost) {
-    let every = std::time::Duration::from_secs(plugins.config().plugins.license_check_secs.max(1));
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let plugins = plugins.clone();
-        let _ = tokio::task::spawn_blocking(move || plugins.check_licenses()).await;
     }
 }
 

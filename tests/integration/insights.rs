@@ -19,7 +19,7 @@ use callboard_catalog::{LocationConfig, LocationKind};
 use jiff::{Timestamp, ToSpan as _};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, backstage_error, config, plugin_file};
+use crate::support::{self, TestServer, admin_token, backstage_error, config, plugin_file};
 
 const ORG: &str = "Brightwharf";
 const VENDOR: &str = "lanternfish";
@@ -93,23 +93,8 @@ fn install(data: &Path, plugin: &[u8], licence: Option<&str>) {
     }
 }
 
-fn token(data: &Path) -> String {
-    std::fs::read_to_string(data.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 async fn put_licence(server: &TestServer, data: &Path, text: String) -> (u16, String) {
-    let response = server
-        .client
-        .put(server.url("/api/admin/plugins/insights/license"))
-        .bearer_auth(token(data))
-        .body(text)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    support::put_licence(server, data, "insights", text).await
 }
 
 /// Polls `check` until it returns `Ok`, for up to 20 s; panics with the
@@ -269,7 +254,7 @@ async fn insights_is_refused_unsigned_and_disabled_without_a_valid_licence() {
         let response = server
             .client
             .post(server.url("/api/admin/plugins?force=true"))
-            .bearer_auth(token(data.path()))
+            .bearer_auth(admin_token(data.path()))
             .multipart(form)
             .send()
             .await
@@ -472,7 +457,7 @@ async fn insights_counts_usage_from_real_requests() {
     let delivered = server
         .client
         .get(server.url("/api/admin/plugins/insights"))
-        .bearer_auth(token(data.path()))
+        .bearer_auth(admin_token(data.path()))
         .send()
         .await
         .unwrap()

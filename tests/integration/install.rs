@@ -7,78 +7,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use callboard::plugins::{
-    license::{self, LicenseTerms},
-    manifest::{self, Manifest},
-    signing::VendorKey,
-};
+use callboard::plugins::signing::VendorKey;
 use jiff::{Timestamp, ToSpan as _};
 use serde_json::Value;
 
-use crate::support::{TestServer, backstage_error, config, plugin_file};
+use crate::support::{
+    TestServer, admin_token, backstage_error, config, licence, plugin_file, premium, put_licence,
+    repack,
+};
 
 const ORG: &str = "brightwharf";
 
 /// (case, plugin file, licence, expected status, expected message part)
 type Refusal = (&'static str, Vec<u8>, Option<String>, u16, &'static str);
 
-/// `id`'s packed file with its manifest changed.
-fn repack(id: &str, change: impl FnOnce(&mut Manifest)) -> Vec<u8> {
-    let bytes = std::fs::read(plugin_file(id)).unwrap();
-    let mut m = manifest::read(&bytes).unwrap();
-    change(&mut m);
-    manifest::embed(&bytes, &m).unwrap()
-}
-
 fn hello_version(version: &str) -> Vec<u8> {
     repack("hello", |m| m.version = version.parse().unwrap())
 }
 
-/// hello repackaged as a commercial plugin `premium` of vendor `vendor`.
-fn premium(version: &str, vendor: &str) -> Vec<u8> {
-    repack("hello", |m| {
-        m.id = "premium".into();
-        m.version = version.parse().unwrap();
-        m.vendor = Some(vendor.into());
-        m.license = Some("commercial".into());
-        m.entitlements = vec![manifest::EntitlementRoute {
-            feature: "greetings".into(),
-            paths: vec!["/greet".into()],
-        }];
-    })
-}
-
-fn licence(
-    key: &VendorKey,
-    plugin: &str,
-    customer: &str,
-    expires: Timestamp,
-    features: &[&str],
-) -> String {
-    let now = Timestamp::now();
-    license::issue(
-        key,
-        &LicenseTerms {
-            plugin: plugin.into(),
-            vendor: key.vendor.clone(),
-            customer: customer.into(),
-            features: features.iter().map(|f| (*f).to_owned()).collect(),
-            issued: now,
-            not_before: now - 1.hour(),
-            expires,
-        },
-    )
-}
-
 fn in_a_year() -> Timestamp {
     Timestamp::now() + 24.hours() * 365
-}
-
-fn token(data: &Path) -> String {
-    std::fs::read_to_string(data.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 async fn admin_install(
@@ -98,7 +46,7 @@ async fn admin_install(
     let response = server
         .client
         .post(server.url(&format!("/api/admin/plugins?force={force}")))
-        .bearer_auth(token(data))
+        .bearer_auth(admin_token(data))
         .multipart(form)
         .send()
         .await
@@ -179,7 +127,7 @@ async fn the_admin_api_installs_updates_refuses_downgrades_and_removes() {
         server
             .client
             .delete(server.url(&format!("/api/admin/plugins/hello?purge={purge}")))
-            .bearer_auth(token(data.path()))
+            .bearer_auth(admin_token(data.path()))
             .send()
     };
     assert_eq!(delete(false).await.unwrap().status().as_u16(), 204);
@@ -232,7 +180,7 @@ async fn the_admin_api_refuses_requests_without_a_valid_token() {
             .as_u16(),
         401
     );
-    let almost = format!("{}x", &token(data.path())[..63]);
+    let almost = format!("{}x", &admin_token(data.path())[..63]);
     assert_eq!(
         server
             .client
@@ -256,7 +204,7 @@ async fn the_admin_api_refuses_requests_without_a_valid_token() {
         server
             .client
             .get(&url)
-            .bearer_auth(token(data.path()))
+            .bearer_auth(admin_token(data.path()))
             .send()
             .await
             .unwrap()
@@ -680,12 +628,11 @@ async fn an_expired_licence_disables_and_a_new_one_reenables_without_restart() {
     }];
     let server = TestServer::start(config).await;
 
-    let short = licence(&acme, "premium", ORG, Timestamp::now() + 3.seconds(), &[]);
     let (status, body) = admin_install(
         &server,
         data.path(),
         acme.sign_plugin(&premium("1.0.0", "acme")).unwrap(),
-        Some(short),
+        Some(licence(&acme, "premium", ORG, in_a_year(), &[])),
         false,
     )
     .await;
@@ -700,6 +647,13 @@ async fn an_expired_licence_disables_and_a_new_one_reenables_without_restart() {
             .contains("needs the licence feature \"greetings\""),
         "{body}"
     );
+
+    // A licence that runs out in a few seconds (installing one takes no
+    // compilation, unlike the plugin, so it starts out valid on a slow machine too).
+    let short = licence(&acme, "premium", ORG, Timestamp::now() + 5.seconds(), &[]);
+    let (status, body) = put_licence(&server, data.path(), "premium", short).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.get("/api/plugins/premium/ping").await.0, 200);
 
     eventually("the licence expires", async || {
         server.get("/api/plugins/premium/ping").await.0 == 403
@@ -719,15 +673,8 @@ async fn an_expired_licence_disables_and_a_new_one_reenables_without_restart() {
     );
 
     let renewed = licence(&acme, "premium", ORG, in_a_year(), &["greetings"]);
-    let response = server
-        .client
-        .put(server.url("/api/admin/plugins/premium/license"))
-        .bearer_auth(token(data.path()))
-        .body(renewed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    let (status, body) = put_licence(&server, data.path(), "premium", renewed).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(server.get("/api/plugins/premium/ping").await.0, 200);
     assert_eq!(
         server.get("/api/plugins/premium/greet/ada").await,

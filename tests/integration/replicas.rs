@@ -13,16 +13,14 @@ use std::time::Duration;
 use callboard_store::testing::postgres::{Cluster, shared};
 use serde_json::{Value, json};
 
-use callboard::plugins::manifest;
+use callboard::plugins::signing::VendorKey;
+use jiff::{Timestamp, ToSpan as _};
 
-use crate::support::{eventually, plugin_file};
+use crate::support::{eventually, licence, plugin_file, premium, repack};
 
 /// hello, repackaged with another version.
 fn hello_version(version: &str) -> Vec<u8> {
-    let bytes = std::fs::read(plugin_file("hello")).unwrap();
-    let mut m = manifest::read(&bytes).unwrap();
-    m.version = version.parse().unwrap();
-    manifest::embed(&bytes, &m).unwrap()
+    repack("hello", |m| m.version = version.parse().unwrap())
 }
 
 /// The catalog write token every replica accepts (an `api_tokens_file`).
@@ -583,6 +581,123 @@ async fn a_plugin_installed_through_one_replica_answers_through_every_replica() 
         assert!(n > 0);
         assert!(failed.is_empty(), "failed requests: {failed:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn licence_checks_run_once_per_period_and_every_replica_applies_what_they_find() {
+    const ORG: &str = "brightwharf";
+    let cluster = cluster().await;
+    let acme = VendorKey::generate("acme").unwrap();
+    let s = setup(
+        &cluster.create_database(),
+        &format!(
+            "refresh_interval_secs = 0\n\n[plugins]\nlicense_check_secs = 1\n\n[[trust.vendors]]\nid = \"acme\"\npublic_key = \"{}\"\n",
+            acme.public().public_key
+        ),
+    );
+    // Top-level keys come before the first table.
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("organization = \"{ORG}\"\n{text}")).unwrap();
+    let replicas = [
+        Replica::start(s.dir.path(), "a", &s.config).await,
+        Replica::start(s.dir.path(), "b", &s.config).await,
+        Replica::start(s.dir.path(), "c", &s.config).await,
+    ];
+    let client = reqwest::Client::new();
+    let token = std::fs::read_to_string(s.dir.path().join("a").join("admin-token")).unwrap();
+    let token = token.trim();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "plugin",
+            reqwest::multipart::Part::bytes(acme.sign_plugin(&premium("1.0.0", "acme")).unwrap())
+                .file_name("p.wasm"),
+        )
+        .text(
+            "license",
+            licence(&acme, "premium", ORG, Timestamp::now() + 1.hour(), &[]),
+        );
+    let response = client
+        .post(replicas[0].url("/api/admin/plugins"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    // The licence state a replica holds, as its admin API shows it:
+    // (state, expiry or reason).
+    let state = async |replica: &Replica| -> Option<(String, String)> {
+        let response = client
+            .get(replica.url("/api/admin/plugins/premium"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?;
+        let info: Value = response.json().await.ok()?;
+        let license = &info["license_status"];
+        let detail = license["expires"]
+            .as_str()
+            .or(license["reason"].as_str())
+            .unwrap_or_default();
+        Some((license["state"].as_str()?.to_owned(), detail.to_owned()))
+    };
+    for replica in &replicas {
+        eventually(
+            60,
+            &format!("premium licensed on {}", replica.base),
+            || async { (state(replica).await?.0 == "valid").then_some(()) },
+        )
+        .await;
+    }
+    // A renewal through another replica that runs out a few seconds later.
+    let expires = Timestamp::now() + 10.seconds();
+    let response = client
+        .put(replicas[1].url("/api/admin/plugins/premium/license"))
+        .bearer_auth(token)
+        .body(licence(&acme, "premium", ORG, expires, &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let short = serde_json::to_value(expires).unwrap();
+    for replica in &replicas {
+        eventually(8, &format!("the renewal on {}", replica.base), || async {
+            let (state, expiry) = state(replica).await?;
+            (state == "valid" && short == expiry.as_str()).then_some(())
+        })
+        .await;
+    }
+    let marks: Vec<usize> = replicas
+        .iter()
+        .map(|r| r.log.lock().unwrap().len())
+        .collect();
+    // It expires: one replica's check finds it, and every replica's state
+    // follows within a few periods.
+    for replica in &replicas {
+        eventually(
+            30,
+            &format!("the expiry applied on {}", replica.base),
+            || async {
+                let (state, reason) = state(replica).await?;
+                (state == "invalid" && reason.contains("licence for premium expired on"))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // Checks keep running once per period for a few more periods: the
+    // expiry was found and announced once in total, not once per replica.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let announced: usize = replicas
+        .iter()
+        .zip(&marks)
+        .map(|(r, mark)| {
+            r.log.lock().unwrap()[*mark..]
+                .matches("licence check: a licence changed")
+                .count()
+        })
+        .sum();
+    assert_eq!(announced, 1, "the expiry's announcements across replicas");
 }
 
 /// `callboard db status` (a script parses `--json`), run as a user would.

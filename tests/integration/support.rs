@@ -7,7 +7,13 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
+use callboard::plugins::{
+    license::{self, LicenseTerms},
+    manifest::{self, Manifest},
+    signing::VendorKey,
+};
 use callboard::{config::Config, server::Running};
+use jiff::{Timestamp, ToSpan as _};
 
 /// Folder of packed plugin files; `cargo xtask test` sets it.
 pub fn plugins_dir() -> PathBuf {
@@ -31,6 +37,78 @@ pub fn plugin_file(id: &str) -> PathBuf {
         file.display()
     );
     file
+}
+
+/// `id`'s packed file with its manifest changed.
+pub fn repack(id: &str, change: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+    let bytes = std::fs::read(plugin_file(id)).unwrap();
+    let mut m = manifest::read(&bytes).unwrap();
+    change(&mut m);
+    manifest::embed(&bytes, &m).unwrap()
+}
+
+/// hello repackaged as a commercial plugin `premium` of vendor `vendor`.
+pub fn premium(version: &str, vendor: &str) -> Vec<u8> {
+    repack("hello", |m| {
+        m.id = "premium".into();
+        m.version = version.parse().unwrap();
+        m.vendor = Some(vendor.into());
+        m.license = Some("commercial".into());
+        m.entitlements = vec![manifest::EntitlementRoute {
+            feature: "greetings".into(),
+            paths: vec!["/greet".into()],
+        }];
+    })
+}
+
+/// A licence for `plugin` signed by `key`, valid from an hour ago until `expires`.
+pub fn licence(
+    key: &VendorKey,
+    plugin: &str,
+    customer: &str,
+    expires: Timestamp,
+    features: &[&str],
+) -> String {
+    let now = Timestamp::now();
+    license::issue(
+        key,
+        &LicenseTerms {
+            plugin: plugin.into(),
+            vendor: key.vendor.clone(),
+            customer: customer.into(),
+            features: features.iter().map(|f| (*f).to_owned()).collect(),
+            issued: now,
+            not_before: now - 1.hour(),
+            expires,
+        },
+    )
+}
+
+/// The admin token a server wrote into its data directory `data`.
+pub fn admin_token(data: &Path) -> String {
+    std::fs::read_to_string(data.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Installs licence `text` for plugin `id` through the admin API:
+/// (status, body).
+pub async fn put_licence(
+    server: &TestServer,
+    data: &Path,
+    id: &str,
+    text: String,
+) -> (u16, String) {
+    let response = server
+        .client
+        .put(server.url(&format!("/api/admin/plugins/{id}/license")))
+        .bearer_auth(admin_token(data))
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// Everything logged by servers in this test process (also echoed to stderr).

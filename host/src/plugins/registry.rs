@@ -100,7 +100,7 @@ pub struct LoadFailure {
 }
 
 /// A plugin's licence, as last checked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LicenseState {
     /// Open source: no licence needed.
@@ -189,10 +189,11 @@ pub(super) struct Inner {
     cache: wasmtime::Cache,
     pub(super) config: Arc<Config>,
     pub(super) kv: Arc<dyn KvStore>,
-    /// Leases on scheduled ticks: one tick per period across replicas.
-    leases: Arc<dyn callboard_store::Leases>,
+    /// Leases on periodic work (scheduled ticks, licence re-checks): once
+    /// per period across replicas.
+    pub(super) leases: Arc<dyn callboard_store::Leases>,
     /// This process's name in leases.
-    replica: String,
+    pub(super) replica: String,
     /// With several replicas: the database's plugin files, the source of
     /// truth (see `shared.rs`), and the revision of each this replica
     /// applied.
@@ -682,20 +683,33 @@ impl PluginHost {
         Ok(self.info(&plugin))
     }
 
-    /// Re-checks every licence (periodically, and at start-up): an expired one
-    /// disables its plugin with a clear status; a renewed one re-enables it.
-    pub fn check_licenses(&self) {
+    /// Re-checks every licence: an expired one disables its plugin with a
+    /// clear status; a renewed one re-enables it. Returns the ids of the
+    /// plugins whose licence state changed. `license_checks.rs` runs it
+    /// once per period across replicas.
+    pub fn check_licenses(&self) -> Vec<String> {
         let trust = self.trust();
-        for plugin in self.inner.live.load().values() {
+        let mut changed = Vec::new();
+        for (id, plugin) in self.inner.live.load().iter() {
             let state = self.installed_license(&plugin.loaded.manifest, &trust);
             let before = plugin.license.load();
-            if let (LicenseState::Invalid { reason }, false) =
-                (&state, matches!(&**before, LicenseState::Invalid { .. }))
-            {
-                tracing::warn!(plugin = %plugin.label, "plugin disabled: {reason}");
+            if **before == state {
+                continue;
+            }
+            match &state {
+                LicenseState::Invalid { reason } => {
+                    tracing::warn!(plugin = %plugin.label, "plugin disabled: {reason}");
+                }
+                _ if matches!(&**before, LicenseState::Invalid { .. }) => {
+                    tracing::info!(plugin = %plugin.label, "plugin enabled: its licence is valid");
+                }
+                _ => {}
             }
             plugin.license.store(Arc::new(state));
+            changed.push(id.clone());
         }
+        changed.sort();
+        changed
     }
 
     /// Unloads plugin `id`, deletes its file, and with `purge` its key-value
