@@ -6,10 +6,10 @@
 
 /// The process's allocator. glibc's spent about a quarter of a catalog
 /// request's CPU in `malloc`, `free` and arena locks (memory allocated on a
-/// blocking-pool reader is freed on an async worker); jemalloc, with its
-/// default decay, serves 1.3-1.8x the requests (facets 3-4x) at the same
-/// peak memory
-/// (BENCHMARKS.md, "Allocator"). Declared in the library, not in `main.rs`,
+/// blocking-pool reader is freed on an async worker); jemalloc serves
+/// 1.3-1.8x the requests (facets 3-4x) at the same peak memory, with freed
+/// pages returned after 1 s (`.cargo/config.toml` sets its options at build
+/// time; BENCHMARKS.md, "Allocator"). Declared in the library, not in `main.rs`,
 /// so that the tests and benchmarks, which run the server in-process, run
 /// on the binary's allocator.
 #[global_allocator]
