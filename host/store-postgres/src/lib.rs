@@ -12,11 +12,13 @@
 //! again (a test query) and replaced; callers see `StoreError::Unavailable`
 //! only for the operation that was running when it broke.
 
+mod access;
 mod catalog;
 mod coord;
 mod error;
 mod kv;
 mod plugins;
+mod policies;
 mod query;
 mod schema;
 mod sessions;
@@ -113,6 +115,9 @@ pub async fn connect(url: &str, options: &PgOptions) -> Result<Stores> {
         counters: Arc::new(coord::PgCounters::new(db.clone())),
         feed,
         plugins: Arc::new(plugins::PgPlugins::new(db.clone())),
+        tokens: Arc::new(access::PgTokens::new(db.clone())),
+        policies: Arc::new(policies::PgPolicies::new(db.clone())),
+        audit: Arc::new(access::PgAudit::new(db.clone())),
         admin: Arc::new(PgAdmin { db }),
     })
 }

@@ -187,6 +187,8 @@ pub(crate) const STORES: &[StoreSchema] = &[
             COORDINATION_V2,
             crate::sessions::COORDINATION_V3,
             crate::coord::COORDINATION_V4,
+            crate::access::COORDINATION_V5,
+            crate::policies::COORDINATION_V6,
         ],
     },
     StoreSchema {

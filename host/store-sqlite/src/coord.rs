@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS feed (
     at INTEGER NOT NULL
 );"];
 
-/// Migrations of the leases, shared secrets and sessions (in `coord.sqlite`).
+/// Migrations of the leases, shared secrets, sessions, counters, API tokens
+/// and the audit log (in `coord.sqlite`).
 pub(crate) const LEASE_MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE IF NOT EXISTS leases (
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL) 
     crate::sessions::SESSIONS_V3,
     "
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    crate::access::ACCESS_V5,
 ];
 
 pub(crate) struct SqliteCounters {

@@ -1,9 +1,11 @@
 //! Callboard's embedded storage backend: SQLite files in the data directory.
 //!
-//! - `catalog.sqlite`: the catalog and the change feed (one file, so a
-//!   catalog write and its feed entry commit together);
-//! - `coord.sqlite`: leases (apart, so a long ingestion holding the
-//!   catalog's writer never delays a heartbeat);
+//! - `catalog.sqlite`: the catalog, the change feed, shared plugin files
+//!   and access policy versions (one file, so a write and its feed entry
+//!   commit together);
+//! - `coord.sqlite`: leases, sessions, counters, API tokens and the audit
+//!   log (apart, so a long ingestion holding the catalog's writer never
+//!   delays a heartbeat or a sign-in);
 //! - `kv.sqlite`: plugins' key-value data.
 //!
 //! Each file has one writing connection and a bounded pool of readers (WAL
@@ -15,11 +17,13 @@
 //! This crate (with `callboard-store-postgres`) is the only one that names a
 //! database driver.
 
+mod access;
 mod catalog;
 mod coord;
 mod db;
 mod kv;
 mod plugins;
+mod policies;
 mod query;
 mod sessions;
 
@@ -62,6 +66,7 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
     main.migrate_blocking("catalog", catalog::MIGRATIONS)?;
     main.migrate_blocking("feed", coord::FEED_MIGRATIONS)?;
     main.migrate_blocking("plugins", plugins::MIGRATIONS)?;
+    main.migrate_blocking("policies", policies::MIGRATIONS)?;
     let coord_db = Arc::new(Db::open(&data_dir.join("coord.sqlite"), 2, 2_000)?);
     coord_db.migrate_blocking("leases", coord::LEASE_MIGRATIONS)?;
     let kv_db = Arc::new(Db::open(&data_dir.join("kv.sqlite"), 4, 2_000)?);
@@ -74,12 +79,16 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
         sessions: Arc::new(sessions::SqliteSessions::new(coord_db.clone())),
         counters: Arc::new(coord::SqliteCounters::new(coord_db.clone())),
         plugins: Arc::new(plugins::SqlitePlugins::new(main.clone(), feed.clone())),
+        tokens: Arc::new(access::SqliteTokens::new(coord_db.clone())),
+        policies: Arc::new(policies::SqlitePolicies::new(main.clone(), feed.clone())),
+        audit: Arc::new(access::SqliteAudit::new(coord_db.clone())),
         feed,
         admin: Arc::new(SqliteAdmin {
             files: vec![
                 (main, "catalog", catalog::MIGRATIONS),
                 (main_feed.clone(), "feed", coord::FEED_MIGRATIONS),
-                (main_feed, "plugins", plugins::MIGRATIONS),
+                (main_feed.clone(), "plugins", plugins::MIGRATIONS),
+                (main_feed, "policies", policies::MIGRATIONS),
                 (coord_db, "leases", coord::LEASE_MIGRATIONS),
                 (kv_db, "kv", kv::MIGRATIONS),
             ],
@@ -98,7 +107,8 @@ pub fn schema_status(data_dir: &Path, options: &SqliteOptions) -> Result<Vec<Sch
     for (store, path, migrations) in [
         ("catalog", catalog_path.clone(), catalog::MIGRATIONS),
         ("feed", catalog_path.clone(), coord::FEED_MIGRATIONS),
-        ("plugins", catalog_path, plugins::MIGRATIONS),
+        ("plugins", catalog_path.clone(), plugins::MIGRATIONS),
+        ("policies", catalog_path, policies::MIGRATIONS),
         (
             "leases",
             data_dir.join("coord.sqlite"),

@@ -1,8 +1,9 @@
 //! Callboard's storage and coordination boundary.
 //!
-//! Everything Callboard keeps (the catalog, plugin key-value data) and every
-//! way replicas agree (leases on periodic work, the change feed) is a trait
-//! here, with the records and the error they share. This crate names no
+//! Everything Callboard keeps (the catalog, plugin key-value data, API
+//! tokens, access policies, the audit log) and every way replicas agree
+//! (leases on periodic work, the change feed) is a trait here, with the
+//! records and the error they share. This crate names no
 //! database driver: `callboard-store-sqlite` (the embedded default) and
 //! `callboard-store-postgres` (replicas) implement the traits, and the
 //! catalog and the host only ever see them through [`Stores`].
@@ -14,6 +15,7 @@
 //! ([`testing::conformance`]) and a private PostgreSQL cluster for tests
 //! ([`testing::postgres`]).
 
+pub mod access;
 pub mod catalog;
 pub mod coord;
 mod error;
@@ -26,6 +28,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use access::{AuditLog, PolicyStore, TokenStore};
 pub use catalog::{CatalogStore, LocationWriter};
 pub use coord::{Counters, Feed, FeedEvent, Lease, Leases};
 pub use error::StoreError;
@@ -53,6 +56,12 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Counters summed over replicas.
     pub counters: Arc<dyn Counters>,
+    /// API tokens of service principals, shared by replicas.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Versions of the access policy (publication on the feed).
+    pub policies: Arc<dyn PolicyStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditLog>,
     /// Health and schema of the backend.
     pub admin: Arc<dyn Admin>,
 }

@@ -111,6 +111,10 @@ macro_rules! conformance_tests {
             sessions_shared_and_expiring,
             plugin_files_revisions_and_removals,
             counters_summed_over_handles,
+            tokens_use_expiry_and_revocation,
+            policy_drafts_and_publication,
+            policy_seed_once,
+            audit_pages_and_prune,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {
@@ -3879,6 +3883,11 @@ pub const CHECKS: &[&str] = &[
     "admin_shared_secret",
     "sessions_shared_and_expiring",
     "plugin_files_revisions_and_removals",
+    "counters_summed_over_handles",
+    "tokens_use_expiry_and_revocation",
+    "policy_drafts_and_publication",
+    "policy_seed_once",
+    "audit_pages_and_prune",
 ];
 
 /// The first value stored under a name wins, on every handle, even when
@@ -3910,10 +3919,6 @@ pub async fn admin_shared_secret(backend: &dyn Backend) {
 // Sessions
 // ----------------------------------------------------------------------
 
-/// A session made through one handle is live through another (replicas),
-/// its last use is written at most once per granularity, it expires when
-/// idle or too old, a revocation ends it everywhere, and the oldest go
-/// beyond the cap.
 /// Counters: deltas from two handles (two replicas) on one database add
 /// up, concurrent adds lose nothing, and a read takes only its prefix.
 pub async fn counters_summed_over_handles(backend: &dyn Backend) {
@@ -3967,6 +3972,10 @@ pub async fn counters_summed_over_handles(backend: &dyn Backend) {
     );
 }
 
+/// A session made through one handle is live through another (replicas),
+/// its last use is written at most once per granularity, it expires when
+/// idle or too old, a revocation ends it everywhere, and the oldest go
+/// beyond the cap.
 pub async fn sessions_shared_and_expiring(backend: &dyn Backend) {
     use crate::sessions::{SessionLimits, TOUCH_GRANULARITY_MS};
     let (db, one) = fresh(backend).await;
@@ -4195,4 +4204,540 @@ pub async fn plugin_files_revisions_and_removals(backend: &dyn Backend) {
         again.license, None,
         "a removed plugin's licence went with it"
     );
+}
+
+// ----------------------------------------------------------------------
+// API tokens, access policies, audit log
+// ----------------------------------------------------------------------
+
+/// A token made at `created_ms` with the digest `digest`.
+fn token_row(id: &str, digest: &str, created_ms: i64) -> crate::access::TokenRow {
+    crate::access::TokenRow {
+        id: id.to_owned(),
+        name: "ci-bot".to_owned(),
+        digest: digest.to_owned(),
+        permissions: Vec::new(),
+        created_by: "user:default/alice".to_owned(),
+        created_ms,
+        expires_ms: None,
+        last_used_ms: None,
+        revoked_ms: None,
+    }
+}
+
+/// Tokens: every field round-trips; a duplicate id or digest is a
+/// conflict; a token made through one handle is usable through another;
+/// its last use is written at most once per granularity; an expired or
+/// revoked token is not usable (and cannot be revoked) but still listed;
+/// the list is newest first and bounded; oversized tokens are refused.
+pub async fn tokens_use_expiry_and_revocation(backend: &dyn Backend) {
+    use crate::StoreError;
+    use crate::access::{MAX_TEXT_BYTES, MAX_TOKEN_PERMISSIONS};
+    use crate::sessions::TOUCH_GRANULARITY_MS;
+    let (db, one) = fresh(backend).await;
+    let two = backend.open(&db).await;
+    let t0 = 1_700_000_000_000_i64;
+    assert!(ok("list nothing", one.tokens.list_tokens(10).await).is_empty());
+
+    let expiring = crate::access::TokenRow {
+        expires_ms: Some(t0 + 60_000),
+        ..token_row("t-expiring", "digest-1", t0)
+    };
+    let restricted = crate::access::TokenRow {
+        name: "deployer".to_owned(),
+        permissions: vec![
+            "catalog.entity.read".to_owned(),
+            "catalog.entity.create".to_owned(),
+        ],
+        created_by: "admin".to_owned(),
+        ..token_row("t-restricted", "digest-2", t0 + 1)
+    };
+    ok("create", one.tokens.create_token(&expiring).await);
+    ok("create", one.tokens.create_token(&restricted).await);
+    for (what, dup) in [
+        ("same digest", token_row("t-other", "digest-1", t0 + 2)),
+        ("same id", token_row("t-expiring", "digest-9", t0 + 2)),
+    ] {
+        match two.tokens.create_token(&dup).await {
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("a token with the {what} as another: expected Conflict, got {other:?}"),
+        }
+    }
+    let mut too_many = token_row("t-big", "digest-big", t0 + 2);
+    too_many.permissions = vec!["p".to_owned(); MAX_TOKEN_PERMISSIONS + 1];
+    let mut too_long = token_row("t-long", "digest-long", t0 + 2);
+    too_long.name = "n".repeat(MAX_TEXT_BYTES + 1);
+    for (what, row) in [
+        ("too many permissions", too_many),
+        ("a name too long", too_long),
+    ] {
+        match one.tokens.create_token(&row).await {
+            Err(StoreError::Input(_)) => {}
+            other => panic!("a token with {what}: expected Input, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        ok("list", two.tokens.list_tokens(10).await),
+        [restricted.clone(), expiring.clone()],
+        "every field round-trips, newest first, refused tokens not stored"
+    );
+
+    // Use: through another handle, last use written once per granularity.
+    let t1 = t0 + 100;
+    let used = ok("use", two.tokens.use_token("digest-2", t1).await)
+        .expect("a token made through one handle is usable through another");
+    assert_eq!(
+        used,
+        crate::access::TokenRow {
+            last_used_ms: Some(t1),
+            ..restricted.clone()
+        },
+        "the first use is written"
+    );
+    let used = ok(
+        "use",
+        one.tokens
+            .use_token("digest-2", t1 + TOUCH_GRANULARITY_MS - 1)
+            .await,
+    )
+    .expect("live");
+    assert_eq!(
+        used.last_used_ms,
+        Some(t1),
+        "last use is not written within the granularity"
+    );
+    let stored = |list: Vec<crate::access::TokenRow>, id: &str| {
+        list.into_iter()
+            .find(|t| t.id == id)
+            .unwrap_or_else(|| panic!("token {id} not listed"))
+    };
+    assert_eq!(
+        stored(ok("list", one.tokens.list_tokens(10).await), "t-restricted").last_used_ms,
+        Some(t1)
+    );
+    let t2 = t1 + TOUCH_GRANULARITY_MS;
+    let used = ok("use", one.tokens.use_token("digest-2", t2).await).expect("live");
+    assert_eq!(used.last_used_ms, Some(t2), "written past the granularity");
+    assert_eq!(
+        stored(ok("list", two.tokens.list_tokens(10).await), "t-restricted").last_used_ms,
+        Some(t2),
+        "and stored"
+    );
+    assert!(
+        ok("use", one.tokens.use_token("digest-unknown", t2).await).is_none(),
+        "an unknown digest is no token"
+    );
+
+    // Expiry: usable until its expiry, not at it; still listed.
+    assert!(
+        ok(
+            "use",
+            one.tokens.use_token("digest-1", t0 + 60_000 - 1).await
+        )
+        .is_some(),
+        "usable until it expires"
+    );
+    assert!(
+        ok("use", two.tokens.use_token("digest-1", t0 + 60_000).await).is_none(),
+        "an expired token is usable"
+    );
+    assert!(
+        !ok(
+            "revoke",
+            one.tokens.revoke_token("t-expiring", t0 + 60_000).await
+        ),
+        "an expired token is not live: nothing to revoke"
+    );
+
+    // Revocation through one handle ends it on the other.
+    let t3 = t2 + 5;
+    assert!(ok(
+        "revoke",
+        one.tokens.revoke_token("t-restricted", t3).await
+    ));
+    assert!(
+        ok("use", two.tokens.use_token("digest-2", t3 + 1).await).is_none(),
+        "a revoked token is usable"
+    );
+    assert!(
+        !ok(
+            "revoke",
+            two.tokens.revoke_token("t-restricted", t3 + 1).await
+        ),
+        "revoking twice"
+    );
+    assert!(!ok("revoke", two.tokens.revoke_token("t-none", t3).await));
+    let listed = ok("list", two.tokens.list_tokens(10).await);
+    assert_eq!(
+        stored(listed.clone(), "t-restricted").revoked_ms,
+        Some(t3),
+        "revoked tokens are listed with their revocation"
+    );
+    assert_eq!(stored(listed, "t-expiring").revoked_ms, None);
+
+    // Newest first, at most `limit`.
+    for i in 0..5_i64 {
+        ok(
+            "create",
+            one.tokens
+                .create_token(&token_row(
+                    &format!("t-{i}"),
+                    &format!("digest-n{i}"),
+                    t0 + 10 + i,
+                ))
+                .await,
+        );
+    }
+    let ids = |list: Vec<crate::access::TokenRow>| -> Vec<String> {
+        list.into_iter().map(|t| t.id).collect()
+    };
+    assert_eq!(
+        ids(ok("list", two.tokens.list_tokens(3).await)),
+        ["t-4", "t-3", "t-2"]
+    );
+    assert_eq!(ok("list", two.tokens.list_tokens(100).await).len(), 7);
+    assert!(ok("list", two.tokens.list_tokens(0).await).is_empty());
+}
+
+/// Access events (their payloads) after `seq`.
+async fn access_events(stores: &Stores, seq: i64) -> Vec<Value> {
+    ok("read_after", stores.feed.read_after(seq, 1000).await)
+        .into_iter()
+        .filter(|e| e.topic == crate::access::ACCESS_TOPIC)
+        .map(|e| e.payload)
+        .collect()
+}
+
+/// Policy drafts and publication: one draft at a time, replaced in place;
+/// a publication through any handle makes the draft published and the old
+/// published version inactive, and appends exactly one `access` event; a
+/// stale or discarded id is not published; ids are never reused.
+pub async fn policy_drafts_and_publication(backend: &dyn Backend) {
+    use crate::StoreError;
+    use crate::access::{MAX_POLICY_DOCUMENT_BYTES, PolicyState, PolicyVersion};
+    let (db, one) = fresh(backend).await;
+    let two = backend.open(&db).await;
+    let t0 = 1_700_000_000_000_i64;
+    let head = ok("head", two.feed.head().await);
+    assert!(ok("published", one.policies.published().await).is_none());
+    assert!(ok("versions", one.policies.versions(10).await).is_empty());
+    assert!(
+        !ok("discard", one.policies.discard_draft().await),
+        "no draft to discard"
+    );
+
+    let first = ok(
+        "save",
+        one.policies.save_draft(r#"{"v":1}"#, "alice", t0).await,
+    );
+    let same = ok(
+        "save",
+        two.policies.save_draft(r#"{"v":2}"#, "bob", t0 + 1).await,
+    );
+    assert_eq!(same, first, "saving again replaces the one draft");
+    assert_eq!(
+        ok("version", one.policies.version(first).await),
+        Some(PolicyVersion {
+            id: first,
+            state: PolicyState::Draft,
+            document: r#"{"v":2}"#.to_owned(),
+            author: "bob".to_owned(),
+            created_ms: t0,
+            published_ms: None,
+            published_by: None,
+        }),
+        "the draft's document and author replaced"
+    );
+    assert!(
+        ok("published", two.policies.published().await).is_none(),
+        "a draft is not published"
+    );
+    match one
+        .policies
+        .save_draft(&"x".repeat(MAX_POLICY_DOCUMENT_BYTES + 1), "alice", t0)
+        .await
+    {
+        Err(StoreError::Input(_)) => {}
+        other => panic!("an oversized policy document: expected Input, got {other:?}"),
+    }
+
+    // Publish through the other handle.
+    assert!(ok(
+        "publish",
+        two.policies.publish(first, "carol", t0 + 2).await
+    ));
+    let published = ok("published", one.policies.published().await).expect("published");
+    assert_eq!(
+        (
+            published.id,
+            published.state,
+            published.document.as_str(),
+            published.published_ms,
+            published.published_by.as_deref()
+        ),
+        (
+            first,
+            PolicyState::Published,
+            r#"{"v":2}"#,
+            Some(t0 + 2),
+            Some("carol")
+        )
+    );
+    assert!(
+        !ok(
+            "publish",
+            one.policies.publish(first, "carol", t0 + 3).await
+        ),
+        "publishing a published version again"
+    );
+    assert!(
+        !ok("discard", one.policies.discard_draft().await),
+        "a published version is no draft"
+    );
+
+    // A discarded draft cannot be published; its id is never reused.
+    let discarded = ok(
+        "save",
+        one.policies.save_draft(r#"{"v":3}"#, "alice", t0 + 4).await,
+    );
+    assert!(discarded > first, "ids increase: {first} then {discarded}");
+    assert!(ok("discard", two.policies.discard_draft().await));
+    assert!(ok("version", one.policies.version(discarded).await).is_none());
+    assert!(
+        !ok(
+            "publish",
+            one.policies.publish(discarded, "carol", t0 + 5).await
+        ),
+        "publishing a discarded draft"
+    );
+    let second = ok(
+        "save",
+        two.policies.save_draft(r#"{"v":4}"#, "dave", t0 + 6).await,
+    );
+    assert!(
+        second > discarded,
+        "a discarded draft's id is not given again: {discarded} then {second}"
+    );
+    assert!(
+        !ok(
+            "publish",
+            one.policies.publish(discarded, "carol", t0 + 7).await
+        ),
+        "a stale id does not publish the new draft"
+    );
+    assert!(ok(
+        "publish",
+        one.policies.publish(second, "erin", t0 + 8).await
+    ));
+
+    // The old published version is inactive; newest first.
+    let versions = ok("versions", two.policies.versions(10).await);
+    let states: Vec<(i64, PolicyState)> = versions.iter().map(|v| (v.id, v.state)).collect();
+    assert_eq!(
+        states,
+        [
+            (second, PolicyState::Published),
+            (first, PolicyState::Inactive)
+        ]
+    );
+    assert_eq!(
+        versions[1].published_by.as_deref(),
+        Some("carol"),
+        "an inactive version keeps who published it"
+    );
+    assert_eq!(versions[0].document, r#"{"v":4}"#, "documents included");
+    assert_eq!(
+        ok("versions", one.policies.versions(1).await).len(),
+        1,
+        "at most limit"
+    );
+    assert_eq!(
+        ok("published", two.policies.published().await).map(|v| v.id),
+        Some(second)
+    );
+    assert_eq!(
+        access_events(&one, head).await,
+        [json!({"version": first}), json!({"version": second})],
+        "exactly one access event per publication"
+    );
+}
+
+/// Seeding: the first start stores the document as published (one
+/// `access` event); two handles seeding at once (replicas starting
+/// together) store exactly one version; a database with any version, even
+/// only a draft, is never seeded.
+pub async fn policy_seed_once(backend: &dyn Backend) {
+    use crate::access::{PolicyState, SEED_AUTHOR};
+    let t0 = 1_700_000_000_000_i64;
+    let (db, one) = fresh(backend).await;
+    let two = backend.open(&db).await;
+    let head = ok("head", one.feed.head().await);
+    let seeds: Vec<_> = (0..4)
+        .map(|i| {
+            let policies = if i % 2 == 0 { &one } else { &two }.policies.clone();
+            tokio::spawn(async move {
+                policies
+                    .seed(&format!(r#"{{"seeded_by":{i}}}"#), t0 + i)
+                    .await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for seed in seeds {
+        if ok("seed", seed.await.expect("seed task")) {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1, "exactly one of the concurrent seeds stores");
+    let versions = ok("versions", two.policies.versions(10).await);
+    assert_eq!(versions.len(), 1, "one version: {versions:?}");
+    let seeded = &versions[0];
+    assert_eq!(
+        (
+            seeded.state,
+            seeded.author.as_str(),
+            seeded.published_by.as_deref()
+        ),
+        (PolicyState::Published, SEED_AUTHOR, Some(SEED_AUTHOR))
+    );
+    assert_eq!(
+        seeded.published_ms,
+        Some(seeded.created_ms),
+        "published when stored"
+    );
+    assert!(
+        seeded.document.starts_with(r#"{"seeded_by":"#),
+        "{seeded:?}"
+    );
+    assert_eq!(
+        ok("published", one.policies.published().await).as_ref(),
+        Some(seeded)
+    );
+    assert_eq!(
+        access_events(&two, head).await,
+        [json!({"version": seeded.id})],
+        "one access event"
+    );
+    assert!(
+        !ok("seed", one.policies.seed("{}", t0 + 10).await),
+        "seeding again"
+    );
+
+    // A database holding only a draft is not seeded.
+    let (_, other) = fresh(backend).await;
+    ok("save", other.policies.save_draft("{}", "alice", t0).await);
+    assert!(!ok("seed", other.policies.seed(r#"{"x":1}"#, t0).await));
+    assert!(ok("published", other.policies.published().await).is_none());
+    assert_eq!(ok("versions", other.policies.versions(10).await).len(), 1);
+}
+
+/// The audit log: ids increase, entries round-trip and are read through
+/// another handle newest first, a `before` cursor pages, a page is at most
+/// the cap, details must be JSON objects of at most 16 KiB serialised, and
+/// pruning deletes only older entries.
+pub async fn audit_pages_and_prune(backend: &dyn Backend) {
+    use crate::StoreError;
+    use crate::access::{AuditRow, MAX_AUDIT_DETAIL_BYTES, MAX_AUDIT_PAGE};
+    let (db, one) = fresh(backend).await;
+    let two = backend.open(&db).await;
+    let t0 = 1_700_000_000_000_i64;
+    let entry = |i: i64| AuditRow {
+        id: -1,
+        at_ms: t0 + i,
+        actor: "user:default/alice".to_owned(),
+        action: "policy.publish".to_owned(),
+        target: format!("policy:{i}"),
+        detail: json!({"n": i, "nested": {"ok": true}}),
+    };
+    assert!(ok("entries", two.audit.entries(None, 10).await).is_empty());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let handle = if i % 2 == 0 { &one } else { &two };
+        ids.push(ok("record", handle.audit.record(&entry(i)).await));
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let all = ok("entries", two.audit.entries(None, 10).await);
+    let expected: Vec<AuditRow> = (0..5_usize)
+        .rev()
+        .map(|i| AuditRow {
+            id: ids[i],
+            ..entry(i64::try_from(i).unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(all, expected, "newest first, every field");
+    let page = ok("entries", one.audit.entries(None, 2).await);
+    assert_eq!(page, expected[..2]);
+    let page = ok("entries", one.audit.entries(Some(page[1].id), 2).await);
+    assert_eq!(page, expected[2..4], "the page before the cursor");
+    let page = ok("entries", one.audit.entries(Some(page[1].id), 2).await);
+    assert_eq!(page, expected[4..]);
+    assert!(ok("entries", one.audit.entries(Some(ids[0]), 2).await).is_empty());
+    assert!(ok("entries", one.audit.entries(None, 0).await).is_empty());
+
+    // Details: objects only, at most 16 KiB serialised (the bound included).
+    let wrapper = json!({"s": ""}).to_string().len();
+    let mut fits = entry(9);
+    fits.detail = json!({"s": "x".repeat(MAX_AUDIT_DETAIL_BYTES - wrapper)});
+    assert_eq!(fits.detail.to_string().len(), MAX_AUDIT_DETAIL_BYTES);
+    let fits_id = ok("record 16 KiB", one.audit.record(&fits).await);
+    let mut over = entry(9);
+    over.detail = json!({"s": "x".repeat(MAX_AUDIT_DETAIL_BYTES - wrapper + 1)});
+    let mut not_object = entry(9);
+    not_object.detail = json!(["a"]);
+    let mut no_actor = entry(9);
+    no_actor.actor = String::new();
+    for (what, row) in [
+        ("a detail over 16 KiB", over),
+        ("a detail that is no object", not_object),
+        ("no actor", no_actor),
+    ] {
+        match two.audit.record(&row).await {
+            Err(StoreError::Input(_)) => {}
+            other => panic!("{what}: expected Input, got {other:?}"),
+        }
+    }
+    let newest = ok("entries", two.audit.entries(None, 1).await);
+    assert_eq!(newest.len(), 1);
+    assert_eq!(
+        (newest[0].id, &newest[0].detail),
+        (fits_id, &fits.detail),
+        "refused entries are not stored"
+    );
+
+    // Pruning: only entries older than the bound.
+    assert_eq!(ok("prune", one.audit.prune(t0 + 2).await), 2);
+    assert_eq!(ok("prune", one.audit.prune(t0 + 2).await), 0);
+    let left: Vec<i64> = ok("entries", two.audit.entries(None, 10).await)
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, [fits_id, ids[4], ids[3], ids[2]]);
+
+    // The page cap.
+    let extra = MAX_AUDIT_PAGE + 5 - left.len();
+    let mut handles = Vec::new();
+    for chunk in 0..4 {
+        let audit = if chunk % 2 == 0 { &one } else { &two }.audit.clone();
+        let rows: Vec<AuditRow> = (0..extra)
+            .filter(|i| i % 4 == chunk)
+            .map(|i| entry(100 + i64::try_from(i).unwrap_or(0)))
+            .collect();
+        handles.push(tokio::spawn(async move {
+            for row in rows {
+                audit.record(&row).await?;
+            }
+            Ok::<_, StoreError>(())
+        }));
+    }
+    for h in handles {
+        ok("record", h.await.expect("record task"));
+    }
+    let page = ok("entries", one.audit.entries(None, usize::MAX).await);
+    assert_eq!(page.len(), MAX_AUDIT_PAGE, "a page is at most the cap");
+    assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let rest = ok(
+        "entries",
+        one.audit.entries(page.last().map(|e| e.id), 100).await,
+    );
+    assert_eq!(rest.len(), 5, "the rest after the cap");
 }
