@@ -23,7 +23,7 @@ pub fn router(state: &AppState) -> Router {
         .filter_map(|o| o.max_request_body)
         .fold(state.config.plugins.limits.max_request_body, usize::max);
     let server = &state.config.server;
-    let access = auth::CatalogAccess::new(state.tokens.clone(), server.catalog_reads_need_token);
+    let access = auth::CatalogAccess::new(state.access.clone());
     let hosts = auth::AllowedHosts::new(server, state.config.bind);
     Router::new()
         .route("/api/health", {
@@ -44,6 +44,11 @@ pub fn router(state: &AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.plugins.clone(),
             crate::usage::track,
+        ))
+        // Who the request is from, before anything else reads it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.identities.clone(),
+            crate::identity::resolve,
         ))
         // A client that stops sending its body mid-way holds a connection
         // and a handler until this fires.

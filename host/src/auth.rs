@@ -16,9 +16,11 @@ use sha2::{Digest, Sha256};
 
 use crate::server::config::ServerConfig;
 
-type Digest32 = [u8; 32];
+/// A SHA-256 digest.
+pub type Digest32 = [u8; 32];
 
-fn digest(text: &str) -> Digest32 {
+/// SHA-256 of `text`.
+pub fn digest(text: &str) -> Digest32 {
     Sha256::digest(text.as_bytes()).into()
 }
 
@@ -123,6 +125,9 @@ pub fn random_hex() -> Result<String, AuthError> {
 pub struct SessionInfo {
     /// The session id, as the cookie holds it (to revoke it at sign-out).
     pub id: String,
+    /// Who signed in: [`ADMIN_SUBJECT`] (with the admin token) or a user
+    /// entity ref (`user:default/alice`).
+    pub subject: String,
     /// The token every admin form carries, bound to this session.
     pub csrf: String,
 }
@@ -134,7 +139,10 @@ impl SessionInfo {
     }
 }
 
-/// The admin sessions, in the shared store ([`SessionStore`]) by digest of
+/// The subject of a session signed in with the admin token.
+pub const ADMIN_SUBJECT: &str = "admin";
+
+/// Sessions (people and the admin token), in the shared store ([`SessionStore`]) by digest of
 /// their id, so that every replica knows them.
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
@@ -153,7 +161,8 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
     millis(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -174,21 +183,26 @@ impl Sessions {
         }
     }
 
-    /// Starts an administrator's session; returns its id and CSRF token.
-    pub async fn create(&self) -> Result<SessionInfo, AuthError> {
+    /// Starts a session for `subject` ([`ADMIN_SUBJECT`] or a user entity
+    /// ref); returns its id and CSRF token.
+    pub async fn create(&self, subject: &str) -> Result<SessionInfo, AuthError> {
         let id = random_hex()?;
         let csrf = random_hex()?;
         self.store
             .create(
                 &hex::encode(digest(&id)),
-                "admin",
+                subject,
                 &csrf,
                 &self.limits,
                 now_ms(),
             )
             .await
             .map_err(|e| AuthError::Store(e.to_string()))?;
-        Ok(SessionInfo { id, csrf })
+        Ok(SessionInfo {
+            id,
+            subject: subject.to_owned(),
+            csrf,
+        })
     }
 
     /// The live session with id `id`, its idle time restarted; expired
@@ -205,10 +219,11 @@ impl Sessions {
         {
             Ok(session) => session.map(|s| SessionInfo {
                 id: id.to_owned(),
+                subject: s.subject,
                 csrf: s.csrf,
             }),
             Err(e) => {
-                tracing::error!("admin sessions: {e}");
+                tracing::error!("sessions: {e}");
                 None
             }
         }
@@ -217,7 +232,7 @@ impl Sessions {
     /// Ends session `id` (sign-out), on every replica.
     pub async fn revoke(&self, id: &str) {
         if let Err(e) = self.store.revoke(&hex::encode(digest(id))).await {
-            tracing::error!("admin sessions: revoking: {e}");
+            tracing::error!("sessions: revoking: {e}");
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// The storage backend: embedded SQLite (default) or PostgreSQL.
     pub database: crate::database::DatabaseConfig,
+    /// Sign-in: anonymous access, the first administrators, guest and
+    /// OpenID Connect sign-in.
+    pub auth: crate::identity::config::AuthConfig,
 }
 
 /// `[trust]`: vendor keys and the signature policy.
@@ -155,6 +158,7 @@ impl Default for Config {
             server: crate::server::config::ServerConfig::default(),
             proxy: ProxyConfig::default(),
             database: crate::database::DatabaseConfig::default(),
+            auth: crate::identity::config::AuthConfig::default(),
         }
     }
 }

@@ -31,8 +31,16 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// The tokens that may write to the catalog (admin and API tokens).
     pub tokens: Arc<crate::auth::Tokens>,
-    /// The admin pages' sessions.
+    /// Sessions (people and the admin token).
     pub sessions: Arc<crate::auth::Sessions>,
+    /// Who each request is from.
+    pub identities: Arc<crate::identity::Identities>,
+    /// What each identity may do (the published policy).
+    pub access: Arc<crate::identity::access::Access>,
+    /// The OpenID Connect provider, when `[auth.oidc]` configures one.
+    pub oidc: Option<Arc<crate::identity::signin::Oidc>>,
+    /// Signs the sign-in flow cookie (a key every replica shares).
+    pub flow: crate::identity::signin::FlowSigner,
     /// The plugins-folder watch (None when `plugins.watch` is off).
     pub watch: Option<Arc<FolderWatch>>,
 }
@@ -103,6 +111,36 @@ impl AppState {
             stores.sessions.clone(),
             &config.server,
         ));
+        let runtime = tokio::runtime::Handle::current();
+        let access = runtime
+            .block_on(crate::identity::access::Access::open(
+                stores.policies.clone(),
+                config.auth.anonymous,
+                &config.auth.admins,
+            ))
+            .context("cannot load the access policy")?;
+        let identities = Arc::new(crate::identity::Identities::new(
+            tokens.clone(),
+            stores.tokens.clone(),
+            sessions.clone(),
+            crate::identity::ownership::Ownership::new(&catalog, config.auth.max_ownership_refs),
+            config.server.is_https(),
+        ));
+        let oidc = config
+            .auth
+            .oidc
+            .as_ref()
+            .map(crate::identity::signin::Oidc::new)
+            .transpose()?
+            .map(Arc::new);
+        let flow_key = runtime
+            .block_on(
+                stores
+                    .admin
+                    .shared_secret("sign-in-flow-key", &crate::auth::random_hex()?),
+            )
+            .context("cannot read the sign-in key")?;
+        let flow = crate::identity::signin::FlowSigner::new(flow_key.as_bytes());
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
         Ok(Self {
@@ -113,6 +151,10 @@ impl AppState {
             admin_token,
             tokens,
             sessions,
+            identities,
+            access,
+            oidc,
+            flow,
             watch,
         })
     }
@@ -180,6 +222,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state.plugins.clone(),
         state.stores.counters.clone(),
     ));
+    let policy = tokio::spawn(state.access.clone().follow(state.stores.feed.clone()));
     let shared_plugins = tokio::spawn(
         state
             .plugins
@@ -198,6 +241,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         licenses.abort();
         event_counts.abort();
         shared_plugins.abort();
+        policy.abort();
         catalog_events.abort();
         // What requests queued for plugins (usage events) goes out before
         // the process ends, within what is left of the drain deadline.

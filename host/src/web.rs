@@ -21,6 +21,7 @@ mod graph;
 mod home;
 mod layout;
 mod plugins;
+mod signin;
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -68,6 +69,11 @@ pub fn router(state: AppState) -> Router {
         .route("/plugins/{plugin}/{*path}", get(plugins::page_at))
         .route("/static/callboard.css", get(layout::stylesheet))
         .merge(admin::routes(&web))
+        .merge(signin::routes(&web))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            signin::gate,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(web)
 }

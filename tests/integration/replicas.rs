@@ -132,7 +132,7 @@ fn setup(database: &str, catalog_toml: &str) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[database]\nurl = \"{database}\"\n\n[server]\napi_tokens_file = \"{}\"\n\n[catalog]\nfile_roots = [\"{}\"]\napi_location_types = [\"file\"]\n{catalog_toml}\n",
+            "[database]\nurl = \"{database}\"\n\n[auth]\nanonymous = \"read\"\n\n[server]\napi_tokens_file = \"{}\"\n\n[catalog]\nfile_roots = [\"{}\"]\napi_location_types = [\"file\"]\n{catalog_toml}\n",
             dir.path().join("tokens").display(),
             dir.path().display(),
         ),

@@ -148,12 +148,17 @@ pub struct TestServer {
 }
 
 /// A config for `data_dir`, listening on an ephemeral loopback port.
+/// Anonymous callers read (`auth.anonymous = "read"`): the tests of other
+/// areas read the catalog and pages without signing in; the sign-in and
+/// permission tests set what they test.
 pub fn config(data_dir: &Path) -> Config {
-    Config {
+    let mut config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_owned(),
         ..Config::default()
-    }
+    };
+    config.auth.anonymous = callboard::identity::config::Anonymous::Read;
+    config
 }
 
 /// Copies plugin files (by id) into the data directory's plugins folder.

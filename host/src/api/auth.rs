@@ -1,9 +1,9 @@
-//! Guards every API area shares: the token check on catalog writes (and on
-//! reads when `server.catalog_reads_need_token` is set), the refusal to
-//! delete a configured location, and the `Host` check against DNS rebinding.
+//! Guards every API area shares: the permission checks of catalog routes
+//! (the caller's identity against the access policy), the refusal to delete
+//! a configured location, and the `Host` check against DNS rebinding.
 //!
 //! The guards run as route layers, before any handler or extractor, so a
-//! caller without a token never gets its request body read.
+//! caller who may not call a route never gets its request body read.
 
 use std::{collections::HashSet, net::SocketAddr, sync::Arc};
 
@@ -15,78 +15,155 @@ use axum::{
 };
 use callboard_catalog::{Catalog, LocationKind};
 
-use super::error::ApiError;
-use crate::{auth::Tokens, server::config::ServerConfig};
+use callboard_catalog::Predicate;
 
-/// Who may use the catalog API.
+use super::error::ApiError;
+use crate::{
+    auth::Tokens,
+    identity::{
+        Identity,
+        access::{Access, Scope},
+        config::Anonymous,
+    },
+    permissions::{CATALOG_ENTITY_READ, Decision},
+    server::config::ServerConfig,
+};
+
+/// Who may use the catalog API: the access decisions, and (for a catalog
+/// router served on its own, without [`crate::identity::resolve`] in front)
+/// the tokens to resolve identities with.
 #[derive(Clone)]
 pub struct CatalogAccess {
-    tokens: Arc<Tokens>,
-    reads_need_token: bool,
+    access: Arc<Access>,
+    standalone: Option<Arc<Tokens>>,
 }
 
 impl CatalogAccess {
-    /// Writes need one of `tokens`; reads too when `reads_need_token`.
-    pub fn new(tokens: Arc<Tokens>, reads_need_token: bool) -> Self {
+    /// Decisions of `access`, for requests [`crate::identity::resolve`]
+    /// already identified.
+    pub fn new(access: Arc<Access>) -> Self {
         Self {
-            tokens,
-            reads_need_token,
+            access,
+            standalone: None,
         }
     }
 
-    /// Writes need `admin_token`, reads are open: a catalog router on its
-    /// own (tests, benchmarks).
+    /// A catalog router on its own (tests, benchmarks): `admin_token` is the
+    /// super-administrator, anonymous callers read what the default policy
+    /// lets everyone read.
     pub fn admin_only(admin_token: &str) -> Self {
         let tokens = Tokens::load(admin_token, &ServerConfig::default())
             .expect("no API tokens to load in the default config");
-        Self::new(Arc::new(tokens), false)
+        Self {
+            access: Arc::new(Access::fixed(
+                crate::permissions::Policy::default_policy(&[]),
+                Anonymous::Read,
+            )),
+            standalone: Some(Arc::new(tokens)),
+        }
+    }
+
+    /// The decisions.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
     }
 }
 
-/// Route layer for catalog writes: 401 without a token, 403 with a wrong one.
-pub async fn require_writer(
-    State(access): State<CatalogAccess>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match check(&access.tokens, &request) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
+/// The request's identity ([`Identity::anonymous`] if none was resolved).
+pub fn identity_of(request: &Request) -> Identity {
+    request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .unwrap_or_else(Identity::anonymous)
 }
 
-/// Route layer for catalog reads: open unless `server.catalog_reads_need_token`.
-pub async fn require_reader(
+/// Layer of a standalone catalog router: resolves the admin token (only).
+pub async fn standalone_identity(
     State(access): State<CatalogAccess>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if access.reads_need_token
-        && let Err(e) = check(&access.tokens, &request)
+    if let Some(tokens) = &access.standalone
+        && request.extensions().get::<Identity>().is_none()
     {
-        return e.into_response();
+        let identity = match crate::auth::bearer(request.headers()) {
+            Some(offered) if tokens.is_admin(offered) => Identity::admin(),
+            Some(_) => {
+                return ApiError::unauthenticated("the bearer token is not valid").into_response();
+            }
+            None => Identity::anonymous(),
+        };
+        request.extensions_mut().insert(identity);
     }
     next.run(request).await
 }
 
-fn check(tokens: &Tokens, request: &Request) -> Result<(), ApiError> {
-    let Some(offered) = crate::auth::bearer(request.headers()) else {
-        return Err(ApiError::unauthenticated(
-            "this catalog request needs `Authorization: Bearer <token>`: the admin token \
-             (<data_dir>/admin-token) or an API token from [server] api_tokens",
-        ));
-    };
-    match tokens.holder(offered) {
-        Some(who) => {
-            tracing::debug!(token = who, method = %request.method(), path = %request.uri().path(), "catalog API: authorized");
-            Ok(())
-        }
-        None => Err(ApiError::new(
+/// The refusal for a caller the policy does not allow: 401 when they named
+/// nobody (sign in, or send a token), 403 otherwise.
+pub fn refuse(identity: &Identity, permission: &str) -> ApiError {
+    if identity.is_anonymous() {
+        ApiError::unauthenticated(format!(
+            "{permission} needs a signed-in user or `Authorization: Bearer <token>` (an API \
+             token, or the admin token in <data_dir>/admin-token)"
+        ))
+    } else {
+        ApiError::new(
             StatusCode::FORBIDDEN,
             "NotAllowedError",
-            "the token is not valid for the catalog API",
-        )),
+            format!("{} is not allowed {permission}", identity.name()),
+        )
     }
+}
+
+/// Route layer for a permission: the request goes on only if the policy
+/// allows it (or, for a resource permission, allows it on some entities:
+/// the handler then checks the entity), before any body is read.
+pub async fn require(
+    State((access, permission)): State<(CatalogAccess, &'static str)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let identity = identity_of(&request);
+    let allowed = match access.access.decide(&identity, permission) {
+        Decision::Allow | Decision::Conditional(_) => true,
+        Decision::Deny => false,
+    };
+    if !allowed {
+        return refuse(&identity, permission).into_response();
+    }
+    tracing::debug!(who = %identity.name(), permission, method = %request.method(), path = %request.uri().path(), "catalog API: authorized");
+    next.run(request).await
+}
+
+/// Which entities a catalog read reaches, for the handlers.
+#[derive(Debug, Clone)]
+pub struct ReadScope(pub Scope);
+
+impl ReadScope {
+    /// `predicate` narrowed to what the caller may read (a predicate that
+    /// matches nothing when they may read nothing).
+    pub fn apply(&self, predicate: Option<Predicate>) -> Option<Predicate> {
+        self.0
+            .narrow(predicate)
+            .unwrap_or(Some(Predicate::Any(Vec::new())))
+    }
+}
+
+/// Route layer on catalog reads: works out the caller's `catalog.entity.read`
+/// scope; an anonymous caller who may read nothing gets 401.
+pub async fn read_scope(
+    State(access): State<CatalogAccess>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let identity = identity_of(&request);
+    let scope = access.access.scope(&identity, CATALOG_ENTITY_READ);
+    if scope == Scope::Nothing && identity.is_anonymous() {
+        return refuse(&identity, CATALOG_ENTITY_READ).into_response();
+    }
+    request.extensions_mut().insert(ReadScope(scope));
+    next.run(request).await
 }
 
 /// Route layer on `DELETE /locations/{id}`: a location the configuration

@@ -5,7 +5,7 @@
 //! `@backstage/catalog-client` works unchanged.
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Body,
     extract::{Path, Query, State},
     http::{HeaderValue, StatusCode, header},
@@ -19,36 +19,32 @@ use callboard_catalog::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::api::{
-    auth,
-    error::{ApiError, backstage_errors},
+use crate::{
+    api::{
+        auth,
+        error::{ApiError, backstage_errors},
+    },
+    identity::{Identity, access::Scope},
 };
 
 type Params = Query<Vec<(String, String)>>;
 
-/// The catalog router, mounted at `/api/catalog`. Every route that changes
-/// the catalog sits behind [`auth::require_writer`] (a token, checked before
-/// the body is read); reads behind [`auth::require_reader`] (open unless
-/// `server.catalog_reads_need_token`).
+/// The catalog router, mounted at `/api/catalog`. Every route names the
+/// permission it needs ([`auth::require`], checked before the body is read);
+/// reads also work out which entities the caller may read
+/// ([`auth::read_scope`]), and every read applies that inside its query.
 pub fn router(catalog: Catalog, access: auth::CatalogAccess) -> Router {
+    use crate::permissions as p;
     use axum::{middleware::from_fn_with_state, routing::delete};
-    let writes = Router::new()
-        .route("/entities/by-uid/{uid}", delete(delete_by_uid))
-        .route("/refresh", post(refresh))
-        .route("/analyze-location", post(analyze_location))
-        .route("/locations", post(post_location))
-        .route(
-            "/locations/{id}",
-            delete(delete_location).route_layer(from_fn_with_state(
-                catalog.clone(),
-                auth::keep_config_locations,
-            )),
-        )
-        .route_layer(from_fn_with_state(access.clone(), auth::require_writer));
-    let reads = Router::new()
+    let need =
+        |permission: &'static str| from_fn_with_state((access.clone(), permission), auth::require);
+    let scoped = Router::new()
         .route("/entities", get(get_entities))
         .route("/entities/by-query", get(get_by_query).post(post_by_query))
-        .route("/entities/by-uid/{uid}", get(get_by_uid))
+        .route(
+            "/entities/by-uid/{uid}",
+            get(get_by_uid).merge(delete(delete_by_uid).layer(need(p::CATALOG_ENTITY_DELETE))),
+        )
         .route(
             "/entities/by-name/{kind}/{namespace}/{name}",
             get(get_by_name),
@@ -59,18 +55,105 @@ pub fn router(catalog: Catalog, access: auth::CatalogAccess) -> Router {
         )
         .route("/entities/by-refs", post(post_by_refs))
         .route("/entity-facets", get(get_facets).post(post_facets))
-        .route("/validate-entity", post(validate_entity))
-        .route("/locations", get(get_locations))
-        .route("/locations/{id}", get(get_location))
+        .route(
+            "/refresh",
+            post(refresh).layer(need(p::CATALOG_ENTITY_REFRESH)),
+        )
         .route(
             "/locations/by-entity/{kind}/{namespace}/{name}",
-            get(get_location_by_entity),
+            get(get_location_by_entity).layer(need(p::CATALOG_LOCATION_READ)),
         )
-        .route_layer(from_fn_with_state(access, auth::require_reader));
-    reads
-        .merge(writes)
+        .route_layer(from_fn_with_state(access.clone(), auth::read_scope));
+    let basic = Router::new()
+        .route(
+            "/validate-entity",
+            post(validate_entity).layer(need(p::CATALOG_ENTITY_VALIDATE)),
+        )
+        .route(
+            "/analyze-location",
+            post(analyze_location).layer(need(p::CATALOG_LOCATION_ANALYZE)),
+        )
+        .route(
+            "/locations",
+            get(get_locations)
+                .layer(need(p::CATALOG_LOCATION_READ))
+                .merge(post(post_location).layer(need(p::CATALOG_LOCATION_CREATE))),
+        )
+        .route(
+            "/locations/{id}",
+            get(get_location)
+                .layer(need(p::CATALOG_LOCATION_READ))
+                .merge(
+                    delete(delete_location)
+                        .layer(from_fn_with_state(
+                            catalog.clone(),
+                            auth::keep_config_locations,
+                        ))
+                        .layer(need(p::CATALOG_LOCATION_DELETE)),
+                ),
+        );
+    scoped
+        .merge(basic)
+        .layer(axum::Extension(access.clone()))
+        .layer(from_fn_with_state(access, auth::standalone_identity))
         .layer(axum::middleware::from_fn(backstage_errors))
         .with_state(catalog)
+}
+
+/// Whether the caller may read `entity` (a served entity, with its ref).
+async fn readable(
+    catalog: &Catalog,
+    scope: &auth::ReadScope,
+    entity: &Value,
+) -> Result<bool, ApiError> {
+    may(catalog, &scope.0, entity).await
+}
+
+/// Whether `entity` is within `scope`: asked of the store, with the same
+/// predicate a list would use.
+async fn may(catalog: &Catalog, scope: &Scope, entity: &Value) -> Result<bool, ApiError> {
+    match scope {
+        Scope::All => Ok(true),
+        Scope::Nothing => Ok(false),
+        Scope::Where(predicate) => {
+            let Some(r) = entity_ref_of(entity) else {
+                return Ok(false);
+            };
+            let found = catalog
+                .get_by_refs(&[r], Some(predicate))
+                .await
+                .map_err(api_error)?;
+            Ok(found.first().is_some_and(Option::is_some))
+        }
+    }
+}
+
+fn entity_ref_of(entity: &Value) -> Option<String> {
+    let kind = entity.get("kind")?.as_str()?;
+    let metadata = entity.get("metadata")?;
+    let namespace = metadata
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = metadata.get("name")?.as_str()?;
+    Some(EntityRef::new(kind, namespace, name).to_string())
+}
+
+/// The check of a resource permission on one entity the caller can read:
+/// 403 naming the permission when the policy's conditions exclude it.
+async fn check_on(
+    catalog: &Catalog,
+    access: &auth::CatalogAccess,
+    identity: &Identity,
+    permission: &str,
+    entity: &Value,
+) -> Result<(), ApiError> {
+    let scope = access.access().scope(identity, permission);
+    if may(catalog, &scope, entity).await? {
+        Ok(())
+    } else {
+        Err(auth::refuse(identity, permission))
+    }
 }
 
 pub(crate) fn api_error(e: CatalogError) -> ApiError {
@@ -151,9 +234,10 @@ fn encode<T: Serialize>(value: &T) -> String {
 
 async fn get_entities(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    let predicate = filters(&params)?;
+    let predicate = scope.apply(filters(&params)?);
     let mut order = Vec::new();
     for o in all(&params, "order") {
         let (dir, field) = o.split_once(':').ok_or_else(|| {
@@ -322,13 +406,14 @@ fn parse_order_field(s: &str) -> Result<OrderField, ApiError> {
 
 async fn get_by_query(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let term = one(&params, "fullTextFilterTerm")
         .map(str::trim)
         .filter(|t| !t.is_empty() && one(&params, "cursor").is_none())
         .map(str::to_owned);
-    let body = get_by_query_json(catalog, params).await?;
+    let body = get_by_query_json(catalog, params, &scope).await?;
     let results = Some(body.total_items.unwrap_or(body.items.len() as u64));
     let mut response = body.into_response();
     if let (Some(text), Some(results)) = (term, results) {
@@ -342,6 +427,7 @@ async fn get_by_query(
 async fn get_by_query_json(
     catalog: Catalog,
     params: Vec<(String, String)>,
+    scope: &auth::ReadScope,
 ) -> Result<ByQueryAnswer, ApiError> {
     let limit = page_limit(number(&params, "limit")?);
     let fields = fields_param(&params);
@@ -377,7 +463,7 @@ async fn get_by_query_json(
             known_total: None,
         }
     };
-    run_by_query(&catalog, q).await
+    run_by_query(&catalog, q, scope).await
 }
 
 fn from_cursor(
@@ -461,6 +547,7 @@ fn body_order(v: Option<&Value>) -> Result<Vec<OrderField>, ApiError> {
 
 async fn post_by_query(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     body: Option<Json<QueryBody>>,
 ) -> Result<ByQueryAnswer, ApiError> {
     let Json(body) = body.ok_or_else(|| ApiError::input("Expected a JSON body"))?;
@@ -499,7 +586,7 @@ async fn post_by_query(
             known_total: None,
         }
     };
-    run_by_query(&catalog, q).await
+    run_by_query(&catalog, q, &scope).await
 }
 
 fn predicate_of(filter: &[String], query: Option<&Value>) -> Result<Option<Predicate>, ApiError> {
@@ -547,8 +634,15 @@ impl IntoResponse for ByQueryAnswer {
     }
 }
 
-async fn run_by_query(catalog: &Catalog, q: ByQuery) -> Result<ByQueryAnswer, ApiError> {
-    let predicate = predicate_of(&q.filter, q.query.as_ref())?;
+/// One page of a by-query answer. The cursor keeps the caller's own
+/// filter, never the scope: each page is narrowed to what the caller who
+/// sends it may read.
+async fn run_by_query(
+    catalog: &Catalog,
+    q: ByQuery,
+    scope: &auth::ReadScope,
+) -> Result<ByQueryAnswer, ApiError> {
+    let predicate = scope.apply(predicate_of(&q.filter, q.query.as_ref())?);
     let selection = Selection {
         predicate,
         full_text: q.full_text.clone(),
@@ -616,53 +710,98 @@ fn path_ref(kind: &str, namespace: &str, name: &str) -> EntityRef {
     EntityRef::new(kind, namespace, name)
 }
 
+/// The entity with `uid` if the caller may read it (404 otherwise, as for
+/// an unknown uid: no caller learns what exists beyond their reach).
+async fn readable_by_uid(
+    catalog: &Catalog,
+    scope: &auth::ReadScope,
+    uid: &str,
+) -> Result<Value, ApiError> {
+    let message = format!("No entity with uid {uid}");
+    match catalog.get_by_uid(uid).await.map_err(api_error)? {
+        Some(entity) if readable(catalog, scope, &entity).await? => Ok(entity),
+        _ => Err(ApiError::not_found(message)),
+    }
+}
+
 async fn get_by_uid(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Path(uid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let message = format!("No entity with uid {uid}");
-    catalog
-        .get_by_uid(&uid)
-        .await
-        .map_err(api_error)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(message))
+    readable_by_uid(&catalog, &scope, &uid).await.map(Json)
 }
 
 async fn delete_by_uid(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
+    Extension(access): Extension<auth::CatalogAccess>,
+    Extension(identity): Extension<Identity>,
     Path(uid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    // As Backstage: allowed outright, an unknown uid is a no-op (204);
+    // allowed on some entities only, the entity must be one of them (403
+    // otherwise, unknown or not).
+    let permission = crate::permissions::CATALOG_ENTITY_DELETE;
+    if access.access().scope(&identity, permission) != Scope::All {
+        let entity = readable_by_uid(&catalog, &scope, &uid)
+            .await
+            .map_err(|_| auth::refuse(&identity, permission))?;
+        check_on(&catalog, &access, &identity, permission, &entity).await?;
+    }
     catalog.delete_by_uid(&uid).await.map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The entity `r` if the caller may read it (404 otherwise).
+async fn readable_by_ref(
+    catalog: &Catalog,
+    scope: &auth::ReadScope,
+    r: &EntityRef,
+) -> Result<Value, ApiError> {
+    let message = format!(
+        "No {} entity in {} named \"{}\"",
+        r.kind, r.namespace, r.name
+    );
+    match catalog.get_by_ref(r).await.map_err(api_error)? {
+        Some(entity) if readable(catalog, scope, &entity).await? => Ok(entity),
+        _ => Err(ApiError::not_found(message)),
+    }
+}
+
 async fn get_by_name(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let r = path_ref(&kind, &namespace, &name);
-    let message = format!("No {kind} entity in {namespace} named \"{name}\"");
-    catalog
-        .get_by_ref(&r)
-        .await
-        .map_err(api_error)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(message))
+    readable_by_ref(&catalog, &scope, &r).await.map(Json)
 }
 
 async fn get_ancestry(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let r = path_ref(&kind, &namespace, &name);
     let root = r.to_string();
     let message = format!("No {kind} entity in {namespace} named \"{name}\"");
-    let items = catalog
+    readable_by_ref(&catalog, &scope, &r).await?;
+    let mut items = catalog
         .ancestry(&r)
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(message))?;
+    // The chain above the root only as far as the caller may read it.
+    if !matches!(scope.0, Scope::All) {
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
+            if readable(&catalog, &scope, &item.entity).await? {
+                kept.push(item);
+            }
+        }
+        items = kept;
+    }
     Ok(Json(json!({"rootEntityRef": root, "items": items})))
 }
 
@@ -676,12 +815,13 @@ struct ByRefsBody {
 
 async fn post_by_refs(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Query(params): Params,
     body: Option<Json<ByRefsBody>>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.ok_or_else(|| ApiError::input("Expected a JSON body with entityRefs"))?;
     let filter: Vec<String> = all(&params, "filter").map(str::to_owned).collect();
-    let predicate = predicate_of(&filter, body.query.as_ref())?;
+    let predicate = scope.apply(predicate_of(&filter, body.query.as_ref())?);
     let refs = body.entity_refs;
     let items = catalog
         .get_by_refs(&refs, predicate.as_ref())
@@ -702,13 +842,14 @@ async fn post_by_refs(
 
 async fn get_facets(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let facets: Vec<String> = all(&params, "facet").map(str::to_owned).collect();
     if facets.is_empty() {
         return Err(ApiError::input("At least one facet is required"));
     }
-    let predicate = filters(&params)?;
+    let predicate = scope.apply(filters(&params)?);
     facets_response(&catalog, facets, predicate).await
 }
 
@@ -720,13 +861,14 @@ struct FacetsBody {
 
 async fn post_facets(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     body: Option<Json<FacetsBody>>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.ok_or_else(|| ApiError::input("Expected a JSON body with facets"))?;
     if body.facets.is_empty() {
         return Err(ApiError::input("At least one facet is required"));
     }
-    let predicate = predicate_of(&[], body.query.as_ref())?;
+    let predicate = scope.apply(predicate_of(&[], body.query.as_ref())?);
     facets_response(&catalog, body.facets, predicate).await
 }
 
@@ -752,10 +894,22 @@ struct RefreshBody {
 
 async fn refresh(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
+    Extension(access): Extension<auth::CatalogAccess>,
+    Extension(identity): Extension<Identity>,
     body: Option<Json<RefreshBody>>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body.ok_or_else(|| ApiError::input("Expected a JSON body with entityRef"))?;
     let r = EntityRef::parse(&body.entity_ref).map_err(|e| ApiError::input(e.to_string()))?;
+    let entity = readable_by_ref(&catalog, &scope, &r).await?;
+    check_on(
+        &catalog,
+        &access,
+        &identity,
+        crate::permissions::CATALOG_ENTITY_REFRESH,
+        &entity,
+    )
+    .await?;
     catalog.refresh_entity(&r).await.map_err(api_error)?;
     Ok(StatusCode::OK)
 }
@@ -904,9 +1058,11 @@ async fn delete_location(
 
 async fn get_location_by_entity(
     State(catalog): State<Catalog>,
+    Extension(scope): Extension<auth::ReadScope>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let r = path_ref(&kind, &namespace, &name);
+    readable_by_ref(&catalog, &scope, &r).await?;
     let message = format!("Found no location for entity {r}");
     let row = catalog
         .location_by_entity(&r)

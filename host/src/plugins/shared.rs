@@ -108,28 +108,7 @@ impl PluginHost {
                 tracing::warn!("plugins: following the database: {e}");
             }
             // Sleep until a plugins event (or the fallback period).
-            let deadline = tokio::time::Instant::now() + RESYNC;
-            loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                feed.wait(seq, left).await;
-                match feed.read_after(seq, 256).await {
-                    Ok(events) if events.is_empty() => {}
-                    Ok(events) => {
-                        let relevant = events.iter().any(|e| e.topic == PLUGINS_TOPIC);
-                        seq = events.last().map_or(seq, |e| e.seq);
-                        if relevant {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!("plugins: reading the change feed: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
+            crate::feed::wait_for(&*feed, &mut seq, PLUGINS_TOPIC, RESYNC).await;
         }
     }
 

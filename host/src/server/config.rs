@@ -64,9 +64,6 @@ pub struct ServerConfig {
     /// starting with `#` ignored), read at start-up; keep it readable by the
     /// server only. Default none.
     pub api_tokens_file: Option<PathBuf>,
-    /// Catalog reads (`GET /api/catalog/...` and the read-only POST queries)
-    /// need a token too. Writes always do. Default false.
-    pub catalog_reads_need_token: bool,
 }
 
 /// One API token, by digest.
@@ -96,7 +93,6 @@ impl Default for ServerConfig {
             max_sessions: 64,
             api_tokens: Vec::new(),
             api_tokens_file: None,
-            catalog_reads_need_token: false,
         }
     }
 }

@@ -13,7 +13,7 @@
 use axum::{
     Extension, Form,
     extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{StatusCode, header},
     middleware::Next,
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -27,18 +27,13 @@ use super::{
 };
 use crate::{
     auth::SessionInfo,
+    identity::Identity,
     plugins::{
         InstallOptions, LicenseState, LoadError, PluginInfo,
         manifest::{SlotKind, ViewSlot},
         trust::SignatureState,
     },
 };
-
-/// The session cookie over plain http.
-const COOKIE: &str = "callboard_admin";
-/// The session cookie behind https: the prefix makes browsers insist on
-/// `Secure`, `Path=/` and no `Domain`, so no sibling host can plant one.
-const HOST_COOKIE: &str = "__Host-callboard_admin";
 
 /// The admin routes, merged into the portal's router.
 pub(super) fn routes(web: &Web) -> axum::Router<Web> {
@@ -63,7 +58,7 @@ pub(super) fn routes(web: &Web) -> axum::Router<Web> {
 
 /// Refuses cross-site form posts: SameSite=Strict already keeps the cookie
 /// off them; this also covers browsers that ignore SameSite.
-async fn same_origin(request: Request, next: Next) -> Response {
+pub(super) async fn same_origin(request: Request, next: Next) -> Response {
     if request.method() == axum::http::Method::POST {
         let headers = request.headers();
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -89,58 +84,28 @@ fn forbidden(message: &str) -> Response {
         .into_response()
 }
 
-/// The session cookie's name for this server.
-fn cookie_name(web: &Web) -> &'static str {
-    if web.app.config.server.is_https() {
-        HOST_COOKIE
-    } else {
-        COOKIE
-    }
-}
-
-/// The live session the request's cookie names, if any (its idle time
-/// restarts).
-async fn session(web: &Web, headers: &HeaderMap) -> Option<SessionInfo> {
-    let name = cookie_name(web);
-    let ids: Vec<&str> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .filter(|(n, _)| *n == name)
-        .map(|(_, id)| id.trim())
-        .take(4)
-        .collect();
-    for id in ids {
-        if let Some(info) = web.app.sessions.check(id).await {
-            return Some(info);
-        }
-    }
-    None
+/// The session of a request whose identity may manage plugins (the admin
+/// token's session, or a person the policy allows
+/// `callboard.plugins.manage`). The session's idle time was restarted when
+/// the identity was resolved.
+fn session(web: &Web, identity: Option<&Identity>) -> Option<SessionInfo> {
+    let identity = identity?;
+    let session = identity.session.clone()?;
+    web.app
+        .access
+        .allows(identity, crate::permissions::CALLBOARD_PLUGINS_MANAGE)
+        .then_some(session)
 }
 
 /// Route layer on every signed-in action: no session, no body read.
 async fn require_session(State(web): State<Web>, mut request: Request, next: Next) -> Response {
-    match session(&web, request.headers()).await {
+    match session(&web, request.extensions().get::<Identity>()) {
         Some(info) => {
             request.extensions_mut().insert(info);
             next.run(request).await
         }
         None => unauthorized(),
     }
-}
-
-/// `Set-Cookie` for a session: the id only, for the session's lifetime.
-fn session_cookie(web: &Web, value: &str, max_age: u64) -> Option<HeaderValue> {
-    let https = web.app.config.server.is_https();
-    let cookie = format!(
-        "{}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-        cookie_name(web),
-        if https { "/" } else { "/admin" },
-        if https { "; Secure" } else { "" },
-    );
-    HeaderValue::from_str(&cookie).ok()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,10 +118,10 @@ pub(super) struct Notice {
 
 async fn index(
     State(web): State<Web>,
-    headers: HeaderMap,
+    identity: Option<Extension<Identity>>,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let Some(session) = session(&web, &headers).await else {
+    let Some(session) = session(&web, identity.as_deref()) else {
         return Html(login_page(None).into_string()).into_response();
     };
     Html(plugins_page(&web, &session, &notice, None).into_string()).into_response()
@@ -167,7 +132,11 @@ pub(super) struct Login {
     token: String,
 }
 
-async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Login>) -> Response {
+async fn login(
+    State(web): State<Web>,
+    identity: Option<Extension<Identity>>,
+    Form(form): Form<Login>,
+) -> Response {
     if !web.app.tokens.is_admin(&form.token) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -176,10 +145,10 @@ async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Logi
             .into_response();
     }
     // A new id at every sign-in: a session id planted before it is worthless.
-    if let Some(old) = session(&web, &headers).await {
+    if let Some(old) = identity.as_ref().and_then(|i| i.session.as_ref()) {
         web.app.sessions.revoke(&old.id).await;
     }
-    let session = match web.app.sessions.create().await {
+    let session = match web.app.sessions.create(crate::auth::ADMIN_SUBJECT).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("admin sign-in: {e}");
@@ -188,7 +157,7 @@ async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Logi
     };
     let mut response = Redirect::to("/admin").into_response();
     let max_age = web.app.sessions.max_age().as_secs();
-    if let Some(value) = session_cookie(&web, &session.id, max_age) {
+    if let Some(value) = web.app.identities.session_cookie(&session.id, max_age) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
@@ -210,7 +179,7 @@ async fn logout(
     }
     web.app.sessions.revoke(&session.id).await;
     let mut response = Redirect::to("/admin").into_response();
-    if let Some(value) = session_cookie(&web, "", 0) {
+    if let Some(value) = web.app.identities.session_cookie("", 0) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response

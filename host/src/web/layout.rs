@@ -41,6 +41,7 @@ pub(crate) enum Nav {
     Teams,
     Plugins,
     Admin,
+    Account,
     None,
 }
 
@@ -74,6 +75,7 @@ pub(crate) fn page(title: &str, nav: Nav, search: &str, body: &Markup) -> Markup
                             (item("/catalog?kind=group", "Teams", Nav::Teams))
                             (item("/plugins", "Plugins", Nav::Plugins))
                             (item("/admin", "Admin", Nav::Admin))
+                            (item("/account", "Account", Nav::Account))
                         }
                     }
                     form.search role="search" action="/catalog" method="get" {
