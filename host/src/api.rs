@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod plugins;
+pub mod policy;
 pub mod views;
 
 use axum::{Json, Router, routing::get};
@@ -38,8 +39,14 @@ pub fn router(state: &AppState) -> Router {
         .nest("/api/views", views::router(state.clone()))
         .nest(
             "/api/plugins",
-            plugins::router(state.plugins.clone(), max_body),
+            plugins::router(
+                state.plugins.clone(),
+                state.access.clone(),
+                state.config.auth.anonymous,
+                max_body,
+            ),
         )
+        .merge(policy::router(state))
         .merge(crate::web::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.plugins.clone(),

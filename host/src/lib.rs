@@ -16,6 +16,7 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

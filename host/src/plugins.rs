@@ -25,7 +25,7 @@ mod watcher;
 pub use bindings::ApiVersion;
 /// The WIT `ui` types plugin views are made of (API 0.3).
 pub use bindings::v0_3_0::exports::callboard::plugin::ui as bindings_ui;
-pub use call::{CallError, PluginRequest, PluginResponse, View, ViewRequest};
+pub use call::{CallError, CatalogReader, PluginRequest, PluginResponse, View, ViewRequest};
 pub use loader::LoadError;
 pub use registry::{
     InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, TickCounts, is_plugin_file,

@@ -141,6 +141,12 @@ impl AppState {
             )
             .context("cannot read the sign-in key")?;
         let flow = crate::identity::signin::FlowSigner::new(flow_key.as_bytes());
+        // Event handlers and ticks read the catalog as the plugin's own
+        // service principal (`plugin:<id>`), as the policy says.
+        plugins.set_service_reader({
+            let access = access.clone();
+            Arc::new(move |id: &str| access.service_reader(id))
+        });
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
         Ok(Self {

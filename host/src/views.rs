@@ -25,7 +25,7 @@ use crate::{
     api::plugins::path::{self, PathError},
     config::ViewLimits,
     plugins::{
-        CallError, PluginHost, View, ViewRequest,
+        CallError, CatalogReader, PluginHost, View, ViewRequest,
         manifest::{SlotKind, ViewSlot},
     },
 };
@@ -101,11 +101,13 @@ pub async fn entity_views(
     plugins: &PluginHost,
     entity: &Value,
     slot: Option<SlotKind>,
+    reader: &CatalogReader,
     deadline: Duration,
 ) -> Vec<RenderedView> {
     entity_views_where(
         plugins,
         entity,
+        reader,
         |_, s| slot.is_none_or(|want| s.slot == want),
         deadline,
     )
@@ -118,6 +120,7 @@ pub async fn entity_views(
 pub async fn entity_views_where(
     plugins: &PluginHost,
     entity: &Value,
+    reader: &CatalogReader,
     wanted: impl Fn(&str, &ViewSlot) -> bool,
     deadline: Duration,
 ) -> Vec<RenderedView> {
@@ -133,6 +136,7 @@ pub async fn entity_views_where(
     let json = entity.to_string();
     let requests = wanted.into_iter().map(|(plugin, s)| {
         let request = ViewRequest {
+            reader: reader.clone(),
             slot: s.slot,
             entity: Some(json.clone()),
             path: String::new(),
@@ -152,6 +156,7 @@ pub async fn page_view(
     plugin: &str,
     raw_path: &str,
     query: &str,
+    reader: CatalogReader,
     deadline: Duration,
 ) -> Result<Option<RenderedView>, PathError> {
     let path = path::normalise(raw_path)?;
@@ -163,6 +168,7 @@ pub async fn page_view(
         return Ok(None);
     };
     let request = ViewRequest {
+        reader,
         slot: SlotKind::Page,
         entity: None,
         path,

@@ -13,7 +13,9 @@
 //! fetched before that, in parallel and under `plugins.view_deadline_ms`,
 //! and reported beside it (`views;dur=`).
 
+mod actions;
 mod admin;
+mod audit;
 mod catalog;
 mod definition;
 mod entity;
@@ -21,6 +23,7 @@ mod graph;
 mod home;
 mod layout;
 mod plugins;
+mod roles;
 mod signin;
 
 use std::{
@@ -46,7 +49,11 @@ use callboard_catalog::{
 use maud::Markup;
 use serde_json::Value;
 
-use crate::server::AppState;
+use crate::{
+    identity::{Identity, access::Scope},
+    permissions::CATALOG_ENTITY_READ,
+    server::AppState,
+};
 
 /// No script at all, styles only from our own stylesheet, nothing framed,
 /// forms only posted back here. Plugin views are data the host renders, so
@@ -70,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route("/static/callboard.css", get(layout::stylesheet))
         .merge(admin::routes(&web))
         .merge(signin::routes(&web))
+        .merge(actions::routes(&web))
+        .merge(roles::routes(&web))
+        .merge(audit::routes(&web))
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),
             signin::gate,
@@ -103,6 +113,32 @@ pub(crate) struct Web {
     pub(crate) app: AppState,
     live: Arc<Live>,
     runtime: tokio::runtime::Handle,
+    /// Who is looking ([`Scoped`] sets it per request; anonymous otherwise).
+    pub(crate) identity: Arc<Identity>,
+    /// What they may read: `None` is everything; otherwise every catalog
+    /// read of the page is narrowed to this predicate, inside the query.
+    scope: Option<Arc<Predicate>>,
+}
+
+/// The portal's state for one request: [`Web`] narrowed to what the
+/// request's identity may read. Every page handler takes this, so no page
+/// reads the catalog beyond the caller's `catalog.entity.read` scope.
+pub(crate) struct Scoped(pub(crate) Web);
+
+impl axum::extract::FromRequestParts<Web> for Scoped {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        web: &Web,
+    ) -> Result<Self, Self::Rejection> {
+        let identity = parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .unwrap_or_else(Identity::anonymous);
+        Ok(Scoped(web.scoped(identity)))
+    }
 }
 
 /// The catalog as page renderers read it. Renderers run on blocking threads
@@ -113,6 +149,7 @@ pub(crate) struct Web {
 pub(crate) struct Reads {
     catalog: Catalog,
     runtime: tokio::runtime::Handle,
+    scope: Option<Arc<Predicate>>,
 }
 
 impl Reads {
@@ -120,8 +157,26 @@ impl Reads {
         self.runtime.block_on(read)
     }
 
+    /// `predicate` narrowed to the reader's scope.
+    fn narrow(&self, predicate: Option<&Predicate>) -> Option<Predicate> {
+        match (&self.scope, predicate) {
+            (None, p) => p.cloned(),
+            (Some(scope), None) => Some((**scope).clone()),
+            (Some(scope), Some(p)) => Some(Predicate::All(vec![p.clone(), (**scope).clone()])),
+        }
+    }
+
+    fn narrowed<'a>(&self, selection: &'a Selection) -> std::borrow::Cow<'a, Selection> {
+        if self.scope.is_none() {
+            return std::borrow::Cow::Borrowed(selection);
+        }
+        let mut narrowed = selection.clone();
+        narrowed.predicate = self.narrow(selection.predicate.as_ref());
+        std::borrow::Cow::Owned(narrowed)
+    }
+
     pub(crate) fn count(&self, selection: &Selection) -> Result<u64, CatalogError> {
-        self.wait(self.catalog.count(selection))
+        self.wait(self.catalog.count(&self.narrowed(selection)))
     }
 
     pub(crate) fn query(
@@ -130,7 +185,7 @@ impl Reads {
         start: &Start,
         limit: usize,
     ) -> Result<Page, CatalogError> {
-        self.wait(self.catalog.query(selection, start, limit))
+        self.wait(self.catalog.query(&self.narrowed(selection), start, limit))
     }
 
     pub(crate) fn get_by_refs(
@@ -138,11 +193,13 @@ impl Reads {
         refs: &[String],
         predicate: Option<&Predicate>,
     ) -> Result<Vec<Option<serde_json::Value>>, CatalogError> {
-        self.wait(self.catalog.get_by_refs(refs, predicate))
+        let predicate = self.narrow(predicate);
+        self.wait(self.catalog.get_by_refs(refs, predicate.as_ref()))
     }
 
     pub(crate) fn facets(&self, fields: &[String]) -> Result<Facets, CatalogError> {
-        self.wait(self.catalog.facets(fields, None))
+        let predicate = self.narrow(None);
+        self.wait(self.catalog.facets(fields, predicate.as_ref()))
     }
 }
 
@@ -228,6 +285,7 @@ impl Web {
         let reads = Reads {
             catalog: app.catalog.clone(),
             runtime: runtime.clone(),
+            scope: None,
         };
         // Counting facets over 100k entities takes tens of milliseconds, far
         // too much per page view; change events tell us when to count again.
@@ -264,20 +322,64 @@ impl Web {
                 }
             });
         }
-        Self { app, live, runtime }
+        Self {
+            app,
+            live,
+            runtime,
+            identity: Arc::new(Identity::anonymous()),
+            scope: None,
+        }
     }
 
-    /// The catalog, read synchronously (for renderers).
+    /// This state for `identity`: its reads narrowed to what it may read.
+    fn scoped(&self, identity: Identity) -> Web {
+        let scope = match self.app.access.scope(&identity, CATALOG_ENTITY_READ) {
+            Scope::All => None,
+            Scope::Where(p) => Some(Arc::new(p)),
+            Scope::Nothing => Some(Arc::new(Predicate::Any(Vec::new()))),
+        };
+        Web {
+            identity: Arc::new(identity),
+            scope,
+            ..self.clone()
+        }
+    }
+
+    /// The catalog as this request's identity may read it, synchronously
+    /// (for renderers).
     pub(crate) fn catalog(&self) -> Reads {
         Reads {
             catalog: self.app.catalog.clone(),
             runtime: self.runtime.clone(),
+            scope: self.scope.clone(),
         }
     }
 
-    /// Facet counts over the whole catalog. After a change they are counted
-    /// again in the background; until then pages get the previous counts.
+    /// Whether this request's identity may read `r` (asked of the store
+    /// with the scope's predicate; async, for handlers).
+    pub(crate) async fn may_read(&self, r: &EntityRef) -> Result<bool, CatalogError> {
+        match &self.scope {
+            None => Ok(true),
+            Some(scope) => Ok(self
+                .app
+                .catalog
+                .get_by_refs(&[r.to_string()], Some(scope))
+                .await?
+                .first()
+                .is_some_and(Option::is_some)),
+        }
+    }
+
+    /// Facet counts over what this request's identity may read. Over the
+    /// whole catalog they are cached: after a change they are counted
+    /// again in the background, and until then pages get the previous
+    /// counts. A narrowed scope is counted by the catalog (remembered there
+    /// until the catalog changes).
     pub(crate) fn facets(&self) -> Result<Arc<Facets>, CatalogError> {
+        if self.scope.is_some() {
+            let fields: Vec<String> = FACET_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+            return Ok(Arc::new(self.catalog().facets(&fields)?));
+        }
         let generation = self.live.generation();
         let cached = self
             .live

@@ -232,6 +232,42 @@ async fn guests_sign_in_see_the_catalog_change_what_they_own_and_sign_out() {
     assert_eq!(status, 200);
     assert!(page.as_str().unwrap().contains("b-one"));
 
+    // The entity pages say what she may do: change her team's, only view others'.
+    let (_, page) = get(&server, "/catalog/default/component/a-one", Auth::Cookie(&cookie)).await;
+    let page = page.as_str().unwrap().to_owned();
+    assert!(page.contains("You can change this entity") && page.contains("/refresh"), "{page}");
+    let (_, page) = get(&server, "/catalog/default/component/b-one", Auth::Cookie(&cookie)).await;
+    let page = page.as_str().unwrap().to_owned();
+    assert!(page.contains("up to its owners (team-b)") && !page.contains("/unregister"), "{page}");
+    let csrf_of = |page: &str| {
+        page.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    // Through the page's form: refresh her own; another team's refused.
+    let (_, page) = get(&server, "/catalog/default/component/a-one", Auth::Cookie(&cookie)).await;
+    let form_csrf = csrf_of(page.as_str().unwrap());
+    let post = |path: &'static str, csrf: String| {
+        let server_url = server.url(path);
+        let cookie = cookie.clone();
+        async move {
+            no_redirects()
+                .post(server_url)
+                .header("cookie", cookie)
+                .form(&[("csrf", csrf)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post("/catalog/default/component/a-one/refresh", form_csrf.clone()).await, 303);
+    assert_eq!(post("/catalog/default/component/b-one/unregister", form_csrf.clone()).await, 403);
+    assert_eq!(post("/catalog/default/component/a-one/refresh", "forged".into()).await, 403);
+
     // Everyone reads; owners refresh and delete their own, nobody else's.
     let (status, all) = get(
         &server,
@@ -378,7 +414,18 @@ async fn publish(server: &TestServer, policy: &Policy) {
 #[tokio::test]
 async fn restricted_reads_are_applied_inside_every_catalog_query() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), "user:default/bob", |_| {}).await;
+    crate::support::install(&dir.path().join("data"), &["misbehave"]);
+    let server = start(dir.path(), "user:default/bob", |c| {
+        c.grants.plugins.insert(
+            "misbehave".into(),
+            callboard::plugins::manifest::Capabilities {
+                kv: true,
+                catalog: true,
+                ..Default::default()
+            },
+        );
+    })
+    .await;
     publish(&server, &owners_only()).await;
     let cookie = guest_sign_in(&server).await;
     let bob = Auth::Cookie(&cookie);
@@ -483,6 +530,42 @@ async fn restricted_reads_are_applied_inside_every_catalog_query() {
     assert_eq!(status, 200);
     assert!(found["items"][0].is_null(), "{found}");
     assert_eq!(found["items"][1]["metadata"]["name"], "b-one");
+
+    // The portal's pages read the same way: the table, the facet counts,
+    // an entity page out of reach (404) and one in reach.
+    let (_, page) = get(&server, "/catalog?kind=component", bob).await;
+    let page = page.as_str().unwrap().to_owned();
+    assert!(page.contains("b-one") && page.contains("eng-tool"), "{page}");
+    assert!(!page.contains("a-one") && !page.contains("a-two"), "{page}");
+    let (status, _) = get(&server, "/catalog/default/component/a-one", bob).await;
+    assert_eq!(status, 404);
+    let (status, page) = get(&server, "/catalog/default/component/b-one", bob).await;
+    assert_eq!(status, 200);
+    assert!(page.as_str().unwrap().contains("Your access"), "{page}");
+    let (status, _) = get(&server, "/api/views/entity/component/default/a-one", bob).await;
+    assert_eq!(status, 404);
+
+    // A plugin's catalog reads, made for bob's request, reach what bob
+    // reaches and nothing more.
+    let (status, probe) = get(&server, "/api/plugins/misbehave/catalog?filter=kind=component", bob).await;
+    assert_eq!(status, 200, "{probe}");
+    let mut refs: Vec<String> = probe["refs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{probe}"))
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    refs.sort();
+    assert_eq!(refs, ["component:default/b-one", "component:default/eng-tool"]);
+    let (_, probe) = get(&server, "/api/plugins/misbehave/catalog?ref=component:default/a-one", bob).await;
+    assert!(probe["entity"].is_null(), "{probe}");
+    let (_, probe) = get(
+        &server,
+        "/api/plugins/misbehave/catalog?filter=kind=component",
+        Auth::Bearer(&admin),
+    )
+    .await;
+    assert_eq!(probe["refs"].as_array().unwrap().len(), 4, "{probe}");
 
     // The administrator still reads everything.
     let (_, items) = get(

@@ -25,7 +25,12 @@ use super::error::{ApiError, backstage_errors};
 use crate::plugins::{CallError, PluginHost, PluginRequest};
 
 /// The router mounted at `/api/plugins`.
-pub fn router(host: PluginHost, max_request_body: usize) -> Router {
+pub fn router(
+    host: PluginHost,
+    access: std::sync::Arc<crate::identity::access::Access>,
+    anonymous: crate::identity::config::Anonymous,
+    max_request_body: usize,
+) -> Router {
     Router::new()
         .route("/{id}", any(forward))
         .route("/{id}/", any(forward))
@@ -35,6 +40,8 @@ pub fn router(host: PluginHost, max_request_body: usize) -> Router {
         .layer(axum::middleware::from_fn(sandbox))
         .with_state(Shared {
             host,
+            access,
+            anonymous,
             max_request_body,
         })
 }
@@ -42,6 +49,8 @@ pub fn router(host: PluginHost, max_request_body: usize) -> Router {
 #[derive(Clone)]
 struct Shared {
     host: PluginHost,
+    access: std::sync::Arc<crate::identity::access::Access>,
+    anonymous: crate::identity::config::Anonymous,
     max_request_body: usize,
 }
 
@@ -66,6 +75,19 @@ fn split_path(uri_path: &str) -> (&str, &str) {
 
 async fn forward(State(shared): State<Shared>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    // Plugin routes are for people and tokens, unless the operator lets
+    // anonymous callers in (`auth.anonymous = "read"`); refused before the
+    // body is read.
+    if shared.anonymous == crate::identity::config::Anonymous::None
+        && parts
+            .extensions
+            .get::<crate::identity::Identity>()
+            .is_none_or(crate::identity::Identity::is_anonymous)
+    {
+        return Err(ApiError::unauthenticated(
+            "plugin routes need a signed-in user or `Authorization: Bearer <token>`",
+        ));
+    }
     let (raw_id, raw_path) = split_path(parts.uri.path());
     let id = percent_encoding::percent_decode_str(raw_id)
         .decode_utf8_lossy()
@@ -86,8 +108,19 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let user = crate::usage::trusted_user(&parts.headers, peer, &config.proxy);
+    let identity = parts
+        .extensions
+        .get::<crate::identity::Identity>()
+        .cloned()
+        .unwrap_or_else(crate::identity::Identity::anonymous);
+    // The person is named to the plugin (never their credentials): a
+    // signed-in user's ref, else what a trusted proxy says.
+    let user = identity
+        .user_ref()
+        .map(str::to_owned)
+        .or_else(|| crate::usage::trusted_user(&parts.headers, peer, &config.proxy));
     let request = PluginRequest {
+        reader: shared.access.reader(&identity),
         method: parts.method.as_str().to_owned(),
         path,
         query: parts.uri.query().unwrap_or_default().to_owned(),

@@ -2,6 +2,7 @@
 //! status, its safe HTML and any error; never the plugin's raw view data),
 //! for scripts, tests and the portal.
 
+use crate::identity::Identity;
 use std::time::Duration;
 
 use axum::{
@@ -39,6 +40,7 @@ struct SlotQuery {
 
 async fn entity(
     State(state): State<AppState>,
+    identity: Option<axum::Extension<Identity>>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
     axum::extract::Query(q): axum::extract::Query<SlotQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -53,13 +55,23 @@ async fn entity(
         }
     };
     let r = EntityRef::new(&kind, &namespace, &name);
+    let identity = identity.map_or_else(Identity::anonymous, |axum::Extension(i)| i);
+    let reader = state.access.reader(&identity);
+    if identity.is_anonymous() && matches!(reader, crate::plugins::CatalogReader::Only(_)) {
+        return Err(crate::api::auth::refuse(&identity, crate::permissions::CATALOG_ENTITY_READ));
+    }
+    // Only an entity the caller may read (404 otherwise, as for an unknown one).
     let entity = state
         .catalog
-        .get_by_ref(&r)
+        .get_by_refs(&[r.to_string()], reader.narrow(None).as_ref())
         .await
         .map_err(crate::api::catalog::api_error)?
+        .into_iter()
+        .next()
+        .flatten()
         .ok_or_else(|| ApiError::not_found(format!("No entity named '{}' found", r.key())))?;
-    let views = views::entity_views(&state.plugins, &entity, slot, deadline(&state)).await;
+    let views =
+        views::entity_views(&state.plugins, &entity, slot, &reader, deadline(&state)).await;
     Ok(Json(json!({ "entity": r.key(), "views": views })))
 }
 
@@ -69,20 +81,27 @@ async fn pages(State(state): State<AppState>) -> Json<Value> {
 
 async fn page_root(
     state: State<AppState>,
+    identity: Option<axum::Extension<Identity>>,
     uri: Uri,
     query: RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    render_page(state, uri, query).await
+    render_page(state, identity, uri, query).await
 }
 
-async fn page(state: State<AppState>, uri: Uri, query: RawQuery) -> Result<Json<Value>, ApiError> {
-    render_page(state, uri, query).await
+async fn page(
+    state: State<AppState>,
+    identity: Option<axum::Extension<Identity>>,
+    uri: Uri,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    render_page(state, identity, uri, query).await
 }
 
 /// The plugin id and the path come from the URI as sent, so the page path
 /// is normalised once, like a route's.
 async fn render_page(
     State(state): State<AppState>,
+    identity: Option<axum::Extension<Identity>>,
     uri: Uri,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -93,6 +112,9 @@ async fn render_page(
         &plugin,
         raw_path,
         query.as_deref().unwrap_or_default(),
+        state
+            .access
+            .reader(&identity.map_or_else(Identity::anonymous, |axum::Extension(i)| i)),
         deadline(&state),
     )
     .await

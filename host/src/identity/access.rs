@@ -221,6 +221,33 @@ impl Access {
         matches!(self.decide(who, permission), Decision::Allow)
     }
 
+    /// What plugin calls made for `who` may read of the catalog: what
+    /// `who` may read.
+    pub fn reader(&self, who: &Identity) -> crate::plugins::CatalogReader {
+        use crate::plugins::CatalogReader;
+        match self.scope(who, crate::permissions::CATALOG_ENTITY_READ) {
+            Scope::All => CatalogReader::All,
+            Scope::Where(p) => CatalogReader::Only(Arc::new(p)),
+            Scope::Nothing => CatalogReader::nothing(),
+        }
+    }
+
+    /// What plugin `id`'s own service principal (`plugin:<id>`: event
+    /// handlers and ticks run as it) may read: what the policy grants
+    /// that ref.
+    pub fn service_reader(&self, plugin: &str) -> crate::plugins::CatalogReader {
+        let name = format!("plugin:{plugin}");
+        let who = Identity {
+            principal: Principal::Token {
+                name: name.clone(),
+                id: Some(name.clone()),
+            },
+            refs: Arc::from(vec![name]),
+            ..Identity::anonymous()
+        };
+        self.reader(&who)
+    }
+
     /// Which catalog entities `who` reaches with a resource permission.
     /// Conditions that cannot be turned into a catalog predicate are logged
     /// and reach nothing.

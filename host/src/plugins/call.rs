@@ -22,6 +22,9 @@ use super::{
 /// A request for a plugin, in host terms.
 #[derive(Debug, Clone, Default)]
 pub struct PluginRequest {
+    /// What the call may read of the catalog: what the person it runs for
+    /// may read.
+    pub reader: CatalogReader,
     /// Upper-case method.
     pub method: String,
     /// Path below the plugin's mount point, starting with `/`.
@@ -32,6 +35,43 @@ pub struct PluginRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+}
+
+/// Which catalog entities a call may read through the `catalog` interface
+/// (on top of the plugin's grant): a request's or view's are the person's
+/// who triggered it, event handlers' and ticks' the plugin's own service
+/// principal's.
+///
+/// The default, everything, is for callers outside the portal's routes
+/// (benchmarks, tests); every route sets it from the request's identity.
+#[derive(Debug, Clone, Default)]
+pub enum CatalogReader {
+    /// Every entity.
+    #[default]
+    All,
+    /// The entities this predicate selects (the policy's conditions).
+    Only(Arc<callboard_catalog::Predicate>),
+}
+
+impl CatalogReader {
+    /// Nothing at all.
+    pub fn nothing() -> Self {
+        Self::Only(Arc::new(callboard_catalog::Predicate::Any(Vec::new())))
+    }
+
+    /// `predicate` narrowed to what this reader reaches.
+    pub fn narrow(
+        &self,
+        predicate: Option<callboard_catalog::Predicate>,
+    ) -> Option<callboard_catalog::Predicate> {
+        match (self, predicate) {
+            (Self::All, p) => p,
+            (Self::Only(only), None) => Some((**only).clone()),
+            (Self::Only(only), Some(p)) => {
+                Some(callboard_catalog::Predicate::All(vec![p, (**only).clone()]))
+            }
+        }
+    }
 }
 
 /// A plugin's answer.
@@ -128,10 +168,10 @@ pub enum CallError {
 /// Dropping the call's future (deadline, abandoned view) drops its store and
 /// frees its slots. `|store| body` names the store for the body.
 macro_rules! guarded {
-    ($host:expr, $plugin:expr, $background:expr, |$store:ident| $body:expr) => {{
+    ($host:expr, $plugin:expr, $background:expr, $reader:expr, |$store:ident| $body:expr) => {{
         let plugin: &LivePlugin = &$plugin;
         let _admitted = $host.admit_call(plugin, $background).await?;
-        let mut $store = $host.new_store(plugin);
+        let mut $store = $host.new_store(plugin, $reader);
         let wall = plugin.limits.timeout() + WALL_CLOCK_GRACE;
         let outcome = tokio::time::timeout(wall, async { $body }).await;
         match outcome {
@@ -145,9 +185,9 @@ macro_rules! guarded {
 /// become [`CallError`]s. `|instance, store| call` names the instance and
 /// the store for the call expression (a future).
 macro_rules! call_export {
-    ($host:expr, $id:expr, $background:expr, |$instance:ident, $store:ident| $call:expr) => {{
+    ($host:expr, $id:expr, $background:expr, $reader:expr, |$instance:ident, $store:ident| $call:expr) => {{
         let (plugin, pre) = $host.live_v0_3($id)?;
-        guarded!($host, plugin, $background, |$store| {
+        guarded!($host, plugin, $background, $reader, |$store| {
             let $instance = pre.instantiate_async(&mut $store).await?;
             $call.await
         })
@@ -178,7 +218,8 @@ impl PluginHost {
         }
 
         plugin.admit(&request.path)?;
-        let response = guarded!(self, plugin, false, |store| match &plugin.loaded.pre {
+        let reader = request.reader.clone();
+        let response = guarded!(self, plugin, false, reader, |store| match &plugin.loaded.pre {
             Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
             Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
             Pre::V0_3_0(pre) => call_v0_3_0(pre, &mut store, request).await,
@@ -228,7 +269,7 @@ impl PluginHost {
 
     /// A fresh store for one call into `plugin`: its capabilities, its
     /// licence, its limits, and the epoch deadline.
-    fn new_store(&self, plugin: &LivePlugin) -> Store<HostState> {
+    fn new_store(&self, plugin: &LivePlugin, reader: CatalogReader) -> Store<HostState> {
         let limits = plugin.limits;
         let kv = KvAccess {
             store: self.inner.kv.clone(),
@@ -247,6 +288,7 @@ impl PluginHost {
                 kv,
                 plugin.license_state(),
                 plugin.grants.clone(),
+                reader,
                 self.inner.budgets.clone(),
             ),
         );
@@ -319,7 +361,7 @@ impl PluginHost {
             path: request.path,
             query: request.query,
         };
-        call_export!(self, id, false, |instance, store| instance
+        call_export!(self, id, false, request.reader.clone(), |instance, store| instance
             .callboard_plugin_ui()
             .call_render(&mut store, &wit_request))
     }
@@ -345,22 +387,38 @@ impl PluginHost {
                     .collect(),
             })
             .collect();
-        call_export!(self, id, true, |instance, store| instance
+        call_export!(self, id, true, self.service_reader(id), |instance, store| instance
             .callboard_plugin_subscriber()
             .call_on_events(&mut store, &batch))
     }
 
     /// Runs plugin `id`'s scheduled task once.
     pub(super) async fn tick(&self, id: &str, now_ms: u64) -> Result<(), CallError> {
-        call_export!(self, id, true, |instance, store| instance
+        call_export!(self, id, true, self.service_reader(id), |instance, store| instance
             .callboard_plugin_scheduled()
             .call_on_tick(&mut store, now_ms))
+    }
+
+    /// What plugin `id`'s own service principal may read.
+    fn service_reader(&self, id: &str) -> CatalogReader {
+        self.inner
+            .service_reader
+            .get()
+            .map_or(CatalogReader::All, |reader| reader(id))
+    }
+
+    /// Sets what each plugin's service principal may read (once, at
+    /// start-up: the access policy's decision for `plugin:<id>`).
+    pub fn set_service_reader(&self, reader: Arc<super::registry::ServiceReader>) {
+        let _ = self.inner.service_reader.set(reader);
     }
 }
 
 /// What the host asks a plugin view for.
 #[derive(Debug, Clone)]
 pub struct ViewRequest {
+    /// What the view may read of the catalog: what the person looking may.
+    pub reader: CatalogReader,
     /// The slot.
     pub slot: SlotKind,
     /// Entity slots: the entity as JSON.

@@ -217,7 +217,14 @@ pub(super) struct Inner {
     pub(super) budgets: Arc<Budgets>,
     /// Plugin-folder files refused as they are now: not retried until they change.
     refused: Mutex<HashMap<PathBuf, Refusal>>,
+    /// What each plugin's own service principal may read of the catalog
+    /// (event handlers and ticks run as it); set once at start-up from the
+    /// access policy. Unset: everything its `catalog` grant reaches.
+    pub(super) service_reader: OnceLock<Arc<ServiceReader>>,
 }
+
+/// What a plugin's service principal may read, by plugin id.
+pub type ServiceReader = dyn Fn(&str) -> super::call::CatalogReader + Send + Sync;
 
 /// A refused plugin file as it was when refused.
 struct Refusal {
@@ -298,6 +305,7 @@ impl PluginHost {
                 tick_stats: Mutex::new(HashMap::new()),
                 budgets: Arc::new(Budgets::new(&config.plugins)),
                 refused: Mutex::new(HashMap::new()),
+                service_reader: OnceLock::new(),
             }),
         })
     }

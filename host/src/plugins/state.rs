@@ -37,6 +37,9 @@ pub struct HostState {
     pub(super) license: Arc<LicenseState>,
     /// What the plugin may reach beyond kv (API 0.3+), fixed at install.
     pub(super) grants: Arc<Grants>,
+    /// Which catalog entities this call may read: those of the person (or
+    /// the plugin's service principal) it runs for.
+    pub(super) reader: super::call::CatalogReader,
     /// When the call started and how long it may run: outbound calls are
     /// capped by what remains.
     pub(super) started: Instant,
@@ -215,6 +218,7 @@ impl HostState {
         kv: KvAccess,
         license: Arc<LicenseState>,
         grants: Arc<Grants>,
+        reader: super::call::CatalogReader,
         budgets: Arc<Budgets>,
     ) -> Self {
         // Deny by default: no environment, no arguments, no network (every
@@ -251,6 +255,7 @@ impl HostState {
             kv,
             license,
             grants,
+            reader,
             started: Instant::now(),
             deadline: limits.timeout(),
             limiter: Limiter {

@@ -8,7 +8,7 @@ use std::sync::{
 };
 
 use axum::{
-    extract::{Query, State},
+    extract::Query,
     response::Response,
 };
 use callboard_catalog::{
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
+    Scoped,
     Facets, Web, WebError, catalog_href, entity_href, kind_label,
     layout::{Nav, kind_badge, lifecycle_badge, page},
     ref_of, render, short_ref, text,
@@ -265,7 +266,7 @@ fn decode(cursor: &str) -> Result<Position, WebError> {
 }
 
 pub(super) async fn handler(
-    State(web): State<Web>,
+    Scoped(web): Scoped,
     Query(params): Query<Params>,
 ) -> Result<Response, WebError> {
     let search = params.q.trim().to_owned();

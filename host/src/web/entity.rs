@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, Query},
     response::{IntoResponse, Response},
 };
 use callboard_catalog::EntityRef;
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
+    Scoped,
     Web, WebError,
     catalog::{owner_of, ref_link, relation_targets, table, truncate},
     catalog_href, definition, entity_href,
@@ -143,9 +144,11 @@ async fn plugin_views(web: &Web, entity: &Value, tab: &str) -> PluginViews {
         };
     }
     let deadline = Duration::from_millis(web.app.config.plugins.view_deadline_ms);
+    let reader = web.app.access.reader(&web.identity);
     let rendered = views::entity_views_where(
         plugins,
         entity,
+        &reader,
         |plugin, slot| match slot.slot {
             SlotKind::EntityCard => true,
             SlotKind::EntityTab => open.as_deref() == Some(plugin),
@@ -191,13 +194,17 @@ pub(super) struct EntityParams {
 /// Reads the entity, fetches plugin views for it (they need the entity and
 /// must not hold a blocking thread while plugins run), then renders.
 pub(super) async fn handler(
-    State(web): State<Web>,
+    Scoped(web): Scoped,
     Path((namespace, kind, name)): Path<(String, String, String)>,
     Query(params): Query<EntityParams>,
 ) -> Result<Response, WebError> {
     let r = EntityRef::new(&kind, &namespace, &name);
     let started = Instant::now();
-    let entity = web.app.catalog.get_by_ref(&r).await?;
+    let mut entity = web.app.catalog.get_by_ref(&r).await?;
+    // Beyond the caller's reach, an entity is as missing as an unknown one.
+    if entity.is_some() && !web.may_read(&r).await? {
+        entity = None;
+    }
     let read = started.elapsed();
     let Some(entity) = entity else {
         let markup = tokio::task::spawn_blocking(move || not_found(&web, &r))
@@ -276,6 +283,7 @@ fn entity_page(
     let body = html! {
         (errors(entity))
         (header(entity, &me, &title))
+        (super::actions::panel(web, entity, &me)?)
         @if !views.tabs.is_empty() {
             nav.tabs aria-label="Entity views" {
                 ul {

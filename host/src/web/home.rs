@@ -2,12 +2,13 @@
 //! the catalog holds (counts by kind), what changed lately, what plugins
 //! offer, and anything the catalog could not read.
 
-use axum::{extract::State, response::Response};
+use axum::response::Response;
 use callboard_catalog::{EntityRef, Predicate, Selection, Start};
 use maud::{Markup, html};
 use serde_json::Value;
 
 use super::{
+    Scoped,
     Web, WebError, ago, catalog_href, entity_href, kind_label,
     layout::{Nav, page},
     ref_of, render, short_ref, text,
@@ -28,7 +29,7 @@ const KINDS: &[(&str, &str)] = &[
 /// How many Location entities are checked for processing errors.
 const LOCATIONS_CHECKED: usize = 500;
 
-pub(super) async fn handler(State(web): State<Web>) -> Result<Response, WebError> {
+pub(super) async fn handler(Scoped(web): Scoped) -> Result<Response, WebError> {
     render(&web, home).await
 }
 

@@ -7,13 +7,14 @@
 use std::time::{Duration, Instant};
 
 use axum::{
-    extract::{RawQuery, State},
+    extract::RawQuery,
     http::{StatusCode, Uri},
     response::Response,
 };
 use maud::{Markup, PreEscaped, html};
 
 use super::{
+    Scoped,
     Web, WebError,
     layout::{Nav, page},
     render, render_timed,
@@ -21,7 +22,7 @@ use super::{
 use crate::views::{self, PageEntry, RenderedView, ViewStatus};
 
 /// `/plugins`: every plugin page, by plugin.
-pub(super) async fn index(State(web): State<Web>) -> Result<Response, WebError> {
+pub(super) async fn index(Scoped(web): Scoped) -> Result<Response, WebError> {
     render(&web, |web| {
         let pages = views::pages(&web.app.plugins);
         let body = html! {
@@ -53,7 +54,7 @@ pub(super) async fn index(State(web): State<Web>) -> Result<Response, WebError> 
 
 /// `/plugins/{plugin}`: the plugin's page root.
 pub(super) async fn root(
-    State(web): State<Web>,
+    Scoped(web): Scoped,
     uri: Uri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
@@ -62,7 +63,7 @@ pub(super) async fn root(
 
 /// `/plugins/{plugin}/{*path}`: a page below the plugin's root.
 pub(super) async fn page_at(
-    State(web): State<Web>,
+    Scoped(web): Scoped,
     uri: Uri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
@@ -79,7 +80,8 @@ async fn show(web: Web, uri: &Uri, query: String) -> Result<Response, WebError> 
         .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let started = Instant::now();
     let deadline = Duration::from_millis(web.app.config.plugins.view_deadline_ms);
-    let view = views::page_view(&web.app.plugins, &plugin, &path, &query, deadline)
+    let reader = web.app.access.reader(&web.identity);
+    let view = views::page_view(&web.app.plugins, &plugin, &path, &query, reader, deadline)
         .await
         .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let fetched = started.elapsed();

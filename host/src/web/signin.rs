@@ -48,6 +48,20 @@ pub(super) fn routes(web: &Web) -> axum::Router<Web> {
         .layer(axum::middleware::from_fn(super::admin::same_origin))
 }
 
+/// The session of a request whose identity the policy allows
+/// `permission` (a basic permission, e.g. `callboard.policy.manage`): what
+/// the admin pages need to show a form (its CSRF token) and to accept one.
+#[allow(dead_code)] // the roles, tokens and audit pages are being written
+pub(super) fn session_with(
+    web: &Web,
+    identity: Option<&Identity>,
+    permission: &str,
+) -> Option<crate::auth::SessionInfo> {
+    let identity = identity?;
+    let session = identity.session.clone()?;
+    web.app.access.allows(identity, permission).then_some(session)
+}
+
 /// Paths an anonymous visitor may see however `auth.anonymous` is set.
 fn open_path(path: &str) -> bool {
     matches!(

@@ -21,12 +21,19 @@ impl wit::Host for HostState {
         let catalog = self.grants.catalog.clone().ok_or(wit::Error::Denied)?;
         let r = EntityRef::parse_with_defaults(&entity_ref, Some("component"), "default")
             .map_err(|e| wit::Error::Invalid(e.to_string()))?;
+        // Only what the person (or the plugin's service principal) this
+        // call runs for may read: asked with the same predicate as a list.
+        let only = self.reader.narrow(None);
+        let refs = [r.to_string()];
         let entity = self
             .budgets
-            .host_call(catalog.get_by_ref(&r))
+            .host_call(catalog.get_by_refs(&refs, only.as_ref()))
             .await
             .map_err(|e| unavailable(&self.label, &CatalogError::Task(e)))?
-            .map_err(|e| unavailable(&self.label, &e))?;
+            .map_err(|e| unavailable(&self.label, &e))?
+            .into_iter()
+            .next()
+            .flatten();
         Ok(entity.map(|e| e.to_string()))
     }
 
@@ -35,7 +42,7 @@ impl wit::Host for HostState {
         let predicate =
             Predicate::parse_filters(&filter).map_err(|e| wit::Error::Invalid(e.to_string()))?;
         let selection = Selection {
-            predicate,
+            predicate: self.reader.narrow(predicate),
             ..Selection::default()
         };
         let page = self
