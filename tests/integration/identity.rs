@@ -233,12 +233,28 @@ async fn guests_sign_in_see_the_catalog_change_what_they_own_and_sign_out() {
     assert!(page.as_str().unwrap().contains("b-one"));
 
     // The entity pages say what she may do: change her team's, only view others'.
-    let (_, page) = get(&server, "/catalog/default/component/a-one", Auth::Cookie(&cookie)).await;
+    let (_, page) = get(
+        &server,
+        "/catalog/default/component/a-one",
+        Auth::Cookie(&cookie),
+    )
+    .await;
     let page = page.as_str().unwrap().to_owned();
-    assert!(page.contains("You can change this entity") && page.contains("/refresh"), "{page}");
-    let (_, page) = get(&server, "/catalog/default/component/b-one", Auth::Cookie(&cookie)).await;
+    assert!(
+        page.contains("You can change this entity") && page.contains("/refresh"),
+        "{page}"
+    );
+    let (_, page) = get(
+        &server,
+        "/catalog/default/component/b-one",
+        Auth::Cookie(&cookie),
+    )
+    .await;
     let page = page.as_str().unwrap().to_owned();
-    assert!(page.contains("up to its owners (team-b)") && !page.contains("/unregister"), "{page}");
+    assert!(
+        page.contains("up to its owners (team-b)") && !page.contains("/unregister"),
+        "{page}"
+    );
     let csrf_of = |page: &str| {
         page.split("name=\"csrf\" value=\"")
             .nth(1)
@@ -247,7 +263,12 @@ async fn guests_sign_in_see_the_catalog_change_what_they_own_and_sign_out() {
             .to_owned()
     };
     // Through the page's form: refresh her own; another team's refused.
-    let (_, page) = get(&server, "/catalog/default/component/a-one", Auth::Cookie(&cookie)).await;
+    let (_, page) = get(
+        &server,
+        "/catalog/default/component/a-one",
+        Auth::Cookie(&cookie),
+    )
+    .await;
     let form_csrf = csrf_of(page.as_str().unwrap());
     let post = |path: &'static str, csrf: String| {
         let server_url = server.url(path);
@@ -264,9 +285,26 @@ async fn guests_sign_in_see_the_catalog_change_what_they_own_and_sign_out() {
                 .as_u16()
         }
     };
-    assert_eq!(post("/catalog/default/component/a-one/refresh", form_csrf.clone()).await, 303);
-    assert_eq!(post("/catalog/default/component/b-one/unregister", form_csrf.clone()).await, 403);
-    assert_eq!(post("/catalog/default/component/a-one/refresh", "forged".into()).await, 403);
+    assert_eq!(
+        post(
+            "/catalog/default/component/a-one/refresh",
+            form_csrf.clone()
+        )
+        .await,
+        303
+    );
+    assert_eq!(
+        post(
+            "/catalog/default/component/b-one/unregister",
+            form_csrf.clone()
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        post("/catalog/default/component/a-one/refresh", "forged".into()).await,
+        403
+    );
 
     // Everyone reads; owners refresh and delete their own, nobody else's.
     let (status, all) = get(
@@ -535,7 +573,10 @@ async fn restricted_reads_are_applied_inside_every_catalog_query() {
     // an entity page out of reach (404) and one in reach.
     let (_, page) = get(&server, "/catalog?kind=component", bob).await;
     let page = page.as_str().unwrap().to_owned();
-    assert!(page.contains("b-one") && page.contains("eng-tool"), "{page}");
+    assert!(
+        page.contains("b-one") && page.contains("eng-tool"),
+        "{page}"
+    );
     assert!(!page.contains("a-one") && !page.contains("a-two"), "{page}");
     let (status, _) = get(&server, "/catalog/default/component/a-one", bob).await;
     assert_eq!(status, 404);
@@ -547,7 +588,12 @@ async fn restricted_reads_are_applied_inside_every_catalog_query() {
 
     // A plugin's catalog reads, made for bob's request, reach what bob
     // reaches and nothing more.
-    let (status, probe) = get(&server, "/api/plugins/misbehave/catalog?filter=kind=component", bob).await;
+    let (status, probe) = get(
+        &server,
+        "/api/plugins/misbehave/catalog?filter=kind=component",
+        bob,
+    )
+    .await;
     assert_eq!(status, 200, "{probe}");
     let mut refs: Vec<String> = probe["refs"]
         .as_array()
@@ -556,8 +602,16 @@ async fn restricted_reads_are_applied_inside_every_catalog_query() {
         .map(|r| r.as_str().unwrap().to_owned())
         .collect();
     refs.sort();
-    assert_eq!(refs, ["component:default/b-one", "component:default/eng-tool"]);
-    let (_, probe) = get(&server, "/api/plugins/misbehave/catalog?ref=component:default/a-one", bob).await;
+    assert_eq!(
+        refs,
+        ["component:default/b-one", "component:default/eng-tool"]
+    );
+    let (_, probe) = get(
+        &server,
+        "/api/plugins/misbehave/catalog?ref=component:default/a-one",
+        bob,
+    )
+    .await;
     assert!(probe["entity"].is_null(), "{probe}");
     let (_, probe) = get(
         &server,

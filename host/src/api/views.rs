@@ -58,7 +58,10 @@ async fn entity(
     let identity = identity.map_or_else(Identity::anonymous, |axum::Extension(i)| i);
     let reader = state.access.reader(&identity);
     if identity.is_anonymous() && matches!(reader, crate::plugins::CatalogReader::Only(_)) {
-        return Err(crate::api::auth::refuse(&identity, crate::permissions::CATALOG_ENTITY_READ));
+        return Err(crate::api::auth::refuse(
+            &identity,
+            crate::permissions::CATALOG_ENTITY_READ,
+        ));
     }
     // Only an entity the caller may read (404 otherwise, as for an unknown one).
     let entity = state
@@ -70,8 +73,7 @@ async fn entity(
         .next()
         .flatten()
         .ok_or_else(|| ApiError::not_found(format!("No entity named '{}' found", r.key())))?;
-    let views =
-        views::entity_views(&state.plugins, &entity, slot, &reader, deadline(&state)).await;
+    let views = views::entity_views(&state.plugins, &entity, slot, &reader, deadline(&state)).await;
     Ok(Json(json!({ "entity": r.key(), "views": views })))
 }
 

@@ -219,11 +219,17 @@ impl PluginHost {
 
         plugin.admit(&request.path)?;
         let reader = request.reader.clone();
-        let response = guarded!(self, plugin, false, reader, |store| match &plugin.loaded.pre {
-            Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
-            Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
-            Pre::V0_3_0(pre) => call_v0_3_0(pre, &mut store, request).await,
-        })?;
+        let response = guarded!(
+            self,
+            plugin,
+            false,
+            reader,
+            |store| match &plugin.loaded.pre {
+                Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
+                Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
+                Pre::V0_3_0(pre) => call_v0_3_0(pre, &mut store, request).await,
+            }
+        )?;
         let mut response = check_response(&plugin, response)?;
         response.served_by = plugin.label.clone();
         Ok(response)
@@ -361,9 +367,15 @@ impl PluginHost {
             path: request.path,
             query: request.query,
         };
-        call_export!(self, id, false, request.reader.clone(), |instance, store| instance
-            .callboard_plugin_ui()
-            .call_render(&mut store, &wit_request))
+        call_export!(
+            self,
+            id,
+            false,
+            request.reader.clone(),
+            |instance, store| instance
+                .callboard_plugin_ui()
+                .call_render(&mut store, &wit_request)
+        )
     }
 
     /// Hands a batch of events to plugin `id`'s `on-events`.
@@ -387,16 +399,28 @@ impl PluginHost {
                     .collect(),
             })
             .collect();
-        call_export!(self, id, true, self.service_reader(id), |instance, store| instance
-            .callboard_plugin_subscriber()
-            .call_on_events(&mut store, &batch))
+        call_export!(
+            self,
+            id,
+            true,
+            self.service_reader(id),
+            |instance, store| instance
+                .callboard_plugin_subscriber()
+                .call_on_events(&mut store, &batch)
+        )
     }
 
     /// Runs plugin `id`'s scheduled task once.
     pub(super) async fn tick(&self, id: &str, now_ms: u64) -> Result<(), CallError> {
-        call_export!(self, id, true, self.service_reader(id), |instance, store| instance
-            .callboard_plugin_scheduled()
-            .call_on_tick(&mut store, now_ms))
+        call_export!(
+            self,
+            id,
+            true,
+            self.service_reader(id),
+            |instance, store| instance
+                .callboard_plugin_scheduled()
+                .call_on_tick(&mut store, now_ms)
+        )
     }
 
     /// What plugin `id`'s own service principal may read.

@@ -24,10 +24,17 @@ use crate::{
 
 /// The forms' routes, merged into the portal's router.
 pub(super) fn routes(web: &Web) -> axum::Router<Web> {
-    let small = axum::extract::DefaultBodyLimit::max(web.app.config.server.max_unauthenticated_body);
+    let small =
+        axum::extract::DefaultBodyLimit::max(web.app.config.server.max_unauthenticated_body);
     axum::Router::new()
-        .route("/catalog/{namespace}/{kind}/{name}/refresh", post(refresh).layer(small))
-        .route("/catalog/{namespace}/{kind}/{name}/unregister", post(unregister).layer(small))
+        .route(
+            "/catalog/{namespace}/{kind}/{name}/refresh",
+            post(refresh).layer(small),
+        )
+        .route(
+            "/catalog/{namespace}/{kind}/{name}/unregister",
+            post(unregister).layer(small),
+        )
         .layer(axum::middleware::from_fn(super::admin::same_origin))
 }
 
@@ -95,11 +102,20 @@ pub(super) struct CsrfForm {
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {
-    (status, Html(error_page("Not allowed", message).into_string())).into_response()
+    (
+        status,
+        Html(error_page("Not allowed", message).into_string()),
+    )
+        .into_response()
 }
 
 /// Checks the form and the permission on the entity; returns the entity.
-async fn checked(web: &Web, r: &EntityRef, csrf: &str, permission: &str) -> Result<Value, Response> {
+async fn checked(
+    web: &Web,
+    r: &EntityRef,
+    csrf: &str,
+    permission: &str,
+) -> Result<Value, Response> {
     let Some(session) = web.identity.session.as_ref() else {
         return Err(refused(StatusCode::UNAUTHORIZED, "Sign in first."));
     };

@@ -16,8 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Scoped,
-    Web, WebError,
+    Scoped, Web, WebError,
     catalog::{owner_of, ref_link, relation_targets, table, truncate},
     catalog_href, definition, entity_href,
     graph::{relation_graph, relation_label},

@@ -59,7 +59,10 @@ pub(super) fn session_with(
 ) -> Option<crate::auth::SessionInfo> {
     let identity = identity?;
     let session = identity.session.clone()?;
-    web.app.access.allows(identity, permission).then_some(session)
+    web.app
+        .access
+        .allows(identity, permission)
+        .then_some(session)
 }
 
 /// Paths an anonymous visitor may see however `auth.anonymous` is set.
