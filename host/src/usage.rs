@@ -4,8 +4,10 @@
 //! events it does nothing but one lock-free check, and publishing itself
 //! never waits (see [`crate::plugins::events`]).
 //!
-//! Who: the `x-forwarded-user` header an authenticating proxy sets, taken
-//! only from a proxy listed in `[proxy] trusted` ([`trusted_user`]), else a
+//! Who: a signed-in person's user ref (the request's
+//! [`crate::identity::Identity`]), else the `x-forwarded-user` header an
+//! authenticating proxy sets, taken only from a proxy listed in
+//! `[proxy] trusted` ([`trusted_user`]), else a
 //! pseudonymous visitor id kept in the `callboard_visitor` cookie, which
 //! HTML pages set on first visit.
 
@@ -102,11 +104,19 @@ pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Ne
     if !wants && !may_be_page {
         return next.run(request).await;
     }
-    let forwarded_user = trusted_user(
-        request.headers(),
-        peer_of(&request),
-        &plugins.config().proxy,
-    );
+    // A signed-in person is named by their user ref; otherwise a trusted
+    // proxy may name them.
+    let forwarded_user = request
+        .extensions()
+        .get::<crate::identity::Identity>()
+        .and_then(|i| i.user_ref().map(str::to_owned))
+        .or_else(|| {
+            trusted_user(
+                request.headers(),
+                peer_of(&request),
+                &plugins.config().proxy,
+            )
+        });
     let visitor = visitor_of(&request).map(str::to_owned);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

@@ -12,7 +12,20 @@ const { CatalogClient } = require('@backstage/catalog-client');
 const [baseUrl, newFile] = process.argv.slice(2);
 const token = process.env.CALLBOARD_TOKEN;
 const auth = { token };
+// With CALLBOARD_READ_TOKEN set (a portal where reads need sign-in too),
+// every call carries that token unless it names its own, as a Backstage
+// app's fetchApi adds the user's token; `anon` never sends one.
+const readToken = process.env.CALLBOARD_READ_TOKEN;
+const withToken = (url, init = {}) => {
+  const headers = new Headers(init.headers);
+  if (readToken && !headers.has('authorization')) headers.set('authorization', `Bearer ${readToken}`);
+  return fetch(url, { ...init, headers });
+};
 const client = new CatalogClient({
+  discoveryApi: { getBaseUrl: async () => baseUrl },
+  fetchApi: { fetch: withToken },
+});
+const anon = new CatalogClient({
   discoveryApi: { getBaseUrl: async () => baseUrl },
   fetchApi: { fetch: (...args) => fetch(...args) },
 });
@@ -111,8 +124,8 @@ check('getEntityFacets', async () => {
 let added;
 check('addLocation (dry run, then for real)', async () => {
   // Writes without a token are refused, with a token that is not valid too (Backstage answers 401).
-  await assert.rejects(client.addLocation({ type: 'file', target: newFile }), e => e.response?.status === 401);
-  await assert.rejects(client.addLocation({ type: 'file', target: newFile }, { token: 'wrong' }), e => e.response?.status === 401);
+  await assert.rejects(anon.addLocation({ type: 'file', target: newFile }), e => e.response?.status === 401);
+  await assert.rejects(anon.addLocation({ type: 'file', target: newFile }, { token: 'wrong' }), e => e.response?.status === 401);
   const dry = await client.addLocation({ type: 'file', target: newFile, dryRun: true }, auth);
   assert.equal(dry.exists, false);
   assert.ok(dry.entities.some(e => e.metadata.name === 'newcomer'));
@@ -142,7 +155,7 @@ check('removeLocationById', async () => {
 
 check('removeEntityByUid and refreshEntity', async () => {
   const db = await client.getEntityByRef('resource:default/orders-db');
-  await assert.rejects(client.removeEntityByUid(db.metadata.uid), e => e.response?.status === 401);
+  await assert.rejects(anon.removeEntityByUid(db.metadata.uid), e => e.response?.status === 401);
   await client.removeEntityByUid(db.metadata.uid, auth);
   assert.equal(await client.getEntityByRef('resource:default/orders-db'), undefined);
   await client.refreshEntity('component:default/checkout-web', auth);
@@ -163,6 +176,14 @@ check('validateEntity', async () => {
   assert.equal(bad.valid, false);
   assert.ok(bad.errors.some(e => e.message.includes('"metadata.name" is not valid')), JSON.stringify(bad.errors));
 });
+
+if (readToken) {
+  check('reads without a token are refused where the policy requires one', async () => {
+    await assert.rejects(anon.getEntities(), e => e.response?.status === 401);
+    await assert.rejects(anon.getEntityByRef('component:default/payments'), e => e.response?.status === 401);
+    await assert.rejects(anon.getEntities({}, { token: 'not-a-token' }), e => e.response?.status === 401);
+  });
+}
 
 (async () => {
   let failed = 0;

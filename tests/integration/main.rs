@@ -13,6 +13,7 @@ mod install;
 mod oidc;
 mod plugin_api;
 mod plugins;
+mod policy;
 mod replicas;
 mod server;
 mod support;

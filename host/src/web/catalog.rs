@@ -7,10 +7,7 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use axum::{
-    extract::Query,
-    response::Response,
-};
+use axum::{extract::Query, response::Response};
 use callboard_catalog::{
     EntityRef, FullTextFilter, OrderField, Position, Predicate, Selection, Start,
 };
@@ -19,8 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Scoped,
-    Facets, Web, WebError, catalog_href, entity_href, kind_label,
+    Facets, Scoped, Web, WebError, catalog_href, entity_href, kind_label,
     layout::{Nav, kind_badge, lifecycle_badge, page},
     ref_of, render, short_ref, text,
 };

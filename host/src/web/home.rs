@@ -8,8 +8,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::{
-    Scoped,
-    Web, WebError, ago, catalog_href, entity_href, kind_label,
+    Scoped, Web, WebError, ago, catalog_href, entity_href, kind_label,
     layout::{Nav, page},
     ref_of, render, short_ref, text,
 };

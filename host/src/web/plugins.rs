@@ -14,8 +14,7 @@ use axum::{
 use maud::{Markup, PreEscaped, html};
 
 use super::{
-    Scoped,
-    Web, WebError,
+    Scoped, Web, WebError,
     layout::{Nav, page},
     render, render_timed,
 };

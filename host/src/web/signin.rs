@@ -51,7 +51,6 @@ pub(super) fn routes(web: &Web) -> axum::Router<Web> {
 /// The session of a request whose identity the policy allows
 /// `permission` (a basic permission, e.g. `callboard.policy.manage`): what
 /// the admin pages need to show a form (its CSRF token) and to accept one.
-#[allow(dead_code)] // the roles, tokens and audit pages are being written
 pub(super) fn session_with(
     web: &Web,
     identity: Option<&Identity>,
