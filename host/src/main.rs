@@ -39,6 +39,10 @@ enum Command {
     /// Plugins: pack, sign, inspect, install, list, remove.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
+    /// API tokens of service principals: create, list, revoke (through the
+    /// running server; the credential needs callboard.tokens.manage).
+    #[command(subcommand)]
+    Token(cli::token::TokenCommand),
     /// Vendor signing keys.
     #[command(subcommand)]
     Vendor(cli::vendor::VendorCommand),
@@ -96,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(config)
         }
         Command::Plugin(command) => cli::plugin::run(command, &config),
+        Command::Token(command) => cli::token::run(command, &config),
         Command::Vendor(command) => cli::vendor::run_vendor(command),
         Command::License(command) => cli::vendor::run_license(command),
         Command::Catalog(command) => {

@@ -17,4 +17,5 @@ mod policy;
 mod replicas;
 mod server;
 mod support;
+mod tokens;
 mod web;

@@ -1,35 +1,52 @@
-//! `/api/admin/plugins`: install, update, remove plugins and licences while
-//! serving. Every request needs `Authorization: Bearer <token>`, the token
-//! the server writes to `<data_dir>/admin-token` on first start.
+//! `/api/admin`: plugins, API tokens and the audit log, for administrators.
 //!
-//! - `GET    /plugins`                  live plugins, requested vs granted, and refusals
-//! - `POST   /plugins[?force=true]`     multipart: `plugin` (the file), optional `license`;
-//!   `force` accepts a downgrade or a change of signer (a refusal lists what
-//!   would change; the answer's `changes` lists what did)
-//! - `PUT    /plugins/{id}/license`     body: a licence file
-//! - `DELETE /plugins/{id}[?purge=true]` unload and delete; `purge` drops its key-value data
+//! Every route names the permission it needs, checked by a route layer
+//! before the body is read (401 for an anonymous caller, 403
+//! `NotAllowedError` naming the caller and the permission otherwise); the
+//! admin token (`<data_dir>/admin-token`, written at first start) is always
+//! allowed.
+//!
+//! - `callboard.plugins.manage`:
+//!   - `GET    /plugins`                  live plugins, requested vs granted, and refusals
+//!   - `POST   /plugins[?force=true]`     multipart: `plugin` (the file), optional `license`;
+//!     `force` accepts a downgrade or a change of signer (a refusal lists what
+//!     would change; the answer's `changes` lists what did)
+//!   - `PUT    /plugins/{id}/license`     body: a licence file
+//!   - `DELETE /plugins/{id}[?purge=true]` unload and delete; `purge` drops its key-value data
+//! - `callboard.tokens.manage`: `/tokens` ([`tokens`]);
+//! - `callboard.audit.read`: `/audit` ([`audit`]).
+//!
+//! Plugin changes are recorded in the audit log once they succeeded
+//! (`plugin.install`, `plugin.license`, `plugin.remove`), as the admin
+//! pages record theirs.
+
+pub mod audit;
+pub mod tokens;
+
+use std::sync::Arc;
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Multipart, Path, Query, Request, State},
-    http::{StatusCode, header},
+    http::StatusCode,
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, put},
 };
 use serde::Deserialize;
-use serde_json::json;
-use sha2::{Digest, Sha256};
+use serde_json::{Value, json};
 
 use super::error::{ApiError, backstage_errors};
 use crate::{
-    plugins::{InstallOptions, LoadError, PluginHost},
+    identity::{Identity, access::Access},
+    permissions::{CALLBOARD_AUDIT_READ, CALLBOARD_PLUGINS_MANAGE, CALLBOARD_TOKENS_MANAGE},
+    plugins::{InstallOptions, LoadError, PluginInfo},
     server::AppState,
 };
 
 /// The router mounted at `/api/admin`.
 pub fn router(state: &AppState) -> Router {
-    Router::new()
+    let plugins = Router::new()
         .route("/plugins", get(list).post(install))
         .route("/plugins/{id}", axum::routing::delete(remove).get(show))
         .route("/plugins/{id}/license", put(install_license))
@@ -37,49 +54,52 @@ pub fn router(state: &AppState) -> Router {
             state.config.server.max_upload_body,
         ))
         .route_layer(middleware::from_fn_with_state(
-            state.admin_token.clone(),
-            authenticate,
-        ))
+            (state.access.clone(), CALLBOARD_PLUGINS_MANAGE),
+            require,
+        ));
+    let tokens = tokens::routes().route_layer(middleware::from_fn_with_state(
+        (state.access.clone(), CALLBOARD_TOKENS_MANAGE),
+        require,
+    ));
+    let audit = audit::routes().route_layer(middleware::from_fn_with_state(
+        (state.access.clone(), CALLBOARD_AUDIT_READ),
+        require,
+    ));
+    plugins
+        .merge(tokens)
+        .merge(audit)
         .layer(middleware::from_fn(backstage_errors))
-        .with_state(state.plugins.clone())
+        .with_state(state.clone())
 }
 
-async fn authenticate(
-    State(token): State<std::sync::Arc<str>>,
-    request: Request,
+/// Refuses a caller the policy does not allow `permission` (a basic
+/// permission), before any extractor runs; passes the caller's
+/// [`Identity`] on to the handler.
+async fn require(
+    State((access, permission)): State<(Arc<Access>, &'static str)>,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let offered = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    // Comparing digests keeps the comparison's timing independent of how
-    // much of the token a guess got right.
-    let ok =
-        offered.is_some_and(|o| Sha256::digest(o.as_bytes()) == Sha256::digest(token.as_bytes()));
-    if !ok {
-        let message = match offered {
-            None => {
-                "the admin API needs `Authorization: Bearer <token>`; the token is in <data_dir>/admin-token"
-            }
-            Some(_) => "invalid admin token",
-        };
-        return ApiError::unauthenticated(message).into_response();
+    let identity = super::auth::identity_of(&request);
+    if !access.allows(&identity, permission) {
+        tracing::info!(who = %identity.name(), permission, path = %request.uri().path(), "admin API: refused");
+        return super::auth::refuse(&identity, permission).into_response();
     }
+    request.extensions_mut().insert(identity);
     next.run(request).await
 }
 
-async fn list(State(host): State<PluginHost>) -> Json<serde_json::Value> {
+async fn list(State(state): State<AppState>) -> Json<Value> {
+    let host = &state.plugins;
     Json(json!({ "plugins": host.list(), "failures": host.failures() }))
 }
 
 async fn show(
-    State(host): State<PluginHost>,
+    State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let info = host
+) -> Result<Json<Value>, ApiError> {
+    let info = state
+        .plugins
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no plugin named \"{id}\" is installed")))?;
     Ok(Json(json!(info)))
@@ -92,7 +112,8 @@ struct InstallQuery {
 }
 
 async fn install(
-    State(host): State<PluginHost>,
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Query(query): Query<InstallQuery>,
     mut form: Multipart,
 ) -> Result<Response, ApiError> {
@@ -129,23 +150,29 @@ async fn install(
         force: query.force,
         license,
     };
+    let host = state.plugins.clone();
     // Verification and compilation are CPU work: off the async workers.
     let info = tokio::task::spawn_blocking(move || host.install(&plugin, &options))
         .await
         .map_err(|e| ApiError::internal(format!("install task failed: {e}")))?
         .map_err(|e| refusal(&e))?;
+    audit_install(&state, &identity, &info, query.force).await;
     Ok((StatusCode::CREATED, Json(json!(info))).into_response())
 }
 
 async fn install_license(
-    State(host): State<PluginHost>,
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(id): Path<String>,
     body: String,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let info = tokio::task::spawn_blocking(move || host.install_license(&id, &body))
+) -> Result<Json<Value>, ApiError> {
+    let host = state.plugins.clone();
+    let plugin = id.clone();
+    let info = tokio::task::spawn_blocking(move || host.install_license(&plugin, &body))
         .await
         .map_err(|e| ApiError::internal(format!("licence task failed: {e}")))?
         .map_err(|e| refusal(&e))?;
+    audit_license(&state, &identity, &id).await;
     Ok(Json(json!(info)))
 }
 
@@ -156,20 +183,53 @@ struct RemoveQuery {
 }
 
 async fn remove(
-    State(host): State<PluginHost>,
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(id): Path<String>,
     Query(query): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
-    if host.get(&id).is_none() {
+    if state.plugins.get(&id).is_none() {
         return Err(ApiError::not_found(format!(
             "no plugin named \"{id}\" is installed"
         )));
     }
-    tokio::task::spawn_blocking(move || host.remove(&id, query.purge))
+    let host = state.plugins.clone();
+    let plugin = id.clone();
+    tokio::task::spawn_blocking(move || host.remove(&plugin, query.purge))
         .await
         .map_err(|e| ApiError::internal(format!("remove task failed: {e}")))?
         .map_err(|e| refusal(&e))?;
+    audit_remove(&state, &identity, &id, query.purge).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records `plugin.install` (id, version, digest, forced) after an install
+/// or update succeeded.
+pub(crate) async fn audit_install(
+    state: &AppState,
+    who: &Identity,
+    info: &PluginInfo,
+    forced: bool,
+) {
+    let detail = json!({
+        "id": info.id,
+        "version": info.version,
+        "digest": info.sha256,
+        "forced": forced,
+    });
+    crate::audit::record(&state.stores.audit, who, "plugin.install", &info.id, detail).await;
+}
+
+/// Records `plugin.license` (id) after a licence was installed.
+pub(crate) async fn audit_license(state: &AppState, who: &Identity, id: &str) {
+    let detail = json!({ "id": id });
+    crate::audit::record(&state.stores.audit, who, "plugin.license", id, detail).await;
+}
+
+/// Records `plugin.remove` (id, purge) after a plugin was removed.
+pub(crate) async fn audit_remove(state: &AppState, who: &Identity, id: &str, purge: bool) {
+    let detail = json!({ "id": id, "purge": purge });
+    crate::audit::record(&state.stores.audit, who, "plugin.remove", id, detail).await;
 }
 
 fn refusal(error: &LoadError) -> ApiError {
@@ -184,4 +244,28 @@ fn refusal(error: &LoadError) -> ApiError {
         }
         _ => ApiError::input(message),
     }
+}
+
+/// A store failure as the caller sees it: their input, a conflict, or the
+/// database being out of reach (details logged, not sent).
+pub(crate) fn store_error(what: &str, e: &callboard_store::StoreError) -> ApiError {
+    use callboard_store::StoreError;
+    match e {
+        StoreError::Input(m) => ApiError::input(m.clone()),
+        StoreError::Conflict(m) => ApiError::conflict(m.clone()),
+        StoreError::NotFound(m) => ApiError::not_found(m.clone()),
+        StoreError::Unavailable(_) => {
+            tracing::warn!("admin API: {what}: {e}");
+            ApiError::unavailable(format!("cannot {what}: the database is unavailable"))
+        }
+        _ => {
+            tracing::error!("admin API: {what}: {e}");
+            ApiError::internal(format!("cannot {what}: the server log has the details"))
+        }
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub(crate) fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }

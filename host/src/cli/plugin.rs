@@ -98,12 +98,8 @@ pub struct Target {
     /// Act on the plugins folder directly, not through a running server.
     #[arg(long, conflicts_with = "server")]
     offline: bool,
-    /// The server's URL; default `http://<bind>` from the config.
-    #[arg(long)]
-    server: Option<String>,
-    /// Admin token; default: read from `<data_dir>/admin-token`.
-    #[arg(long, env = "CALLBOARD_ADMIN_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    remote: super::ServerArgs,
 }
 
 /// Runs a plugin command.
@@ -512,13 +508,8 @@ fn print_changes(changes: &serde_json::Value) {
     }
 }
 
-/// A running server's admin API.
-struct Remote {
-    base: String,
-    token: String,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
-}
+/// A running server's admin API, for plugin commands.
+struct Remote(super::Remote);
 
 impl Remote {
     /// The server to talk to, or `None` for offline mode: asked for, or no
@@ -527,63 +518,12 @@ impl Remote {
         if target.offline {
             return Ok(None);
         }
-        let base = target
-            .server
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", config.bind));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let client = reqwest::Client::new();
-        let health = runtime.block_on(client.get(format!("{base}/api/health")).send());
-        if health.is_err() {
-            if target.server.is_some() {
-                anyhow::bail!("no Callboard server answers at {base}");
-            }
-            eprintln!(
-                "note: no server answers at {base}; working on {} directly",
-                config.plugins_dir().display()
-            );
-            return Ok(None);
-        }
-        let token = match &target.token {
-            Some(t) => t.clone(),
-            None => std::fs::read_to_string(config.admin_token_file())
-                .with_context(|| {
-                    format!(
-                        "cannot read the admin token from {} (pass --token or set CALLBOARD_ADMIN_TOKEN)",
-                        config.admin_token_file().display()
-                    )
-                })?
-                .trim()
-                .to_owned(),
-        };
-        Ok(Some(Self {
-            base,
-            token,
-            client,
-            runtime,
-        }))
+        let remote = super::Remote::connect(&target.remote, config, Some(&config.plugins_dir()))?;
+        Ok(remote.map(Self))
     }
 
     fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
-        self.runtime.block_on(async {
-            let response = request.bearer_auth(&self.token).send().await?;
-            let status = response.status();
-            let text = response.text().await?;
-            if !status.is_success() {
-                let message = serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                    .unwrap_or(text);
-                anyhow::bail!("{status}: {message}");
-            }
-            Ok(if text.is_empty() {
-                serde_json::Value::Null
-            } else {
-                serde_json::from_str(&text)?
-            })
-        })
+        self.0.send(request)
     }
 
     fn install(
@@ -604,15 +544,15 @@ impl Remote {
         if let Some(license) = license {
             form = form.text("license", license);
         }
-        let url = format!("{}/api/admin/plugins?force={force}", self.base);
+        let url = format!("{}/api/admin/plugins?force={force}", self.0.base);
         let info = self
-            .send(self.client.post(url).multipart(form))
+            .send(self.0.client.post(url).multipart(form))
             .with_context(|| format!("{} refused", file.display()))?;
         println!(
             "installed {}@{} on {} ({})",
             info["id"].as_str().unwrap_or("?"),
             info["version"].as_str().unwrap_or("?"),
-            self.base,
+            self.0.base,
             info["status"].as_str().unwrap_or("?")
         );
         print_changes(&info["changes"]);
@@ -620,15 +560,19 @@ impl Remote {
     }
 
     fn list(&self, json: bool) -> anyhow::Result<ExitCode> {
-        let value = self.send(self.client.get(format!("{}/api/admin/plugins", self.base)))?;
+        let value = self.send(
+            self.0
+                .client
+                .get(format!("{}/api/admin/plugins", self.0.base)),
+        )?;
         print_list(&value, json);
         Ok(ExitCode::SUCCESS)
     }
 
     fn remove(&self, id: &str, purge: bool) -> anyhow::Result<ExitCode> {
-        self.send(self.client.delete(format!(
+        self.send(self.0.client.delete(format!(
             "{}/api/admin/plugins/{id}?purge={purge}",
-            self.base
+            self.0.base
         )))?;
         println!(
             "removed {id}{}",

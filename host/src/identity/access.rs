@@ -20,6 +20,14 @@ use callboard_store::{Feed, PolicyStore, query::Predicate};
 use super::{Identity, Principal, config::Anonymous};
 use crate::permissions::{Action, Decision, Permissions, Policy, Subject};
 
+/// What anonymous callers may be allowed with `auth.anonymous = "read"`
+/// (if the policy lets everyone do it).
+const ANONYMOUS_READS: &[&str] = &[
+    crate::permissions::CATALOG_ENTITY_READ,
+    crate::permissions::CATALOG_LOCATION_READ,
+    crate::permissions::CATALOG_ENTITY_VALIDATE,
+];
+
 /// How often every replica compares the published policy version, in case
 /// a feed event was missed.
 const RESYNC: Duration = Duration::from_secs(30);
@@ -187,9 +195,12 @@ impl Access {
                 }
             }
             Principal::Anonymous => {
+                // Reading, never anything that makes the server fetch or
+                // change something (analyze-location reads URLs).
                 let reads = permissions
                     .get(permission)
-                    .is_some_and(|p| p.action == Action::Read);
+                    .is_some_and(|p| p.action == Action::Read)
+                    && ANONYMOUS_READS.contains(&permission);
                 if self.anonymous == Anonymous::Read && reads {
                     // Counted among "*" (everyone), owning nothing.
                     let everyone = ["*".to_owned()];

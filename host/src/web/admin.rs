@@ -8,7 +8,10 @@
 //! body is read; only signed-in uploads may be large.
 //!
 //! The pages call [`PluginHost`] directly, the same calls the admin API
-//! makes, so a plugin installed here serves at once, without a restart.
+//! makes, so a plugin installed here serves at once, without a restart; and
+//! record each change in the audit log once it succeeded, as the API does.
+//! The plugins page links to the API tokens and audit log pages
+//! (`web/audit.rs`).
 
 use axum::{
     Extension, Form,
@@ -89,12 +92,7 @@ fn forbidden(message: &str) -> Response {
 /// `callboard.plugins.manage`). The session's idle time was restarted when
 /// the identity was resolved.
 fn session(web: &Web, identity: Option<&Identity>) -> Option<SessionInfo> {
-    let identity = identity?;
-    let session = identity.session.clone()?;
-    web.app
-        .access
-        .allows(identity, crate::permissions::CALLBOARD_PLUGINS_MANAGE)
-        .then_some(session)
+    super::signin::session_with(web, identity, crate::permissions::CALLBOARD_PLUGINS_MANAGE)
 }
 
 /// Route layer on every signed-in action: no session, no body read.
@@ -225,6 +223,7 @@ fn csrf_field(session: &SessionInfo, fields: &[(String, bytes::Bytes)]) -> bool 
 async fn install(
     State(web): State<Web>,
     Extension(session): Extension<SessionInfo>,
+    Extension(identity): Extension<Identity>,
     form: Multipart,
 ) -> Response {
     let fields = match fields(form).await {
@@ -251,11 +250,13 @@ async fn install(
         return refused(&web, &session, "Choose a plugin file (.wasm) to upload.");
     };
     let host = web.app.plugins.clone();
+    let forced = options.force;
     // Verification and compilation are CPU work: off the async workers.
     let result = tokio::task::spawn_blocking(move || host.install(&plugin, &options)).await;
     match result {
         Ok(Ok(info)) => {
             tracing::info!(plugin = %info.id, version = %info.version, "admin page: installed");
+            crate::api::admin::audit_install(&web.app, &identity, &info, forced).await;
             Redirect::to(&format!("/admin?installed={}", enc(&info.id))).into_response()
         }
         Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
@@ -266,6 +267,7 @@ async fn install(
 async fn license(
     State(web): State<Web>,
     Extension(session): Extension<SessionInfo>,
+    Extension(identity): Extension<Identity>,
     Path(id): Path<String>,
     form: Multipart,
 ) -> Response {
@@ -288,7 +290,10 @@ async fn license(
     let host = web.app.plugins.clone();
     let plugin = id.clone();
     match tokio::task::spawn_blocking(move || host.install_license(&plugin, &text)).await {
-        Ok(Ok(_)) => Redirect::to(&format!("/admin?licensed={}", enc(&id))).into_response(),
+        Ok(Ok(_)) => {
+            crate::api::admin::audit_license(&web.app, &identity, &id).await;
+            Redirect::to(&format!("/admin?licensed={}", enc(&id))).into_response()
+        }
         Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
         Err(e) => WebError::Task(e.to_string()).into_response(),
     }
@@ -304,6 +309,7 @@ pub(super) struct RemoveForm {
 async fn remove(
     State(web): State<Web>,
     Extension(session): Extension<SessionInfo>,
+    Extension(identity): Extension<Identity>,
     Path(id): Path<String>,
     Form(form): Form<RemoveForm>,
 ) -> Response {
@@ -321,7 +327,10 @@ async fn remove(
     let plugin = id.clone();
     let purge = form.purge.is_some();
     match tokio::task::spawn_blocking(move || host.remove(&plugin, purge)).await {
-        Ok(Ok(())) => Redirect::to(&format!("/admin?removed={}", enc(&id))).into_response(),
+        Ok(Ok(())) => {
+            crate::api::admin::audit_remove(&web.app, &identity, &id, purge).await;
+            Redirect::to(&format!("/admin?removed={}", enc(&id))).into_response()
+        }
         Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
         Err(e) => WebError::Task(e.to_string()).into_response(),
     }
@@ -387,8 +396,21 @@ fn login_page(error: Option<&str>) -> Markup {
                     }
                 }
             }
+            (admin_links())
         },
     )
+}
+
+/// Links to the other administration pages (each checks its own
+/// permission).
+fn admin_links() -> Markup {
+    html! {
+        nav.links.admin-links aria-label="Administration" {
+            a href="/admin" { "Plugins" }
+            a href="/admin/tokens" { "API tokens" }
+            a href="/admin/audit" { "Audit log" }
+        }
+    }
 }
 
 fn plugins_page(web: &Web, session: &SessionInfo, notice: &Notice, error: Option<&str>) -> Markup {
@@ -405,6 +427,7 @@ fn plugins_page(web: &Web, session: &SessionInfo, notice: &Notice, error: Option
                 h1 { "Plugin administration" }
                 form method="post" action="/admin/logout" { (csrf_input(csrf)) button.secondary type="submit" { "Sign out" } }
             }
+            (admin_links())
             @if let Some(e) = error { div.alert role="alert" { h2 { "Not done" } p { (e) } } }
             @if let Some(p) = installed { p.notice role="status" { "Installed " strong { (p.name) " " (p.version) } ". It is serving now." } }
             @if !notice.removed.is_empty() && !plugins.iter().any(|p| p.id == notice.removed) { p.notice role="status" { "Removed " (notice.removed) "." } }

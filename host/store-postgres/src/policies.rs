@@ -122,25 +122,19 @@ impl PolicyStore for PgPolicies {
         let mut client = self.db.get().await?;
         let tx = client.transaction().await.map_err(|e| pg(&e))?;
         lock(&tx).await?;
-        let updated = tx
-            .query_opt(
-                "UPDATE policy_versions SET document = $1, author = $2
-                 WHERE state = 'draft' RETURNING id",
-                &[&document, &author],
+        // A new id at every save: a publish of the id a reviewer saw
+        // refuses an edit made since.
+        tx.execute("DELETE FROM policy_versions WHERE state = 'draft'", &[])
+            .await
+            .map_err(|e| pg(&e))?;
+        let row = tx
+            .query_one(
+                "INSERT INTO policy_versions (state, document, author, created_ms)
+                 VALUES ('draft', $1, $2, $3) RETURNING id",
+                &[&document, &author, &now_ms],
             )
             .await
             .map_err(|e| pg(&e))?;
-        let row = match updated {
-            Some(row) => row,
-            None => tx
-                .query_one(
-                    "INSERT INTO policy_versions (state, document, author, created_ms)
-                     VALUES ('draft', $1, $2, $3) RETURNING id",
-                    &[&document, &author, &now_ms],
-                )
-                .await
-                .map_err(|e| pg(&e))?,
-        };
         let id: i64 = row.try_get(0).map_err(|e| pg(&e))?;
         tx.commit().await.map_err(|e| pg(&e))?;
         Ok(id)

@@ -12,7 +12,7 @@ use callboard_store::access::{
     ACCESS_TOPIC, PolicyState, PolicyStore, PolicyVersion, SEED_AUTHOR, check_policy_document,
     check_text,
 };
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 
 use crate::coord::{SqliteFeed, append};
 use crate::db::Db;
@@ -111,17 +111,9 @@ impl PolicyStore for SqlitePolicies {
         let (document, author) = (document.to_owned(), author.to_owned());
         self.db
             .write(move |tx| {
-                let draft: Option<i64> = tx
-                    .query_row(
-                        "UPDATE policy_versions SET document = ?1, author = ?2
-                         WHERE state = 'draft' RETURNING id",
-                        params![document, author],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(id) = draft {
-                    return Ok(id);
-                }
+                // A new id at every save: a publish of the id a reviewer
+                // saw refuses an edit made since.
+                tx.execute("DELETE FROM policy_versions WHERE state = 'draft'", [])?;
                 Ok(tx.query_row(
                     "INSERT INTO policy_versions (state, document, author, created_ms)
                      VALUES ('draft', ?1, ?2, ?3) RETURNING id",

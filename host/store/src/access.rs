@@ -161,9 +161,11 @@ pub trait PolicyStore: Send + Sync {
     async fn version(&self, id: i64) -> Result<Option<PolicyVersion>>;
     /// Versions newest first, at most `limit` (documents included).
     async fn versions(&self, limit: usize) -> Result<Vec<PolicyVersion>>;
-    /// Saves `document` as the draft: replaces the existing draft's
-    /// document and author if there is one (there is at most one draft;
-    /// its id and `created_ms` stay), else creates one. Returns its id.
+    /// Saves `document` as the draft, replacing the existing draft if there
+    /// is one (there is at most one draft). Every save gets a new id, so a
+    /// reviewer who publishes the id they reviewed can never publish an
+    /// edit made after their review ([`PolicyStore::publish`] refuses the
+    /// old id). Returns the new id.
     /// [`StoreError::Input`] beyond [`MAX_POLICY_DOCUMENT_BYTES`].
     async fn save_draft(&self, document: &str, author: &str, now_ms: i64) -> Result<i64>;
     /// Deletes the draft; false when there was none.

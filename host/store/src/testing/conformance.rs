@@ -4430,24 +4430,37 @@ pub async fn policy_drafts_and_publication(backend: &dyn Backend) {
         "save",
         one.policies.save_draft(r#"{"v":1}"#, "alice", t0).await,
     );
-    let same = ok(
+    let second = ok(
         "save",
         two.policies.save_draft(r#"{"v":2}"#, "bob", t0 + 1).await,
     );
-    assert_eq!(same, first, "saving again replaces the one draft");
+    assert!(second > first, "every save gets a new id");
     assert_eq!(
         ok("version", one.policies.version(first).await),
+        None,
+        "saving again replaces the one draft"
+    );
+    assert_eq!(
+        ok("version", one.policies.version(second).await),
         Some(PolicyVersion {
-            id: first,
+            id: second,
             state: PolicyState::Draft,
             document: r#"{"v":2}"#.to_owned(),
             author: "bob".to_owned(),
-            created_ms: t0,
+            created_ms: t0 + 1,
             published_ms: None,
             published_by: None,
         }),
         "the draft's document and author replaced"
     );
+    assert!(
+        !ok(
+            "publish",
+            one.policies.publish(first, "carol", t0 + 2).await
+        ),
+        "the id a reviewer saw before the edit is refused"
+    );
+    let first = second;
     assert!(
         ok("published", two.policies.published().await).is_none(),
         "a draft is not published"
