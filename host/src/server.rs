@@ -141,6 +141,7 @@ impl AppState {
             )
             .context("cannot read the sign-in key")?;
         let flow = crate::identity::signin::FlowSigner::new(flow_key.as_bytes());
+        access.attach_plugins(plugins.clone());
         // Event handlers and ticks read the catalog as the plugin's own
         // service principal (`plugin:<id>`), as the policy says.
         plugins.set_service_reader({

@@ -165,11 +165,14 @@ async fn header_floods_and_informational_statuses_become_502_naming_the_plugin()
 }
 
 async fn echoed_headers(server: &TestServer, user: &str) -> Value {
+    // The real admin token: a valid credential must not reach the plugin
+    // either (a token that is not valid is refused before any plugin).
+    let admin = std::fs::read_to_string(server.running.state.config.admin_token_file()).unwrap();
     let response = server
         .client
         .get(server.url("/api/plugins/hostile-surface/echo-headers"))
         .header("cookie", "callboard_session=secret; callboard_visitor=abc")
-        .header("authorization", "Bearer admin-token")
+        .header("authorization", format!("Bearer {}", admin.trim()))
         .header("x-forwarded-user", user)
         .header("x-forwarded-for", "10.0.0.1")
         .header("x-callboard-user", "root")

@@ -621,6 +621,37 @@ async fn restricted_reads_are_applied_inside_every_catalog_query() {
     .await;
     assert_eq!(probe["refs"].as_array().unwrap().len(), 4, "{probe}");
 
+    // A route behind a permission the plugin declares: refused before the
+    // plugin until the policy grants it (then the plugin answers: 404).
+    let (status, body) = get(&server, "/api/plugins/misbehave/guarded", bob).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("misbehave.guarded"), "{body}");
+    let (status, _) = get(
+        &server,
+        "/api/plugins/misbehave/guarded",
+        Auth::Bearer(&admin),
+    )
+    .await;
+    assert_eq!(status, 404, "the admin token reaches the plugin");
+    let mut granted = owners_only();
+    granted.roles.push(Role {
+        name: "role:default/guarded".into(),
+        description: String::new(),
+        members: vec!["group:default/team-b".into()],
+        rules: vec![Rule {
+            permission: "misbehave.guarded".into(),
+            action: None,
+            effect: Effect::Allow,
+            conditions: None,
+        }],
+    });
+    granted
+        .validate(&server.running.state.access.permissions())
+        .expect("a declared permission is in the catalogue");
+    publish(&server, &granted).await;
+    let (status, _) = get(&server, "/api/plugins/misbehave/guarded", bob).await;
+    assert_eq!(status, 404, "granted through team-b");
+
     // The administrator still reads everything.
     let (_, items) = get(
         &server,

@@ -244,6 +244,10 @@ async fn key_value_is_private_per_plugin_and_held_to_its_quota() {
     let bytes = std::fs::read(plugin_file("misbehave")).unwrap();
     let mut manifest = callboard::plugins::manifest::read(&bytes).unwrap();
     manifest.id = "misbehave-twin".into();
+    // Declared permissions are named after the plugin.
+    for p in &mut manifest.permissions {
+        p.name = p.name.replacen("misbehave.", "misbehave-twin.", 1);
+    }
     std::fs::write(
         &twin,
         callboard::plugins::manifest::embed(&bytes, &manifest).unwrap(),

@@ -975,3 +975,159 @@ async fn plugin_event_counts_are_summed_over_replicas() {
     let through_a = counted(&replicas[0], "a").await;
     assert!(through_a >= THROUGH_A, "a reports {through_a}");
 }
+
+/// Tokens, policies and people's sessions are the database's: a token
+/// created through one replica works on the other and its revocation counts
+/// there at once; a policy published through one is in force on the other
+/// (its feed event); a guest signed in through one is signed in on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_policies_and_sessions_hold_on_every_replica() {
+    let cluster = cluster().await;
+    let s = setup(
+        &cluster.create_database(),
+        "refresh_interval_secs = 0\n\n[auth.guest]\nenabled = true\nuser = \"user:default/bob\"",
+    );
+    // bob is in team-b; components owned by team-0..team-6 (see `components`).
+    std::fs::write(
+        s.dir.path().join("org.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: bob}\nspec: {memberOf: [team-1]}\n",
+    )
+    .unwrap();
+    components(&s.dir.path().join("c.yaml"), "svc", 14);
+    let a = Replica::start(s.dir.path(), "a", &s.config).await;
+    let b = Replica::start(s.dir.path(), "b", &s.config).await;
+    let admin = std::fs::read_to_string(s.dir.path().join("a").join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for file in ["org.yaml", "c.yaml"] {
+        let response = client
+            .post(a.url("/api/catalog/locations"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"type": "file", "target": s.dir.path().join(file).display().to_string()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+
+    // A token made through a works on b; revoked through b, refused on a.
+    let created: Value = client
+        .post(a.url("/api/admin/tokens"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "ci-bot", "permissions": ["catalog.entity.read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    let id = created["id"].as_str().unwrap();
+    let status = |replica: &Replica, token: &str| {
+        client
+            .get(replica.url("/api/catalog/entities?limit=1"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(status(&b, secret).await.unwrap().status(), 200);
+    let response = client
+        .delete(b.url(&format!("/api/admin/tokens/{id}")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        status(&a, secret).await.unwrap().status(),
+        401,
+        "revoked everywhere at once"
+    );
+
+    // A guest session made through a is valid on b.
+    let response = client
+        .post(a.url("/auth/guest"))
+        .form(&[("return", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let components_seen = |replica: &Replica| {
+        let request = client
+            .get(replica.url("/api/catalog/entities?filter=kind=component"))
+            .header("cookie", cookie.clone());
+        async move {
+            let items: Value = request.send().await.unwrap().json().await.unwrap();
+            items.as_array().map_or(0, Vec::len)
+        }
+    };
+    eventually(30, "both locations to load", || async {
+        (components_seen(&b).await == 14).then_some(())
+    })
+    .await;
+
+    // A policy published through a (owners read only their own) is in
+    // force on b: bob then sees team-1's two components.
+    let policy = json!({"roles": [{
+        "name": "role:default/owners",
+        "description": "",
+        "members": ["*"],
+        "rules": [{"permission": "catalog.entity.read", "action": null, "effect": "allow",
+                   "conditions": {"rule": "IS_ENTITY_OWNER", "resourceType": "catalog-entity",
+                                  "params": {"claims": ["$ownerRefs"]}}}]
+    }]});
+    let response = client
+        .put(a.url("/api/admin/policy/draft"))
+        .bearer_auth(admin)
+        .json(&policy)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    let current: Value = client
+        .get(a.url("/api/admin/policy"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = current["draft"]["version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{current}"));
+    let response = client
+        .post(a.url("/api/admin/policy/publish"))
+        .bearer_auth(admin)
+        .json(&json!({"version": version}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    eventually(
+        20,
+        "the policy published through a to be in force on b",
+        || async { (components_seen(&b).await == 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(components_seen(&a).await, 2);
+}

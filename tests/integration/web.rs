@@ -4,6 +4,7 @@
 //! `web/views.rs`.
 
 mod browser;
+mod signin_browser;
 mod views;
 
 use std::path::PathBuf;
@@ -412,7 +413,7 @@ async fn admin_pages_need_the_token_and_install_by_upload() {
         .unwrap()
         .to_owned();
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
     assert!(

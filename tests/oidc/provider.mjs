@@ -12,12 +12,19 @@
 // Prints one line `{"issuer":"http://127.0.0.1:<port>"}` once listening, and
 // exits when stdin closes, so a test that dies never leaves it behind.
 //
-// Login is non-interactive: GET /interaction/:uid signs in the account named by
-// the authorization request's `login_hint` (its sub, preferred_username or
-// email), then grants what the client asked for, answering with redirects only
-// (a browser and a plain HTTP client follow the same path). No login_hint, or an
-// unknown one: 400. With a provider session already open, a login_hint naming
-// another account signs that one in; none, or the same one, reuses the session.
+// Login with a hint is non-interactive: GET /interaction/:uid signs in the
+// account named by the authorization request's `login_hint` (its sub,
+// preferred_username or email), then grants what the client asked for,
+// answering with redirects only (a browser and a plain HTTP client follow the
+// same path). An unknown login_hint: 400. With a provider session already open,
+// a login_hint naming another account signs that one in; none, or the same one,
+// reuses the session.
+//
+// Without a login_hint (a person in a browser), GET /interaction/:uid answers a
+// minimal login page: a form with one text field `login` posting to
+// POST /interaction/:uid/login, which signs in the account it names (same
+// matching as the hint; unknown or missing: 400) and then grants consent like
+// the hint path.
 //
 // TEST-ONLY routes (this file is never shipped):
 //   POST /test/id-token            {"claims": {..}, "key": "provider"|"foreign"|"none"}
@@ -239,27 +246,53 @@ provider.on('server_error', (ctx, err) => {
   process.stderr.write(`provider.mjs: server_error on ${ctx.method} ${ctx.path}: ${err.stack ?? err}\n`);
 });
 
-// GET /interaction/:uid: login by login_hint, then consent to what was asked.
+// Signs `account` in for the interaction `details` (answering with the
+// redirect back to the authorization endpoint).
+async function finishLogin(req, res, details, account) {
+  const { session } = details;
+  if (session?.accountId && session.accountId !== account.sub) {
+    // Switching users: end the old session here (the library would
+    // otherwise ask the browser to confirm a logout with a form), and
+    // detach this interaction from it.
+    await (await provider.Session.findByUid(session.uid))?.destroy();
+    details.session = undefined;
+    await details.save(details.exp - Math.floor(Date.now() / 1000));
+  }
+  await provider.interactionFinished(req, res, { login: { accountId: account.sub } }, { mergeWithLastSubmission: false });
+}
+
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// The login page for a browser: one field, the account's login.
+function loginPage(res, uid) {
+  const action = `/interaction/${encodeURIComponent(uid)}/login`;
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in · test OpenID provider</title></head>
+<body><h1>Test OpenID provider</h1>
+<form method="post" action="${escapeHtml(action)}">
+<label for="login">Login</label> <input id="login" name="login" type="text" autocomplete="username" autofocus>
+<button id="submit" type="submit">Sign in</button>
+</form></body></html>
+`);
+}
+
+// GET /interaction/:uid: login by login_hint (or the login page without
+// one), then consent to what was asked.
 async function interaction(req, res) {
   const details = await provider.interactionDetails(req, res);
   const { prompt, params, session, grantId } = details;
   if (prompt.name === 'login') {
-    const account = accountByLogin(params.login_hint);
-    if (!account) {
-      send(res, 400, params.login_hint
-        ? `unknown login_hint ${JSON.stringify(params.login_hint)}`
-        : 'the authorization request has no login_hint naming the account to sign in');
+    if (!params.login_hint) {
+      loginPage(res, details.uid);
       return;
     }
-    if (session?.accountId && session.accountId !== account.sub) {
-      // Switching users: end the old session here (the library would
-      // otherwise ask the browser to confirm a logout with a form), and
-      // detach this interaction from it.
-      await (await provider.Session.findByUid(session.uid))?.destroy();
-      details.session = undefined;
-      await details.save(details.exp - Math.floor(Date.now() / 1000));
+    const account = accountByLogin(params.login_hint);
+    if (!account) {
+      send(res, 400, `unknown login_hint ${JSON.stringify(params.login_hint)}`);
+      return;
     }
-    await provider.interactionFinished(req, res, { login: { accountId: account.sub } }, { mergeWithLastSubmission: false });
+    await finishLogin(req, res, details, account);
     return;
   }
   if (prompt.name === 'consent') {
@@ -280,12 +313,31 @@ async function interaction(req, res) {
   send(res, 501, `prompt ${prompt.name} is not handled by the test provider`);
 }
 
+// POST /interaction/:uid/login (the login page's form): sign in the account
+// the `login` field names.
+async function loginSubmitted(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.prompt.name !== 'login') {
+    send(res, 400, `the interaction asks for ${details.prompt.name}, not a login`);
+    return;
+  }
+  const login = new URLSearchParams(await readBody(req)).get('login') ?? '';
+  const account = accountByLogin(login);
+  if (!account) {
+    send(res, 400, login ? `unknown login ${JSON.stringify(login)}` : 'the form has no login');
+    return;
+  }
+  await finishLogin(req, res, details, account);
+}
+
 const callback = provider.callback();
 server.on('request', async (req, res) => {
   const url = new URL(req.url, issuer);
   try {
     if (req.method === 'GET' && /^\/interaction\/[^/]+$/.test(url.pathname)) {
       await interaction(req, res);
+    } else if (req.method === 'POST' && /^\/interaction\/[^/]+\/login$/.test(url.pathname)) {
+      await loginSubmitted(req, res);
     } else if (req.method === 'POST' && url.pathname === '/test/id-token') {
       const { key, claims } = parseSpec(await readBody(req));
       const now = Math.floor(Date.now() / 1000);

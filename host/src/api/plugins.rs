@@ -93,6 +93,18 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
         .decode_utf8_lossy()
         .into_owned();
     let path = path::normalise(raw_path).map_err(|e| ApiError::input(e.to_string()))?;
+    // The permissions the plugin declares for this route, before its body
+    // is read.
+    let identity = parts
+        .extensions
+        .get::<crate::identity::Identity>()
+        .cloned()
+        .unwrap_or_else(crate::identity::Identity::anonymous);
+    for permission in shared.host.permissions_guarding(&id, &path) {
+        if !shared.access.allows(&identity, &permission) {
+            return Err(crate::api::auth::refuse(&identity, &permission));
+        }
+    }
     let body = to_bytes(body, shared.max_request_body).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -108,11 +120,6 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let identity = parts
-        .extensions
-        .get::<crate::identity::Identity>()
-        .cloned()
-        .unwrap_or_else(crate::identity::Identity::anonymous);
     // The person is named to the plugin (never their credentials): a
     // signed-in user's ref, else what a trusted proxy says.
     let user = identity

@@ -254,6 +254,18 @@ fn inspect(
             "requests:     {}",
             describe_capabilities(&manifest.capabilities)
         );
+        for p in &manifest.permissions {
+            println!(
+                "permission:   {} ({}){}",
+                p.name,
+                p.action,
+                if p.paths.is_empty() {
+                    String::new()
+                } else {
+                    format!(", guards {}", p.paths.join(", "))
+                }
+            );
+        }
         println!("sha256:       {sha256}");
         println!("size:         {} bytes", bytes.len());
         println!("signature:    {signature}");

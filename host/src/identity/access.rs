@@ -68,6 +68,10 @@ impl Scope {
 /// The decisions.
 pub struct Access {
     permissions: ArcSwap<Permissions>,
+    /// Where plugins declare permissions, and the live-plugin token the
+    /// catalogue was last built for.
+    plugins: std::sync::OnceLock<crate::plugins::PluginHost>,
+    plugins_seen: std::sync::atomic::AtomicUsize,
     policy: ArcSwap<Loaded>,
     anonymous: Anonymous,
     store: Option<Arc<dyn PolicyStore>>,
@@ -101,6 +105,8 @@ impl Access {
         }
         let access = Arc::new(Self {
             permissions: ArcSwap::from_pointee(Permissions::builtin()),
+            plugins: std::sync::OnceLock::new(),
+            plugins_seen: std::sync::atomic::AtomicUsize::new(0),
             policy: ArcSwap::from_pointee(Loaded {
                 version: 0,
                 policy: default,
@@ -116,6 +122,8 @@ impl Access {
     pub fn fixed(policy: Policy, anonymous: Anonymous) -> Self {
         Self {
             permissions: ArcSwap::from_pointee(Permissions::builtin()),
+            plugins: std::sync::OnceLock::new(),
+            plugins_seen: std::sync::atomic::AtomicUsize::new(0),
             policy: ArcSwap::from_pointee(Loaded { version: 0, policy }),
             anonymous,
             store: None,
@@ -132,9 +140,31 @@ impl Access {
         self.policy.load().policy.clone()
     }
 
-    /// The permission catalogue.
+    /// The permission catalogue: the built-in permissions and those the
+    /// live plugins declare (rebuilt when the live plugins change).
     pub fn permissions(&self) -> Arc<Permissions> {
+        if let Some(plugins) = self.plugins.get() {
+            use std::sync::atomic::Ordering;
+            if self.plugins_seen.load(Ordering::Acquire) != plugins.live_token() {
+                let (token, declared) = plugins.declared_permissions();
+                let mut catalogue = Permissions::builtin();
+                for (plugin, d) in &declared {
+                    let action = Action::parse(&d.action).unwrap_or(Action::Use);
+                    if let Err(e) = catalogue.with_plugin(plugin, &d.name, action) {
+                        tracing::warn!(plugin, permission = %d.name, "access: a declared permission is refused: {e}");
+                    }
+                }
+                self.permissions.store(Arc::new(catalogue));
+                self.plugins_seen.store(token, Ordering::Release);
+            }
+        }
         self.permissions.load_full()
+    }
+
+    /// Reads the permissions plugins declare from `plugins` (once, at
+    /// start-up).
+    pub fn attach_plugins(&self, plugins: crate::plugins::PluginHost) {
+        let _ = self.plugins.set(plugins);
     }
 
     /// Reads the published policy and swaps it in if it changed.
@@ -182,7 +212,7 @@ impl Access {
 
     /// The decision for `who` on `permission`.
     pub fn decide(&self, who: &Identity, permission: &str) -> Decision {
-        let permissions = self.permissions.load();
+        let permissions = self.permissions();
         let loaded = self.policy.load();
         match &who.principal {
             Principal::Admin => Decision::Allow,

@@ -51,6 +51,31 @@ pub struct Manifest {
     /// Run the plugin's scheduled task every this many seconds (API 0.3+).
     #[serde(default)]
     pub tick_secs: Option<u64>,
+    /// Permissions the plugin declares, each guarding some of its routes:
+    /// `[[permissions]] name = "<id>.export" action = "read" paths = ["/export.csv"]`.
+    /// Administrators grant them in the policy like the catalog's; the host
+    /// checks them before a guarded route reaches the plugin.
+    #[serde(default)]
+    pub permissions: Vec<DeclaredPermission>,
+}
+
+/// Most permissions one plugin declares.
+pub const MAX_DECLARED_PERMISSIONS: usize = 64;
+
+/// A permission a plugin declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredPermission {
+    /// `<plugin id>.<name>`: lower-case letters, digits, `.` and `-`.
+    pub name: String,
+    /// `create`, `read`, `update`, `delete` or `use`.
+    pub action: String,
+    /// Paths (below the plugin's mount point) it guards, matched on whole
+    /// segments like entitlements' (`/export` guards `/export` and
+    /// `/export/x`). Empty: it guards no route (the plugin may still be
+    /// told whether a person holds it, in a later API version).
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// Where a view slot is: see `ui.slot` in the WIT.
@@ -243,6 +268,43 @@ impl Manifest {
             return Err(ManifestError::Invalid(
                 "\"tick_secs\" must be at least 1".into(),
             ));
+        }
+        if self.permissions.len() > MAX_DECLARED_PERMISSIONS {
+            return Err(ManifestError::Invalid(format!(
+                "\"permissions\": {} declared, at most {MAX_DECLARED_PERMISSIONS}",
+                self.permissions.len()
+            )));
+        }
+        for p in &self.permissions {
+            let prefix = format!("{}.", self.id);
+            let named = p.name.len() <= 128
+                && p.name.starts_with(&prefix)
+                && p.name.len() > prefix.len()
+                && p.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+            if !named {
+                return Err(ManifestError::Invalid(format!(
+                    "permissions: {:?} must be \"{prefix}<name>\" (lower-case letters, digits, '.', '-'; at most 128)",
+                    p.name
+                )));
+            }
+            if crate::permissions::Action::parse(&p.action).is_none() {
+                return Err(ManifestError::Invalid(format!(
+                    "permissions: {}: action {:?} is not create, read, update, delete or use",
+                    p.name, p.action
+                )));
+            }
+            if p.paths.len() > 64
+                || p.paths
+                    .iter()
+                    .any(|path| !path.starts_with('/') || path.len() > 512)
+            {
+                return Err(ManifestError::Invalid(format!(
+                    "permissions: {}: paths must start with '/' (at most 64, 512 bytes each)",
+                    p.name
+                )));
+            }
         }
         for guest in self.capabilities.files.keys() {
             if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {

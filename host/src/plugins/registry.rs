@@ -813,6 +813,52 @@ impl PluginHost {
         out
     }
 
+    /// The permissions plugin `id` declares for `path` (normalised): every
+    /// one must be allowed before the call reaches the plugin.
+    pub fn permissions_guarding(&self, id: &str, path: &str) -> Vec<String> {
+        let live = self.inner.live.load();
+        live.get(id)
+            .map(|plugin| {
+                plugin
+                    .loaded
+                    .manifest
+                    .permissions
+                    .iter()
+                    .filter(|p| p.paths.iter().any(|gate| gate_covers(gate, path)))
+                    .map(|p| p.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A token that changes whenever the set of live plugins does (a
+    /// pointer comparison, for the request path).
+    pub fn live_token(&self) -> usize {
+        Arc::as_ptr(&self.inner.live.load()) as usize
+    }
+
+    /// Every permission the live plugins declare, by plugin id, and a token
+    /// that changes whenever the set of live plugins does (to rebuild what
+    /// is derived from it only then).
+    pub fn declared_permissions(
+        &self,
+    ) -> (usize, Vec<(String, super::manifest::DeclaredPermission)>) {
+        let live = self.inner.live.load_full();
+        let token = Arc::as_ptr(&live) as usize;
+        let mut out: Vec<_> = live
+            .values()
+            .flat_map(|p| {
+                p.loaded
+                    .manifest
+                    .permissions
+                    .iter()
+                    .map(|d| (p.loaded.manifest.id.clone(), d.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        (token, out)
+    }
+
     /// Whether plugin `id`'s licence admits a call at `path` (normalised):
     /// views are gated like routes.
     pub fn admits(&self, id: &str, path: &str) -> Result<(), CallError> {

@@ -59,8 +59,8 @@ fn ensure_chromium() {
 }
 
 /// A chromedriver process and a browser session, closed on drop.
-struct Browser {
-    client: Client,
+pub(super) struct Browser {
+    pub(super) client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -107,7 +107,7 @@ fn kill_processes_mentioning(needle: &str) {
     }
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -116,7 +116,7 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(super) async fn start() -> Self {
         ensure_chromium();
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
@@ -175,7 +175,7 @@ impl Browser {
         panic!("cannot open a Chromium session through chromedriver: {last_error}");
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(super) async fn text(&self, css: &str) -> String {
         // Pages behind a form post (an upload compiles a plugin) can take a
         // moment under load: wait for the element rather than fail at once.
         self.client
@@ -189,7 +189,7 @@ impl Browser {
             .unwrap()
     }
 
-    async fn body(&self) -> String {
+    pub(super) async fn body(&self) -> String {
         self.text("body").await
     }
 
@@ -198,7 +198,7 @@ impl Browser {
     /// can return before the browser starts to navigate; reading right after
     /// it would find the old page's elements, which go stale while they are
     /// read or show the old content.
-    async fn navigating(&self, action: impl std::future::Future<Output = ()>) {
+    pub(super) async fn navigating(&self, action: impl std::future::Future<Output = ()>) {
         let old = self.client.find(Locator::Css("html")).await.unwrap();
         action.await;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -221,14 +221,14 @@ impl Browser {
     }
 
     /// Clicks the element and waits for the page it leads to.
-    async fn follow(&self, element: Element) {
+    pub(super) async fn follow(&self, element: Element) {
         self.navigating(async { element.click().await.unwrap() })
             .await;
     }
 
     /// Clicks the first element `locator` finds and waits for the page it
     /// leads to.
-    async fn follow_first(&self, locator: Locator<'_>) {
+    pub(super) async fn follow_first(&self, locator: Locator<'_>) {
         let element = self
             .client
             .find(locator)
@@ -239,7 +239,7 @@ impl Browser {
 
     /// Types `text` and Enter into the field, which submits its form, and
     /// waits for the answer page.
-    async fn submit_typing(&self, css: &str, text: &str) {
+    pub(super) async fn submit_typing(&self, css: &str, text: &str) {
         let field = self.client.find(Locator::Css(css)).await.unwrap();
         self.navigating(async {
             field
@@ -251,14 +251,14 @@ impl Browser {
     }
 
     /// Saves a full-window screenshot as `<name>.png`.
-    async fn screenshot(&self, name: &str) {
+    pub(super) async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
         let dir = artifacts();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    async fn close(self) {
+    pub(super) async fn close(self) {
         let _ = self.client.clone().close().await;
     }
 }
