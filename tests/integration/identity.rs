@@ -15,56 +15,10 @@ use callboard::{
 use callboard_catalog::{LocationConfig, LocationKind};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, eventually};
-
-/// A company: team-a (alice, with parent group eng) and team-b (bob);
-/// components owned by each team and one by eng.
-const ORG: &str = "\
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: eng}
-spec: {type: department, children: [team-a, team-b]}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-a}
-spec: {type: team, parent: eng, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-b}
-spec: {type: team, parent: eng, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [team-a]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [team-b]}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: a-one, tags: [java]}
-spec: {type: service, lifecycle: production, owner: team-a}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: a-two, tags: [go]}
-spec: {type: website, lifecycle: production, owner: team-a}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: b-one, tags: [java]}
-spec: {type: service, lifecycle: production, owner: team-b}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: eng-tool, tags: [rust]}
-spec: {type: service, lifecycle: experimental, owner: eng}
-";
+use crate::{
+    people::{Auth, ORG, no_redirects},
+    support::{TestServer, eventually},
+};
 
 /// A server over `dir` whose catalog is [`ORG`]; sign-in required, guest
 /// sign-in as `guest` (a user ref).
@@ -102,31 +56,9 @@ fn admin_token(server: &TestServer) -> String {
         .to_owned()
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// How a request names its caller.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    None,
-    Cookie(&'a str),
-    Bearer(&'a str),
-}
-
-fn with(request: reqwest::RequestBuilder, auth: Auth<'_>) -> reqwest::RequestBuilder {
-    match auth {
-        Auth::None => request,
-        Auth::Cookie(c) => request.header("cookie", c),
-        Auth::Bearer(t) => request.bearer_auth(t),
-    }
-}
-
 async fn get(server: &TestServer, path: &str, auth: Auth<'_>) -> (u16, Value) {
-    let response = with(no_redirects().get(server.url(path)), auth)
+    let response = auth
+        .apply(no_redirects().get(server.url(path)))
         .send()
         .await
         .unwrap();
@@ -145,7 +77,8 @@ async fn send(
     auth: Auth<'_>,
     body: Value,
 ) -> (u16, Value) {
-    let response = with(no_redirects().request(method, server.url(path)), auth)
+    let response = auth
+        .apply(no_redirects().request(method, server.url(path)))
         .json(&body)
         .send()
         .await

@@ -11,6 +11,7 @@ mod identity;
 mod insights;
 mod install;
 mod oidc;
+mod people;
 mod plugin_api;
 mod plugins;
 mod policy;

@@ -16,56 +16,10 @@ use callboard::{
 use callboard_catalog::{LocationConfig, LocationKind};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, backstage_error, eventually};
-
-/// team-a (alice, with parent group eng) and team-b (bob); components owned
-/// by each team and one by eng.
-const ORG: &str = "\
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: eng}
-spec: {type: department, children: [team-a, team-b]}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-a}
-spec: {type: team, parent: eng, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-b}
-spec: {type: team, parent: eng, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [team-a]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [team-b]}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: a-one}
-spec: {type: service, lifecycle: production, owner: team-a}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: a-two}
-spec: {type: website, lifecycle: production, owner: team-a}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: b-one}
-spec: {type: service, lifecycle: production, owner: team-b}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: eng-tool}
-spec: {type: service, lifecycle: experimental, owner: eng}
-";
+use crate::{
+    people::{Auth, ORG, no_redirects},
+    support::{TestServer, backstage_error, eventually},
+};
 
 /// Everyone reads what they own (through their groups), reads locations
 /// and the policy; bob's role is added by [`BOB_ADMIN`].
@@ -133,21 +87,6 @@ async fn session_of(server: &TestServer, user: &str) -> String {
     format!("callboard_session={}", session.id)
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// How a request names its caller.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    None,
-    Cookie(&'a str),
-    Bearer(&'a str),
-}
-
 /// A request's body.
 enum Body {
     Json(Value),
@@ -162,12 +101,7 @@ async fn call(
     body: Option<Body>,
 ) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = no_redirects().request(method, server.url(path));
-    request = match auth {
-        Auth::None => request,
-        Auth::Cookie(c) => request.header("cookie", c),
-        Auth::Bearer(t) => request.bearer_auth(t),
-    };
+    let mut request = auth.apply(no_redirects().request(method, server.url(path)));
     request = match body {
         None => request,
         Some(Body::Json(v)) => request.json(&v),

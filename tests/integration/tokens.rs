@@ -8,7 +8,10 @@ use std::path::Path;
 use callboard::identity::{Identity, config::Anonymous};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, admin_token, backstage_error};
+use crate::{
+    people::{Auth, no_redirects},
+    support::{TestServer, admin_token, backstage_error},
+};
 
 /// A server over `data` where anonymous callers get nothing, and guest
 /// sign-in makes `user:default/someone` (no role beyond everyone's).
@@ -20,21 +23,6 @@ async fn start(data: &Path) -> TestServer {
     TestServer::start(config).await
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// How a request names its caller.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    None,
-    Bearer(&'a str),
-    Cookie(&'a str),
-}
-
 async fn call(
     server: &TestServer,
     method: reqwest::Method,
@@ -42,12 +30,7 @@ async fn call(
     auth: Auth<'_>,
     body: Option<Value>,
 ) -> (u16, String) {
-    let mut request = no_redirects().request(method, server.url(path));
-    request = match auth {
-        Auth::None => request,
-        Auth::Bearer(t) => request.bearer_auth(t),
-        Auth::Cookie(c) => request.header("cookie", c),
-    };
+    let mut request = auth.apply(no_redirects().request(method, server.url(path)));
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -11,60 +11,10 @@ use callboard_catalog::{LocationConfig, LocationKind};
 use fantoccini::Locator;
 
 use super::browser::{Browser, free_port};
-use crate::oidc::{Account, Provider};
-
-/// A company: team-a (alice, with parent group eng) and team-b (bob);
-/// components owned by each team and one by eng. A copy of
-/// `identity.rs`'s fixture.
-const ORG: &str = "\
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: eng}
-spec: {type: department, children: [team-a, team-b]}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-a}
-spec: {type: team, parent: eng, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-b}
-spec: {type: team, parent: eng, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [team-a]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [team-b]}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: a-one, tags: [java]}
-spec: {type: service, lifecycle: production, owner: team-a}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: a-two, tags: [go]}
-spec: {type: website, lifecycle: production, owner: team-a}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: b-one, tags: [java]}
-spec: {type: service, lifecycle: production, owner: team-b}
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata: {name: eng-tool, tags: [rust]}
-spec: {type: service, lifecycle: experimental, owner: eng}
-";
-
-/// Entities in [`ORG`].
-const ORG_ENTITIES: u64 = 9;
+use crate::{
+    oidc::{Account, Provider},
+    people::{ORG, ORG_ENTITIES},
+};
 
 /// The sign-in page's button that starts the OpenID Connect round trip.
 const SSO_BUTTON: &str = "a.button[href^='/auth/oidc/start']";
