@@ -306,3 +306,65 @@ impl Access {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permissions::{Criteria, Effect, Role, Rule};
+
+    fn owners_only() -> Policy {
+        Policy {
+            roles: vec![Role {
+                name: "role:default/owners".into(),
+                description: String::new(),
+                members: vec!["*".into()],
+                rules: vec![Rule {
+                    permission: crate::permissions::CATALOG_ENTITY_READ.into(),
+                    action: None,
+                    effect: Effect::Allow,
+                    conditions: Some(Criteria::Rule {
+                        rule: "IS_ENTITY_OWNER".into(),
+                        resource_type: "catalog-entity".into(),
+                        params: serde_json::json!({"claims": ["$ownerRefs"]}),
+                    }),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_plugins_service_principal_reads_what_the_policy_grants_it() {
+        use crate::plugins::CatalogReader;
+        let open = Access::fixed(Policy::default_policy(&[]), Anonymous::None);
+        assert!(matches!(open.service_reader("cost"), CatalogReader::All));
+        // Owners read their own: a plugin owns nothing, so reads nothing.
+        let owners = Access::fixed(owners_only(), Anonymous::None);
+        match owners.service_reader("cost") {
+            CatalogReader::Only(p) => assert_eq!(*p, Predicate::Any(Vec::new())),
+            CatalogReader::All => panic!("a plugin reads everything under owners-only"),
+        }
+    }
+
+    #[test]
+    fn anonymous_callers_only_ever_read() {
+        let access = Access::fixed(Policy::default_policy(&[]), Anonymous::Read);
+        let nobody = Identity::anonymous();
+        assert_eq!(
+            access.decide(&nobody, crate::permissions::CATALOG_ENTITY_READ),
+            Decision::Allow
+        );
+        for never in [
+            crate::permissions::CATALOG_LOCATION_ANALYZE,
+            crate::permissions::CATALOG_ENTITY_REFRESH,
+            crate::permissions::CATALOG_LOCATION_CREATE,
+            crate::permissions::CALLBOARD_POLICY_READ,
+        ] {
+            assert_eq!(access.decide(&nobody, never), Decision::Deny, "{never}");
+        }
+        let closed = Access::fixed(Policy::default_policy(&[]), Anonymous::None);
+        assert_eq!(
+            closed.decide(&nobody, crate::permissions::CATALOG_ENTITY_READ),
+            Decision::Deny
+        );
+    }
+}
