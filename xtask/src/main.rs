@@ -40,10 +40,11 @@ enum Task {
     /// server time), `swap` (plugin hot update), `events` (event delivery
     /// and the latency publishing adds), `peer` (Callboard beside Backstage's
     /// own catalog backend, installed from the npm registry; needs node, npm
-    /// and wrk).
+    /// and wrk), `permissions` (catalog reads by a user restricted to what
+    /// their groups own beside an administrator's).
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer"])]
+        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer", "permissions"])]
         name: String,
         /// Extra arguments for the benchmark.
         #[arg(last = true)]
