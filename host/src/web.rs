@@ -358,16 +358,11 @@ impl Web {
     /// Whether this request's identity may read `r` (asked of the store
     /// with the scope's predicate; async, for handlers).
     pub(crate) async fn may_read(&self, r: &EntityRef) -> Result<bool, CatalogError> {
-        match &self.scope {
-            None => Ok(true),
-            Some(scope) => Ok(self
-                .app
-                .catalog
-                .get_by_refs(&[r.to_string()], Some(scope))
-                .await?
-                .first()
-                .is_some_and(Option::is_some)),
-        }
+        let scope = match &self.scope {
+            None => Scope::All,
+            Some(p) => Scope::Where((**p).clone()),
+        };
+        scope.reaches(&self.app.catalog, &r.to_string()).await
     }
 
     /// Facet counts over what this request's identity may read. Over the

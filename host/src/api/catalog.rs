@@ -112,20 +112,13 @@ async fn readable(
 /// Whether `entity` is within `scope`: asked of the store, with the same
 /// predicate a list would use.
 async fn may(catalog: &Catalog, scope: &Scope, entity: &Value) -> Result<bool, ApiError> {
-    match scope {
-        Scope::All => Ok(true),
-        Scope::Nothing => Ok(false),
-        Scope::Where(predicate) => {
-            let Some(r) = entity_ref_of(entity) else {
-                return Ok(false);
-            };
-            let found = catalog
-                .get_by_refs(&[r], Some(predicate))
-                .await
-                .map_err(api_error)?;
-            Ok(found.first().is_some_and(Option::is_some))
-        }
+    if *scope == Scope::All {
+        return Ok(true);
     }
+    let Some(r) = entity_ref_of(entity) else {
+        return Ok(false);
+    };
+    scope.reaches(catalog, &r).await.map_err(api_error)
 }
 
 fn entity_ref_of(entity: &Value) -> Option<String> {

@@ -52,6 +52,24 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Whether entity `r` (a ref string) is within this scope: asked of the
+    /// store with the same predicate a list would use.
+    pub async fn reaches(
+        &self,
+        catalog: &callboard_catalog::Catalog,
+        r: &str,
+    ) -> Result<bool, callboard_catalog::CatalogError> {
+        match self {
+            Scope::All => Ok(true),
+            Scope::Nothing => Ok(false),
+            Scope::Where(p) => Ok(catalog
+                .get_by_refs(&[r.to_owned()], Some(p))
+                .await?
+                .first()
+                .is_some_and(Option::is_some)),
+        }
+    }
+
     /// `predicate` narrowed to this scope (`None` when nothing may be seen).
     pub fn narrow(&self, predicate: Option<Predicate>) -> Option<Option<Predicate>> {
         match self {

@@ -130,18 +130,13 @@ async fn checked(
         Ok(_) => return Err(refused(StatusCode::NOT_FOUND, "No such entity.")),
         Err(e) => return Err(WebError::from(e).into_response()),
     };
-    let allowed = match web.app.access.scope(&web.identity, permission) {
-        Scope::All => true,
-        Scope::Nothing => false,
-        Scope::Where(p) => web
-            .app
-            .catalog
-            .get_by_refs(&[r.to_string()], Some(&p))
-            .await
-            .map_err(|e| WebError::from(e).into_response())?
-            .first()
-            .is_some_and(Option::is_some),
-    };
+    let allowed = web
+        .app
+        .access
+        .scope(&web.identity, permission)
+        .reaches(&web.app.catalog, &r.to_string())
+        .await
+        .map_err(|e| WebError::from(e).into_response())?;
     if !allowed {
         return Err(refused(
             StatusCode::FORBIDDEN,
