@@ -162,7 +162,7 @@ impl Reads {
         match (&self.scope, predicate) {
             (None, p) => p.cloned(),
             (Some(scope), None) => Some((**scope).clone()),
-            (Some(scope), Some(p)) => Some(Predicate::All(vec![p.clone(), (**scope).clone()])),
+            (Some(scope), Some(p)) => Some(p.clone().and((**scope).clone())),
         }
     }
 
@@ -267,6 +267,14 @@ pub(crate) struct RecentChange {
 /// Facet values over the whole catalog, for the filter controls and the
 /// counts on the home page.
 pub(crate) type Facets = BTreeMap<String, Vec<FacetCount>>;
+
+/// How many entities facet counts cover (every entity has one kind).
+pub(crate) fn facets_total(facets: &Facets) -> u64 {
+    facets
+        .get("kind")
+        .map(|k| k.iter().map(|f| f.count).sum())
+        .unwrap_or(0)
+}
 
 /// Facets the filter bar offers.
 pub(crate) const FACET_FIELDS: &[&str] = &[
@@ -375,6 +383,31 @@ impl Web {
             let fields: Vec<String> = FACET_FIELDS.iter().map(|f| (*f).to_owned()).collect();
             return Ok(Arc::new(self.catalog().facets(&fields)?));
         }
+        self.catalog_facets()
+    }
+
+    /// The share of the whole catalog this request's identity may read: 1
+    /// unless its scope is narrowed, else its facets' total over the whole
+    /// catalog's (cached) total. The catalog page plans its reads with it;
+    /// it is never shown (it says how many entities exist, not which).
+    pub(crate) fn scope_share(&self, scoped: &Facets) -> Result<f64, CatalogError> {
+        if self.scope.is_none() {
+            return Ok(1.0);
+        }
+        let all = facets_total(&*self.catalog_facets()?);
+        Ok((facets_total(scoped) as f64 / all.max(1) as f64).min(1.0))
+    }
+
+    /// Facet counts over the whole catalog, cached (see [`Web::facets`]).
+    fn catalog_facets(&self) -> Result<Arc<Facets>, CatalogError> {
+        let whole = Web {
+            scope: None,
+            ..self.clone()
+        };
+        whole.cached_facets()
+    }
+
+    fn cached_facets(&self) -> Result<Arc<Facets>, CatalogError> {
         let generation = self.live.generation();
         let cached = self
             .live

@@ -592,7 +592,7 @@ fn predicate_of(filter: &[String], query: Option<&Value>) -> Result<Option<Predi
     Ok(match (from_filter, from_query) {
         (Some(a), Some(b)) => {
             // Each is within the bounds; together they must be too.
-            let both = Predicate::All(vec![a, b]);
+            let both = a.and(b);
             both.check_bounds("filter and query")
                 .map_err(|e| api_error(e.into()))?;
             Some(both)

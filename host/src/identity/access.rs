@@ -77,7 +77,7 @@ impl Scope {
             Scope::Nothing => None,
             Scope::Where(scope) => Some(Some(match predicate {
                 None => scope.clone(),
-                Some(p) => Predicate::All(vec![p, scope.clone()]),
+                Some(p) => p.and(scope.clone()),
             })),
         }
     }

@@ -67,9 +67,7 @@ impl CatalogReader {
         match (self, predicate) {
             (Self::All, p) => p,
             (Self::Only(only), None) => Some((**only).clone()),
-            (Self::Only(only), Some(p)) => {
-                Some(callboard_catalog::Predicate::All(vec![p, (**only).clone()]))
-            }
+            (Self::Only(only), Some(p)) => Some(p.and((**only).clone())),
         }
     }
 }

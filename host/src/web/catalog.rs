@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Facets, Scoped, Web, WebError, catalog_href, entity_href, kind_label,
+    Facets, Scoped, Web, WebError, catalog_href, entity_href, facets_total, kind_label,
     layout::{Nav, kind_badge, lifecycle_badge, page},
     ref_of, render, short_ref, text,
 };
@@ -79,13 +79,11 @@ impl Params {
         )
     }
 
-    /// What to ask the catalog for, given facet counts over the whole
-    /// catalog (see [`Plan`]).
-    fn plan(&self, facets: &Facets, limit: usize, by_name: bool) -> Plan {
-        let total: u64 = facets
-            .get("kind")
-            .map(|k| k.iter().map(|f| f.count).sum())
-            .unwrap_or(0);
+    /// What to ask the catalog for, given facet counts over what the
+    /// reader may read and the share of the whole catalog that is (see
+    /// [`Plan`] and [`Web::scope_share`]).
+    fn plan(&self, facets: &Facets, share: f64, limit: usize, by_name: bool) -> Plan {
+        let total = facets_total(facets);
         let count_of = |field: &str, value: &str| -> u64 {
             facets
                 .get(field)
@@ -126,12 +124,16 @@ impl Params {
         // (kind=component is most of a catalog) it reads and sorts every
         // match for one page. Then it is far cheaper to walk the sort index
         // and test each row, which finds a page of matches in a few hundred
-        // rows: so wrap the conditions (nested, they do not drive).
+        // rows: so wrap the conditions (nested, they do not drive). The
+        // walk goes through the whole catalog, so a reader restricted to a
+        // small share of it (what their groups own) walks far more rows:
+        // then their scope's condition drives instead.
         let smallest = filters.iter().map(|(_, n)| *n).min().unwrap_or(total);
-        let fraction: f64 = filters
-            .iter()
-            .map(|(_, n)| *n as f64 / total.max(1) as f64)
-            .product();
+        let fraction: f64 = share
+            * filters
+                .iter()
+                .map(|(_, n)| *n as f64 / total.max(1) as f64)
+                .product::<f64>();
         let rows_walked = limit as f64 / fraction.max(1e-9);
         let walk = indexed_sort && smallest > DRIVE_BELOW && rows_walked < WALK_AT_MOST;
         let plain: Vec<Predicate> = filters.into_iter().map(|(p, _)| p).collect();
@@ -291,7 +293,8 @@ fn catalog_page(web: &Web, params: &Params, found: &AtomicU64) -> Result<Markup,
     };
     let catalog = web.catalog();
     let facets = web.facets()?;
-    let mut plan = params.plan(&facets, limit, false);
+    let share = web.scope_share(&facets)?;
+    let mut plan = params.plan(&facets, share, limit, false);
     let mut sort_note = None;
     if !plan.indexed_sort {
         // Counts are remembered by the catalog until it changes.
@@ -307,7 +310,7 @@ fn catalog_page(web: &Web, params: &Params, found: &AtomicU64) -> Result<Markup,
             ));
             plan = Plan {
                 exact: Some(total),
-                ..params.plan(&facets, limit, true)
+                ..params.plan(&facets, share, limit, true)
             };
         }
     }

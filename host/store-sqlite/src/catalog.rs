@@ -81,6 +81,7 @@ CREATE INDEX IF NOT EXISTS relations_source ON relations (source, type, target, 
 "
     ),
     SOURCES_V2,
+    RELATIONS_TARGET_V3,
 ];
 
 /// Content hashes of the files and URLs a location read cleanly, and the
@@ -95,11 +96,20 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE INDEX IF NOT EXISTS entities_source ON entities (location_key);
 ";
 
+/// Relations by type and target, with their source: drives a query by a
+/// relation condition such as the owner scope of a restricted reader
+/// (`relations.ownedby IN (<their ownership refs>)`), which otherwise is
+/// probed once per entity a page walks.
+const RELATIONS_TARGET_V3: &str = "
+CREATE INDEX IF NOT EXISTS relations_target ON relations (type, target, source);
+";
+
 /// Secondary indexes of `search`, `relations` and `entities`, rebuilt
 /// after bulk loads.
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS search_kv ON search (key, value);
 CREATE INDEX IF NOT EXISTS relations_source ON relations (source, type, target, target_display);
+CREATE INDEX IF NOT EXISTS relations_target ON relations (type, target, source);
 CREATE INDEX IF NOT EXISTS entities_source ON entities (location_key);
 ";
 
@@ -826,7 +836,7 @@ impl<'t, 'c> Writer<'t, 'c> {
         if bulk {
             tx.execute_batch(
                 "DROP INDEX IF EXISTS search_kv; DROP INDEX IF EXISTS relations_source;
-                 DROP INDEX IF EXISTS entities_source;",
+                 DROP INDEX IF EXISTS relations_target; DROP INDEX IF EXISTS entities_source;",
             )?;
         }
         Ok(Self {

@@ -314,5 +314,6 @@ fn connect(path: &Path) -> Result<Connection> {
     // Catalog queries vary in shape (filters, orders, pages): keep enough
     // of them prepared that a busy mix does not parse each again.
     conn.set_prepared_statement_cache_capacity(128);
+    crate::query::register_functions(&conn).map_err(sql_error)?;
     Ok(conn)
 }

@@ -224,15 +224,31 @@ impl Estimates {
 
 fn estimate(conn: &Connection, key: &str, values: &[String]) -> Res<i64> {
     let mut sql = Sql::new();
-    sql.text
-        .push_str("SELECT count(*) FROM (SELECT 1 FROM search WHERE key = ");
-    sql.param(key.to_owned());
-    sql.text.push_str(" AND value IN (");
-    sql.list(values);
-    let _ = write!(sql.text, ") LIMIT {SELECTIVE})");
+    sql.text.push_str("SELECT count(*) FROM (");
+    push_matching(&mut sql, key, values);
+    let _ = write!(sql.text, " LIMIT {SELECTIVE})");
     Ok(conn
         .prepare_cached(&sql.text)?
         .query_row(rusqlite::params_from_iter(sql.params), |r| r.get(0))?)
+}
+
+/// `SELECT <column>` of the entities whose `key` has one of `values`, from
+/// the index that starts with that condition: `search (key, value)` yields
+/// entity ids, `relations (type, target, source)` entity refs.
+fn push_matching(sql: &mut Sql, key: &str, values: &[String]) {
+    if let Some(kind) = relation_type(key) {
+        sql.text
+            .push_str("SELECT source FROM relations WHERE type = ");
+        sql.param(kind.to_owned());
+        sql.text.push_str(" AND target IN (");
+    } else {
+        sql.text
+            .push_str("SELECT entity_id FROM search WHERE key = ");
+        sql.param(key.to_owned());
+        sql.text.push_str(" AND value IN (");
+    }
+    sql.list(values);
+    sql.text.push(')');
 }
 
 /// How a selection reads its rows.
@@ -257,11 +273,15 @@ fn plan(conn: &Connection, est: &Estimates, sel: &Selection, whole: bool) -> Res
     let mut from = "FROM entities e";
     let mut id = "e.id";
     let mut driven = false;
+    // The driving condition matches few entities (its estimate says so).
+    let mut few = false;
     if let Some(p) = &sel.predicate {
         let conjuncts: Vec<&Predicate> = match p {
             Predicate::All(items) => items.iter().collect(),
             other => vec![other],
         };
+        // Plain conditions (`search`) and relation conditions (`relations`)
+        // can drive; an item form (`a.b.item=true`) cannot.
         let candidates: Vec<(usize, &str, &[String])> = conjuncts
             .iter()
             .enumerate()
@@ -269,7 +289,7 @@ fn plan(conn: &Connection, est: &Estimates, sel: &Selection, whole: bool) -> Res
                 Predicate::Field {
                     key,
                     matcher: Matcher::AnyOf(values),
-                } if relation_type(key).is_none() && !values.iter().any(|v| v == "true") => {
+                } if relation_type(key).is_some() || !values.iter().any(|v| v == "true") => {
                     Some((i, key.as_str(), values.as_slice()))
                 }
                 _ => None,
@@ -277,9 +297,16 @@ fn plan(conn: &Connection, est: &Estimates, sel: &Selection, whole: bool) -> Res
             .collect();
         let mut driver: Option<(usize, i64)> = None;
         match candidates.as_slice() {
-            // One candidate that drives whatever its size: no estimate needed.
-            [(i, _, values)] if whole || (sel.order.is_empty() && values.len() == 1) => {
-                driver = Some((*i, 0));
+            // One candidate that drives whatever its size: no estimate
+            // needed, unless a full-text condition asks whether it is few.
+            [(i, key, values)]
+                if sel.full_text.is_none()
+                    && (whole
+                        || (sel.order.is_empty()
+                            && values.len() == 1
+                            && relation_type(key).is_none())) =>
+            {
+                driver = Some((*i, i64::MAX));
             }
             _ => {
                 for (i, key, values) in candidates {
@@ -290,13 +317,14 @@ fn plan(conn: &Connection, est: &Estimates, sel: &Selection, whole: bool) -> Res
                 }
             }
         }
+        // Only `search` rows come in entity-id order, the order of a page.
         let joined = driver.is_some_and(|(i, _)| {
             sel.order.is_empty()
-                && matches!(conjuncts[i], Predicate::Field { matcher: Matcher::AnyOf(values), .. } if values.len() == 1)
+                && matches!(conjuncts[i], Predicate::Field { key, matcher: Matcher::AnyOf(values) } if values.len() == 1 && relation_type(key).is_none())
         });
-        let driver = driver
-            .filter(|(_, n)| joined || whole || *n < SELECTIVE)
-            .map(|(i, _)| i);
+        let driver = driver.filter(|(_, n)| joined || whole || *n < SELECTIVE);
+        few = driver.is_some_and(|(_, n)| n < SELECTIVE) && !joined;
+        let driver = driver.map(|(i, _)| i);
         driven = driver.is_some();
         for (i, c) in conjuncts.iter().enumerate() {
             sql.text.push_str(" AND ");
@@ -322,12 +350,13 @@ fn plan(conn: &Connection, est: &Estimates, sel: &Selection, whole: bool) -> Res
                         matcher: Matcher::AnyOf(values),
                     },
                 ) => {
-                    sql.text
-                        .push_str("e.id IN (SELECT entity_id FROM search WHERE key = ");
-                    sql.param(key.clone());
-                    sql.text.push_str(" AND value IN (");
-                    sql.list(values);
-                    sql.text.push_str("))");
+                    sql.text.push_str(if relation_type(key).is_some() {
+                        "e.ref IN ("
+                    } else {
+                        "e.id IN ("
+                    });
+                    push_matching(&mut sql, key, values);
+                    sql.text.push(')');
                 }
                 _ => push_predicate(&mut sql, c),
             }
@@ -337,8 +366,14 @@ fn plan(conn: &Connection, est: &Estimates, sel: &Selection, whole: bool) -> Res
         // With nothing else driving and the entities in id order, the
         // trigram index drives: it yields its matches in rowid order, so a
         // page stops after its last row instead of collecting every match.
-        let drive = !driven && sel.order.is_empty();
-        if push_full_text(&mut sql, ft, drive) {
+        let how = if !driven && sel.order.is_empty() {
+            FullText::Drive
+        } else if few {
+            FullText::Probe
+        } else {
+            FullText::Subquery
+        };
+        if push_full_text(&mut sql, ft, how) {
             from = FULL_TEXT_JOINED;
             id = "fts.rowid";
         }
@@ -349,10 +384,45 @@ fn plan(conn: &Connection, est: &Estimates, sel: &Selection, whole: bool) -> Res
 /// The trigram index joined to the entities it matches, in rowid order.
 const FULL_TEXT_JOINED: &str = "FROM fts CROSS JOIN entities e ON e.id = fts.rowid";
 
-/// Adds the full-text conditions; with `drive`, as a `MATCH` on
+/// How a full-text condition joins the rest of a query.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FullText {
+    /// As a `MATCH` on [`FULL_TEXT_JOINED`]: the index yields the rows.
+    Drive,
+    /// Tested on each row another condition yields, by reading its
+    /// document: a condition that drives matches few entities (an owner
+    /// scope, say), and the index would gather every match of a common
+    /// term (its doclists are read again at each probe with `MATCH`).
+    Probe,
+    /// As the set of the index's matches, which the rows are tested against.
+    Subquery,
+}
+
+/// Registers the SQL functions the catalog's queries call on `conn`.
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    // `callboard_fold(text)`: lower-cased as Rust lower-cases the terms (and
+    // as PostgreSQL's stored documents are), for the full-text probe.
+    conn.create_scalar_function(
+        "callboard_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text = ctx.get_raw(0);
+            Ok(match text {
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(String::from_utf8_lossy(t).to_lowercase())
+                }
+                _ => None,
+            })
+        },
+    )
+}
+
+/// Adds the full-text conditions; with [`FullText::Drive`], as a `MATCH` on
 /// [`FULL_TEXT_JOINED`] when the index can answer alone. Returns whether it
 /// did.
-fn push_full_text(sql: &mut Sql, ft: &FullTextFilter, drive: bool) -> bool {
+fn push_full_text(sql: &mut Sql, ft: &FullTextFilter, how: FullText) -> bool {
     let term = ft.term.trim().to_lowercase();
     if term.is_empty() {
         return false;
@@ -364,8 +434,14 @@ fn push_full_text(sql: &mut Sql, ft: &FullTextFilter, drive: bool) -> bool {
     // The trigram index answers substring queries of 3+ characters; shorter
     // terms fall back to LIKE over the same table.
     let matched = indexed && term.chars().count() >= 3;
-    let driving = drive && matched;
-    if driving {
+    let driving = how == FullText::Drive && matched;
+    if indexed && how == FullText::Probe {
+        sql.text.push_str(
+            " AND EXISTS (SELECT 1 FROM fts WHERE fts.rowid = e.id AND instr(callboard_fold(fts.doc), ",
+        );
+        sql.param(term.clone());
+        sql.text.push_str(") > 0)");
+    } else if driving {
         sql.text.push_str(" AND fts MATCH ");
         sql.param(format!("\"{}\"", term.replace('"', "\"\"")));
     } else if indexed {
@@ -740,6 +816,180 @@ mod tests {
             est.get(&conn, "kind", &[i.to_string()]).unwrap();
         }
         assert!(est.table().len() <= MAX_ESTIMATES);
+    }
+
+    /// The catalog's tables with `n` entities, each owned by `group-<i % 100>`.
+    fn catalog(n: i64) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        register_functions(&conn).unwrap();
+        for m in crate::catalog::MIGRATIONS {
+            conn.execute_batch(m).unwrap();
+        }
+        for i in 0..n {
+            let r = format!("component:default/c-{i}");
+            conn.execute(
+                "INSERT INTO entities (id, ref, uid, kind, namespace, name, hash, spec_hash, generation, body)
+                 VALUES (?1, ?2, ?2, 'component', 'default', ?2, '', '', 1, '{}')",
+                rusqlite::params![i + 1, r],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO search VALUES (?1, 'kind', 'component', NULL)",
+                [i + 1],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO relations VALUES (?1, ?2, 'ownedBy', ?3, ?3)",
+                rusqlite::params![i + 1, r, format!("group:default/group-{}", i % 100)],
+            )
+            .unwrap();
+            // Every third entity's document has the word, in capitals.
+            let doc = if i % 3 == 0 {
+                "Le Service ÉCOLE"
+            } else {
+                "other"
+            };
+            conn.execute(
+                "INSERT INTO fts (rowid, doc) VALUES (?1, ?2)",
+                rusqlite::params![i + 1, doc],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn plan_of(conn: &Connection, sel: &Selection, whole: bool) -> (String, String) {
+        let plan = plan(conn, &Estimates::default(), sel, whole).unwrap();
+        let sql = format!(
+            "SELECT e.id {} WHERE {} ORDER BY {}",
+            plan.from, plan.sql.text, plan.id
+        );
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(plan.sql.params), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        (sql, steps.join("\n"))
+    }
+
+    #[test]
+    fn a_selective_relation_condition_drives_from_the_relations_index() {
+        let conn = catalog(2000);
+        let owned = Predicate::eq(
+            "relations.ownedby",
+            &["group:default/group-7", "group:default/group-8"],
+        );
+        let sel = Selection {
+            predicate: Some(Predicate::eq("kind", &["component"]).and(owned)),
+            ..Selection::default()
+        };
+        let (sql, steps) = plan_of(&conn, &sel, false);
+        assert!(
+            sql.contains("e.ref IN (SELECT source FROM relations"),
+            "{sql}"
+        );
+        assert!(steps.contains("relations_target"), "{steps}");
+        // Answers are the same as the probe's: 40 of 2,000.
+        assert_eq!(count(&conn, &Estimates::default(), &sel).unwrap(), 40);
+        let mut ids = Vec::new();
+        select(
+            &conn,
+            &Estimates::default(),
+            &sel,
+            false,
+            None,
+            false,
+            0,
+            Some(100),
+            |row| {
+                ids.push(row.position.id);
+                Ok(true)
+            },
+        )
+        .unwrap();
+        assert_eq!(ids.len(), 40);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {ids:?}");
+        assert!(ids.iter().all(|id| matches!((id - 1) % 100, 7 | 8)));
+    }
+
+    #[test]
+    fn full_text_is_probed_per_row_after_a_selective_driver_with_the_same_answers() {
+        let conn = catalog(2000);
+        let est = Estimates::default();
+        let ids = |sel: &Selection| {
+            let mut ids = Vec::new();
+            select(&conn, &est, sel, false, None, false, 0, None, |row| {
+                ids.push(row.position.id);
+                Ok(true)
+            })
+            .unwrap();
+            ids
+        };
+        for term in ["école", "ec", "service é", "none"] {
+            let ft = Some(FullTextFilter {
+                term: term.to_owned(),
+                fields: Vec::new(),
+            });
+            // Owned: group-7, 20 entities; the index alone drives the other.
+            let owned = Selection {
+                predicate: Some(Predicate::eq(
+                    "relations.ownedby",
+                    &["group:default/group-7"],
+                )),
+                full_text: ft.clone(),
+                ..Selection::default()
+            };
+            let (sql, _) = plan_of(&conn, &owned, false);
+            assert!(sql.contains("instr(callboard_fold(fts.doc)"), "{sql}");
+            let everything = Selection {
+                full_text: ft,
+                ..Selection::default()
+            };
+            let expected: Vec<i64> = ids(&everything)
+                .into_iter()
+                .filter(|id| (id - 1) % 100 == 7)
+                .collect();
+            assert_eq!(ids(&owned), expected, "{term}");
+            assert_eq!(
+                count(&conn, &est, &owned).unwrap(),
+                expected.len() as u64,
+                "{term}"
+            );
+        }
+        // "école" matches every third entity: 6 of group-7's 20.
+        let ft = FullTextFilter {
+            term: "ÉCOLE".to_lowercase(),
+            fields: Vec::new(),
+        };
+        let sel = Selection {
+            predicate: Some(Predicate::eq(
+                "relations.ownedby",
+                &["group:default/group-7"],
+            )),
+            full_text: Some(ft),
+            ..Selection::default()
+        };
+        assert_eq!(ids(&sel).len(), 6);
+    }
+
+    #[test]
+    fn a_common_relation_condition_is_probed_on_a_page() {
+        // Half the catalog: a page walks entities in order and probes.
+        let conn = catalog(8000);
+        let groups: Vec<String> = (0..50)
+            .map(|g| format!("group:default/group-{g}"))
+            .collect();
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let sel = Selection {
+            predicate: Some(Predicate::eq("relations.ownedby", &groups)),
+            ..Selection::default()
+        };
+        let (sql, _) = plan_of(&conn, &sel, false);
+        assert!(sql.contains("EXISTS (SELECT 1 FROM relations r"), "{sql}");
+        // Counting reads every match anyway: the index drives.
+        let (sql, _) = plan_of(&conn, &sel, true);
+        assert!(sql.contains("e.ref IN"), "{sql}");
     }
 
     #[test]

@@ -67,6 +67,24 @@ pub enum Matcher {
 }
 
 impl Predicate {
+    /// This condition and `other`. The conjuncts of a top-level `All` on
+    /// either side stay top-level conjuncts, where a store may drive the
+    /// query from any of them (an owner scope's relation condition, say); a
+    /// nested `All` stays nested, a caller's way of saying "test this, do
+    /// not drive from it".
+    #[must_use]
+    pub fn and(self, other: Predicate) -> Predicate {
+        let mut items = match self {
+            Predicate::All(items) => items,
+            p => vec![p],
+        };
+        match other {
+            Predicate::All(more) => items.extend(more),
+            p => items.push(p),
+        }
+        Predicate::All(items)
+    }
+
     /// Field equals one of `values`.
     pub fn eq(key: &str, values: &[&str]) -> Self {
         Self::Field {
@@ -507,6 +525,29 @@ mod tests {
             ])
         );
         assert_eq!(Predicate::parse_filters::<&str>(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn and_keeps_top_level_conjuncts_and_nested_alls() {
+        let kind = Predicate::eq("kind", &["component"]);
+        let owner = Predicate::eq("relations.ownedby", &["group:default/a"]);
+        let wrapped = Predicate::All(vec![Predicate::eq("spec.type", &["service"])]);
+        assert_eq!(
+            kind.clone().and(owner.clone()),
+            Predicate::All(vec![kind.clone(), owner.clone()])
+        );
+        // A top-level All on either side is flattened; a nested one stays.
+        assert_eq!(
+            Predicate::All(vec![kind.clone(), wrapped.clone()])
+                .and(Predicate::All(vec![owner.clone()])),
+            Predicate::All(vec![kind.clone(), wrapped, owner.clone()])
+        );
+        // Any and Not are single conjuncts.
+        let any = Predicate::Any(vec![kind.clone(), owner]);
+        assert_eq!(
+            any.clone().and(kind.clone()),
+            Predicate::All(vec![any, kind])
+        );
     }
 
     #[test]
