@@ -396,10 +396,12 @@ async fn ci_without_a_token_shows_a_notice_and_never_calls_the_api() {
 
 #[tokio::test]
 async fn ci_names_an_unreachable_api_and_its_base_url() {
-    // A port nobody listens on any more.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    // A port that refuses connections: bound, so that nothing else gets
+    // it while the test runs (a port freed here could be handed to the
+    // portal itself, which a plugin may never reach), but never listening.
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}", refusing.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let server = portal(
         dir.path(),
@@ -414,6 +416,7 @@ async fn ci_names_an_unreachable_api_and_its_base_url() {
         .await;
     assert_eq!(status, 502, "{body}");
     server.stop().await;
+    drop(refusing);
 }
 
 #[tokio::test]
