@@ -9,8 +9,7 @@ pub mod plugins;
 pub mod policy;
 pub mod views;
 
-use axum::{Json, Router, routing::get};
-use serde_json::json;
+use axum::Router;
 
 use crate::server::AppState;
 
@@ -27,10 +26,7 @@ pub fn router(state: &AppState) -> Router {
     let access = auth::CatalogAccess::new(state.access.clone());
     let hosts = auth::AllowedHosts::new(server, state.config.bind);
     Router::new()
-        .route("/api/health", {
-            let admin = state.stores.admin.clone();
-            get(move || health(admin.clone()))
-        })
+        .merge(crate::health::router(state))
         .nest(
             "/api/catalog",
             catalog::router(state.catalog.clone(), access),
@@ -66,32 +62,4 @@ pub fn router(state: &AppState) -> Router {
             hosts,
             auth::check_host,
         ))
-}
-
-/// `GET /api/health` (anyone): 200 while the database answers, 503 naming
-/// it while it does not, so a load balancer takes the replica out.
-async fn health(admin: std::sync::Arc<dyn callboard_store::Admin>) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), admin.ping()).await;
-    let database = |status: &str, error: Option<String>| json!({"backend": admin.backend(), "status": status, "error": error});
-    match ping {
-        Ok(Ok(())) => {
-            Json(json!({"status": "ok", "database": database("ok", None)})).into_response()
-        }
-        Ok(Err(e)) => unhealthy(&database("unavailable", Some(e.to_string()))),
-        Err(_) => unhealthy(&database(
-            "unavailable",
-            Some("the database did not answer within 2 s".into()),
-        )),
-    }
-}
-
-fn unhealthy(database: &serde_json::Value) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    tracing::warn!(database = %database, "health: the database is unavailable");
-    (
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"status": "unavailable", "database": database})),
-    )
-        .into_response()
 }

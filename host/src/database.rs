@@ -71,7 +71,7 @@ impl DatabaseConfig {
     }
 }
 
-fn sqlite_options(config: &Config) -> callboard_store_sqlite::SqliteOptions {
+pub(crate) fn sqlite_options(config: &Config) -> callboard_store_sqlite::SqliteOptions {
     callboard_store_sqlite::SqliteOptions {
         catalog_path: config.catalog.database.clone(),
         max_read_connections: config.catalog.max_read_connections.max(1),

@@ -175,6 +175,9 @@ pub struct Running {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The data directory's shared lock (SQLite): `callboard db restore`
+    /// refuses while it is held.
+    _lock: Option<crate::backup::DataDirLock>,
 }
 
 impl Running {
@@ -199,6 +202,14 @@ impl Running {
 /// Builds the state, binds `config.bind` and serves in the background.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let bind = config.bind;
+    let lock = if config.database.is_postgres() {
+        None
+    } else {
+        create_private_dir(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        Some(crate::backup::DataDirLock::shared(&config.data_dir)?)
+    };
     let (stores, catalog) = AppState::open_storage(&config).await?;
     let state =
         tokio::task::spawn_blocking(move || AppState::build(config, stores, catalog)).await??;
@@ -266,6 +277,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state,
         shutdown: Some(tx),
         task,
+        _lock: lock,
     })
 }
 

@@ -12,8 +12,8 @@ use jiff::{Timestamp, ToSpan as _};
 use serde_json::Value;
 
 use crate::support::{
-    TestServer, admin_token, backstage_error, config, licence, plugin_file, premium, put_licence,
-    repack,
+    TestServer, admin_token, backstage_error, cli, config, licence, plugin_file, premium,
+    put_licence, repack,
 };
 
 const ORG: &str = "brightwharf";
@@ -213,23 +213,6 @@ async fn the_admin_api_refuses_requests_without_a_valid_token() {
         200
     );
     server.stop().await;
-}
-
-fn cli(data: &Path, args: &[&str]) -> (bool, String) {
-    let bin = std::env::var_os("CALLBOARD_BIN")
-        .expect("CALLBOARD_BIN is not set: run the tests with `cargo xtask test`");
-    let output = std::process::Command::new(bin)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,14 @@
 //! Callboard's integration tests: real HTTP servers on 127.0.0.1:0, real
 //! SQLite files, real wasm components built from this repository.
 
+mod backup;
 mod catalog;
 mod ci;
 mod containment_runtime;
 mod containment_surface;
 mod containment_trust;
 mod cost;
+mod health;
 mod identity;
 mod insights;
 mod install;

@@ -310,3 +310,22 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Runs the `callboard` binary (`CALLBOARD_BIN`) with `--data-dir data` and
+/// `args`: whether it succeeded, and its stdout and stderr.
+pub fn cli(data: &Path, args: &[&str]) -> (bool, String) {
+    let bin = std::env::var_os("CALLBOARD_BIN")
+        .expect("CALLBOARD_BIN is not set: run the tests with `cargo xtask test`");
+    let output = std::process::Command::new(bin)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}

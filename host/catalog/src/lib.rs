@@ -70,6 +70,8 @@ struct Inner {
     counts: memo::Memo<u64>,
     /// Facet counts, until the catalog changes.
     facets: memo::Memo<BTreeMap<String, Vec<FacetCount>>>,
+    /// The refresh loop's start-up pass has finished (readiness).
+    first_load: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of reading one location.
@@ -139,10 +141,21 @@ impl Catalog {
                 replica: uuid::Uuid::new_v4().to_string(),
                 counts: memo::Memo::new(),
                 facets: memo::Memo::new(),
+                first_load: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         tokio::spawn(follow_feed(Arc::downgrade(&catalog.inner), head));
         Ok(catalog)
+    }
+
+    /// Whether the refresh loop ([`Catalog::run_refresh_loop`]) has
+    /// finished a pass without a storage error: at start-up it reads every
+    /// location this replica claims (a location's own problems do not
+    /// count against it). Readiness waits for it.
+    pub fn first_load_done(&self) -> bool {
+        self.inner
+            .first_load
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The configuration the catalog was opened with.
@@ -596,12 +609,19 @@ impl Catalog {
             if let Err(e) = self.sync_config_locations().await {
                 tracing::error!("catalog: configured locations: {e}");
             }
-            match self.refresh_due(first).await {
+            let pass = self.refresh_due(first).await;
+            match &pass {
                 Ok((0, _)) => {}
                 Ok((locations, problems)) => {
                     tracing::info!(locations, problems, "catalog: refreshed")
                 }
                 Err(e) => tracing::error!("catalog: refresh failed: {e}"),
+            }
+            if pass.is_ok() && !self.first_load_done() {
+                self.inner
+                    .first_load
+                    .store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!("catalog: first load finished");
             }
             if first && let Err(e) = self.inner.feed.prune(FEED_RETENTION).await {
                 tracing::warn!("catalog: pruning the change feed: {e}");

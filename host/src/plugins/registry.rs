@@ -198,6 +198,8 @@ pub(super) struct Inner {
     /// truth (see `shared.rs`), and the revision of each this replica
     /// applied.
     pub(super) shared: OnceLock<Arc<dyn callboard_store::PluginFiles>>,
+    /// The database's plugin files were applied once (readiness).
+    pub(super) synced: std::sync::atomic::AtomicBool,
     pub(super) applied: Mutex<HashMap<String, i64>>,
     pub(super) live: ArcSwap<HashMap<String, Arc<LivePlugin>>>,
     failures: Mutex<Vec<LoadFailure>>,
@@ -290,6 +292,7 @@ impl PluginHost {
                 leases: stores.leases.clone(),
                 replica: uuid::Uuid::new_v4().to_string(),
                 shared: OnceLock::new(),
+                synced: std::sync::atomic::AtomicBool::new(false),
                 applied: Mutex::new(HashMap::new()),
                 live: ArcSwap::from_pointee(HashMap::new()),
                 failures: Mutex::new(Vec::new()),

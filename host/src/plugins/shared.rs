@@ -40,6 +40,13 @@ impl PluginHost {
         let _ = self.inner.shared.set(files);
     }
 
+    /// Whether this replica serves the plugins it should: the plugins
+    /// folder is loaded before the server starts, and with several
+    /// replicas the database's plugin files were applied once since.
+    pub fn plugins_synced(&self) -> bool {
+        self.shared().is_none() || self.inner.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn shared(&self) -> Option<&Arc<dyn PluginFiles>> {
         self.inner.shared.get()
     }
@@ -104,8 +111,12 @@ impl PluginHost {
             tracing::warn!("plugins: importing the plugins folder into the database: {e}");
         }
         loop {
-            if let Err(e) = self.sync_once(&files).await {
-                tracing::warn!("plugins: following the database: {e}");
+            match self.sync_once(&files).await {
+                Ok(_) => self
+                    .inner
+                    .synced
+                    .store(true, std::sync::atomic::Ordering::Release),
+                Err(e) => tracing::warn!("plugins: following the database: {e}"),
             }
             // Sleep until a plugins event (or the fallback period).
             crate::feed::wait_for(&*feed, &mut seq, PLUGINS_TOPIC, RESYNC).await;

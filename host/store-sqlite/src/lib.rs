@@ -18,6 +18,7 @@
 //! database driver.
 
 mod access;
+pub mod backup;
 mod catalog;
 mod coord;
 mod db;

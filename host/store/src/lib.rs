@@ -75,7 +75,7 @@ impl std::fmt::Debug for Stores {
 }
 
 /// The schema of one store, as `callboard db status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SchemaStatus {
     /// Which store (`catalog`, `kv`, and the coordination tables: `feed`
     /// and `leases` single-node, `coordination` on PostgreSQL).
