@@ -27,6 +27,7 @@ pub fn router(state: &AppState) -> Router {
     let hosts = auth::AllowedHosts::new(server, state.config.bind);
     Router::new()
         .merge(crate::health::router(state))
+        .merge(crate::telemetry::metrics::router(state))
         .nest(
             "/api/catalog",
             catalog::router(state.catalog.clone(), access),
@@ -62,4 +63,7 @@ pub fn router(state: &AppState) -> Router {
             hosts,
             auth::check_host,
         ))
+        // Outermost: every response, refusals included, carries the request
+        // id, and everything below runs in the request's span.
+        .layer(axum::middleware::from_fn(crate::telemetry::request::track))
 }

@@ -42,6 +42,8 @@ pub struct Config {
     /// Sign-in: anonymous access, the first administrators, guest and
     /// OpenID Connect sign-in.
     pub auth: crate::identity::config::AuthConfig,
+    /// Logs, metrics and traces.
+    pub telemetry: crate::telemetry::config::TelemetryConfig,
 }
 
 /// `[trust]`: vendor keys and the signature policy.
@@ -159,6 +161,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             database: crate::database::DatabaseConfig::default(),
             auth: crate::identity::config::AuthConfig::default(),
+            telemetry: crate::telemetry::config::TelemetryConfig::default(),
         }
     }
 }
@@ -492,6 +495,14 @@ pub enum ConfigError {
         /// What is wrong and where.
         source: toml::de::Error,
     },
+    /// An environment variable names an unknown key or holds a bad value.
+    #[error("invalid environment variable {var}: {reason}")]
+    Env {
+        /// The variable, e.g. `CALLBOARD_SERVER__MAX_CONNECTIONS`.
+        var: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A value is well-formed TOML but not valid where it is.
     #[error("invalid config file {path}: {field}: {reason}")]
     Invalid {
@@ -504,30 +515,67 @@ pub enum ConfigError {
     },
 }
 
+/// Prefix of the environment variables that set config keys:
+/// `CALLBOARD_<KEY>` for a top-level key, `CALLBOARD_<SECTION>__<KEY>` (two
+/// underscores between levels) below it, e.g. `CALLBOARD_SERVER__MAX_CONNECTIONS=1024`
+/// or `CALLBOARD_PLUGINS__LIMITS__TIMEOUT_MS=2000`.
+pub const ENV_PREFIX: &str = "CALLBOARD_";
+
+/// Variables with the prefix that the command line or a module reads
+/// itself; never config keys.
+const ENV_NOT_KEYS: &[&str] = &[
+    "CONFIG",
+    "DATABASE_URL",
+    "DATABASE_PASSWORD",
+    "OIDC_CLIENT_SECRET",
+];
+
+/// One environment variable that sets a key.
+struct EnvKey {
+    var: String,
+    path: Vec<String>,
+    value: String,
+}
+
 impl Config {
-    /// Reads `path`, or returns the defaults when `path` is `None`.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })?;
-        config
-            .grants
-            .check_hosts()
-            .map_err(|(field, reason)| ConfigError::Invalid {
+    /// Reads `path` (or starts from the defaults when `None`), then applies
+    /// the `CALLBOARD_*` environment variables (see [`ENV_PREFIX`]).
+    /// Returns the config and warnings about variables it ignored.
+    pub fn load(path: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
+        let origin = path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_owned);
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
-                field,
-                reason,
-            })?;
+                source,
+            })?,
+            None => String::new(),
+        };
+        // The file alone first: its errors keep their line and column.
+        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: origin.clone(),
+            source,
+        })?;
+        let (keys, warnings) = env_keys(env);
+        if !keys.is_empty() {
+            config = apply_env(&text, &keys).map_err(|(var, reason)| ConfigError::Env { var, reason })?;
+        }
+        let invalid = |(field, reason)| ConfigError::Invalid {
+            path: origin.clone(),
+            field,
+            reason,
+        };
+        config.grants.check_hosts().map_err(invalid)?;
+        config.check().map_err(invalid)?;
         // Directories granted to plugins are relative to the config file.
-        if let Some(base) = path.parent() {
+        if let Some(base) = path.and_then(Path::parent) {
             config.plugins.config_dir = Some(base.to_owned());
             let grants = &mut config.grants;
             for caps in std::iter::once(&mut grants.default)
@@ -541,7 +589,71 @@ impl Config {
                 }
             }
         }
-        Ok(config)
+        Ok((config, warnings))
+    }
+
+    /// Refuses values that parse but would leave the server unsafe or
+    /// unable to work: `Err((field, reason))`.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let zero = |field: &str| Err((field.to_owned(), "must be greater than 0".to_owned()));
+        let plugins = &self.plugins;
+        let positive = [
+            ("plugins.limits.timeout_ms", plugins.limits.timeout_ms),
+            ("plugins.limits.memory_mib", plugins.limits.memory_mib),
+            (
+                "plugins.max_concurrent_instances",
+                u64::from(plugins.max_concurrent_instances),
+            ),
+            ("plugins.event_queue", plugins.event_queue as u64),
+            ("plugins.event_batch", plugins.event_batch as u64),
+            ("plugins.view_deadline_ms", plugins.view_deadline_ms),
+            ("server.max_connections", self.server.max_connections as u64),
+            ("server.max_sessions", self.server.max_sessions as u64),
+            ("database.max_connections", self.database.max_connections as u64),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return zero(field);
+        }
+        // wasm32 memories end at 4 GiB.
+        if plugins.max_memory_bytes() > 4 << 30 {
+            return Err((
+                "plugins.limits.memory_mib".into(),
+                "is over 4096 (a plugin's memory cannot exceed 4 GiB)".into(),
+            ));
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err((
+                "server.public_url".into(),
+                format!("{url:?} is not an http or https URL"),
+            ));
+        }
+        self.telemetry.check(self.bind)
+    }
+
+    /// A copy to show: secrets (the database password, the OpenID Connect
+    /// client secret, every plugin setting) replaced by `"<hidden>"`.
+    pub fn redacted(&self) -> Self {
+        const HIDDEN: &str = "<hidden>";
+        let mut shown = self.clone();
+        if let Ok(mut url) = url::Url::parse(&shown.database.url)
+            && url.password().is_some()
+        {
+            let _ = url.set_password(Some(HIDDEN));
+            shown.database.url = url.to_string();
+        }
+        if let Some(oidc) = &mut shown.auth.oidc
+            && !oidc.client_secret.is_empty()
+        {
+            oidc.client_secret = HIDDEN.into();
+        }
+        for settings in shown.plugins.settings.values_mut() {
+            for value in settings.values_mut() {
+                *value = HIDDEN.into();
+            }
+        }
+        shown
     }
 
     /// Folder of trusted vendor key files.
@@ -574,4 +686,95 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("plugins"))
     }
+}
+
+/// The `CALLBOARD_*` variables that set keys, and warnings about those
+/// that look like keys but are not.
+fn env_keys(env: impl IntoIterator<Item = (String, String)>) -> (Vec<EnvKey>, Vec<String>) {
+    let top = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let mut keys = Vec::new();
+    let mut warnings = Vec::new();
+    for (var, value) in env {
+        let Some(name) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if ENV_NOT_KEYS.contains(&name) || name.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = name.split("__").map(str::to_ascii_lowercase).collect();
+        if path.len() == 1 && !top.contains_key(&path[0]) {
+            // Other tools share the prefix; a typo here is only warned about.
+            warnings.push(format!(
+                "environment variable {var} is not a config key and was ignored \
+                 (sections and keys are separated by two underscores: CALLBOARD_SERVER__MAX_CONNECTIONS)"
+            ));
+            continue;
+        }
+        keys.push(EnvKey { var, path, value });
+    }
+    keys.sort_by(|a, b| a.var.cmp(&b.var));
+    (keys, warnings)
+}
+
+/// The file's table with every variable applied, as a config;
+/// `Err((variable, reason))` names the first variable that breaks it.
+fn apply_env(text: &str, keys: &[EnvKey]) -> Result<Config, (String, String)> {
+    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let file: toml::Table = toml::from_str(text).unwrap_or_default();
+    let mut table = file.clone();
+    for key in keys {
+        set(&mut table, &defaults, key)?;
+    }
+    if let Ok(config) = Config::deserialize(toml::Value::Table(table.clone())) {
+        return Ok(config);
+    }
+    // Which variable: apply them one by one until the config stops parsing.
+    let mut table = file;
+    for key in keys {
+        set(&mut table, &defaults, key)?;
+        if let Err(e) = Config::deserialize(toml::Value::Table(table.clone())) {
+            let reason = e.message().trim().to_owned();
+            return Err((key.var.clone(), format!("{}: {reason}", key.path.join("."))));
+        }
+    }
+    Err((
+        keys[0].var.clone(),
+        "the variables together do not make a valid configuration".into(),
+    ))
+}
+
+/// Sets `key` in `table`, typed like the default at the same place (a
+/// string stays a string; numbers, booleans and arrays are read as TOML).
+fn set(table: &mut toml::Table, defaults: &toml::Table, key: &EnvKey) -> Result<(), (String, String)> {
+    let (leaf, sections) = key.path.split_last().expect("a key has one part at least");
+    let mut here = table;
+    let mut default = Some(defaults);
+    for section in sections {
+        default = default
+            .and_then(|d| d.get(section))
+            .and_then(toml::Value::as_table);
+        let entry = here
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        here = entry.as_table_mut().ok_or_else(|| {
+            (
+                key.var.clone(),
+                format!("{section} is not a section in the config file"),
+            )
+        })?;
+    }
+    let string = matches!(
+        default.and_then(|d| d.get(leaf)),
+        Some(toml::Value::String(_))
+    );
+    let value = if string {
+        toml::Value::String(key.value.clone())
+    } else {
+        toml::from_str::<toml::Table>(&format!("v = {}", key.value))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(key.value.clone()))
+    };
+    here.insert(leaf.clone(), value);
+    Ok(())
 }

@@ -300,6 +300,11 @@ pub async fn resolve(
     } else {
         Identity::anonymous()
     };
+    // The request's span names who it is from (a user or service ref, never
+    // a credential).
+    if !identity.is_anonymous() {
+        tracing::Span::current().record("user", identity.name());
+    }
     request.extensions_mut().insert(identity);
     next.run(request).await
 }

@@ -28,6 +28,7 @@ pub mod identity;
 pub mod permissions;
 pub mod plugins;
 pub mod server;
+pub mod telemetry;
 pub mod usage;
 pub mod views;
 pub mod web;

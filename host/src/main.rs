@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use callboard::{cli, config::Config};
+use callboard::{cli, config::Config, telemetry, telemetry::config::LogFormat};
 use clap::{Parser, Subcommand};
 
 /// Callboard, an internal developer portal with sandboxed WebAssembly plugins.
@@ -21,6 +21,10 @@ struct Cli {
     /// `database.url`. The password may come from CALLBOARD_DATABASE_PASSWORD.
     #[arg(long, global = true, env = "CALLBOARD_DATABASE_URL")]
     database: Option<String>,
+    /// How log lines are written to standard error; overrides
+    /// `telemetry.log_format`.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,18 +64,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime_cranelift=warn,cranelift=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // A service whose logs are JSON lines fails in one too.
+            if telemetry::json_logs() {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -82,23 +84,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let default = PathBuf::from("callboard.toml");
         default.is_file().then_some(default)
     });
-    let mut config = Config::load(config_path.as_deref())?;
+    let (mut config, warnings) = Config::load(config_path.as_deref())?;
+    let format = cli.log_format.unwrap_or(config.telemetry.log_format);
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
     if let Some(url) = cli.database {
         config.database.url = url;
     }
-    match cli.command {
-        Command::Serve { bind, plugins_dir } => {
-            if let Some(bind) = bind {
-                config.bind = bind;
-            }
-            if plugins_dir.is_some() {
-                config.plugins.dir = plugins_dir;
-            }
-            serve(config)
+    if let Command::Serve { bind, plugins_dir } = &cli.command {
+        if let Some(bind) = bind {
+            config.bind = *bind;
         }
+        if plugins_dir.is_some() {
+            config.plugins.dir.clone_from(plugins_dir);
+        }
+        config.check().map_err(|(field, reason)| {
+            anyhow::anyhow!("invalid configuration: {field}: {reason}")
+        })?;
+        return serve(config, format, &warnings);
+    }
+    let _telemetry = telemetry::init(format, None);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    match cli.command {
+        Command::Serve { .. } => unreachable!("served above"),
         Command::Plugin(command) => cli::plugin::run(command, &config),
         Command::Token(command) => cli::token::run(command, &config),
         Command::Vendor(command) => cli::vendor::run_vendor(command),
@@ -120,8 +131,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<ExitCode> {
+fn serve(config: Config, format: LogFormat, warnings: &[String]) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let traces = telemetry::traces::provider(&config.telemetry.traces, runtime.handle().clone())?;
+    let telemetry = telemetry::init(format, traces);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(
+        config = %serde_json::to_string(&config.redacted()).unwrap_or_default(),
+        "effective configuration (secrets hidden)"
+    );
     let served = runtime.block_on(async {
         let running = callboard::server::start(config).await?;
         let signal = stop_signal().await?;
@@ -132,6 +152,8 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         running.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     });
+    // Spans still batched go out while the runtime can still send them.
+    telemetry.shutdown();
     // The drain is over: blocking work still running (a catalog read, a
     // compilation) does not hold the exit up.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -43,6 +43,8 @@ pub struct AppState {
     pub flow: crate::identity::signin::FlowSigner,
     /// The plugins-folder watch (None when `plugins.watch` is off).
     pub watch: Option<Arc<FolderWatch>>,
+    /// The Prometheus recorder (None when `telemetry.metrics.enabled` is off).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -84,6 +86,12 @@ impl AppState {
         catalog: Catalog,
     ) -> anyhow::Result<Self> {
         memory::fit_instances(&mut config.plugins)?;
+        // Before anything emits, so the first plugin load counts.
+        let metrics = if config.telemetry.metrics.enabled {
+            crate::telemetry::metrics::install()
+        } else {
+            None
+        };
         let plugins =
             PluginHost::new(&config, &stores).context("cannot start the plugin runtime")?;
         if config.database.is_postgres() {
@@ -163,6 +171,7 @@ impl AppState {
             oidc,
             flow,
             watch,
+            metrics,
         })
     }
 }
@@ -222,6 +231,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state.plugins.set_public_url(public);
     }
     let app = crate::api::router(&state);
+    if let (Some(bind), Some(handle)) = (state.config.telemetry.metrics.bind, &state.metrics) {
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (telemetry.metrics.bind)"))?;
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(crate::telemetry::metrics::serve_separately(
+            state.clone(),
+            handle.clone(),
+            listener,
+        ));
+    }
     // Subscribed before the first ingestion starts: a change published with
     // no receiver yet is lost, and plugins must see every entity added.
     let catalog_events = tokio::spawn(crate::usage::forward_catalog_events(

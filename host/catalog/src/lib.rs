@@ -12,6 +12,7 @@ mod error;
 mod fetch;
 mod files;
 pub mod ingest;
+pub mod metrics;
 mod memo;
 mod read;
 mod record;
@@ -571,10 +572,14 @@ impl Catalog {
     /// Refreshes a location, turning a failure into a report: one failing
     /// location must not keep the others from refreshing.
     async fn refresh_reporting(&self, location: LocationRow) -> RefreshReport {
-        match self.refresh_location(&location).await {
+        let started = std::time::Instant::now();
+        let origin = format!("{}:{}", location.kind, location.target);
+        let refreshed = self.refresh_location(&location).await;
+        let problems = refreshed.as_ref().map_or(1, |r| r.problems.len());
+        crate::metrics::location_refreshed(&origin, refreshed.is_ok(), problems, started.elapsed());
+        match refreshed {
             Ok(report) => report,
             Err(e) => {
-                let origin = format!("{}:{}", location.kind, location.target);
                 tracing::error!(location = %origin, "catalog: refresh failed: {e}");
                 RefreshReport {
                     problems: vec![IngestProblem {
@@ -609,7 +614,11 @@ impl Catalog {
             if let Err(e) = self.sync_config_locations().await {
                 tracing::error!("catalog: configured locations: {e}");
             }
+            let started = std::time::Instant::now();
             let pass = self.refresh_due(first).await;
+            if matches!(pass, Ok((n, _)) if n > 0) {
+                crate::metrics::pass_finished(started.elapsed());
+            }
             match &pass {
                 Ok((0, _)) => {}
                 Ok((locations, problems)) => {
@@ -661,6 +670,7 @@ impl Catalog {
             let Some(lease) = leases.claim(&name, &self.inner.replica, ttl).await? else {
                 continue;
             };
+            let _held = callboard_store::metrics::LeaseHeld::new("catalog_refresh");
             let heartbeat = tokio::spawn(heartbeat(leases.clone(), lease.clone(), ttl));
             let report = self.refresh_reporting(location).await;
             heartbeat.abort();

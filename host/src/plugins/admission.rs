@@ -22,17 +22,26 @@ use crate::config::PluginsConfig;
 /// One plugin's share: its slots and how many calls wait for one.
 pub(super) struct PluginSlots {
     slots: Arc<Semaphore>,
+    max: usize,
     waiting: AtomicUsize,
     queue: usize,
 }
 
 impl PluginSlots {
     pub(super) fn new(config: &PluginsConfig) -> Self {
+        let max = per_plugin(config);
         Self {
-            slots: Arc::new(Semaphore::new(per_plugin(config))),
+            slots: Arc::new(Semaphore::new(max)),
+            max,
             waiting: AtomicUsize::new(0),
             queue: config.queue_per_plugin as usize,
         }
+    }
+
+    /// Calls running now, the most that may, and calls waiting for a slot.
+    pub(super) fn usage(&self) -> (usize, usize, usize) {
+        let running = self.max.saturating_sub(self.slots.available_permits());
+        (running, self.max, self.waiting.load(Ordering::Relaxed))
     }
 }
 
@@ -150,11 +159,21 @@ impl Budgets {
     /// Runs a storage call of a plugin (kv, catalog) with at most
     /// `host_call_threads` of them in flight across plugins, so plugins
     /// cannot take every database connection from the portal's own pages.
+    /// `call` names it in traces (`kv.get`, `catalog.query`, ...): each is a
+    /// `host_call` span inside the plugin's `plugin_call`.
     pub(crate) async fn host_call<F: std::future::Future>(
         &self,
+        call: &'static str,
         f: F,
     ) -> Result<F::Output, String> {
-        let _permit = self.host_calls.acquire().await.map_err(|e| e.to_string())?;
-        Ok(f.await)
+        let span = tracing::info_span!("host_call", otel.name = call, call);
+        tracing::Instrument::instrument(
+            async {
+                let _permit = self.host_calls.acquire().await.map_err(|e| e.to_string())?;
+                Ok(f.await)
+            },
+            span,
+        )
+        .await
     }
 }

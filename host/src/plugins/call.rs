@@ -158,6 +158,22 @@ pub enum CallError {
     },
 }
 
+impl CallError {
+    /// The error's kind, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::RequestTooLarge { .. } => "too_large",
+            Self::Timeout { .. } => "deadline",
+            Self::MemoryLimit { .. } => "memory",
+            Self::Trap { .. } => "trap",
+            Self::BadResponse { .. } => "invalid_response",
+            Self::Unlicensed { .. } | Self::NotEntitled { .. } => "denied",
+            Self::Busy { .. } => "busy",
+        }
+    }
+}
+
 /// Runs one call of `plugin` with a fresh store: admitted first (its fair
 /// share, the pool, the descriptor budget), then the whole call, instantiate
 /// included, under a wall-clock deadline on top of the epoch deadline. The
@@ -166,16 +182,37 @@ pub enum CallError {
 /// Dropping the call's future (deadline, abandoned view) drops its store and
 /// frees its slots. `|store| body` names the store for the body.
 macro_rules! guarded {
-    ($host:expr, $plugin:expr, $background:expr, $reader:expr, |$store:ident| $body:expr) => {{
+    ($host:expr, $plugin:expr, $kind:expr, $background:expr, $reader:expr, |$store:ident| $body:expr) => {{
         let plugin: &LivePlugin = &$plugin;
-        let _admitted = $host.admit_call(plugin, $background).await?;
-        let mut $store = $host.new_store(plugin, $reader);
-        let wall = plugin.limits.timeout() + WALL_CLOCK_GRACE;
-        let outcome = tokio::time::timeout(wall, async { $body }).await;
-        match outcome {
-            Ok(result) => result.map_err(|e| classify(plugin, &$store, &e)),
-            Err(_) => Err(timed_out(plugin, "while waiting in a host call")),
-        }
+        let kind: &'static str = $kind;
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "plugin_call",
+            otel.name = %format_args!("plugin {} {kind}", plugin.label),
+            plugin = %plugin.label,
+            kind,
+        );
+        let result = tracing::Instrument::instrument(
+            async {
+                let _admitted = $host.admit_call(plugin, $background).await?;
+                let mut $store = $host.new_store(plugin, $reader);
+                let wall = plugin.limits.timeout() + WALL_CLOCK_GRACE;
+                let outcome = tokio::time::timeout(wall, async { $body }).await;
+                match outcome {
+                    Ok(result) => result.map_err(|e| classify(plugin, &$store, &e)),
+                    Err(_) => Err(timed_out(plugin, "while waiting in a host call")),
+                }
+            },
+            span,
+        )
+        .await;
+        crate::telemetry::metrics::plugin_call(
+            &plugin.label,
+            kind,
+            result.as_ref().err().map(CallError::kind),
+            started.elapsed(),
+        );
+        result
     }};
 }
 
@@ -183,9 +220,9 @@ macro_rules! guarded {
 /// become [`CallError`]s. `|instance, store| call` names the instance and
 /// the store for the call expression (a future).
 macro_rules! call_export {
-    ($host:expr, $id:expr, $background:expr, $reader:expr, |$instance:ident, $store:ident| $call:expr) => {{
+    ($host:expr, $id:expr, $kind:expr, $background:expr, $reader:expr, |$instance:ident, $store:ident| $call:expr) => {{
         let (plugin, pre) = $host.live_v0_3($id)?;
-        guarded!($host, plugin, $background, $reader, |$store| {
+        guarded!($host, plugin, $kind, $background, $reader, |$store| {
             let $instance = pre.instantiate_async(&mut $store).await?;
             $call.await
         })
@@ -207,19 +244,24 @@ impl PluginHost {
             .cloned()
             .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
         let limits = plugin.limits;
+        let refused = |error: CallError| {
+            crate::telemetry::metrics::plugin_refused(&plugin.label, "request", error.kind());
+            error
+        };
         if request.body.len() > limits.max_request_body {
-            return Err(CallError::RequestTooLarge {
+            return Err(refused(CallError::RequestTooLarge {
                 plugin: plugin.label.clone(),
                 size: request.body.len(),
                 limit: limits.max_request_body,
-            });
+            }));
         }
 
-        plugin.admit(&request.path)?;
+        plugin.admit(&request.path).map_err(refused)?;
         let reader = request.reader.clone();
         let response = guarded!(
             self,
             plugin,
+            "request",
             false,
             reader,
             |store| match &plugin.loaded.pre {
@@ -228,7 +270,9 @@ impl PluginHost {
                 Pre::V0_3_0(pre) => call_v0_3_0(pre, &mut store, request).await,
             }
         )?;
-        let mut response = check_response(&plugin, response)?;
+        let mut response = check_response(&plugin, response).inspect_err(|error| {
+            crate::telemetry::metrics::plugin_error(&plugin.label, error.kind());
+        })?;
         response.served_by = plugin.label.clone();
         Ok(response)
     }
@@ -259,11 +303,15 @@ impl PluginHost {
             .admit(&plugin.slots, files, background)
             .await
             .map_err(|refused| {
-                let why = match refused {
-                    Refused::PluginFull => "all its slots are in use and its queue is full",
-                    Refused::PoolFull => "every instance of the pool is in use",
-                    Refused::FilesSpent => "the file descriptor budget is spent",
+                let (why, reason) = match refused {
+                    Refused::PluginFull => (
+                        "all its slots are in use and its queue is full",
+                        "plugin_full",
+                    ),
+                    Refused::PoolFull => ("every instance of the pool is in use", "pool_full"),
+                    Refused::FilesSpent => ("the file descriptor budget is spent", "files_spent"),
                 };
+                crate::telemetry::metrics::plugin_rejected(&plugin.label, reason);
                 tracing::warn!(plugin = %plugin.label, "call refused: {why}");
                 CallError::Busy {
                     plugin: plugin.label.clone(),
@@ -368,6 +416,7 @@ impl PluginHost {
         call_export!(
             self,
             id,
+            "view",
             false,
             request.reader.clone(),
             |instance, store| instance
@@ -400,6 +449,7 @@ impl PluginHost {
         call_export!(
             self,
             id,
+            "events",
             true,
             self.service_reader(id),
             |instance, store| instance
@@ -413,6 +463,7 @@ impl PluginHost {
         call_export!(
             self,
             id,
+            "tick",
             true,
             self.service_reader(id),
             |instance, store| instance

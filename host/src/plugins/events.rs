@@ -155,6 +155,15 @@ impl EventStats {
     }
 }
 
+/// One subscribed plugin's events on this replica.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalEvents {
+    /// Events in its queue now.
+    pub queued: usize,
+    /// What this replica counted.
+    pub counts: EventCounts,
+}
+
 /// One subscribed plugin.
 pub(super) struct Subscriber {
     pub(super) plugin: String,
@@ -435,6 +444,21 @@ impl EventBus {
         }));
         self.subscribers.store(Arc::new(next));
         Some(Subscription { rx, stats, queued })
+    }
+
+    /// This replica's own view of each subscribed plugin (for metrics, which
+    /// Prometheus sums over replicas): events queued now and counted here.
+    pub fn local(&self) -> HashMap<String, LocalEvents> {
+        let counts = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        self.subscribers
+            .load()
+            .iter()
+            .map(|s| {
+                let queued = s.tx.max_capacity().saturating_sub(s.tx.capacity());
+                let counts = counts.get(&s.plugin).map(|c| c.snapshot()).unwrap_or_default();
+                (s.plugin.clone(), LocalEvents { queued, counts })
+            })
+            .collect()
     }
 
     /// Ends plugin `id`'s subscription; its delivery task stops once the

@@ -48,6 +48,7 @@ impl PluginHost {
                 .await
             {
                 Ok(Some(lease)) => {
+                    let _held = callboard_store::metrics::LeaseHeld::new("license_check");
                     failing = false;
                     // What the previous holder found is applied first, so a
                     // change is announced once, not again by this replica.

@@ -114,6 +114,21 @@ pub enum LicenseState {
     },
 }
 
+/// What one live plugin is doing on this replica now.
+#[derive(Debug, Clone)]
+pub struct PluginUsage {
+    /// Plugin id.
+    pub id: String,
+    /// Calls running.
+    pub in_use: usize,
+    /// Most calls that may run at once.
+    pub max: usize,
+    /// Calls waiting for a slot.
+    pub queued: usize,
+    /// Its event queue and counts, when it subscribes.
+    pub events: Option<super::events::LocalEvents>,
+}
+
 pub(super) struct LivePlugin {
     pub(super) loaded: Loaded,
     pub(super) label: Arc<str>,
@@ -784,6 +799,26 @@ impl PluginHost {
         tracing::info!(plugin = %label, file = %file.display(), "plugin file removed; plugin unloaded");
     }
 
+    /// What each live plugin is doing on this replica now (for metrics).
+    pub fn usage(&self) -> Vec<PluginUsage> {
+        let mut events = self.inner.events.local();
+        self.inner
+            .live
+            .load()
+            .iter()
+            .map(|(id, plugin)| {
+                let (in_use, max, queued) = plugin.slots.usage();
+                PluginUsage {
+                    id: id.clone(),
+                    in_use,
+                    max,
+                    queued,
+                    events: events.remove(id),
+                }
+            })
+            .collect()
+    }
+
     /// The live plugins, by id.
     pub fn list(&self) -> Vec<PluginInfo> {
         let mut list: Vec<_> = self
@@ -1218,7 +1253,10 @@ async fn run_ticks(
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let failed = match host.tick(&id, now_ms).await {
+        let held = callboard_store::metrics::LeaseHeld::new("plugin_tick");
+        let ticked = host.tick(&id, now_ms).await;
+        drop(held);
+        let failed = match ticked {
             Ok(()) => false,
             Err(CallError::NotFound(_)) => return,
             // Disabled until a valid licence arrives; its status says why.

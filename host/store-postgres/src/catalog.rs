@@ -735,7 +735,7 @@ impl CatalogStore for PgCatalog {
             .is_err()
         {
             // Never hand out a connection without its statement timeout.
-            drop(Object::take(client));
+            crate::Conn::discard(client);
         }
         result
     }
@@ -869,7 +869,7 @@ struct Write {
 /// `Transaction` could not be boxed).
 struct PgWriter {
     /// `None` once finished.
-    client: Option<Object>,
+    client: Option<crate::Conn>,
     location_id: String,
     /// Writing one source of the location only.
     source: Option<String>,
@@ -884,7 +884,7 @@ struct PgWriter {
 }
 
 impl PgWriter {
-    fn client(&self) -> Result<&Object> {
+    fn client(&self) -> Result<&crate::Conn> {
         self.client
             .as_ref()
             .ok_or_else(|| StoreError::Backend("location writer already finished".into()))
@@ -1209,11 +1209,11 @@ impl Drop for PgWriter {
                 handle.spawn(async move {
                     if let Err(e) = client.batch_execute("ROLLBACK").await {
                         tracing::debug!(error = %e, "rolling back a dropped location writer failed");
-                        drop(Object::take(client));
+                        crate::Conn::discard(client);
                     }
                 });
             }
-            Err(_) => drop(Object::take(client)),
+            Err(_) => crate::Conn::discard(client),
         }
     }
 }

@@ -70,8 +70,59 @@ pub(crate) struct Db {
 impl Db {
     /// A pooled connection; a broken one is never handed out (the pool
     /// verifies each one with a round trip before reuse).
-    pub(crate) async fn get(&self) -> Result<Object> {
-        self.pool.get().await.map_err(error::pool)
+    pub(crate) async fn get(&self) -> Result<Conn> {
+        let span = tracing::info_span!(
+            "db",
+            otel.name = "postgres batch",
+            db.system = "postgresql"
+        );
+        let started = std::time::Instant::now();
+        let object = self.pool.get().await.map_err(error::pool)?;
+        let waited = started.elapsed();
+        // A connection handed out at once did not wait; only waits are timed.
+        if waited > std::time::Duration::from_micros(200) {
+            metrics::histogram!(callboard_store::metrics::DB_POOL_WAIT, "backend" => "postgres")
+                .record(waited.as_secs_f64());
+        }
+        Ok(Conn { object, _span: span })
+    }
+
+    fn pool_status(&self) -> callboard_store::PoolStatus {
+        let status = self.pool.status();
+        callboard_store::PoolStatus {
+            open: status.size,
+            idle: status.available,
+            max: status.max_size,
+            waiting: status.waiting,
+        }
+    }
+}
+
+/// A pooled connection for one batch of queries; its `db` span (a trace's
+/// database span) lasts as long as it is held.
+pub(crate) struct Conn {
+    object: Object,
+    _span: tracing::Span,
+}
+
+impl Conn {
+    /// Closes the connection instead of returning it to the pool.
+    pub(crate) fn discard(conn: Self) {
+        drop(Object::take(conn.object));
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        &self.object
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Object {
+        &mut self.object
     }
 }
 
@@ -211,6 +262,10 @@ impl Admin for PgAdmin {
     async fn schema(&self) -> Result<Vec<SchemaStatus>> {
         let client = self.db.get().await?;
         schema::status(&client).await
+    }
+
+    fn pool(&self) -> callboard_store::PoolStatus {
+        self.db.pool_status()
     }
 
     async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String> {

@@ -23,6 +23,8 @@ pub(crate) struct Db {
     /// writer, so a call never holds a thread while waiting for a
     /// connection.
     jobs: tokio::sync::Semaphore,
+    /// Calls waiting for one of `jobs`.
+    waiting: std::sync::atomic::AtomicUsize,
     /// Match counts that steer query plans, forgotten at each commit.
     estimates: crate::query::Estimates,
 }
@@ -67,6 +69,7 @@ impl Db {
             }),
             returned: Condvar::new(),
             jobs: tokio::sync::Semaphore::new(max + 1),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             estimates: crate::query::Estimates::default(),
         })
     }
@@ -85,7 +88,27 @@ impl Db {
         f: impl FnOnce(&Connection) -> Res<T> + Send + 'static,
     ) -> Result<T> {
         let db = self.clone();
-        self.blocking(move || db.read_blocking(f)).await
+        let span = self.span("read");
+        self.blocking(move || span.in_scope(|| db.read_blocking(f)))
+            .await
+    }
+
+    /// The span of one batch: a read or a write transaction on this file.
+    fn span(&self, what: &'static str) -> tracing::Span {
+        let file = self.path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+        tracing::info_span!("db", otel.name = %format_args!("sqlite {what} {file}"), db.system = "sqlite", db.operation = what)
+    }
+
+    /// The pool now: every open connection (the writer and the readers),
+    /// idle readers, and calls waiting for a slot.
+    pub(crate) fn pool(&self) -> callboard_store::PoolStatus {
+        let readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        callboard_store::PoolStatus {
+            open: readers.open + 1,
+            idle: readers.idle.len(),
+            max: readers.max + 1,
+            waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// Runs `f` in one IMMEDIATE write transaction, on the blocking pool;
@@ -95,7 +118,9 @@ impl Db {
         f: impl FnOnce(&Transaction<'_>) -> Res<T> + Send + 'static,
     ) -> Result<T> {
         let db = self.clone();
-        self.blocking(move || db.write_blocking(f)).await
+        let span = self.span("write");
+        self.blocking(move || span.in_scope(|| db.write_blocking(f)))
+            .await
     }
 
     /// Runs `f` on the blocking pool once one of the bounded slots is free.
@@ -103,11 +128,19 @@ impl Db {
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _slot = self
-            .jobs
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Unavailable("the database is closing".into()))?;
+        let _slot = match self.jobs.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => {
+                use std::sync::atomic::Ordering;
+                let started = std::time::Instant::now();
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                let slot = self.jobs.acquire().await;
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                metrics::histogram!(callboard_store::metrics::DB_POOL_WAIT, "backend" => "sqlite")
+                    .record(started.elapsed().as_secs_f64());
+                slot.map_err(|_| StoreError::Unavailable("the database is closing".into()))?
+            }
+        };
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| StoreError::Backend(format!("a database task failed: {e}")))?

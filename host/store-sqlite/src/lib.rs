@@ -167,6 +167,24 @@ impl Admin for SqliteAdmin {
         coord::shared_secret(&coord, name, candidate).await
     }
 
+    fn pool(&self) -> callboard_store::PoolStatus {
+        // One Db per file; several stores may share one.
+        let mut seen = Vec::new();
+        let mut total = callboard_store::PoolStatus::default();
+        for (db, ..) in &self.files {
+            if seen.iter().any(|s| Arc::ptr_eq(s, db)) {
+                continue;
+            }
+            seen.push(db.clone());
+            let pool = db.pool();
+            total.open += pool.open;
+            total.idle += pool.idle;
+            total.max += pool.max;
+            total.waiting += pool.waiting;
+        }
+        total
+    }
+
     async fn schema(&self) -> Result<Vec<SchemaStatus>> {
         let mut out = Vec::new();
         for (db, store, migrations) in &self.files {

@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod coord;
 mod error;
 pub mod kv;
+pub mod metrics;
 pub mod plugins;
 pub mod query;
 pub mod sessions;
@@ -103,4 +104,19 @@ pub trait Admin: Send + Sync {
     /// under `name` unless a value is there, and returns the stored value.
     /// Two replicas starting together get the same one.
     async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String>;
+    /// This replica's connection pool now (for metrics).
+    fn pool(&self) -> PoolStatus;
+}
+
+/// A connection pool's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub open: usize,
+    /// Connections open and idle.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
 }

@@ -373,12 +373,21 @@ impl wit::Host for HostState {
             .map_or(Duration::MAX, |ms| Duration::from_millis(ms.into()));
         let timeout = asked.min(self.grants.http.timeout).min(self.remaining());
         let url = request.url.clone();
-        let result =
-            match tokio::time::timeout(timeout, send_checked(self.grants.clone(), request)).await {
-                Ok(result) => result,
-                Err(_) => Err(wit::Error::Timeout),
-            };
+        // The host only: a URL's path and query may carry secrets.
+        let host = reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let span = tracing::info_span!("host_call", otel.name = "http.send", call = "http.send", server.address = %host);
+        let sent = tokio::time::timeout(timeout, send_checked(self.grants.clone(), request));
+        let result = match tracing::Instrument::instrument(sent, span).await {
+            Ok(result) => result,
+            Err(_) => Err(wit::Error::Timeout),
+        };
         if let Err(e) = &result {
+            if matches!(e, wit::Error::Denied(_)) {
+                crate::telemetry::metrics::plugin_denied(&self.label);
+            }
             tracing::info!(plugin = %self.label, %url, "outbound request failed: {e:?}");
         }
         result

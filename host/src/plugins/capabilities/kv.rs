@@ -32,9 +32,10 @@ pub struct KvAccess {
 /// Runs one storage call under the plugins' host-call budget.
 async fn host_call<R, E: From<KvError>>(
     budgets: &crate::plugins::admission::Budgets,
+    name: &'static str,
     call: impl std::future::Future<Output = Result<R, KvError>>,
 ) -> Result<R, E> {
-    match budgets.host_call(call).await {
+    match budgets.host_call(name, call).await {
         Ok(result) => result.map_err(E::from),
         Err(e) => Err(E::from(KvError::Store(
             callboard_store::StoreError::Unavailable(e),
@@ -46,6 +47,9 @@ impl KvAccess {
     /// `None` unless granted: the glue turns that into a typed `denied`
     /// error, never a trap.
     fn check(&self) -> Option<&Self> {
+        if !self.granted {
+            crate::telemetry::metrics::plugin_denied(&self.plugin);
+        }
         self.granted.then_some(self)
     }
 }
@@ -82,13 +86,14 @@ macro_rules! kv_glue {
             impl wit::Host for HostState {
                 async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(&self.budgets, kv.store.get(&kv.plugin, &key)).await
+                    host_call(&self.budgets, "kv.get", kv.store.get(&kv.plugin, &key)).await
                 }
 
                 async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
                     host_call(
                         &self.budgets,
+                        "kv.set",
                         kv.store.set(&kv.plugin, &key, &value, kv.quota),
                     )
                     .await
@@ -96,13 +101,14 @@ macro_rules! kv_glue {
 
                 async fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(&self.budgets, kv.store.delete(&kv.plugin, &key)).await
+                    host_call(&self.budgets, "kv.delete", kv.store.delete(&kv.plugin, &key)).await
                 }
 
                 async fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
                     host_call(
                         &self.budgets,
+                        "kv.increment",
                         kv.store.increment(&kv.plugin, &key, delta, kv.quota),
                     )
                     .await
@@ -116,6 +122,7 @@ macro_rules! kv_glue {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
                     host_call(
                         &self.budgets,
+                        "kv.list_keys",
                         kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000)),
                     )
                     .await
@@ -125,7 +132,7 @@ macro_rules! kv_glue {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
                     let limit = kv.quota.bytes;
                     let used =
-                        host_call::<_, wit::Error>(&self.budgets, kv.store.usage(&kv.plugin))
+                        host_call::<_, wit::Error>(&self.budgets, "kv.usage", kv.store.usage(&kv.plugin))
                             .await?;
                     Ok(wit::Quota {
                         used_bytes: used,
