@@ -27,7 +27,6 @@ pub fn router(state: &AppState) -> Router {
     let hosts = auth::AllowedHosts::new(server, state.config.bind);
     Router::new()
         .merge(crate::health::router(state))
-        .merge(crate::telemetry::metrics::router(state))
         .nest(
             "/api/catalog",
             catalog::router(state.catalog.clone(), access),
@@ -59,6 +58,9 @@ pub fn router(state: &AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             server.body_timeout(),
         ))
+        // Scrapers name themselves with the metrics token, which is no
+        // identity: `/metrics` checks its own tokens, outside `resolve`.
+        .merge(crate::telemetry::metrics::router(state))
         .layer(axum::middleware::from_fn_with_state(
             hosts,
             auth::check_host,

@@ -565,7 +565,8 @@ impl Config {
         })?;
         let (keys, warnings) = env_keys(env);
         if !keys.is_empty() {
-            config = apply_env(&text, &keys).map_err(|(var, reason)| ConfigError::Env { var, reason })?;
+            config = apply_env(&text, &keys)
+                .map_err(|(var, reason)| ConfigError::Env { var, reason })?;
         }
         let invalid = |(field, reason)| ConfigError::Invalid {
             path: origin.clone(),
@@ -609,7 +610,10 @@ impl Config {
             ("plugins.view_deadline_ms", plugins.view_deadline_ms),
             ("server.max_connections", self.server.max_connections as u64),
             ("server.max_sessions", self.server.max_sessions as u64),
-            ("database.max_connections", self.database.max_connections as u64),
+            (
+                "database.max_connections",
+                self.database.max_connections as u64,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return zero(field);
@@ -745,7 +749,11 @@ fn apply_env(text: &str, keys: &[EnvKey]) -> Result<Config, (String, String)> {
 
 /// Sets `key` in `table`, typed like the default at the same place (a
 /// string stays a string; numbers, booleans and arrays are read as TOML).
-fn set(table: &mut toml::Table, defaults: &toml::Table, key: &EnvKey) -> Result<(), (String, String)> {
+fn set(
+    table: &mut toml::Table,
+    defaults: &toml::Table,
+    key: &EnvKey,
+) -> Result<(), (String, String)> {
     let (leaf, sections) = key.path.split_last().expect("a key has one part at least");
     let mut here = table;
     let mut default = Some(defaults);
@@ -777,4 +785,160 @@ fn set(table: &mut toml::Table, defaults: &toml::Table, key: &EnvKey) -> Result<
     };
     here.insert(leaf.clone(), value);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn environment_variables_set_keys_at_any_depth_typed_like_the_key() {
+        let toml = file("organization = \"from-file\"\n[server]\nmax_connections = 5\n");
+        let (config, warnings) = Config::load_with_env(
+            Some(toml.path()),
+            env(&[
+                ("CALLBOARD_SERVER__MAX_CONNECTIONS", "77"),
+                // A string key keeps digits as a string.
+                ("CALLBOARD_ORGANIZATION", "1234"),
+                (
+                    "CALLBOARD_SERVER__ALLOWED_HOSTS",
+                    "[\"a.example\", \"b.example\"]",
+                ),
+                ("CALLBOARD_PLUGINS__SETTINGS__CI__TOKEN", "s3cret"),
+                ("CALLBOARD_PLUGINS__LIMITS__TIMEOUT_MS", "2500"),
+                ("CALLBOARD_TELEMETRY__LOG_FORMAT", "json"),
+                ("CALLBOARD_TELEMETRY__TRACES__SAMPLE_RATIO", "0.25"),
+                ("CALLBOARD_DATA_DIR", "/srv/callboard"),
+                ("CALLBOARD_BIND", "0.0.0.0:7007"),
+                // Read by the command line or modules, never keys.
+                ("CALLBOARD_CONFIG", "elsewhere.toml"),
+                ("CALLBOARD_DATABASE_PASSWORD", "pw"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.server.max_connections, 77,
+            "the variable wins over the file"
+        );
+        assert_eq!(config.organization, "1234");
+        assert_eq!(config.server.allowed_hosts, ["a.example", "b.example"]);
+        assert_eq!(config.plugins.settings["ci"]["token"], "s3cret");
+        assert_eq!(config.plugins.limits.timeout_ms, 2500);
+        assert_eq!(
+            config.telemetry.log_format,
+            crate::telemetry::config::LogFormat::Json
+        );
+        assert!((config.telemetry.traces.sample_ratio - 0.25).abs() < f64::EPSILON);
+        assert_eq!(config.data_dir, Path::new("/srv/callboard"));
+        assert_eq!(config.bind.to_string(), "0.0.0.0:7007");
+    }
+
+    #[test]
+    fn a_bad_variable_is_refused_by_name_and_an_unknown_top_level_one_warned_about() {
+        for (var, value, says) in [
+            (
+                "CALLBOARD_SERVER__MAX_CONECTIONS",
+                "1",
+                "unknown field `max_conections`",
+            ),
+            (
+                "CALLBOARD_SERVER__MAX_CONNECTIONS",
+                "lots",
+                "server.max_connections",
+            ),
+            ("CALLBOARD_SERVR__X", "1", "unknown field `servr`"),
+            (
+                "CALLBOARD_SERVER__MAX_CONNECTIONS__DEEPER",
+                "1",
+                "max_connections",
+            ),
+        ] {
+            let error = Config::load_with_env(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(var) && error.contains(says),
+                "{var}={value}: {error}"
+            );
+        }
+        let (_, warnings) = Config::load_with_env(None, env(&[("CALLBOARD_BIDN", "x")])).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("CALLBOARD_BIDN"), "{warnings:?}");
+    }
+
+    #[test]
+    fn unsafe_values_are_refused_naming_the_key() {
+        for (text, field) in [
+            (
+                "[plugins.limits]\ntimeout_ms = 0\n",
+                "plugins.limits.timeout_ms",
+            ),
+            (
+                "[plugins.limits]\nmemory_mib = 8192\n",
+                "plugins.limits.memory_mib",
+            ),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[server]\npublic_url = \"portal.example.com\"\n",
+                "server.public_url",
+            ),
+            (
+                "[telemetry.traces]\nsample_ratio = 1.5\n",
+                "telemetry.traces.sample_ratio",
+            ),
+            (
+                "[telemetry.traces]\notlp_endpoint = \"file:///etc/passwd\"\n",
+                "telemetry.traces.otlp_endpoint",
+            ),
+            (
+                "[telemetry.metrics]\ntoken_sha256 = \"not-hex\"\n",
+                "telemetry.metrics.token_sha256",
+            ),
+            (
+                "bind = \"127.0.0.1:9000\"\n[telemetry.metrics]\nbind = \"127.0.0.1:9000\"\n",
+                "telemetry.metrics.bind",
+            ),
+        ] {
+            let toml = file(text);
+            let error = Config::load_with_env(Some(toml.path()), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_shown_config_hides_secrets() {
+        let mut config = Config::default();
+        config.database.url = "postgres://app:hunter2@db.internal/callboard".into();
+        config.auth.oidc = Some(crate::identity::config::OidcConfig {
+            client_secret: "oidc-secret".into(),
+            ..Default::default()
+        });
+        config
+            .plugins
+            .settings
+            .entry("ci".into())
+            .or_default()
+            .insert("token".into(), "ci-token".into());
+        let shown = serde_json::to_string(&config.redacted()).unwrap();
+        for secret in ["hunter2", "oidc-secret", "ci-token"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db.internal"), "the rest stays: {shown}");
+    }
 }

@@ -85,7 +85,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         default.is_file().then_some(default)
     });
     let (mut config, warnings) = Config::load(config_path.as_deref())?;
-    let format = cli.log_format.unwrap_or(config.telemetry.log_format);
+    if let Some(format) = cli.log_format {
+        config.telemetry.log_format = format;
+    }
+    let format = config.telemetry.log_format;
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
@@ -104,10 +107,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })?;
         return serve(config, format, &warnings);
     }
+    // Warnings about the environment are for the server's start-up; a
+    // command's output stays what a script parses.
     let _telemetry = telemetry::init(format, None);
-    for warning in &warnings {
-        tracing::warn!("{warning}");
-    }
     match cli.command {
         Command::Serve { .. } => unreachable!("served above"),
         Command::Plugin(command) => cli::plugin::run(command, &config),

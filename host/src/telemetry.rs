@@ -20,8 +20,7 @@ pub mod traces;
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::{
-    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt as _,
-    util::SubscriberInitExt as _,
+    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
 };
 
 use config::LogFormat;

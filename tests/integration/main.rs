@@ -20,5 +20,6 @@ mod policy;
 mod replicas;
 mod server;
 mod support;
+mod telemetry;
 mod tokens;
 mod web;

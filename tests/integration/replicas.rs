@@ -5,9 +5,8 @@
 //! dropped or restarted database gives clear 503s and the replicas recover
 //! by themselves.
 
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use callboard_store::testing::postgres::{Cluster, shared};
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use callboard::plugins::signing::VendorKey;
 use jiff::{Timestamp, ToSpan as _};
 
-use crate::support::{eventually, licence, plugin_file, premium, repack};
+use crate::support::{Served as Replica, eventually, licence, plugin_file, premium, repack};
 
 /// hello, repackaged with another version.
 fn hello_version(version: &str) -> Vec<u8> {
@@ -26,87 +25,10 @@ fn hello_version(version: &str) -> Vec<u8> {
 /// The catalog write token every replica accepts (an `api_tokens_file`).
 const TOKEN: &str = "replica-test-token";
 
-/// One `callboard serve` process; killed when dropped.
-struct Replica {
-    child: std::process::Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Replica {
-    /// Starts a replica with its own data directory under `dir` and the
-    /// shared config `config` (which names the database).
-    async fn start(dir: &Path, name: &str, config: &Path) -> Replica {
-        let bin = std::env::var_os("CALLBOARD_BIN")
-            .expect("CALLBOARD_BIN is not set: run the tests with `cargo xtask test`");
-        let data = dir.join(name);
-        std::fs::create_dir_all(data.join("plugins")).unwrap();
-        let mut child = std::process::Command::new(bin)
-            .arg("--config")
-            .arg(config)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env_remove("CALLBOARD_DATABASE_URL")
-            .current_dir(dir)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        {
-            let log = log.clone();
-            let name = name.to_owned();
-            std::thread::spawn(move || {
-                let mut tx = Some(tx);
-                for line in std::io::BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    eprintln!("[{name}] {line}");
-                    if let Some(rest) = line.split("listening on http://").nth(1)
-                        && let Some(tx) = tx.take()
-                    {
-                        let _ = tx.send(rest.trim().to_owned());
-                    }
-                    log.lock().unwrap().push_str(&line);
-                    log.lock().unwrap().push('\n');
-                }
-            });
-        }
-        let addr = tokio::time::timeout(Duration::from_secs(120), rx)
-            .await
-            .unwrap_or_else(|_| panic!("replica {name} did not start: {}", log.lock().unwrap()))
-            .unwrap_or_else(|_| panic!("replica {name} exited: {}", log.lock().unwrap()));
-        Replica {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn kill9(&mut self) {
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = self.child.wait();
-    }
+/// One `callboard serve` process with its own data directory under `dir`
+/// and the shared config `config` (which names the database).
+async fn replica(dir: &Path, name: &str, config: &Path) -> Replica {
+    Replica::start_named(name, dir, config, &dir.join(name), &[]).await
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
@@ -163,9 +85,9 @@ async fn a_location_added_through_one_replica_is_served_by_the_others() {
     let cluster = cluster().await;
     let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
     let replicas = [
-        Replica::start(s.dir.path(), "a", &s.config).await,
-        Replica::start(s.dir.path(), "b", &s.config).await,
-        Replica::start(s.dir.path(), "c", &s.config).await,
+        replica(s.dir.path(), "a", &s.config).await,
+        replica(s.dir.path(), "b", &s.config).await,
+        replica(s.dir.path(), "c", &s.config).await,
     ];
     let file = s.dir.path().join("catalog/team.yaml");
     components(&file, "svc", 5);
@@ -224,7 +146,7 @@ async fn plugin_ticks_run_once_per_period_across_replicas() {
         let plugins = s.dir.path().join(name).join("plugins");
         std::fs::create_dir_all(&plugins).unwrap();
         std::fs::copy(plugin_file("misbehave"), plugins.join("misbehave.wasm")).unwrap();
-        replicas.push(Replica::start(s.dir.path(), name, &s.config).await);
+        replicas.push(replica(s.dir.path(), name, &s.config).await);
     }
     let client = reqwest::Client::new();
     let ticks = async |replica: &Replica| -> i64 {
@@ -270,7 +192,7 @@ async fn a_replica_killed_mid_refresh_loses_its_lease_to_another() {
             ),
     )
     .unwrap();
-    let mut first = Replica::start(s.dir.path(), "a", &s.config).await;
+    let mut first = replica(s.dir.path(), "a", &s.config).await;
     // Wait until it holds the refresh lease, then kill it mid-ingestion.
     let holder = || {
         cluster
@@ -286,13 +208,13 @@ async fn a_replica_killed_mid_refresh_loses_its_lease_to_another() {
     })
     .await;
     first.kill9();
-    let log = first.log.lock().unwrap().clone();
+    let log = first.log();
     assert!(
         !log.contains("catalog: refreshed"),
         "the refresh finished before the kill: {log}"
     );
     let client = reqwest::Client::new();
-    let second = Replica::start(s.dir.path(), "b", &s.config).await;
+    let second = replica(s.dir.path(), "b", &s.config).await;
     // Nothing half-written is visible: the killed transaction rolled back.
     let (_, page) = get(
         &client,
@@ -345,8 +267,8 @@ async fn a_dropped_database_gives_503s_and_the_replicas_recover() {
     let file = s.dir.path().join("catalog/team.yaml");
     components(&file, "svc", 20);
     let replicas = [
-        Replica::start(s.dir.path(), "a", &s.config).await,
-        Replica::start(s.dir.path(), "b", &s.config).await,
+        replica(s.dir.path(), "a", &s.config).await,
+        replica(s.dir.path(), "b", &s.config).await,
     ];
     let client = reqwest::Client::new();
     let response = client
@@ -433,7 +355,7 @@ async fn a_dropped_database_gives_503s_and_the_replicas_recover() {
         )
         .await;
         assert_eq!(status, 200, "{entity}");
-        let log = replica.log.lock().unwrap().clone();
+        let log = replica.log();
         assert!(
             log.contains("unavailable"),
             "no log line said the database was away: {log}"
@@ -486,9 +408,9 @@ async fn a_plugin_installed_through_one_replica_answers_through_every_replica() 
     let cluster = cluster().await;
     let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
     let replicas = Arc::new([
-        Replica::start(s.dir.path(), "a", &s.config).await,
-        Replica::start(s.dir.path(), "b", &s.config).await,
-        Replica::start(s.dir.path(), "c", &s.config).await,
+        replica(s.dir.path(), "a", &s.config).await,
+        replica(s.dir.path(), "b", &s.config).await,
+        replica(s.dir.path(), "c", &s.config).await,
     ]);
     // One admin token for every replica: an operator's script may reach any.
     let tokens: Vec<String> = ["a", "b", "c"]
@@ -600,9 +522,9 @@ async fn licence_checks_run_once_per_period_and_every_replica_applies_what_they_
     let text = std::fs::read_to_string(&s.config).unwrap();
     std::fs::write(&s.config, format!("organization = \"{ORG}\"\n{text}")).unwrap();
     let replicas = [
-        Replica::start(s.dir.path(), "a", &s.config).await,
-        Replica::start(s.dir.path(), "b", &s.config).await,
-        Replica::start(s.dir.path(), "c", &s.config).await,
+        replica(s.dir.path(), "a", &s.config).await,
+        replica(s.dir.path(), "b", &s.config).await,
+        replica(s.dir.path(), "c", &s.config).await,
     ];
     let client = reqwest::Client::new();
     let token = std::fs::read_to_string(s.dir.path().join("a").join("admin-token")).unwrap();
@@ -668,10 +590,7 @@ async fn licence_checks_run_once_per_period_and_every_replica_applies_what_they_
         })
         .await;
     }
-    let marks: Vec<usize> = replicas
-        .iter()
-        .map(|r| r.log.lock().unwrap().len())
-        .collect();
+    let marks: Vec<usize> = replicas.iter().map(|r| r.log().len()).collect();
     // It expires: one replica's check finds it, and every replica's state
     // follows within a few periods.
     for replica in &replicas {
@@ -693,7 +612,7 @@ async fn licence_checks_run_once_per_period_and_every_replica_applies_what_they_
         .iter()
         .zip(&marks)
         .map(|(r, mark)| {
-            r.log.lock().unwrap()[*mark..]
+            r.log()[*mark..]
                 .matches("licence check: a licence changed")
                 .count()
         })
@@ -800,8 +719,8 @@ async fn signed_in_csrf(
 async fn an_admin_session_is_valid_on_every_replica_and_a_sign_out_ends_it_everywhere() {
     let cluster = cluster().await;
     let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
-    let mut a = Replica::start(s.dir.path(), "a", &s.config).await;
-    let b = Replica::start(s.dir.path(), "b", &s.config).await;
+    let mut a = replica(s.dir.path(), "a", &s.config).await;
+    let b = replica(s.dir.path(), "b", &s.config).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -834,7 +753,7 @@ async fn an_admin_session_is_valid_on_every_replica_and_a_sign_out_ends_it_every
 
     // A restart of the replica that made it does not sign anyone out.
     a.kill9();
-    let a = Replica::start(s.dir.path(), "a", &s.config).await;
+    let a = replica(s.dir.path(), "a", &s.config).await;
     assert_eq!(
         signed_in_csrf(&client, &a, &cookie).await,
         on_a,
@@ -864,7 +783,7 @@ async fn an_admin_session_is_valid_on_every_replica_and_a_sign_out_ends_it_every
 async fn a_plugin_removed_while_a_replica_was_away_does_not_come_back_from_its_folder() {
     let cluster = cluster().await;
     let s = setup(&cluster.create_database(), "refresh_interval_secs = 0");
-    let a = Replica::start(s.dir.path(), "a", &s.config).await;
+    let a = replica(s.dir.path(), "a", &s.config).await;
     let client = reqwest::Client::new();
     let greet = |replica: &Replica| replica.url("/api/plugins/hello/greet/replica");
     let old = hello_version("1.0.0");
@@ -882,7 +801,7 @@ async fn a_plugin_removed_while_a_replica_was_away_does_not_come_back_from_its_f
     let stale = s.dir.path().join("b").join("plugins").join("hello.wasm");
     std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
     std::fs::write(&stale, &old).unwrap();
-    let b = Replica::start(s.dir.path(), "b", &s.config).await;
+    let b = replica(s.dir.path(), "b", &s.config).await;
     eventually(10, "b to drop the stale hello", || {
         let (client, url) = (client.clone(), greet(&b));
         async move { (client.get(&url).send().await.ok()?.status() == 404).then_some(()) }
@@ -890,10 +809,7 @@ async fn a_plugin_removed_while_a_replica_was_away_does_not_come_back_from_its_f
     .await;
     assert!(!stale.exists(), "the stale file is still in b's folder");
     assert!(
-        b.log
-            .lock()
-            .unwrap()
-            .contains("removed through another replica"),
+        b.log().contains("removed through another replica"),
         "b does not say why it dropped hello"
     );
     // ... and a never got it back.
@@ -904,7 +820,7 @@ async fn a_plugin_removed_while_a_replica_was_away_does_not_come_back_from_its_f
     let newer = s.dir.path().join("c").join("plugins").join("hello.wasm");
     std::fs::create_dir_all(newer.parent().unwrap()).unwrap();
     std::fs::write(&newer, hello_version("2.0.0")).unwrap();
-    let _c = Replica::start(s.dir.path(), "c", &s.config).await;
+    let _c = replica(s.dir.path(), "c", &s.config).await;
     for replica in [&a, &b] {
         eventually(10, "hello 2.0.0 imported from c's folder", || {
             let (client, url) = (client.clone(), greet(replica));
@@ -935,7 +851,7 @@ async fn plugin_event_counts_are_summed_over_replicas() {
         let plugins = s.dir.path().join(name).join("plugins");
         std::fs::create_dir_all(&plugins).unwrap();
         std::fs::copy(plugin_file("misbehave"), plugins.join("misbehave.wasm")).unwrap();
-        replicas.push(Replica::start(s.dir.path(), name, &s.config).await);
+        replicas.push(replica(s.dir.path(), name, &s.config).await);
     }
     let client = reqwest::Client::new();
     // Delivered and dropped usage events of misbehave, as `name` reports them.
@@ -995,8 +911,8 @@ async fn tokens_policies_and_sessions_hold_on_every_replica() {
     )
     .unwrap();
     components(&s.dir.path().join("c.yaml"), "svc", 14);
-    let a = Replica::start(s.dir.path(), "a", &s.config).await;
-    let b = Replica::start(s.dir.path(), "b", &s.config).await;
+    let a = replica(s.dir.path(), "a", &s.config).await;
+    let b = replica(s.dir.path(), "b", &s.config).await;
     let admin = std::fs::read_to_string(s.dir.path().join("a").join("admin-token")).unwrap();
     let admin = admin.trim();
     let client = reqwest::Client::builder()

@@ -329,3 +329,155 @@ pub fn cli(data: &Path, args: &[&str]) -> (bool, String) {
     );
     (output.status.success(), text)
 }
+
+/// A `callboard serve` process (the real binary, `CALLBOARD_BIN`), its
+/// standard error collected line by line; killed when dropped.
+pub struct Served {
+    child: std::process::Child,
+    /// `http://ADDR` of the portal.
+    pub base: String,
+    log: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The `host:port` that follows `marker` in a log line (text or JSON).
+pub fn address_after(line: &str, marker: &str) -> Option<String> {
+    let rest = line.split(marker).nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '/')
+        .collect();
+    (!addr.is_empty()).then_some(addr)
+}
+
+impl Served {
+    /// Starts `callboard --config CONFIG --data-dir DATA serve --bind
+    /// 127.0.0.1:0` in `dir` with `env` added, and waits until it listens.
+    pub async fn start(dir: &Path, config: &Path, data: &Path, env: &[(&str, &str)]) -> Served {
+        Self::start_named("served", dir, config, data, env).await
+    }
+
+    /// [`Served::start`], its log lines echoed prefixed with `[name]`.
+    pub async fn start_named(
+        name: &str,
+        dir: &Path,
+        config: &Path,
+        data: &Path,
+        env: &[(&str, &str)],
+    ) -> Served {
+        use std::io::BufRead as _;
+        std::fs::create_dir_all(data.join("plugins")).unwrap();
+        let bin = std::env::var_os("CALLBOARD_BIN")
+            .expect("CALLBOARD_BIN is not set: run the tests with `cargo xtask test`");
+        let mut child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("CALLBOARD_DATABASE_URL")
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let log = log.clone();
+            let name = name.to_owned();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("[{name}] {line}");
+                    if let Some(addr) = address_after(&line, "listening on http://")
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(addr);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(120), rx)
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not start: {:?}", log.lock().unwrap()))
+            .unwrap_or_else(|_| panic!("{name} exited: {:?}", log.lock().unwrap()));
+        Served {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// Absolute URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Every line logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Everything logged so far, one line after another.
+    pub fn log(&self) -> String {
+        self.lines().iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind).
+    pub fn kill9(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes sure `binary` exists, installing Debian's `packages` when it does
+/// not (as root; one install at a time across test processes, waiting for
+/// dpkg's lock rather than failing on it).
+pub fn ensure_installed(binary: &str, packages: &[&str]) {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    if Path::new(binary).exists() {
+        return;
+    }
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let lock_path = std::env::temp_dir().join("callboard-apt-install.lock");
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    if Path::new(binary).exists() {
+        return;
+    }
+    eprintln!("installing {} with apt-get", packages.join(" "));
+    let install = format!(
+        "apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive \
+         apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends {}",
+        packages.join(" ")
+    );
+    let status = std::process::Command::new("sh")
+        .args(["-c", &install])
+        .stdin(std::process::Stdio::null())
+        .status();
+    assert!(
+        matches!(status, Ok(s) if s.success()) && Path::new(binary).exists(),
+        "{binary} is missing and `apt-get install {}` failed ({status:?}); install the Debian \
+         package(s) {} as root",
+        packages.join(" "),
+        packages.join(" ")
+    );
+}

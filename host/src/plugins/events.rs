@@ -455,7 +455,10 @@ impl EventBus {
             .iter()
             .map(|s| {
                 let queued = s.tx.max_capacity().saturating_sub(s.tx.capacity());
-                let counts = counts.get(&s.plugin).map(|c| c.snapshot()).unwrap_or_default();
+                let counts = counts
+                    .get(&s.plugin)
+                    .map(|c| c.snapshot())
+                    .unwrap_or_default();
                 (s.plugin.clone(), LocalEvents { queued, counts })
             })
             .collect()

@@ -293,7 +293,9 @@ impl PluginHost {
     pub fn new(config: &Config, stores: &callboard_store::Stores) -> anyhow::Result<Self> {
         let kv = stores.kv.clone();
         raise_open_files_limit();
-        let cache_dir = config.data_dir.join("cache").join("compiled");
+        // wasmtime's cache wants an absolute path; `data_dir` may be relative
+        // (the default `./data` is).
+        let cache_dir = std::path::absolute(config.data_dir.join("cache").join("compiled"))?;
         std::fs::create_dir_all(&cache_dir)?;
         let (engine, cache) = engine::build(&config.plugins, &cache_dir)?;
         let linkers = Linkers::new(&engine)?;

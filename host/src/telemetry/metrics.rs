@@ -283,24 +283,25 @@ pub fn router(state: &AppState) -> Router {
     let Some(handle) = state.metrics.clone() else {
         return Router::new();
     };
-    Router::new().route(
-        "/metrics",
-        get(move |State(state): State<AppState>, headers: HeaderMap| {
-            let handle = handle.clone();
-            async move {
-                if !may_scrape(&state, &headers) {
-                    return (
-                        StatusCode::UNAUTHORIZED,
-                        [(header::WWW_AUTHENTICATE, "Bearer")],
-                        "metrics need the admin token or the metrics token as a bearer token\n",
-                    )
-                        .into_response();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move |State(state): State<AppState>, headers: HeaderMap| {
+                let handle = handle.clone();
+                async move {
+                    if !may_scrape(&state, &headers) {
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            [(header::WWW_AUTHENTICATE, "Bearer")],
+                            "metrics need the admin token or the metrics token as a bearer token\n",
+                        )
+                            .into_response();
+                    }
+                    render(&state, &handle).await
                 }
-                render(&state, &handle).await
-            }
-        }),
-    )
-    .with_state(state.clone())
+            }),
+        )
+        .with_state(state.clone())
 }
 
 fn may_scrape(state: &AppState, headers: &HeaderMap) -> bool {

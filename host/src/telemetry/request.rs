@@ -71,7 +71,9 @@ pub async fn track(mut request: Request, next: Next) -> Response {
     super::traces::adopt_parent(&span, request.headers());
     let header = HeaderValue::from_str(&id).ok();
     if let Some(value) = &header {
-        request.headers_mut().insert(REQUEST_ID.clone(), value.clone());
+        request
+            .headers_mut()
+            .insert(REQUEST_ID.clone(), value.clone());
     }
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();

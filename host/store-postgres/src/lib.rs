@@ -71,11 +71,8 @@ impl Db {
     /// A pooled connection; a broken one is never handed out (the pool
     /// verifies each one with a round trip before reuse).
     pub(crate) async fn get(&self) -> Result<Conn> {
-        let span = tracing::info_span!(
-            "db",
-            otel.name = "postgres batch",
-            db.system = "postgresql"
-        );
+        let span =
+            tracing::info_span!("db", otel.name = "postgres batch", db.system = "postgresql");
         let started = std::time::Instant::now();
         let object = self.pool.get().await.map_err(error::pool)?;
         let waited = started.elapsed();
@@ -84,7 +81,10 @@ impl Db {
             metrics::histogram!(callboard_store::metrics::DB_POOL_WAIT, "backend" => "postgres")
                 .record(waited.as_secs_f64());
         }
-        Ok(Conn { object, _span: span })
+        Ok(Conn {
+            object,
+            _span: span,
+        })
     }
 
     fn pool_status(&self) -> callboard_store::PoolStatus {

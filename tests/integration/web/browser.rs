@@ -41,7 +41,7 @@ fn ensure_chromium() {
         let status = Command::new("sh")
             .args([
                 "-c",
-                "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver",
+                "apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y chromium chromium-driver",
             ])
             .status();
         match status {

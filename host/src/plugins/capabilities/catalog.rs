@@ -37,7 +37,10 @@ impl wit::Host for HostState {
         let refs = [r.to_string()];
         let entity = self
             .budgets
-            .host_call("catalog.get_entity", catalog.get_by_refs(&refs, only.as_ref()))
+            .host_call(
+                "catalog.get_entity",
+                catalog.get_by_refs(&refs, only.as_ref()),
+            )
             .await
             .map_err(|e| unavailable(&self.label, &CatalogError::Task(e)))?
             .map_err(|e| unavailable(&self.label, &e))?
@@ -57,7 +60,10 @@ impl wit::Host for HostState {
         };
         let page = self
             .budgets
-            .host_call("catalog.query", catalog.query(&selection, &Start::Beginning, limit.min(MAX_QUERY) as usize))
+            .host_call(
+                "catalog.query",
+                catalog.query(&selection, &Start::Beginning, limit.min(MAX_QUERY) as usize),
+            )
             .await
             .map_err(|e| unavailable(&self.label, &CatalogError::Task(e)))?
             .map_err(|e| unavailable(&self.label, &e))?;

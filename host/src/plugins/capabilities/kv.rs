@@ -101,7 +101,12 @@ macro_rules! kv_glue {
 
                 async fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(&self.budgets, "kv.delete", kv.store.delete(&kv.plugin, &key)).await
+                    host_call(
+                        &self.budgets,
+                        "kv.delete",
+                        kv.store.delete(&kv.plugin, &key),
+                    )
+                    .await
                 }
 
                 async fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
@@ -131,9 +136,12 @@ macro_rules! kv_glue {
                 async fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
                     let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
                     let limit = kv.quota.bytes;
-                    let used =
-                        host_call::<_, wit::Error>(&self.budgets, "kv.usage", kv.store.usage(&kv.plugin))
-                            .await?;
+                    let used = host_call::<_, wit::Error>(
+                        &self.budgets,
+                        "kv.usage",
+                        kv.store.usage(&kv.plugin),
+                    )
+                    .await?;
                     Ok(wit::Quota {
                         used_bytes: used,
                         limit_bytes: limit,

@@ -614,6 +614,8 @@ fn find_or_install_binaries() -> Result<PathBuf, String> {
         &["install", "-y", "--no-install-recommends", "postgresql"][..],
     ] {
         let output = Command::new("apt-get")
+            // Another test process may be installing (Chromium, promtool).
+            .args(["-o", "DPkg::Lock::Timeout=600"])
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null())
