@@ -25,7 +25,7 @@ pub fn router(state: &AppState) -> Router {
     let server = &state.config.server;
     let access = auth::CatalogAccess::new(state.access.clone());
     let hosts = auth::AllowedHosts::new(server, state.config.bind);
-    Router::new()
+    let app = Router::new()
         .merge(crate::health::router(state))
         .nest(
             "/api/catalog",
@@ -57,10 +57,13 @@ pub fn router(state: &AppState) -> Router {
         // and a handler until this fires.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             server.body_timeout(),
-        ))
-        // Scrapers name themselves with the metrics token, which is no
-        // identity: `/metrics` checks its own tokens, outside `resolve`.
-        .merge(crate::telemetry::metrics::router(state))
+        ));
+    // Scrapers name themselves with the metrics token, which is no identity:
+    // `/metrics` checks its own tokens, outside `resolve`. (Merged into, not
+    // merged: the merged router's fallback is the one kept, and `app`'s
+    // carries the layers above.)
+    crate::telemetry::metrics::router(state)
+        .merge(app)
         .layer(axum::middleware::from_fn_with_state(
             hosts,
             auth::check_host,

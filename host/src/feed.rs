@@ -8,7 +8,8 @@ use callboard_store::Feed;
 /// Waits until an event of `topic` comes after `*seq`, or `period` passes
 /// (whichever is first), moving `*seq` past every event read. A feed that
 /// cannot be read is retried each second until the period ends (logged).
-pub async fn wait_for(feed: &dyn Feed, seq: &mut i64, topic: &str, period: Duration) {
+pub async fn wait_for(feed: &dyn Feed, seq: &mut i64, topic: &'static str, period: Duration) {
+    callboard_store::metrics::feed_position(topic, *seq);
     let deadline = tokio::time::Instant::now() + period;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -21,6 +22,7 @@ pub async fn wait_for(feed: &dyn Feed, seq: &mut i64, topic: &str, period: Durat
             Ok(events) => {
                 let relevant = events.iter().any(|e| e.topic == topic);
                 *seq = events.last().map_or(*seq, |e| e.seq);
+                callboard_store::metrics::feed_position(topic, *seq);
                 if relevant {
                     return;
                 }

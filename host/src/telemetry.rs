@@ -20,7 +20,10 @@ pub mod traces;
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::{
-    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    EnvFilter, Layer as _,
+    filter::{FilterExt as _, Targets, filter_fn},
+    layer::SubscriberExt as _,
+    util::SubscriberInitExt as _,
 };
 
 use config::LogFormat;
@@ -83,8 +86,11 @@ pub fn init(format: LogFormat, traces: Option<SdkTracerProvider>) -> Telemetry {
     let spans = traces
         .as_ref()
         .map(|provider| traces::layer(provider).with_filter(own));
+    // The host's spans stay on whatever `RUST_LOG` says, so a warning still
+    // names its request id and plugin (a span prints nothing by itself).
+    let own_spans = filter_fn(|meta| meta.is_span() && meta.target().starts_with("callboard"));
     let installed = tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
+        .with(logs.with_filter(filter.or(own_spans)))
         .with(spans)
         .try_init();
     match installed {

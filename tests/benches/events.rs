@@ -9,6 +9,10 @@
 //! entity through the catalog API, so both see the same machine noise.
 
 #[path = "support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared by the benchmarks; this one uses only part"
+)]
 mod support;
 
 use std::{

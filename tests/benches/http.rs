@@ -5,14 +5,11 @@
 #[path = "support.rs"]
 mod support;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use axum::routing::get;
 use callboard::{config::Config, server::AppState};
-use support::{machine, percentiles, plugins_dir, us};
+use support::{load, machine, percentiles, plugins_dir, us};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -50,9 +47,13 @@ fn main() -> anyhow::Result<()> {
         let native = format!("http://{addr}/native/ping");
         let plugin = format!("http://{addr}/api/plugins/hello/ping");
         let mut results = vec![Vec::new(), Vec::new()];
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()?;
         for _round in 0..2 {
             for (i, url) in [&native, &plugin].into_iter().enumerate() {
-                results[i].push(load(url, connections, Duration::from_secs_f64(seconds)).await?);
+                let duration = Duration::from_secs_f64(seconds);
+                results[i].push(load(&client, url, connections, duration).await?);
             }
         }
         let mut summary = Vec::new();
@@ -68,37 +69,4 @@ fn main() -> anyhow::Result<()> {
         println!("plugin/native throughput: {:.0}%", 100.0 * summary[1] / summary[0]);
         Ok::<_, anyhow::Error>(())
     })
-}
-
-/// `connections` clients request `url` back to back for `duration`.
-async fn load(
-    url: &str,
-    connections: usize,
-    duration: Duration,
-) -> anyhow::Result<(usize, f64, Vec<Duration>)> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()?;
-    let url: Arc<str> = url.into();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while started.elapsed() < duration {
-                let t = Instant::now();
-                let response = client.get(&*url).send().await?;
-                assert_eq!(response.status(), 200);
-                response.bytes().await?;
-                samples.push(t.elapsed());
-            }
-            Ok::<_, reqwest::Error>(samples)
-        }));
-    }
-    let mut samples = Vec::new();
-    for task in tasks {
-        samples.extend(task.await??);
-    }
-    Ok((samples.len(), started.elapsed().as_secs_f64(), samples))
 }

@@ -2,6 +2,10 @@
 //! way every plugin request runs. `cargo xtask bench runtime [-- ITERATIONS]`.
 
 #[path = "support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared by the benchmarks; this one uses only part"
+)]
 mod support;
 
 use std::time::Instant;

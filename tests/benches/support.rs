@@ -1,6 +1,11 @@
-//! Shared by the benchmark binaries: percentiles and the plugin folder.
+//! Shared by the benchmark binaries: percentiles, the plugin folder and a
+//! closed-loop load.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 /// Folder of packed plugin files (`cargo xtask bench` sets it).
 pub fn plugins_dir() -> PathBuf {
@@ -33,4 +38,37 @@ pub fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     format!("{cpus} cores, {model}")
+}
+
+/// `connections` clients of `client` request `url` back to back for
+/// `duration`, each waiting for 200 and the whole body: how many answered,
+/// the seconds it took, and each request's time.
+pub async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(usize, f64, Vec<Duration>)> {
+    let url: Arc<str> = url.into();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while started.elapsed() < duration {
+                let t = Instant::now();
+                let response = client.get(&*url).send().await?;
+                assert_eq!(response.status(), 200, "{url}");
+                response.bytes().await?;
+                samples.push(t.elapsed());
+            }
+            Ok::<_, reqwest::Error>(samples)
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    Ok((samples.len(), started.elapsed().as_secs_f64(), samples))
 }

@@ -185,9 +185,11 @@ async fn metrics_pass_promtool_and_count_traffic_and_logs_are_json_lines() {
         "callboard_plugins_loaded",
         "callboard_db_pool_connections_max",
         "callboard_feed_head",
+        "callboard_feed_lag_events{follower=\"catalog\"}",
     ] {
         assert!(
-            sample(&after, series).is_some_and(|v| v >= 1.0 || series.contains("depth")),
+            sample(&after, series)
+                .is_some_and(|v| v >= 1.0 || series.contains("depth") || series.contains("lag")),
             "{series} missing or zero in:\n{after}"
         );
     }
@@ -318,6 +320,16 @@ async fn a_request_is_traced_through_its_plugin_call_host_call_and_database() {
         .await
         .unwrap();
     assert!(response.status().is_success(), "{response:?}");
+    // A malformed traceparent is ignored: the request starts a trace of its own.
+    let garbled = reqwest::Client::new()
+        .get(server.url("/api/plugins/misbehave/ping"))
+        .bearer_auth(&admin)
+        .header("x-request-id", "req-garbled")
+        .header("traceparent", format!("00-{}-zz-01", "f".repeat(200)))
+        .send()
+        .await
+        .unwrap();
+    assert!(garbled.status().is_success(), "{garbled:?}");
 
     let by_name = |spans: &[Span], name: &str, parent: &[u8]| {
         spans
@@ -365,6 +377,17 @@ async fn a_request_is_traced_through_its_plugin_call_host_call_and_database() {
     }
     assert_eq!(attribute(&plugin, "plugin"), Some("misbehave@0.1.0"));
     assert_eq!(attribute(&db, "db.system"), Some("sqlite"));
+    let root = eventually(30, "the garbled request's span", || {
+        let spans = received.lock().unwrap().clone();
+        async move {
+            spans
+                .into_iter()
+                .find(|s| attribute(s, "request_id") == Some("req-garbled"))
+        }
+    })
+    .await;
+    assert!(root.parent_span_id.is_empty(), "{root:?}");
+    assert_ne!(root.trace_id, request.trace_id);
     let all = server.lines().join("\n");
     assert!(!all.contains(&admin));
     let exported = format!("{:?}", received.lock().unwrap());

@@ -41,10 +41,11 @@ enum Task {
     /// and the latency publishing adds), `peer` (Callboard beside Backstage's
     /// own catalog backend, installed from the npm registry; needs node, npm
     /// and wrk), `permissions` (catalog reads by a user restricted to what
-    /// their groups own beside an administrator's).
+    /// their groups own beside an administrator's), `telemetry` (a catalog
+    /// lookup and a plugin call with metrics and traces off and on).
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer", "permissions"])]
+        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer", "permissions", "telemetry"])]
         name: String,
         /// Extra arguments for the benchmark.
         #[arg(last = true)]
@@ -155,11 +156,17 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
         }
         Task::Bench { name, args } => {
             let plugins = build_plugins(&root)?;
+            if name == "telemetry" {
+                step("cargo build --release -p callboard");
+                cargo(["build", "--release", "-p", "callboard"]).status_ok()?;
+            }
             step(&format!("benchmark {name}"));
             // Backtraces on every trap would distort the figures.
             cargo(["bench", "-p", "callboard-tests", "--bench", &name, "--"])
                 .args(&args)
                 .env("CALLBOARD_TEST_PLUGINS", &plugins)
+                // Benchmarks that run the server as a process.
+                .env("CALLBOARD_BIN", callboard_bin()?)
                 .env_remove("RUST_BACKTRACE")
                 .status_ok()?;
         }

@@ -854,6 +854,7 @@ async fn heartbeat(leases: Arc<dyn Leases>, lease: Lease, ttl: Duration) {
 /// [`Catalog::subscribe`] notifications, until the catalog is dropped.
 /// A database outage pauses it; it never gives up.
 async fn follow_feed(inner: Weak<Inner>, mut seq: i64) {
+    callboard_store::metrics::feed_position("catalog", seq);
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(c) = inner.upgrade() else { return };
@@ -867,6 +868,9 @@ async fn follow_feed(inner: Weak<Inner>, mut seq: i64) {
             Ok(events) => {
                 backoff = Duration::from_millis(100);
                 let Some(c) = inner.upgrade() else { return };
+                if let Some(last) = events.last() {
+                    callboard_store::metrics::feed_position("catalog", last.seq);
+                }
                 for event in events {
                     seq = event.seq;
                     if event.topic != CATALOG_TOPIC {

@@ -120,6 +120,7 @@ impl PluginHost {
                 return seq;
             };
             seq = last.seq;
+            callboard_store::metrics::feed_position("licences", seq);
             if events.iter().any(|e| e.topic == LICENCES_TOPIC) {
                 self.check_licenses_off_thread().await;
             }

@@ -261,6 +261,10 @@ async fn collect(state: &AppState) {
         tokio::time::timeout(Duration::from_secs(2), state.stores.feed.head()).await
     {
         gauge!("callboard_feed_head").set(head as f64);
+        for (follower, seq) in callboard_store::metrics::feed_positions() {
+            gauge!(callboard_store::metrics::FEED_LAG, "follower" => follower)
+                .set(head.saturating_sub(seq).max(0) as f64);
+        }
     }
 }
 
