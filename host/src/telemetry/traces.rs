@@ -91,6 +91,7 @@ pub fn provider(
             BatchConfigBuilder::default()
                 .with_scheduled_delay(Duration::from_millis(500))
                 .with_max_queue_size(8192)
+                .with_max_export_batch_size(2048)
                 .build(),
         )
         .build();
@@ -116,6 +117,9 @@ where
 {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("callboard"))
+        // Source locations (three attributes on every span) and busy/idle
+        // times say nothing to an operator and cost on every span.
+        .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
 }
