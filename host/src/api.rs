@@ -7,6 +7,8 @@ pub mod catalog;
 pub mod error;
 pub mod plugins;
 pub mod policy;
+pub mod search;
+pub mod techdocs;
 pub mod views;
 
 use axum::Router;
@@ -33,6 +35,14 @@ pub fn router(state: &AppState) -> Router {
         )
         .nest("/api/admin", admin::router(state))
         .nest("/api/views", views::router(state.clone()))
+        .nest("/api/techdocs", techdocs::router(state.clone()))
+        .nest(
+            "/api/search",
+            search::router(crate::search::Search::new(
+                state.stores.search.clone(),
+                state.access.clone(),
+            )),
+        )
         .nest(
             "/api/plugins",
             plugins::router(

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod db;
+pub mod docs;
 pub mod plugin;
 pub mod token;
 pub mod vendor;

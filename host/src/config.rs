@@ -44,6 +44,8 @@ pub struct Config {
     pub auth: crate::identity::config::AuthConfig,
     /// Logs, metrics and traces.
     pub telemetry: crate::telemetry::config::TelemetryConfig,
+    /// TechDocs building.
+    pub docs: crate::techdocs::DocsConfig,
 }
 
 /// `[trust]`: vendor keys and the signature policy.
@@ -162,6 +164,7 @@ impl Default for Config {
             database: crate::database::DatabaseConfig::default(),
             auth: crate::identity::config::AuthConfig::default(),
             telemetry: crate::telemetry::config::TelemetryConfig::default(),
+            docs: crate::techdocs::DocsConfig::default(),
         }
     }
 }

@@ -59,6 +59,9 @@ enum Command {
     /// The storage backend: schema status.
     #[command(subcommand)]
     Db(cli::db::DbCommand),
+    /// TechDocs sites: check one, preview one locally.
+    #[command(subcommand)]
+    Docs(cli::docs::DocsCommand),
     /// Print the effective configuration as TOML, every key included.
     Config,
 }
@@ -120,6 +123,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(cli::catalog::run(command, &config))
+        }
+        Command::Docs(command) => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cli::docs::run(command, &config))
         }
         Command::Db(command) => {
             let runtime =

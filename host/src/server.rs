@@ -45,6 +45,8 @@ pub struct AppState {
     pub watch: Option<Arc<FolderWatch>>,
     /// The Prometheus recorder (None when `telemetry.metrics.enabled` is off).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// TechDocs: builds and stored sites.
+    pub techdocs: crate::techdocs::Techdocs,
 }
 
 impl AppState {
@@ -158,11 +160,14 @@ impl AppState {
         });
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
+        let techdocs =
+            crate::techdocs::Techdocs::new(catalog.clone(), &stores, config.docs.clone());
         Ok(Self {
             config: Arc::new(config),
             plugins,
             catalog,
             stores,
+            techdocs,
             admin_token,
             tokens,
             sessions,
@@ -250,6 +255,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ));
     // Ingests the configured locations now, then on every refresh interval.
     let refresh = tokio::spawn(state.catalog.clone().run_refresh_loop());
+    // Builds the docs once the first load is in, then on changes.
+    let docs = tokio::spawn(state.techdocs.clone().run());
     let licenses = tokio::spawn(
         state
             .plugins
@@ -276,6 +283,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         })
         .await;
         refresh.abort();
+        docs.abort();
         licenses.abort();
         event_counts.abort();
         shared_plugins.abort();

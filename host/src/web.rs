@@ -18,12 +18,18 @@ mod admin;
 mod audit;
 mod catalog;
 mod definition;
+mod docs;
+pub(crate) use docs::asset_response;
+pub(crate) use docs::stylesheet as docs_stylesheet;
+pub use docs::{PreviewSite, preview_page};
+pub(crate) use layout::stylesheet;
 mod entity;
 mod graph;
 mod home;
 mod layout;
 mod plugins;
 mod roles;
+mod search;
 mod signin;
 
 use std::{
@@ -62,7 +68,7 @@ const CSP: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-
                    font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
                    frame-ancestors 'none'";
 
-/// The portal's routes: `/`, `/catalog`, `/catalog/{namespace}/{kind}/{name}`,
+/// The portal's routes: `/`, `/search`, `/catalog`, `/catalog/{namespace}/{kind}/{name}`,
 /// `/plugins/{plugin}/...` (plugin pages), `/admin` (plugin administration)
 /// and the stylesheet under `/static/`.
 pub fn router(state: AppState) -> Router {
@@ -71,6 +77,15 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(home::handler))
         .route("/catalog", get(catalog::handler))
         .route("/catalog/{namespace}/{kind}/{name}", get(entity::handler))
+        .route("/search", get(search::handler))
+        .route("/docs", get(docs::index))
+        .route("/docs/{namespace}/{kind}/{name}", get(docs::site_root))
+        .route("/docs/{namespace}/{kind}/{name}/", get(docs::site_index))
+        .route(
+            "/docs/{namespace}/{kind}/{name}/{*path}",
+            get(docs::site_path),
+        )
+        .route("/static/docs.css", get(docs::stylesheet))
         .route("/plugins", get(plugins::index))
         .route("/plugins/{plugin}", get(plugins::root))
         .route("/plugins/{plugin}/{*path}", get(plugins::page_at))
@@ -530,7 +545,7 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The page of an entity, from its (display or lower-case) ref.
-pub(crate) fn entity_href(r: &EntityRef) -> String {
+pub fn entity_href(r: &EntityRef) -> String {
     let seg =
         |s: &str| percent_encoding::utf8_percent_encode(&s.to_lowercase(), SEGMENT).to_string();
     format!(
@@ -577,7 +592,7 @@ pub(crate) fn short_ref(r: &EntityRef) -> String {
 }
 
 /// The ref of a served entity.
-pub(crate) fn ref_of(entity: &Value) -> EntityRef {
+pub fn ref_of(entity: &Value) -> EntityRef {
     EntityRef::new(
         text(entity, "kind").unwrap_or("unknown"),
         text(entity, "metadata.namespace").unwrap_or("default"),

@@ -463,6 +463,28 @@ async fn restricted_reads_are_applied_inside_every_catalog_query() {
         !seen.is_empty() && seen.iter().all(|n| n == "b-one" || n == "eng-tool"),
         "{replay}"
     );
+    // Search filters inside the query: counts and facets too.
+    let (status, found) = get(&server, "/api/search/query?term=java", bob).await;
+    assert_eq!(status, 200, "{found}");
+    let titles: Vec<&str> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["document"]["title"].as_str())
+        .collect();
+    assert_eq!(titles, ["b-one"], "{found}");
+    assert_eq!(found["numberOfResults"], 1);
+    let (_, found) = get(&server, "/api/search/query?term=java", Auth::Bearer(&admin)).await;
+    assert_eq!(found["numberOfResults"], 2, "{found}");
+    let (status, page_html) = get(&server, "/search?query=java", bob).await;
+    assert_eq!(status, 200);
+    let page_html = page_html.as_str().unwrap_or_default();
+    assert!(
+        page_html.contains("b-one") && !page_html.contains("a-one"),
+        "{page_html}"
+    );
+    let (status, _) = get(&server, "/api/search/query?term=java", Auth::None).await;
+    assert_eq!(status, 401, "anonymous callers must sign in to search");
     // Facets count only what bob reads.
     let (_, facets) = get(
         &server,

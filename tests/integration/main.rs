@@ -18,6 +18,7 @@ mod plugin_api;
 mod plugins;
 mod policy;
 mod replicas;
+mod search;
 mod server;
 mod support;
 mod telemetry;

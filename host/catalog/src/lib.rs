@@ -543,6 +543,24 @@ impl Catalog {
         Ok(Some(report(summary, keys, 0)))
     }
 
+    /// The folders files of the catalog's sources may be read from:
+    /// `catalog.file_roots` and the folder of every configured file
+    /// location, canonical (for docs sources next to descriptor files).
+    pub fn file_roots(&self) -> Vec<std::path::PathBuf> {
+        let config = &self.inner.config;
+        let mut dirs = config.file_roots.clone();
+        for l in config
+            .locations
+            .iter()
+            .filter(|l| l.kind == LocationKind::File)
+        {
+            if let Ok(target) = ingest::normalize_target(l.kind, &l.target) {
+                dirs.push(files::base_dir(&target));
+            }
+        }
+        files::canonical_roots(dirs)
+    }
+
     /// Registers the configured locations that are not registered yet and
     /// drops those that left the configuration (with their entities).
     pub async fn sync_config_locations(&self) -> Result<(), CatalogError> {

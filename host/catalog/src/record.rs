@@ -4,6 +4,7 @@
 
 use callboard_store::catalog::{Body, EntityRecord as StoreRecord, MAX_SEARCH_VALUE, RelationRow};
 use callboard_store::query::FULL_TEXT_FIELDS;
+use callboard_store::search::SearchDoc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -35,6 +36,7 @@ pub(crate) struct Prepared {
     rows: Vec<(String, String, Option<String>)>,
     relations: Vec<RelationRow>,
     doc: String,
+    search: SearchDoc,
 }
 
 impl Prepared {
@@ -70,6 +72,7 @@ impl Prepared {
             rows,
             relations,
             doc,
+            search: SearchDoc::for_entity(entity),
         }
     }
 }
@@ -97,6 +100,7 @@ impl EntityRecord {
             rows: prepared.rows,
             relations: prepared.relations,
             doc: prepared.doc,
+            search: prepared.search,
         };
         let sent = Sent {
             entity_ref: self.entity_ref,

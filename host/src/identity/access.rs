@@ -26,6 +26,7 @@ const ANONYMOUS_READS: &[&str] = &[
     crate::permissions::CATALOG_ENTITY_READ,
     crate::permissions::CATALOG_LOCATION_READ,
     crate::permissions::CATALOG_ENTITY_VALIDATE,
+    crate::permissions::TECHDOCS_ENTITY_READ,
 ];
 
 /// How often every replica compares the published policy version, in case

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{
     CALLBOARD_POLICY_READ, CATALOG_ENTITY, CATALOG_ENTITY_DELETE, CATALOG_ENTITY_READ,
     CATALOG_ENTITY_REFRESH, CATALOG_ENTITY_VALIDATE, CATALOG_LOCATION_ANALYZE,
-    CATALOG_LOCATION_READ, Criteria, Effect, OWNER_REFS, Policy, Role, Rule,
+    CATALOG_LOCATION_READ, Criteria, Effect, OWNER_REFS, Policy, Role, Rule, TECHDOCS_ENTITY_READ,
 };
 
 /// Name of the role every signed-in principal has in the default policy.
@@ -48,6 +48,7 @@ impl Policy {
                         allow(CATALOG_LOCATION_READ),
                         allow(CATALOG_ENTITY_VALIDATE),
                         allow(CATALOG_LOCATION_ANALYZE),
+                        allow(TECHDOCS_ENTITY_READ),
                         allow(CALLBOARD_POLICY_READ),
                         allow_owned(CATALOG_ENTITY_REFRESH),
                         allow_owned(CATALOG_ENTITY_DELETE),

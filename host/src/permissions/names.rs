@@ -25,6 +25,9 @@ pub const CATALOG_LOCATION_CREATE: &str = "catalog.location.create";
 pub const CATALOG_LOCATION_DELETE: &str = "catalog.location.delete";
 /// Analysing a location before adding it (basic).
 pub const CATALOG_LOCATION_ANALYZE: &str = "catalog.location.analyze";
+/// Reading an entity's TechDocs (resource `catalog-entity`), checked with
+/// `catalog.entity.read` as Backstage's TechDocs backend does.
+pub const TECHDOCS_ENTITY_READ: &str = "techdocs.entity.read";
 /// Installing, updating, removing and granting plugins (basic).
 pub const CALLBOARD_PLUGINS_MANAGE: &str = "callboard.plugins.manage";
 /// Reading the permission policy (basic).
@@ -128,6 +131,7 @@ const BUILTIN: &[(&str, Option<&str>, Action)] = &[
     (CATALOG_LOCATION_CREATE, None, Action::Create),
     (CATALOG_LOCATION_DELETE, None, Action::Delete),
     (CATALOG_LOCATION_ANALYZE, None, Action::Read),
+    (TECHDOCS_ENTITY_READ, Some(CATALOG_ENTITY), Action::Read),
     (CALLBOARD_PLUGINS_MANAGE, None, Action::Update),
     (CALLBOARD_POLICY_READ, None, Action::Read),
     (CALLBOARD_POLICY_MANAGE, None, Action::Update),
@@ -268,7 +272,9 @@ mod tests {
     #[test]
     fn builtins_carry_backstage_resource_types_and_actions() {
         let perms = Permissions::builtin();
-        assert_eq!(perms.all().count(), 14);
+        assert_eq!(perms.all().count(), 15);
+        let docs = perms.get(TECHDOCS_ENTITY_READ).unwrap();
+        assert_eq!(docs.resource_type.as_deref(), Some(CATALOG_ENTITY));
         let read = perms.get(CATALOG_ENTITY_READ).unwrap();
         assert_eq!(read.resource_type.as_deref(), Some(CATALOG_ENTITY));
         assert_eq!(read.action, Action::Read);
@@ -295,7 +301,7 @@ mod tests {
         perms
             .with_plugin("cost", "cost.reports.read", Action::Read)
             .unwrap();
-        assert_eq!(perms.all().count(), 15);
+        assert_eq!(perms.all().count(), 16);
         let info = perms.get("cost.reports.read").unwrap();
         assert_eq!(
             (info.resource_type.as_deref(), info.action),
@@ -332,6 +338,6 @@ mod tests {
         assert!(perms.get("cost.reports.read").is_none());
         assert!(perms.get("ci.runs.rerun").is_some());
         assert!(perms.get(CATALOG_ENTITY_READ).is_some());
-        assert_eq!(perms.all().count(), 15);
+        assert_eq!(perms.all().count(), 16);
     }
 }

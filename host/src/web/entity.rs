@@ -283,10 +283,12 @@ fn entity_page(
         (errors(entity))
         (header(entity, &me, &title))
         (super::actions::panel(web, entity, &me)?)
-        @if !views.tabs.is_empty() {
+        @let has_docs = crate::techdocs::source::annotation(entity).is_some();
+        @if !views.tabs.is_empty() || has_docs {
             nav.tabs aria-label="Entity views" {
                 ul {
                     li { a href=(entity_href(&me)) aria-current=[current_tab.is_none().then_some("page")] { "Overview" } }
+                    @if has_docs { li { a #docs-tab href=(crate::techdocs::docs_base(&me)) { "Docs" } } }
                     @for t in &views.tabs {
                         li { a href=(format!("{}?tab={}", entity_href(&me), utf8(&t.id))) aria-current=[(current_tab.is_some_and(|c| c.id == t.id)).then_some("page")] { (t.title) } }
                     }

@@ -103,9 +103,9 @@ fn home(web: &Web) -> Result<Markup, WebError> {
                 "who owns each piece, what it provides and depends on, and what plugins know about it. "
                 "Search below, or pick a kind of thing to browse."
             }
-            form role="search" action="/catalog" method="get" {
-                label.visually-hidden for="home-search" { "Search the catalog" }
-                input #home-search type="search" name="q" placeholder="Try a service name, a team, a tag…";
+            form role="search" action="/search" method="get" {
+                label.visually-hidden for="home-search" { "Search the catalog and docs" }
+                input #home-search type="search" name="query" placeholder="Try a service name, a team, a tag, a runbook…";
                 button type="submit" { "Search" }
             }
         }

@@ -10,7 +10,7 @@ const CSS: &str = include_str!("style.css");
 
 /// `/static/callboard.css`. The content is compiled in, so a version query
 /// string ([`css_href`]) lets browsers cache it for good.
-pub(super) async fn stylesheet() -> Response {
+pub(crate) async fn stylesheet() -> Response {
     let mut response = CSS.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -37,6 +37,7 @@ fn css_href() -> String {
 pub(crate) enum Nav {
     Home,
     Catalog,
+    Docs,
     Apis,
     Teams,
     Plugins,
@@ -47,6 +48,17 @@ pub(crate) enum Nav {
 
 /// A whole page: `title` goes in `<title>` (with the product name).
 pub(crate) fn page(title: &str, nav: Nav, search: &str, body: &Markup) -> Markup {
+    page_with(title, nav, search, body, &[])
+}
+
+/// [`page`] with more stylesheets (our own paths).
+pub(crate) fn page_with(
+    title: &str,
+    nav: Nav,
+    search: &str,
+    body: &Markup,
+    stylesheets: &[&str],
+) -> Markup {
     let item = |href: &str, label: &str, this: Nav| {
         html! {
             li { a href=(href) aria-current=[(nav == this).then_some("page")] { (label) } }
@@ -60,6 +72,7 @@ pub(crate) fn page(title: &str, nav: Nav, search: &str, body: &Markup) -> Markup
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Callboard" }
                 link rel="stylesheet" href=(css_href());
+                @for sheet in stylesheets { link rel="stylesheet" href=(sheet); }
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -71,6 +84,7 @@ pub(crate) fn page(title: &str, nav: Nav, search: &str, body: &Markup) -> Markup
                         ul {
                             (item("/", "Home", Nav::Home))
                             (item("/catalog", "Catalog", Nav::Catalog))
+                            (item("/docs", "Docs", Nav::Docs))
                             (item("/catalog?kind=api", "APIs", Nav::Apis))
                             (item("/catalog?kind=group", "Teams", Nav::Teams))
                             (item("/plugins", "Plugins", Nav::Plugins))
@@ -78,10 +92,10 @@ pub(crate) fn page(title: &str, nav: Nav, search: &str, body: &Markup) -> Markup
                             (item("/account", "Account", Nav::Account))
                         }
                     }
-                    form.search role="search" action="/catalog" method="get" {
-                        label.visually-hidden for="top-search" { "Search the catalog" }
-                        input #top-search type="search" name="q" value=(search)
-                            placeholder="Search services, APIs, teams…";
+                    form.search role="search" action="/search" method="get" {
+                        label.visually-hidden for="top-search" { "Search the catalog and docs" }
+                        input #top-search type="search" name="query" value=(search)
+                            placeholder="Search services, APIs, teams, docs…";
                         button type="submit" { "Search" }
                     }
                 }

@@ -203,14 +203,23 @@ async fn delete_entities(client: &Client, mut rows: Vec<(i64, String)>) -> Resul
     }
     rows.sort_by_key(|(id, _)| *id);
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    let groups: Vec<String> = rows
+        .iter()
+        .map(|(_, key)| callboard_store::search::entity_group(key))
+        .collect();
     let params: [&(dyn ToSql + Sync); 1] = [&ids];
     let search = client.execute("DELETE FROM search WHERE entity_id = ANY($1)", &params);
     let relations = client.execute("DELETE FROM relations WHERE origin_id = ANY($1)", &params);
     let entities = client.execute("DELETE FROM entities WHERE id = ANY($1)", &params);
-    let (search, relations, entities) = tokio::join!(search, relations, entities);
+    // The entities' own search documents; documents of other groups that
+    // name them stay, hidden by scoped searches (as on SQLite).
+    let group_params: [&(dyn ToSql + Sync); 1] = [&groups];
+    let docs = client.execute("DELETE FROM search_docs WHERE grp = ANY($1)", &group_params);
+    let (search, relations, entities, docs) = tokio::join!(search, relations, entities, docs);
     search.map_err(|e| pg(&e))?;
     relations.map_err(|e| pg(&e))?;
     entities.map_err(|e| pg(&e))?;
+    docs.map_err(|e| pg(&e))?;
     Ok(rows
         .into_iter()
         .map(|(_, key)| Change::Removed(key))
@@ -726,7 +735,7 @@ impl CatalogStore for PgCatalog {
             .await
             .map_err(|e| pg(&e))?;
         let result = client
-            .batch_execute("VACUUM (ANALYZE) locations, entities, search, relations")
+            .batch_execute("VACUUM (ANALYZE) locations, entities, search, relations, search_docs")
             .await
             .map_err(|e| pg(&e));
         if client
@@ -1456,8 +1465,18 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Writes the search and relation rows of freshly written entities.
+/// Writes the search rows, relation rows and search documents of freshly
+/// written entities (each entity's document group is replaced).
 async fn index_entities(client: &ClientWrapper, written: &[(i64, &Write)]) -> Result<()> {
+    let groups: Vec<String> = written
+        .iter()
+        .map(|(_, w)| callboard_store::search::entity_group(&w.record.key))
+        .collect();
+    let docs: Vec<(String, &callboard_store::search::SearchDoc)> = groups
+        .iter()
+        .zip(written)
+        .map(|(group, (_, w))| (group.clone(), &w.record.search))
+        .collect();
     let mut s_ids = Vec::new();
     let mut s_keys = Vec::new();
     let mut s_values = Vec::new();
@@ -1539,8 +1558,10 @@ async fn index_entities(client: &ClientWrapper, written: &[(i64, &Write)]) -> Re
         [&r_ids, &r_sources, &r_types, &r_targets, &r_displays];
     let search = client.execute(&search, &search_params);
     let relations = client.execute(&relations, &relation_params);
-    let (search, relations) = tokio::join!(search, relations);
+    let docs = crate::search::write_docs(client, &groups, &docs);
+    let (search, relations, docs) = tokio::join!(search, relations, docs);
     search.map_err(|e| pg(&e))?;
     relations.map_err(|e| pg(&e))?;
+    docs?;
     Ok(())
 }

@@ -15,12 +15,14 @@
 mod access;
 mod catalog;
 mod coord;
+mod docs;
 mod error;
 mod kv;
 mod plugins;
 mod policies;
 mod query;
 mod schema;
+mod search;
 mod sessions;
 
 use std::sync::Arc;
@@ -169,6 +171,8 @@ pub async fn connect(url: &str, options: &PgOptions) -> Result<Stores> {
         tokens: Arc::new(access::PgTokens::new(db.clone())),
         policies: Arc::new(policies::PgPolicies::new(db.clone())),
         audit: Arc::new(access::PgAudit::new(db.clone())),
+        search: Arc::new(search::PgSearch::new(db.clone())),
+        docs: Arc::new(docs::PgDocs::new(db.clone())),
         admin: Arc::new(PgAdmin { db }),
     })
 }

@@ -174,7 +174,13 @@ CREATE TABLE plugin_removals (
 pub(crate) const STORES: &[StoreSchema] = &[
     StoreSchema {
         store: "catalog",
-        migrations: &[CATALOG_V1, CATALOG_V2, CATALOG_V3, CATALOG_V4],
+        migrations: &[
+            CATALOG_V1,
+            CATALOG_V2,
+            CATALOG_V3,
+            CATALOG_V4,
+            crate::search::CATALOG_V5,
+        ],
     },
     StoreSchema {
         store: "kv",
@@ -194,6 +200,10 @@ pub(crate) const STORES: &[StoreSchema] = &[
     StoreSchema {
         store: "plugins",
         migrations: &[PLUGINS_V1, PLUGINS_V2],
+    },
+    StoreSchema {
+        store: "docs",
+        migrations: &[crate::docs::DOCS_V1],
     },
 ];
 
@@ -288,14 +298,42 @@ async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
     ensure_trigram_index(client).await
 }
 
-/// The full-text filter is `doc ILIKE '%term%'`; a `pg_trgm` GIN index
-/// makes it fast. The extension is trusted since PostgreSQL 13 (any user
-/// with CREATE on the database may install it); where it cannot be
-/// installed, full-text filters still work, by scanning. Retried at every
-/// start-up until it exists.
+/// Trigram GIN indexes: the catalog's full-text filter is `doc LIKE
+/// '%term%'`, and the search index's infix tier is `folded LIKE '%term%'`;
+/// a `pg_trgm` GIN index makes both fast. The extension is trusted since
+/// PostgreSQL 13 (any user with CREATE on the database may install it);
+/// where it cannot be installed, both still work, by scanning. Retried at
+/// every start-up until they exist.
 async fn ensure_trigram_index(client: &mut Client) -> Result<(), StoreError> {
+    ensure_trigram(
+        client,
+        "entities_doc",
+        "entities",
+        "doc",
+        "full-text filters",
+    )
+    .await?;
+    ensure_trigram(
+        client,
+        "search_docs_folded",
+        "search_docs",
+        "folded",
+        "search inside words",
+    )
+    .await
+}
+
+/// Creates the trigram index `index` on `table (column)` unless it exists;
+/// `what` names the feature it speeds up in the warning.
+async fn ensure_trigram(
+    client: &mut Client,
+    index: &str,
+    table: &str,
+    column: &str,
+    what: &str,
+) -> Result<(), StoreError> {
     let exists: bool = client
-        .query_one("SELECT to_regclass('entities_doc') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&index])
         .await
         .map_err(|e| pg(&e))?
         .get(0);
@@ -304,10 +342,10 @@ async fn ensure_trigram_index(client: &mut Client) -> Result<(), StoreError> {
     }
     let tx = client.transaction().await.map_err(|e| pg(&e))?;
     let created = tx
-        .batch_execute(
+        .batch_execute(&format!(
             "CREATE EXTENSION IF NOT EXISTS pg_trgm;
-             CREATE INDEX entities_doc ON entities USING gin (doc gin_trgm_ops);",
-        )
+             CREATE INDEX {index} ON {table} USING gin ({column} gin_trgm_ops);"
+        ))
         .await;
     match created {
         Ok(()) => {
@@ -318,7 +356,7 @@ async fn ensure_trigram_index(client: &mut Client) -> Result<(), StoreError> {
             drop(tx);
             tracing::warn!(
                 error = %pg(&e),
-                "pg_trgm is not available: full-text filters will scan instead of using an index"
+                "pg_trgm is not available: {what} will scan instead of using an index"
             );
         }
     }

@@ -238,7 +238,7 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .expect("status");
     let stores: Vec<_> = status.iter().map(|s| s.store.as_str()).collect();
-    assert_eq!(stores, ["catalog", "kv", "coordination", "plugins"]);
+    assert_eq!(stores, ["catalog", "kv", "coordination", "plugins", "docs"]);
     assert!(
         status
             .iter()
@@ -366,6 +366,63 @@ async fn dropped_writers_give_their_connection_back_clean() {
             .expect("count"),
         1
     );
+}
+
+/// The search migration gives entities stored before it the documents a
+/// catalog write gives them (`SearchDoc::for_entity`): the same rows
+/// whether written by the writer or rebuilt from the stored JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_migration_backfills_the_documents_writes_give() {
+    let url = fresh_database().await;
+    let stores = open(&url).await;
+    let loc = location(&stores, "/catalog/backfill.yaml").await;
+    let mut entities = callboard_store::testing::conformance::fixture();
+    entities.push(
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "User",
+        "metadata": {"name": "JDoe", "namespace": "People", "tags": ["a", 3, "b", ""]},
+        "spec": {"profile": {"displayName": "Jane Doë", "email": "jane@example.com"}}}),
+    );
+    entities.push(
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+        "metadata": {"name": "long", "title": "Long «one»", "tags": "not-a-list",
+            "description": "é".repeat(9000)},
+        "spec": {"type": "", "lifecycle": 3, "owner": "x"}}),
+    );
+    entities.push(
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+        "metadata": {"name": "plain", "description": ""},
+        "spec": {"profile": {"email": "g@example.com"}}}),
+    );
+    let records: Vec<EntityRecord> = entities
+        .into_iter()
+        .map(|e| record(e, "file:/catalog/backfill.yaml", None))
+        .collect();
+    load(&stores, &loc, &records).await;
+    drop(stores);
+    let rows = "SELECT grp, key, type, coalesce(entity_ref, '-'), coalesce(permission, '-'), \
+                title, names, text, location, fields::text, tsv::text, folded \
+                FROM search_docs ORDER BY key";
+    let written = psql(db_name(&url), rows.into()).await;
+    assert!(written.contains("Jane Doë jane@example.com"), "{written}");
+    psql(
+        db_name(&url),
+        "DROP TABLE search_docs; DROP FUNCTION callboard_words(text), callboard_fold(text); \
+         UPDATE schema_migrations SET version = 4 WHERE store = 'catalog'"
+            .into(),
+    )
+    .await;
+    let stores = open(&url).await;
+    let rebuilt = psql(db_name(&url), rows.into()).await;
+    assert_eq!(written, rebuilt);
+    let hits = stores
+        .search
+        .search(&callboard_store::search::SearchQuery::new(
+            "jane DOE", 0, 10,
+        ))
+        .await
+        .expect("search");
+    assert_eq!(hits.hits.len(), 1, "{hits:?}");
+    assert_eq!(hits.hits[0].doc.key, "user:people/jdoe");
 }
 
 /// Filtered pages run as prepared statements, at most 64 per connection:

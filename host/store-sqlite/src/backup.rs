@@ -89,6 +89,7 @@ pub fn check_file(name: &str, path: &Path) -> Result<Vec<SchemaStatus>> {
             ("feed", crate::coord::FEED_MIGRATIONS),
             ("plugins", crate::plugins::MIGRATIONS),
             ("policies", crate::policies::MIGRATIONS),
+            ("docs", crate::docs::MIGRATIONS),
         ],
         "coord.sqlite" => &[("leases", crate::coord::LEASE_MIGRATIONS)],
         "kv.sqlite" => &[("kv", crate::kv::MIGRATIONS)],

@@ -82,6 +82,7 @@ CREATE INDEX IF NOT EXISTS relations_source ON relations (source, type, target, 
     ),
     SOURCES_V2,
     RELATIONS_TARGET_V3,
+    crate::search::SEARCH_V4,
 ];
 
 /// Content hashes of the files and URLs a location read cleanly, and the
@@ -1036,6 +1037,10 @@ fn write_entity(
 }
 
 fn clear_index(tx: &Transaction<'_>, id: i64) -> Res<()> {
+    tx.prepare_cached(
+        "DELETE FROM search_docs WHERE grp = (SELECT 'entity:' || ref FROM entities WHERE id = ?1)",
+    )?
+    .execute([id])?;
     tx.prepare_cached("DELETE FROM search WHERE entity_id = ?1")?
         .execute([id])?;
     tx.prepare_cached("DELETE FROM relations WHERE origin_id = ?1")?
@@ -1054,6 +1059,11 @@ fn write_index(tx: &Transaction<'_>, id: i64, record: &EntityRecord) -> Res<()> 
     }
     tx.prepare_cached("INSERT INTO fts (rowid, doc) VALUES (?1, ?2)")?
         .execute(params![id, record.doc])?;
+    crate::search::replace_group(
+        tx,
+        &callboard_store::search::entity_group(&record.key),
+        std::slice::from_ref(&record.search),
+    )?;
     let mut rel = tx.prepare_cached(
         "INSERT OR IGNORE INTO relations (origin_id, source, type, target, target_display) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;

@@ -22,10 +22,12 @@ pub mod backup;
 mod catalog;
 mod coord;
 mod db;
+mod docs;
 mod kv;
 mod plugins;
 mod policies;
 mod query;
+mod search;
 mod sessions;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +70,7 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
     main.migrate_blocking("feed", coord::FEED_MIGRATIONS)?;
     main.migrate_blocking("plugins", plugins::MIGRATIONS)?;
     main.migrate_blocking("policies", policies::MIGRATIONS)?;
+    main.migrate_blocking("docs", docs::MIGRATIONS)?;
     let coord_db = Arc::new(Db::open(&data_dir.join("coord.sqlite"), 2, 2_000)?);
     coord_db.migrate_blocking("leases", coord::LEASE_MIGRATIONS)?;
     let kv_db = Arc::new(Db::open(&data_dir.join("kv.sqlite"), 4, 2_000)?);
@@ -83,13 +86,16 @@ pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<Stores> {
         tokens: Arc::new(access::SqliteTokens::new(coord_db.clone())),
         policies: Arc::new(policies::SqlitePolicies::new(main.clone(), feed.clone())),
         audit: Arc::new(access::SqliteAudit::new(coord_db.clone())),
+        search: Arc::new(search::SqliteSearch::new(main.clone())),
+        docs: Arc::new(docs::SqliteDocs::new(main.clone())),
         feed,
         admin: Arc::new(SqliteAdmin {
             files: vec![
                 (main, "catalog", catalog::MIGRATIONS),
                 (main_feed.clone(), "feed", coord::FEED_MIGRATIONS),
                 (main_feed.clone(), "plugins", plugins::MIGRATIONS),
-                (main_feed, "policies", policies::MIGRATIONS),
+                (main_feed.clone(), "policies", policies::MIGRATIONS),
+                (main_feed, "docs", docs::MIGRATIONS),
                 (coord_db, "leases", coord::LEASE_MIGRATIONS),
                 (kv_db, "kv", kv::MIGRATIONS),
             ],
@@ -109,7 +115,8 @@ pub fn schema_status(data_dir: &Path, options: &SqliteOptions) -> Result<Vec<Sch
         ("catalog", catalog_path.clone(), catalog::MIGRATIONS),
         ("feed", catalog_path.clone(), coord::FEED_MIGRATIONS),
         ("plugins", catalog_path.clone(), plugins::MIGRATIONS),
-        ("policies", catalog_path, policies::MIGRATIONS),
+        ("policies", catalog_path.clone(), policies::MIGRATIONS),
+        ("docs", catalog_path, docs::MIGRATIONS),
         (
             "leases",
             data_dir.join("coord.sqlite"),

@@ -26,23 +26,23 @@ pub(crate) struct Row {
     pub(crate) position: Position,
 }
 
-struct Sql {
-    text: String,
-    params: Vec<SqlValue>,
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) params: Vec<SqlValue>,
 }
 
 impl Sql {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             text: String::new(),
             params: Vec::new(),
         }
     }
-    fn param(&mut self, v: impl Into<SqlValue>) {
+    pub(crate) fn param(&mut self, v: impl Into<SqlValue>) {
         self.params.push(v.into());
         let _ = write!(self.text, "?{}", self.params.len());
     }
-    fn list(&mut self, values: &[String]) {
+    pub(crate) fn list(&mut self, values: &[String]) {
         for (i, v) in values.iter().enumerate() {
             if i > 0 {
                 self.text.push_str(", ");
@@ -53,7 +53,7 @@ impl Sql {
 }
 
 /// `key` condition on entity alias `e`, as a correlated probe.
-fn push_predicate(sql: &mut Sql, p: &Predicate) {
+pub(crate) fn push_predicate(sql: &mut Sql, p: &Predicate) {
     match p {
         Predicate::All(items) | Predicate::Any(items) if items.is_empty() => {
             sql.text.push_str(if matches!(p, Predicate::All(_)) {
@@ -469,7 +469,7 @@ fn push_full_text(sql: &mut Sql, ft: &FullTextFilter, how: FullText) -> bool {
     driving
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

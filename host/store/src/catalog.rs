@@ -169,6 +169,8 @@ pub struct EntityRecord {
     pub relations: Vec<RelationRow>,
     /// The text the full-text index holds.
     pub doc: String,
+    /// Its document in the search index ([`crate::search::SearchDoc::for_entity`]).
+    pub search: crate::search::SearchDoc,
 }
 
 /// What a write did to one entity, for change notifications.

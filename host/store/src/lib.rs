@@ -18,11 +18,13 @@
 pub mod access;
 pub mod catalog;
 pub mod coord;
+pub mod docs;
 mod error;
 pub mod kv;
 pub mod metrics;
 pub mod plugins;
 pub mod query;
+pub mod search;
 pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -32,9 +34,11 @@ use std::sync::Arc;
 pub use access::{AuditLog, PolicyStore, TokenStore};
 pub use catalog::{CatalogStore, LocationWriter};
 pub use coord::{Counters, Feed, FeedEvent, Lease, Leases};
+pub use docs::DocsStore;
 pub use error::StoreError;
 pub use kv::KvStore;
 pub use plugins::PluginFiles;
+pub use search::SearchStore;
 pub use sessions::SessionStore;
 
 /// Result of a storage operation.
@@ -63,6 +67,10 @@ pub struct Stores {
     pub policies: Arc<dyn PolicyStore>,
     /// The audit log.
     pub audit: Arc<dyn AuditLog>,
+    /// The search index (catalog entities, docs, plugins' documents).
+    pub search: Arc<dyn SearchStore>,
+    /// Rendered TechDocs sites.
+    pub docs: Arc<dyn DocsStore>,
     /// Health and schema of the backend.
     pub admin: Arc<dyn Admin>,
 }

@@ -330,7 +330,7 @@ async fn browse_filter_search_and_follow_relations() {
     }
     b.screenshot("catalog-filtered").await;
 
-    // Search from the header box.
+    // Search from the header box: the search page, with facets.
     c.find(Locator::Css("#top-search"))
         .await
         .unwrap()
@@ -338,8 +338,11 @@ async fn browse_filter_search_and_follow_relations() {
         .await
         .unwrap();
     b.submit_typing("#top-search", "ledger").await;
-    let table = b.text("table.entities").await;
-    assert!(table.contains("Ledger Service"), "{table}");
+    let found = b.text("ol.search-results").await;
+    assert!(found.contains("Ledger Service"), "{found}");
+    let facets = b.text("aside.facets").await;
+    assert!(facets.contains("Catalog"), "{facets}");
+    b.screenshot("search").await;
 
     // Open a component, then follow a relation link to its system.
     b.follow_first(Locator::LinkText("Ledger Service")).await;

@@ -188,7 +188,7 @@ async fn export(
 }
 
 /// A response body fed by a channel.
-struct Channel(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+pub(crate) struct Channel(pub(crate) tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
 
 impl hyper::body::Body for Channel {
     type Data = Bytes;

@@ -53,6 +53,13 @@ use crate::{Stores, coord::Lease};
 #[doc(hidden)]
 pub use tokio as __tokio;
 
+mod docs;
+pub use docs::docs_sites_pages_assets_and_search;
+mod search;
+pub use search::{
+    search_follows_catalog_writes, search_relevance, search_scope_filters_and_paging,
+};
+
 /// How a backend's tests get databases.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -115,6 +122,10 @@ macro_rules! conformance_tests {
             policy_drafts_and_publication,
             policy_seed_once,
             audit_pages_and_prune,
+            search_relevance,
+            search_follows_catalog_writes,
+            search_scope_filters_and_paging,
+            docs_sites_pages_assets_and_search,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {
@@ -339,6 +350,7 @@ pub fn record(entity: Value, location_key: &str, parent_ref: Option<&str>) -> En
         rows: search_rows(&entity),
         relations: relations_of(&entity),
         doc: full_text_doc(&entity),
+        search: crate::search::SearchDoc::for_entity(&entity),
         entity: crate::catalog::Body::new(&entity),
     }
 }

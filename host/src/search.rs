@@ -1,0 +1,120 @@
+//! Search across the catalog, the docs and plugins' documents, as the
+//! caller may see it: one query of the store's index ([`SearchStore`]),
+//! narrowed inside the query to the entities the caller may read
+//! (`catalog.entity.read`, and `techdocs.entity.read` when the policy
+//! narrows that further) and to the plugin permissions they hold.
+//!
+//! The REST API (`api/search.rs`, Backstage's shape) and the portal's
+//! search page (`web/search.rs`) both ask through [`Search::query`].
+
+use std::sync::Arc;
+
+use callboard_catalog::Predicate;
+use callboard_store::StoreError;
+use callboard_store::search::{SearchQuery, SearchResults, SearchStore, Tier, segments};
+
+use crate::identity::Identity;
+use crate::identity::access::{Access, Scope};
+use crate::permissions::{CATALOG_ENTITY_READ, TECHDOCS_ENTITY_READ};
+
+/// Longest snippet of a document's text, in bytes.
+pub const SNIPPET: usize = 240;
+
+/// The search service.
+#[derive(Clone)]
+pub struct Search {
+    store: Arc<dyn SearchStore>,
+    access: Arc<Access>,
+}
+
+impl std::fmt::Debug for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search").finish_non_exhaustive()
+    }
+}
+
+/// Why a search was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The caller may read nothing (an anonymous caller should sign in).
+    #[error("nothing to search: the caller may not read the catalog")]
+    NothingReadable,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Search {
+    /// Search over `store`, narrowed by `access`.
+    pub fn new(store: Arc<dyn SearchStore>, access: Arc<Access>) -> Self {
+        Self { store, access }
+    }
+
+    /// A page of hits for `query` as `who` may see them: the caller's scope
+    /// and permissions replace whatever `query` carried.
+    pub async fn query(
+        &self,
+        who: &Identity,
+        mut query: SearchQuery,
+    ) -> Result<SearchResults, SearchError> {
+        let catalog = self.access.scope(who, CATALOG_ENTITY_READ);
+        if matches!(catalog, Scope::Nothing) && who.is_anonymous() {
+            return Err(SearchError::NothingReadable);
+        }
+        let docs = self.access.scope(who, TECHDOCS_ENTITY_READ);
+        if matches!(docs, Scope::Nothing) && !self.without_docs(&mut query).await? {
+            return Ok(SearchResults::default());
+        }
+        query.scope = match (catalog, docs) {
+            (Scope::Nothing, _) => Some(Predicate::Any(Vec::new())),
+            (Scope::All, Scope::All | Scope::Nothing) => None,
+            (Scope::Where(p), Scope::All | Scope::Nothing) | (Scope::All, Scope::Where(p)) => {
+                Some(p)
+            }
+            // Documents are narrowed by one predicate: where the policy
+            // narrows TechDocs otherwise than the catalog, both apply to
+            // every hit (fails closed: fewer catalog hits, never more docs).
+            (Scope::Where(a), Scope::Where(b)) => Some(if a == b { a } else { a.and(b) }),
+        };
+        query.permissions = self.held_permissions(who);
+        Ok(self.store.search(&query).await?)
+    }
+
+    /// Narrows `query` to every type but TechDocs; false when no other
+    /// type is left.
+    async fn without_docs(&self, query: &mut SearchQuery) -> Result<bool, SearchError> {
+        use callboard_store::search::TECHDOCS_TYPE;
+        if query.types.is_empty() {
+            query.types = self.store.counts().await?.into_keys().collect();
+        }
+        query.types.retain(|t| t != TECHDOCS_TYPE);
+        Ok(!query.types.is_empty())
+    }
+
+    /// The plugin permissions `who` holds (`None`: every one, for the
+    /// admin token).
+    fn held_permissions(&self, who: &Identity) -> Option<Vec<String>> {
+        if matches!(who.principal, crate::identity::Principal::Admin) {
+            return None;
+        }
+        let permissions = self.access.permissions();
+        Some(
+            permissions
+                .all()
+                .filter(|p| p.resource_type.is_none() && self.access.allows(who, &p.name))
+                .map(|p| p.name.clone())
+                .collect(),
+        )
+    }
+}
+
+/// `text`'s matches for the hit's terms, as pieces with the matched ones
+/// flagged (a snippet of about [`SNIPPET`] bytes when `snippet`).
+pub fn marked<'t>(
+    text: &'t str,
+    terms: &[String],
+    tier: Tier,
+    snippet: bool,
+) -> Option<Vec<(&'t str, bool)>> {
+    segments(text, terms, tier, snippet.then_some(SNIPPET))
+}

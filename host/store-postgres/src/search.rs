@@ -1,0 +1,688 @@
+//! The search index in PostgreSQL, beside the entities, so catalog writes
+//! update it in their own transaction and a reader's scope probes the
+//! entities table inside the query.
+//!
+//! - `search_docs`: one row per document, with two stored generated
+//!   columns: `tsv`, the words of the title (weight A), names (B) and text
+//!   (D) for tiers 1, 2 and 4 (GIN index), and `folded`, the three
+//!   lower-cased and folded, for tier 3's `LIKE '%term%'` (a `pg_trgm` GIN
+//!   index where the extension can be installed, see
+//!   [`crate::schema`]).
+//! - `callboard_fold(text)`: lower case without diacritics, through the
+//!   `unaccent` extension when it can be installed (wrapped in an
+//!   `IMMUTABLE` function, as generated columns need), else through a
+//!   built-in table of Latin-1 and Latin Extended-A letters. The migration
+//!   picks one for good: the stored columns and the queries always agree.
+//! - `callboard_words(text)`: folded, ASCII punctuation turned into spaces,
+//!   so the text search parser sees the words SQLite's `unicode61`
+//!   tokenizer sees (no e-mail, host, path or version tokens; it still
+//!   splits at other punctuation itself). Case folding of non-ASCII
+//!   letters follows the database's `LC_CTYPE` (any UTF-8 locale folds
+//!   them; the `C` locale folds ASCII only).
+//!
+//! Query terms go through the same folding (one round trip, only for terms
+//! that are not plain ASCII), then into `to_tsquery('simple', $n)` and
+//! `LIKE $n` parameters, never into the SQL text.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use callboard_store::search::{
+    MAX_COUNT, MIN_INFIX, SearchDoc, SearchHit, SearchQuery, SearchResults, SearchStore, Tier,
+    Total, one_edit,
+};
+use callboard_store::{Result, StoreError};
+use serde_json::{Map, Value};
+use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::Db;
+use crate::error::pg;
+use crate::query::{Param, Sql, escape_like, push_predicate};
+
+/// The catalog schema's search migration (see [`crate::schema::STORES`]):
+/// the folding functions, the table, and the documents of existing
+/// entities from their stored JSON, with the fields
+/// [`SearchDoc::for_entity`] gives them (a body that is not valid `jsonb`
+/// gets its document at its next write).
+pub(crate) const CATALOG_V5: &str = r#"
+DO $migration$
+DECLARE
+    own text := quote_ident(current_schema());
+    dict text;
+BEGIN
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS unaccent;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'unaccent is not available (%): search folds Latin-1 and Latin Extended-A diacritics only', SQLERRM;
+    END;
+    SELECT quote_ident(n.nspname) INTO dict
+    FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
+    WHERE x.extname = 'unaccent';
+    IF dict IS NOT NULL THEN
+        EXECUTE format(
+            'CREATE FUNCTION %s.callboard_fold(text) RETURNS text
+             LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+             AS %L',
+            own,
+            format('SELECT lower(%s.unaccent(%L::regdictionary, $1))', dict, dict || '.unaccent'));
+    ELSE
+        EXECUTE format(
+            'CREATE FUNCTION %s.callboard_fold(text) RETURNS text
+             LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+             AS %L',
+            own,
+            $body$SELECT lower(replace(replace(replace(replace(replace(replace(translate($1,
+                'ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝàáâãäåçèéêëìíîïðñòóôõöøùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĐđĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĦħĨĩĪīĬĭĮįİıĴĵĶķĹĺĻļĽľĿŀŁłŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŦŧŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽž',
+                'AAAAAACEEEEIIIIDNOOOOOOUUUUYaaaaaaceeeeiiiidnoooooouuuuyyAaAaAaCcCcCcCcDdDdEeEeEeEeEeGgGgGgGgHhHhIiIiIiIiIiJjKkLlLlLlLlLlNnNnNnOoOoOoRrRrRrSsSsSsSsTtTtTtUuUuUuUuUuUuWwYyYZzZzZz'),
+                'Æ', 'AE'), 'æ', 'ae'), 'Œ', 'OE'), 'œ', 'oe'), 'ß', 'ss'), 'ẞ', 'SS'))$body$);
+    END IF;
+    -- Words for the text search parser: ASCII punctuation becomes spaces,
+    -- so e-mails, paths, versions and refs split into their words as the
+    -- query's terms do (the parser splits at other punctuation itself).
+    EXECUTE format(
+        'CREATE FUNCTION %s.callboard_words(text) RETURNS text
+         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+         AS %L',
+        own,
+        format('SELECT regexp_replace(%s.callboard_fold($1), %L, %L, %L)',
+            own, '[^0-9A-Za-z\u0080-\U0010FFFF]+', ' ', 'g'));
+END
+$migration$;
+
+CREATE TABLE search_docs (
+    id bigserial PRIMARY KEY,
+    grp text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL UNIQUE,
+    type text COLLATE "C" NOT NULL,
+    entity_ref text COLLATE "C",
+    permission text COLLATE "C",
+    title text COLLATE "C" NOT NULL,
+    names text NOT NULL,
+    text text NOT NULL,
+    location text NOT NULL,
+    fields jsonb NOT NULL,
+    tsv tsvector NOT NULL GENERATED ALWAYS AS (
+        setweight(to_tsvector('simple', callboard_words(title)), 'A') ||
+        setweight(to_tsvector('simple', callboard_words(names)), 'B') ||
+        setweight(to_tsvector('simple', callboard_words(text)), 'D')) STORED,
+    folded text NOT NULL GENERATED ALWAYS AS (
+        callboard_fold(title || ' ' || names || ' ' || text)) STORED
+);
+CREATE INDEX search_docs_grp ON search_docs (grp);
+CREATE INDEX search_docs_tsv ON search_docs USING gin (tsv);
+
+CREATE FUNCTION pg_temp.cb_json(body text) RETURNS jsonb LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN body::jsonb;
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$f$;
+CREATE FUNCTION pg_temp.cb_str(j jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+    SELECT CASE WHEN jsonb_typeof(j) = 'string' THEN j #>> '{}' END
+$f$;
+CREATE FUNCTION pg_temp.cb_join(a text, b text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+    SELECT CASE WHEN b IS NULL THEN a WHEN a = '' THEN b ELSE a || ' ' || b END
+$f$;
+CREATE FUNCTION pg_temp.cb_cut(s text, n int) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $f$
+DECLARE
+    lo int := 0;
+    hi int := n;
+    mid int;
+BEGIN
+    IF octet_length(s) <= n THEN
+        RETURN s;
+    END IF;
+    WHILE lo < hi LOOP
+        mid := (lo + hi + 1) / 2;
+        IF octet_length(left(s, mid)) <= n THEN lo := mid; ELSE hi := mid - 1; END IF;
+    END LOOP;
+    RETURN left(s, lo);
+END
+$f$;
+INSERT INTO search_docs (grp, key, type, entity_ref, title, names, text, location, fields)
+SELECT 'entity:' || x.ref, x.ref, 'software-catalog', x.ref,
+    pg_temp.cb_cut(coalesce(x.title, x.name, ''), 1024),
+    pg_temp.cb_cut(concat_ws(' ', coalesce(x.name, ''), x.ref, x.tags), 4096),
+    pg_temp.cb_cut(pg_temp.cb_join(pg_temp.cb_join(coalesce(x.description, ''), x.display_name), x.email), 16384),
+    '/catalog/' || lower(x.namespace) || '/' || lower(coalesce(x.kind, '')) || '/' || coalesce(x.name, ''),
+    jsonb_strip_nulls(jsonb_build_object(
+        'kind', nullif(x.kind, ''), 'namespace', nullif(x.namespace, ''), 'name', nullif(x.name, ''),
+        'type', nullif(x.type, ''), 'componentType', nullif(x.type, ''),
+        'lifecycle', nullif(x.lifecycle, ''), 'owner', nullif(x.owner, '')))
+FROM (
+    SELECT e.id, e.ref,
+        pg_temp.cb_str(b -> 'kind') AS kind,
+        coalesce(pg_temp.cb_str(b #> '{metadata,namespace}'), 'default') AS namespace,
+        pg_temp.cb_str(b #> '{metadata,name}') AS name,
+        pg_temp.cb_str(b #> '{metadata,title}') AS title,
+        pg_temp.cb_str(b #> '{metadata,description}') AS description,
+        pg_temp.cb_str(b #> '{spec,profile,displayName}') AS display_name,
+        pg_temp.cb_str(b #> '{spec,profile,email}') AS email,
+        pg_temp.cb_str(b #> '{spec,type}') AS type,
+        pg_temp.cb_str(b #> '{spec,lifecycle}') AS lifecycle,
+        pg_temp.cb_str(b #> '{spec,owner}') AS owner,
+        (SELECT string_agg(t #>> '{}', ' ' ORDER BY n)
+         FROM jsonb_array_elements(CASE WHEN jsonb_typeof(b #> '{metadata,tags}') = 'array'
+                                        THEN b #> '{metadata,tags}' ELSE '[]' END)
+              WITH ORDINALITY AS a(t, n)
+         WHERE jsonb_typeof(t) = 'string') AS tags
+    FROM entities e, pg_temp.cb_json(e.body) AS b
+    WHERE b IS NOT NULL
+) x
+ORDER BY x.id
+ON CONFLICT (key) DO NOTHING;
+DROP FUNCTION pg_temp.cb_json(text), pg_temp.cb_str(jsonb), pg_temp.cb_join(text, text), pg_temp.cb_cut(text, int);
+"#;
+
+/// Relevance weights of text (D), unused (C), names (B) and title (A):
+/// the ratios of SQLite's `bm25` weights (10, 6, 1).
+const WEIGHTS: &str = "'{0.1, 0.2, 0.6, 1.0}'::float4[]";
+/// `ts_rank` normalisation: divide by 1 + log(document length), as `bm25`
+/// favours short documents.
+const NORMALIZATION: i32 = 1;
+
+pub(crate) struct PgSearch {
+    db: Arc<Db>,
+}
+
+impl PgSearch {
+    pub(crate) fn new(db: Arc<Db>) -> Self {
+        Self { db }
+    }
+}
+
+/// PostgreSQL text cannot hold NUL characters.
+fn clean(s: &str) -> String {
+    s.replace('\0', "")
+}
+
+/// A JSON value without NUL characters (`jsonb` refuses `\u0000`).
+fn clean_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(clean(s)),
+        Value::Array(items) => Value::Array(items.iter().map(clean_value).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (clean(k), clean_value(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Replaces the documents of the groups `clear` with `docs` (each with its
+/// group) inside the caller's transaction. A key another group holds is
+/// taken over; of equal keys in `docs`, the last wins (SQLite deletes by
+/// key before each insert).
+pub(crate) async fn write_docs(
+    client: &Client,
+    clear: &[String],
+    docs: &[(String, &SearchDoc)],
+) -> Result<()> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(docs.len());
+    for (i, (_, doc)) in docs.iter().enumerate() {
+        last.insert(doc.key.as_str(), i);
+    }
+    let n = last.len();
+    let mut groups = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut refs: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut permissions: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut titles = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut texts = Vec::with_capacity(n);
+    let mut locations = Vec::with_capacity(n);
+    let mut fields = Vec::with_capacity(n);
+    for (i, (group, doc)) in docs.iter().enumerate() {
+        if last.get(doc.key.as_str()) != Some(&i) {
+            continue;
+        }
+        let mut doc = (*doc).clone();
+        doc.bound();
+        groups.push(clean(group));
+        keys.push(clean(&doc.key));
+        types.push(clean(&doc.doc_type));
+        refs.push(doc.entity_ref.as_deref().map(clean));
+        permissions.push(doc.permission.as_deref().map(clean));
+        titles.push(clean(&doc.title));
+        names.push(clean(&doc.names));
+        texts.push(clean(&doc.text));
+        locations.push(clean(&doc.location));
+        fields.push(clean_value(&Value::Object(doc.fields)).to_string());
+    }
+    let clear: Vec<String> = clear.iter().map(|g| clean(g)).collect();
+    let delete = async {
+        if clear.is_empty() {
+            return Ok(Vec::new());
+        }
+        client
+            .query_typed(
+                "DELETE FROM search_docs WHERE grp = ANY($1)",
+                &[(&clear, Type::TEXT_ARRAY)],
+            )
+            .await
+    };
+    let insert = async {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params: [(&(dyn ToSql + Sync), Type); 10] = [
+            (&groups, Type::TEXT_ARRAY),
+            (&keys, Type::TEXT_ARRAY),
+            (&types, Type::TEXT_ARRAY),
+            (&refs, Type::TEXT_ARRAY),
+            (&permissions, Type::TEXT_ARRAY),
+            (&titles, Type::TEXT_ARRAY),
+            (&names, Type::TEXT_ARRAY),
+            (&texts, Type::TEXT_ARRAY),
+            (&locations, Type::TEXT_ARRAY),
+            (&fields, Type::TEXT_ARRAY),
+        ];
+        // A key another transaction inserts meanwhile is taken over too
+        // (instead of failing on the unique index).
+        client
+            .query_typed(
+                "INSERT INTO search_docs (grp, key, type, entity_ref, permission, title, names, text,
+                    location, fields)
+                 SELECT u.grp, u.key, u.type, u.entity_ref, u.permission, u.title, u.names, u.text,
+                    u.location, u.fields::jsonb
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY
+                      AS u(grp, key, type, entity_ref, permission, title, names, text, location,
+                           fields, ord)
+                 ORDER BY u.ord
+                 ON CONFLICT (key) DO UPDATE SET grp = EXCLUDED.grp, type = EXCLUDED.type,
+                    entity_ref = EXCLUDED.entity_ref, permission = EXCLUDED.permission,
+                    title = EXCLUDED.title, names = EXCLUDED.names, text = EXCLUDED.text,
+                    location = EXCLUDED.location, fields = EXCLUDED.fields",
+                &params,
+            )
+            .await
+    };
+    // Pipelined, in order: the delete reaches the server first.
+    let (deleted, inserted) = tokio::join!(delete, insert);
+    deleted.map_err(|e| pg(&e))?;
+    inserted.map_err(|e| pg(&e))?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl SearchStore for PgSearch {
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
+        let client = self.db.get().await?;
+        search(&client, query).await
+    }
+
+    async fn replace_group(&self, group: &str, docs: Vec<SearchDoc>) -> Result<()> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await.map_err(|e| pg(&e))?;
+        let rows: Vec<(String, &SearchDoc)> = docs.iter().map(|d| (group.to_owned(), d)).collect();
+        write_docs(tx.client(), &[group.to_owned()], &rows).await?;
+        tx.commit().await.map_err(|e| pg(&e))
+    }
+
+    async fn remove_groups(&self, prefix: &str) -> Result<u64> {
+        let client = self.db.get().await?;
+        let pattern = format!("{}%", escape_like(&clean(prefix)));
+        client
+            .execute("DELETE FROM search_docs WHERE grp LIKE $1", &[&pattern])
+            .await
+            .map_err(|e| pg(&e))
+    }
+
+    async fn counts(&self) -> Result<BTreeMap<String, u64>> {
+        let client = self.db.get().await?;
+        let rows = client
+            .query("SELECT type, count(*) FROM search_docs GROUP BY type", &[])
+            .await
+            .map_err(|e| pg(&e))?;
+        let mut out = BTreeMap::new();
+        for (t, n) in crate::error::pairs::<String, i64>(&rows)? {
+            out.insert(t, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+}
+
+/// A lexeme of a `tsquery`, quoted (the words are letters and digits, but
+/// nothing is left to chance).
+fn lexeme(word: &str) -> String {
+    format!("'{}'", word.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The terms as the index folds them: lower case, diacritics removed, split
+/// where the index splits. Plain ASCII terms are already folded; others
+/// ask the database ([`CATALOG_V5`]'s `callboard_words`).
+async fn fold(client: &Client, terms: &[String]) -> Result<Vec<String>> {
+    let folded: Vec<String> = if terms.iter().all(|t| t.is_ascii()) {
+        terms.to_vec()
+    } else {
+        let rows = client
+            .query_typed(
+                "SELECT coalesce(callboard_words(t), '')
+                 FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n",
+                &[(&terms, Type::TEXT_ARRAY)],
+            )
+            .await
+            .map_err(|e| pg(&e))?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(|e| pg(&e)))
+            .collect::<Result<_>>()?
+    };
+    let mut words: Vec<String> = Vec::new();
+    for word in folded.iter().flat_map(|t| t.split_whitespace()) {
+        if !words.iter().any(|w| w == word) {
+            words.push(word.to_owned());
+        }
+    }
+    Ok(words)
+}
+
+/// How the candidates match.
+enum Match<'a> {
+    /// Every document.
+    All,
+    /// Tiers 1 to 3 for these folded words.
+    Tiers(&'a [String]),
+    /// Tier 4: this `tsquery` ([`fuzzy`]).
+    Fuzzy(String),
+}
+
+/// One matching document before paging.
+struct Candidate {
+    id: i64,
+    tier: Tier,
+    doc_type: String,
+    kind: String,
+}
+
+async fn search(client: &Client, q: &SearchQuery) -> Result<SearchResults> {
+    let mut candidates = if q.terms.is_empty() {
+        candidates(client, q, &Match::All).await?
+    } else {
+        let words = fold(client, &q.terms).await?;
+        if words.is_empty() {
+            // Only characters the index does not keep: nothing matches.
+            Vec::new()
+        } else {
+            let found = candidates(client, q, &Match::Tiers(&words)).await?;
+            if found.is_empty() {
+                let fuzzy = fuzzy(client, &words).await?;
+                candidates(client, q, &Match::Fuzzy(fuzzy)).await?
+            } else {
+                found
+            }
+        }
+    };
+    let capped = candidates.len() as u64 > MAX_COUNT;
+    candidates.truncate(usize::try_from(MAX_COUNT).unwrap_or(usize::MAX));
+    // Facets ignore their own filter; everything else applies to both.
+    let kind_filter = filter_values(q, "kind");
+    let mut types: HashMap<String, u64> = HashMap::new();
+    let mut kinds: HashMap<String, u64> = HashMap::new();
+    let mut kept = Vec::new();
+    for c in candidates {
+        let type_ok = q.types.is_empty() || q.types.contains(&c.doc_type);
+        let kind_ok = kind_filter.is_none_or(|values| values.contains(&c.kind));
+        if kind_ok {
+            *types.entry(c.doc_type.clone()).or_default() += 1;
+        }
+        if type_ok && !c.kind.is_empty() {
+            *kinds.entry(c.kind.clone()).or_default() += 1;
+        }
+        if type_ok && kind_ok {
+            kept.push((c.id, c.tier));
+        }
+    }
+    let total = Total {
+        count: kept.len() as u64,
+        capped,
+    };
+    let page: Vec<(i64, Tier)> = kept.into_iter().skip(q.offset).take(q.limit).collect();
+    let docs = load(client, page.iter().map(|(id, _)| *id).collect()).await?;
+    let hits = page
+        .into_iter()
+        .filter_map(|(id, tier)| {
+            docs.get(&id).map(|doc| SearchHit {
+                doc: doc.clone(),
+                tier,
+            })
+        })
+        .collect();
+    Ok(SearchResults {
+        hits,
+        total,
+        types: sorted(types),
+        kinds: sorted(kinds),
+        corrections: Vec::new(),
+    })
+}
+
+fn sorted(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+/// The lower-cased values of the filter on `field`, if any.
+fn filter_values<'q>(q: &'q SearchQuery, field: &str) -> Option<&'q Vec<String>> {
+    q.filters.iter().find(|(f, _)| f == field).map(|(_, v)| v)
+}
+
+/// `to_tsquery('simple', $n)` of `query`.
+fn tsquery(sql: &mut Sql, query: String) -> String {
+    format!("to_tsquery('simple', {})", sql.bind(Param::Text(query)))
+}
+
+/// Matching documents in rank order (at most [`MAX_COUNT`] + 1), with the
+/// scope, permissions and field filters applied, but not the type and kind
+/// filters, which the facets count without.
+async fn candidates(client: &Client, q: &SearchQuery, how: &Match<'_>) -> Result<Vec<Candidate>> {
+    let mut sql = Sql::default();
+    let kind = "lower(coalesce(d.fields ->> 'kind', ''))";
+    let order = match how {
+        Match::All => {
+            let _ = write!(
+                sql.text,
+                "SELECT d.id, 1, d.type, {kind} FROM search_docs d WHERE TRUE"
+            );
+            " ORDER BY d.type, d.title, d.id".to_owned()
+        }
+        Match::Tiers(words) => {
+            let word = tsquery(&mut sql, join(words.iter().map(|w| lexeme(w))));
+            let prefix = tsquery(&mut sql, join(words.iter().map(|w| prefix_of(w))));
+            let (long, short): (Vec<&String>, Vec<&String>) =
+                words.iter().partition(|w| w.chars().count() >= MIN_INFIX);
+            let patterns: Vec<String> = long
+                .iter()
+                .map(|w| sql.bind(Param::Text(format!("%{}%", escape_like(w)))))
+                .collect();
+            // Tier 3 ranks by where each term occurs: title, names, text.
+            let infix_score = if patterns.is_empty() {
+                "0".to_owned()
+            } else {
+                patterns
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "CASE WHEN callboard_fold(d.title) LIKE {p} THEN 1.0 \
+                             WHEN callboard_fold(d.names) LIKE {p} THEN 0.6 ELSE 0.1 END"
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            };
+            let _ = write!(
+                sql.text,
+                "SELECT c.id, c.tier, c.type, c.kind FROM (SELECT d.id, d.type, {kind} AS kind, \
+                 CASE WHEN d.tsv @@ {word} THEN 1 WHEN d.tsv @@ {prefix} THEN 2 ELSE 3 END AS tier, \
+                 CASE WHEN d.tsv @@ {word} THEN ts_rank({WEIGHTS}, d.tsv, {word}, {NORMALIZATION}) \
+                 WHEN d.tsv @@ {prefix} THEN ts_rank({WEIGHTS}, d.tsv, {prefix}, {NORMALIZATION}) \
+                 ELSE {infix_score} END AS score \
+                 FROM search_docs d WHERE (d.tsv @@ {prefix}"
+            );
+            if !patterns.is_empty() {
+                sql.text.push_str(" OR (");
+                for (i, p) in patterns.iter().enumerate() {
+                    if i > 0 {
+                        sql.text.push_str(" AND ");
+                    }
+                    let _ = write!(sql.text, "d.folded LIKE {p}");
+                }
+                if !short.is_empty() {
+                    let short = tsquery(&mut sql, join(short.iter().map(|w| prefix_of(w))));
+                    let _ = write!(sql.text, " AND d.tsv @@ {short}");
+                }
+                sql.text.push(')');
+            }
+            sql.text.push(')');
+            ") c ORDER BY c.tier, c.score DESC, c.id".to_owned()
+        }
+        Match::Fuzzy(query) => {
+            let fuzzy = tsquery(&mut sql, query.clone());
+            let _ = write!(
+                sql.text,
+                "SELECT c.id, c.tier, c.type, c.kind FROM (SELECT d.id, d.type, {kind} AS kind, \
+                 4 AS tier, ts_rank({WEIGHTS}, d.tsv, {fuzzy}, {NORMALIZATION}) AS score \
+                 FROM search_docs d WHERE d.tsv @@ {fuzzy}"
+            );
+            ") c ORDER BY c.score DESC, c.id".to_owned()
+        }
+    };
+    for (field, values) in &q.filters {
+        if field == "kind" || values.is_empty() {
+            continue;
+        }
+        let field = sql.bind(Param::Text(field.clone()));
+        let values = sql.bind(Param::Texts(values.clone()));
+        let _ = write!(sql.text, " AND lower(d.fields ->> {field}) = ANY({values})");
+    }
+    if let Some(held) = &q.permissions {
+        let held = sql.bind(Param::Texts(held.clone()));
+        let _ = write!(
+            sql.text,
+            " AND (d.permission IS NULL OR d.permission = ANY({held}))"
+        );
+    }
+    if let Some(scope) = &q.scope {
+        sql.text.push_str(
+            " AND (d.entity_ref IS NULL OR EXISTS (SELECT 1 FROM entities e WHERE e.ref = d.entity_ref AND ",
+        );
+        push_predicate(&mut sql, scope);
+        sql.text.push_str("))");
+    }
+    sql.text.push_str(&order);
+    let _ = write!(sql.text, " LIMIT {}", MAX_COUNT + 1);
+    let rows = client
+        .query_typed(&sql.text, &sql.typed())
+        .await
+        .map_err(|e| pg(&e))?;
+    rows.iter()
+        .map(|r| {
+            Ok(Candidate {
+                id: r.try_get(0).map_err(|e| pg(&e))?,
+                tier: Tier::from_number(i64::from(r.try_get::<_, i32>(1).map_err(|e| pg(&e))?)),
+                doc_type: r.try_get(2).map_err(|e| pg(&e))?,
+                kind: r.try_get(3).map_err(|e| pg(&e))?,
+            })
+        })
+        .collect()
+}
+
+/// `a & b & ...`
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(" & ")
+}
+
+fn prefix_of(word: &str) -> String {
+    format!("{}:*", lexeme(word))
+}
+
+/// The tier 4 `tsquery`: every word, or a word within one edit of it, is
+/// a word of the document (short words as prefixes): `(t | v1 | v2 ...) &
+/// (...)`. Of the hundreds of variants of each word, only those some
+/// document holds are kept (one probe of the GIN index each, in one
+/// statement): a `tsquery` of hundreds of lexemes makes the planner expect
+/// most rows to match and costs tens of microseconds per row to evaluate,
+/// where the few real words cost nothing.
+async fn fuzzy(client: &Client, words: &[String]) -> Result<String> {
+    let variants: Vec<Vec<String>> = words.iter().map(|w| one_edit(w)).collect();
+    let all: Vec<&str> = variants.iter().flatten().map(String::as_str).collect();
+    let present: std::collections::HashSet<String> = if all.is_empty() {
+        std::collections::HashSet::new()
+    } else {
+        client
+            .query_typed(
+                "SELECT w FROM unnest($1::text[]) AS u(w)
+                 WHERE EXISTS (SELECT 1 FROM search_docs d
+                               WHERE d.tsv @@ to_tsquery('simple', quote_literal(u.w)))",
+                &[(&all, Type::TEXT_ARRAY)],
+            )
+            .await
+            .map_err(|e| pg(&e))?
+            .iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(|e| pg(&e)))
+            .collect::<Result<_>>()?
+    };
+    Ok(join(words.iter().zip(&variants).map(|(w, variants)| {
+        if variants.is_empty() {
+            return prefix_of(w);
+        }
+        let mut group = String::from("(");
+        group.push_str(&lexeme(w));
+        for v in variants.iter().filter(|v| present.contains(*v)) {
+            group.push_str(" | ");
+            group.push_str(&lexeme(v));
+        }
+        group.push(')');
+        group
+    })))
+}
+
+/// The documents with these ids.
+async fn load(client: &Client, ids: Vec<i64>) -> Result<HashMap<i64, SearchDoc>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = client
+        .query_typed(
+            "SELECT id, type, key, entity_ref, permission, title, names, text, location, fields
+             FROM search_docs WHERE id = ANY($1)",
+            &[(&ids, Type::INT8_ARRAY)],
+        )
+        .await
+        .map_err(|e| pg(&e))?;
+    for r in &rows {
+        let get = |i: usize| -> Result<String> { r.try_get(i).map_err(|e| pg(&e)) };
+        let fields: Value = r.try_get(9).map_err(|e| pg(&e))?;
+        let fields: Map<String, Value> = match fields {
+            Value::Object(map) => map,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "search document fields are not an object: {other}"
+                )));
+            }
+        };
+        let id: i64 = r.try_get(0).map_err(|e| pg(&e))?;
+        out.insert(
+            id,
+            SearchDoc {
+                doc_type: get(1)?,
+                key: get(2)?,
+                entity_ref: r.try_get(3).map_err(|e| pg(&e))?,
+                permission: r.try_get(4).map_err(|e| pg(&e))?,
+                title: get(5)?,
+                names: get(6)?,
+                text: get(7)?,
+                location: get(8)?,
+                fields,
+            },
+        );
+    }
+    Ok(out)
+}
