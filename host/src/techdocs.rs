@@ -181,6 +181,24 @@ impl Techdocs {
         result
     }
 
+    /// [`Techdocs::build`], waiting while a build of the site is under way
+    /// (here or on another replica) until it ends, within the build
+    /// timeout: a caller asking for a build gets one that starts after
+    /// their request.
+    pub async fn build_now(&self, r: &EntityRef) -> Result<Report, DocsError> {
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(self.inner.config.build_timeout_secs.max(1) + 30);
+        loop {
+            match self.build(r).await {
+                Err(DocsError::Busy(key)) if tokio::time::Instant::now() < deadline => {
+                    let _ = key;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn build_held(&self, r: &EntityRef) -> Result<Report, DocsError> {
         let key = r.key();
         let entity = self
@@ -211,7 +229,7 @@ impl Techdocs {
                 &files,
                 stored.as_ref(),
                 &stored_assets,
-                source,
+                &source,
             ))
         });
         let (update, report) = match tokio::time::timeout(timeout, work).await {
@@ -293,6 +311,9 @@ impl Techdocs {
         while !self.inner.catalog.first_load_done() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // The pass reads every annotated entity as it is now: the changes
+        // announced so far are in it.
+        while events.try_recv().is_ok() {}
         self.pass(true).await;
         let interval = self.interval();
         let mut next = interval.map(|i| tokio::time::Instant::now() + i);

@@ -21,6 +21,7 @@ mod replicas;
 mod search;
 mod server;
 mod support;
+mod techdocs;
 mod telemetry;
 mod tokens;
 mod web;

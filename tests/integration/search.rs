@@ -196,17 +196,11 @@ async fn a_catalog_change_is_findable_at_once() {
         )
     };
     std::fs::write(&file, entity("Counts marsupials")).unwrap();
-    let (server, _data) = crate::web::server_with(&file, 2).await;
+    let (server, data) = crate::web::server_with(&file, 2).await;
     let (_, body) = query(&server, "/api/search/query?term=marsupials").await;
     assert_eq!(titles(&body), ["quokka"], "{body}");
     std::fs::write(&file, entity("Counts wombats")).unwrap();
-    let (status, _) = server
-        .post(
-            "/api/catalog/refresh",
-            r#"{"entityRef":"component:default/quokka"}"#,
-        )
-        .await;
-    assert!(status == 200 || status == 204, "{status}");
+    crate::support::refresh_entity(&server, data.path(), "component:default/quokka").await;
     eventually(20, "the new description to be findable", || async {
         let (_, body) = query(&server, "/api/search/query?term=wombats").await;
         (titles(&body) == ["quokka"]).then_some(())
@@ -238,12 +232,15 @@ async fn the_search_page_has_facets_snippets_paging_and_suggestions() {
     );
     let (_, body) = server.get("/search?query=ledger&kind=api").await;
     assert!(
-        body.contains("Ledger API") && !body.contains("Ledger Service"),
+        body.contains("href=\"/catalog/default/api/ledger-api\"")
+            && !body.contains("href=\"/catalog/default/component/ledger-service\""),
         "{body}"
     );
-    let (_, body) = server.get("/search?query=payments").await;
+    let (_, body) = server.get("/search?query=&type=software-catalog").await;
     assert!(body.contains("rel=\"next\""), "more than a page: {body}");
-    let (_, second) = server.get("/search?query=payments&page=1").await;
+    let (_, second) = server
+        .get("/search?query=&type=software-catalog&page=1")
+        .await;
     assert!(second.contains("rel=\"prev\""), "{second}");
     let (_, body) = server.get("/search?query=zzqqxxjj").await;
     assert!(body.contains("No results for"), "{body}");

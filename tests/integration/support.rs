@@ -272,6 +272,25 @@ pub async fn open_catalog(
         .unwrap()
 }
 
+/// Asks the server (as the administrator of `data`) to read `entity_ref`
+/// again now.
+pub async fn refresh_entity(server: &TestServer, data: &Path, entity_ref: &str) {
+    let response = server
+        .client
+        .post(server.url("/api/catalog/refresh"))
+        .bearer_auth(admin_token(data))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "entityRef": entity_ref }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "refreshing {entity_ref}: {}",
+        response.status()
+    );
+}
+
 pub async fn wait_for_entities(server: &TestServer, entities: u64) {
     let catalog = server.running.state.catalog.clone();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);

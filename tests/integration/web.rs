@@ -78,7 +78,7 @@ async fn home_explains_the_portal_and_counts_kinds() {
     assert!(headers.contains_key("server-timing"), "{headers:?}");
     assert!(!body.contains("<script"), "pages ship no script");
     assert!(body.contains("Find any service, API or team"), "{body}");
-    assert!(body.contains(r#"action="/catalog""#), "a search form");
+    assert!(body.contains(r#"action="/search""#), "a search form");
     // 34 components and 17 APIs in the demo (see demo/catalog/README.md; one
     // component is the broken one, so 33 are stored).
     assert!(body.contains(r#"href="/catalog?kind=component""#), "{body}");

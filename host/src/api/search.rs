@@ -79,10 +79,11 @@ impl Params {
                         })?;
                 }
                 "pageCursor" => p.page = decode_cursor(value)?,
-                k if k == "types" || (k.starts_with("types[") && k.ends_with(']')) => {
-                    if !value.is_empty() && !p.types.contains(value) {
-                        p.types.push(value.clone());
-                    }
+                k if (k == "types" || (k.starts_with("types[") && k.ends_with(']')))
+                    && !value.is_empty()
+                    && !p.types.contains(value) =>
+                {
+                    p.types.push(value.clone());
                 }
                 k if k.starts_with("filters[") => {
                     let field = k["filters[".len()..].split(']').next().unwrap_or_default();

@@ -216,7 +216,9 @@ async fn sync(
 ) -> Result<Response, ApiError> {
     let r = EntityRef::new(&kind, &namespace, &name);
     let entity = reachable(&state, &who, &r).await?;
-    if let Err(e) = state.techdocs.source(&entity) {
+    // An entity without docs has nothing to sync; any other problem with
+    // its source is the build's error, reported in the stream.
+    if let Err(e @ crate::techdocs::SourceError::NotAnnotated) = state.techdocs.source(&entity) {
         return Err(ApiError::not_found(e.to_string()));
     }
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -228,7 +230,7 @@ async fn sync(
                 &Value::from(format!("Checking the docs of {r} for changes")),
             ))
             .await;
-        match techdocs.build(&r).await {
+        match techdocs.build_now(&r).await {
             Ok(report) => {
                 let _ = tx
                     .send(event(

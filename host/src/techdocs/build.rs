@@ -85,7 +85,7 @@ pub(crate) fn plan(
     files: &Files,
     stored: Option<&SiteRow>,
     stored_assets: &BTreeMap<String, String>,
-    source: (&str, String),
+    source: &(&str, String),
 ) -> (SiteUpdate, Report) {
     let started = Instant::now();
     let previous: Option<Stored> =
@@ -163,15 +163,15 @@ pub(crate) fn plan(
     let mut wanted_assets = BTreeSet::new();
     for asset in &build.assets {
         wanted_assets.insert(asset.url.clone());
-        if stored_assets.get(&asset.url) != Some(&asset.hash) {
-            if let Some(bytes) = files.get(&asset.source) {
-                update.assets.push(AssetRow {
-                    path: asset.url.clone(),
-                    content_type: asset.content_type.clone(),
-                    hash: asset.hash.clone(),
-                    bytes: bytes.to_vec(),
-                });
-            }
+        if stored_assets.get(&asset.url) != Some(&asset.hash)
+            && let Some(bytes) = files.get(&asset.source)
+        {
+            update.assets.push(AssetRow {
+                path: asset.url.clone(),
+                content_type: asset.content_type.clone(),
+                hash: asset.hash.clone(),
+                bytes: bytes.to_vec(),
+            });
         }
     }
     update.removed_assets = stored_assets
@@ -180,7 +180,7 @@ pub(crate) fn plan(
         .cloned()
         .collect();
 
-    let meta = site_meta(&build, &source);
+    let meta = site_meta(&build, source);
     let manifest = serde_json::to_value(Stored {
         pages: build.manifest.clone(),
         urls: new_urls,
