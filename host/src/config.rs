@@ -612,6 +612,10 @@ impl Config {
             ("plugins.event_batch", plugins.event_batch as u64),
             ("plugins.view_deadline_ms", plugins.view_deadline_ms),
             ("server.max_connections", self.server.max_connections as u64),
+            ("docs.max_files", self.docs.max_files as u64),
+            ("docs.max_file_bytes", self.docs.max_file_bytes),
+            ("docs.max_site_bytes", self.docs.max_site_bytes),
+            ("docs.build_timeout_secs", self.docs.build_timeout_secs),
             ("server.max_sessions", self.server.max_sessions as u64),
             (
                 "database.max_connections",

@@ -33,9 +33,20 @@ impl std::fmt::Debug for Search {
     }
 }
 
+/// Most documents one plugin may keep in the index.
+pub const MAX_PLUGIN_DOCUMENTS: usize = 10_000;
+
+/// The search group of a plugin's documents.
+fn plugin_group(plugin: &str) -> String {
+    format!("plugin:{plugin}")
+}
+
 /// Why a search was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
+    /// A plugin's documents were refused (the message names the plugin).
+    #[error("{0}")]
+    Refused(String),
     /// The caller may read nothing (an anonymous caller should sign in).
     #[error("nothing to search: the caller may not read the catalog")]
     NothingReadable,
@@ -78,6 +89,63 @@ impl Search {
         };
         query.permissions = self.held_permissions(who);
         Ok(self.store.search(&query).await?)
+    }
+
+    /// Replaces the documents plugin `plugin` contributes, in one
+    /// transaction: the host side of the plugin API's search interface.
+    /// A document's type defaults to the plugin's id and may not be a
+    /// built-in one; keys are kept apart per plugin (`plugin:<id>:<key>`);
+    /// locations must be portal paths or http(s) URLs; at most
+    /// [`MAX_PLUGIN_DOCUMENTS`], each cut to the index's bounds.
+    pub async fn put_plugin_documents(
+        &self,
+        plugin: &str,
+        docs: Vec<callboard_store::search::SearchDoc>,
+    ) -> Result<(), SearchError> {
+        use callboard_store::search::{CATALOG_TYPE, TECHDOCS_TYPE};
+        let refuse = |why: String| SearchError::Refused(format!("plugin {plugin}: {why}"));
+        if docs.len() > MAX_PLUGIN_DOCUMENTS {
+            return Err(refuse(format!(
+                "{} documents, at most {MAX_PLUGIN_DOCUMENTS}",
+                docs.len()
+            )));
+        }
+        let mut kept = Vec::with_capacity(docs.len());
+        for mut doc in docs {
+            if doc.doc_type.is_empty() {
+                doc.doc_type = plugin.to_owned();
+            }
+            if doc.doc_type == CATALOG_TYPE || doc.doc_type == TECHDOCS_TYPE {
+                return Err(refuse(format!(
+                    "document \"{}\" claims the built-in type {}",
+                    doc.key, doc.doc_type
+                )));
+            }
+            let local = doc.location.starts_with('/') && !doc.location.starts_with("//");
+            let web = doc.location.starts_with("https://") || doc.location.starts_with("http://");
+            if !(local || web) || doc.location.chars().any(|c| c.is_control() || c == '\\') {
+                return Err(refuse(format!(
+                    "document \"{}\" has location \"{}\": a portal path or an http(s) URL",
+                    doc.key, doc.location
+                )));
+            }
+            doc.key = format!("{}:{}", plugin_group(plugin), doc.key);
+            doc.bound();
+            kept.push(doc);
+        }
+        self.store
+            .replace_group(&plugin_group(plugin), kept)
+            .await
+            .map_err(SearchError::Store)
+    }
+
+    /// Removes every document plugin `plugin` contributed (it was removed).
+    pub async fn remove_plugin_documents(&self, plugin: &str) -> Result<(), SearchError> {
+        // The exact group: a prefix would take `plugin:abc` with `plugin:ab`.
+        Ok(self
+            .store
+            .replace_group(&plugin_group(plugin), Vec::new())
+            .await?)
     }
 
     /// Narrows `query` to every type but TechDocs; false when no other

@@ -249,3 +249,61 @@ async fn the_search_page_has_facets_snippets_paging_and_suggestions() {
     let (_, home) = server.get("/").await;
     assert!(home.contains("action=\"/search\""), "{home}");
 }
+
+#[tokio::test]
+async fn plugins_contribute_documents_through_the_host_interface() {
+    use callboard_store::search::SearchDoc;
+    let (server, _dir) = demo_server().await;
+    let state = &server.running.state;
+    let search = callboard::search::Search::new(state.stores.search.clone(), state.access.clone());
+    let doc = |key: &str, doc_type: &str, location: &str| SearchDoc {
+        doc_type: doc_type.into(),
+        key: key.into(),
+        entity_ref: Some("component:default/payment-gateway".into()),
+        permission: None,
+        title: format!("Cost report {key}"),
+        names: String::new(),
+        text: "Monthly spend of the gateway".into(),
+        location: location.into(),
+        fields: serde_json::Map::new(),
+    };
+    search
+        .put_plugin_documents("cost", vec![doc("march", "", "/plugins/cost/march")])
+        .await
+        .unwrap();
+    let (_, body) = query(&server, "/api/search/query?term=spend").await;
+    assert_eq!(results(&body).len(), 1, "{body}");
+    assert_eq!(
+        results(&body)[0]["type"],
+        "cost",
+        "the type defaults to the plugin"
+    );
+    // Refused: a built-in type, a script location, too many documents.
+    for (bad, why) in [
+        (doc("x", "software-catalog", "/x"), "built-in type"),
+        (doc("x", "", "javascript:alert(1)"), "location"),
+        (doc("x", "", "//evil.example/x"), "location"),
+    ] {
+        let e = search
+            .put_plugin_documents("cost", vec![bad])
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(why) && e.to_string().contains("plugin cost"),
+            "{e}"
+        );
+    }
+    let many = (0..10_001).map(|i| doc(&i.to_string(), "", "/x")).collect();
+    assert!(search.put_plugin_documents("cost", many).await.is_err());
+    // The refused calls changed nothing; another plugin's keys stay apart.
+    search
+        .put_plugin_documents("costly", vec![doc("march", "", "/plugins/costly/march")])
+        .await
+        .unwrap();
+    let (_, body) = query(&server, "/api/search/query?term=spend").await;
+    assert_eq!(results(&body).len(), 2, "{body}");
+    search.remove_plugin_documents("cost").await.unwrap();
+    let (_, body) = query(&server, "/api/search/query?term=spend").await;
+    assert_eq!(results(&body).len(), 1, "only costly's is left: {body}");
+    assert_eq!(results(&body)[0]["type"], "costly");
+}

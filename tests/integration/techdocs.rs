@@ -466,3 +466,80 @@ async fn hostile_sites_stay_inert_and_cannot_leave_the_catalogs_folders() {
     assert_eq!(status, 200);
     assert!(!page.contains("Secret"), "{page}");
 }
+
+#[tokio::test]
+async fn writers_check_a_site_and_preview_it_as_they_edit() {
+    let data = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/catalog/docs");
+    // A clean site: exit 0 and a summary line.
+    let (ok, out) = crate::support::cli(
+        data.path(),
+        &[
+            "docs",
+            "build",
+            demo.join("payment-gateway").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Payment Gateway: 4 page(s), 1 file(s), 0 problem(s)"),
+        "{out}"
+    );
+    // A site with problems: each with file and line, and exit 1.
+    let booking = demo.join("booking-service");
+    let output = std::process::Command::new(std::env::var_os("CALLBOARD_BIN").unwrap())
+        .args(["--data-dir", data.path().to_str().unwrap(), "docs", "build"])
+        .arg(&booking)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("mkdocs.yml:7: nav entry \"pricing.md\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("docs/index.md:8: link target \"capacity.md\""),
+        "{out}"
+    );
+    let (_, json) = crate::support::cli(
+        data.path(),
+        &["docs", "build", "--json", booking.to_str().unwrap()],
+    );
+    let report: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(report["problems"].as_array().unwrap().len(), 4, "{report}");
+    // Not a site: exit 2.
+    let output = std::process::Command::new(std::env::var_os("CALLBOARD_BIN").unwrap())
+        .args(["--data-dir", data.path().to_str().unwrap(), "docs", "build"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+
+    // The preview renders again when a page changes.
+    let site = tempfile::tempdir().unwrap();
+    write(site.path(), "mkdocs.yml", "site_name: Draft\n");
+    write(site.path(), "docs/index.md", "# Draft\n\nFirst words.\n");
+    let port = crate::web::browser::free_port();
+    let mut child = std::process::Command::new(std::env::var_os("CALLBOARD_BIN").unwrap())
+        .args(["--data-dir", data.path().to_str().unwrap(), "docs", "serve"])
+        .arg(site.path())
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/docs/default/component/preview/");
+    let client = reqwest::Client::new();
+    let page = |needle: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body = client.get(&url).send().await.ok()?.text().await.ok()?;
+            body.contains(needle).then_some(body)
+        }
+    };
+    eventually(30, "the preview to serve the page", || page("First words")).await;
+    write(site.path(), "docs/index.md", "# Draft\n\nSecond words.\n");
+    eventually(30, "the preview to show the edit", || page("Second words")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+}

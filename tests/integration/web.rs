@@ -3,7 +3,7 @@
 //! Plugin views in pages (cards, tabs, plugin pages, failures) are in
 //! `web/views.rs`.
 
-mod browser;
+pub(crate) mod browser;
 mod signin_browser;
 mod views;
 

@@ -42,10 +42,12 @@ enum Task {
     /// own catalog backend, installed from the npm registry; needs node, npm
     /// and wrk), `permissions` (catalog reads by a user restricted to what
     /// their groups own beside an administrator's), `telemetry` (a catalog
-    /// lookup and a plugin call with metrics and traces off and on).
+    /// lookup and a plugin call with metrics and traces off and on), `search`
+    /// (queries over 100k entities + 50k docs sections, change to findable),
+    /// `docs` (building a 5,000-page site, rebuilding one changed page).
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer", "permissions", "telemetry"])]
+        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer", "permissions", "telemetry", "search", "docs"])]
         name: String,
         /// Extra arguments for the benchmark.
         #[arg(last = true)]

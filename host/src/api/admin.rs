@@ -199,6 +199,11 @@ async fn remove(
         .await
         .map_err(|e| ApiError::internal(format!("remove task failed: {e}")))?
         .map_err(|e| refusal(&e))?;
+    // What it contributed to search goes with it (a reinstall adds it again).
+    let search = crate::search::Search::new(state.stores.search.clone(), state.access.clone());
+    if let Err(e) = search.remove_plugin_documents(&id).await {
+        tracing::warn!(plugin = %id, "removing the plugin's search documents: {e}");
+    }
     audit_remove(&state, &identity, &id, query.purge).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -77,6 +77,7 @@ pub(super) async fn handler(
         Ok(r) => r,
         Err(SearchError::NothingReadable) => SearchResults::default(),
         Err(SearchError::Store(e)) => return Err(WebError::Catalog(e.into())),
+        Err(SearchError::Refused(m)) => return Err(WebError::BadRequest(m)),
     };
     let body = page(&params, &terms, &results);
     let mut response = axum::response::Html(

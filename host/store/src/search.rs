@@ -46,6 +46,9 @@ pub const MAX_FILTERS: usize = 16;
 /// Longest text of a document the index keeps (bytes; cut at a character
 /// boundary).
 pub const MAX_TEXT: usize = 16 * 1024;
+/// Terms longer than this get no typo tier: their one-edit neighbourhood
+/// (about 75 words per character) grows past what one query should ask.
+pub const MAX_FUZZY_CHARS: usize = 24;
 /// Terms shorter than this match only as words and prefixes (a trigram
 /// index cannot answer them, and one or two letters inside words match
 /// everything).
@@ -307,10 +310,11 @@ pub trait SearchStore: Send + Sync {
 /// Every word within one edit of `term` (insertions and substitutions over
 /// `a-z`, `0-9` and the term's own characters, deletions, transpositions of
 /// neighbours), without `term` itself. Empty for terms shorter than
-/// [`MIN_INFIX`], where one edit makes almost any word.
+/// [`MIN_INFIX`], where one edit makes almost any word, and longer than
+/// [`MAX_FUZZY_CHARS`].
 pub fn one_edit(term: &str) -> Vec<String> {
     let chars: Vec<char> = term.chars().collect();
-    if chars.len() < MIN_INFIX {
+    if chars.len() < MIN_INFIX || chars.len() > MAX_FUZZY_CHARS {
         return Vec::new();
     }
     let mut alphabet: Vec<char> = ('a'..='z').chain('0'..='9').collect();
@@ -568,6 +572,7 @@ mod tests {
         assert!(!within_one_edit("stores", "stars"));
         assert!(!within_one_edit("team", "tech"));
         assert!(one_edit("ab").is_empty());
+        assert!(one_edit(&"x".repeat(MAX_FUZZY_CHARS + 1)).is_empty());
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn kill_processes_mentioning(needle: &str) {
     }
 }
 
-pub(super) fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -547,4 +547,95 @@ async fn plugin_views_appear_on_pages_and_after_an_upload() {
 
     b.close().await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docs_and_search_work_by_keyboard_and_click_without_script() {
+    let (server, _dir) = demo_server().await;
+    let store = server.running.state.techdocs.store().clone();
+    crate::support::eventually(60, "the payment gateway's docs", || {
+        let store = store.clone();
+        async move {
+            store
+                .site("component:default/payment-gateway", false)
+                .await
+                .ok()
+                .flatten()
+                .map(|_| ())
+        }
+    })
+    .await;
+    let b = Browser::start().await;
+    let c = &b.client;
+
+    // The docs index, then a site from it.
+    c.goto(&server.url("/docs")).await.unwrap();
+    let sites = b.text("table#docs-sites").await;
+    assert!(sites.contains("Payment Gateway"), "{sites}");
+    b.follow_first(Locator::LinkText("Payment Gateway")).await;
+    let nav = b.text("nav.docs-nav").await;
+    for entry in ["Overview", "Architecture", "API guide", "Runbook"] {
+        assert!(nav.contains(entry), "{entry}: {nav}");
+    }
+    b.screenshot("docs-index-page").await;
+
+    // A page with tabs and a collapsed block: both work by click alone.
+    b.follow_first(Locator::Css("nav.docs-nav a[href$='/architecture/']"))
+        .await;
+    assert!(
+        b.text("article.docs-page h1")
+            .await
+            .contains("Architecture")
+    );
+    let blocks = c
+        .find_all(Locator::Css(".tabbed-set .tabbed-block"))
+        .await
+        .unwrap();
+    assert_eq!(blocks.len(), 3);
+    assert!(blocks[0].is_displayed().await.unwrap());
+    assert!(!blocks[1].is_displayed().await.unwrap());
+    c.find(Locator::XPath(
+        "//label[normalize-space()='Webhook receiver']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(blocks[1].is_displayed().await.unwrap(), "the tab switched");
+    assert!(!blocks[0].is_displayed().await.unwrap());
+    let details = c.find(Locator::Css("details.note")).await.unwrap();
+    assert_eq!(details.attr("open").await.unwrap(), None);
+    c.find(Locator::Css("details.note > summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(details.attr("open").await.unwrap().is_some(), "opened");
+    let toc = b.text("nav.docs-toc").await;
+    assert!(toc.contains("Posting to the ledger"), "{toc}");
+    b.screenshot("docs-architecture").await;
+
+    // Search from the header box, narrow to the docs, open a section.
+    b.submit_typing("#top-search", "settlement").await;
+    let facets = b.text("aside.facets").await;
+    assert!(facets.contains("Docs"), "{facets}");
+    b.follow_first(Locator::Css("aside.facets a[href*='type=techdocs']"))
+        .await;
+    let results = b.text("ol.search-results").await;
+    assert!(results.contains("Payment Gateway"), "{results}");
+    b.screenshot("search-docs").await;
+    b.follow_first(Locator::Css(
+        "ol.search-results a[href^='/docs/default/component/payment-gateway/runbook/']",
+    ))
+    .await;
+    let url = c.current_url().await.unwrap();
+    assert!(url.path().ends_with("/runbook/"), "{url}");
+    assert!(
+        b.text("article.docs-page")
+            .await
+            .contains("Settlement runs")
+    );
+    b.close().await;
 }
