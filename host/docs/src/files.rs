@@ -1,6 +1,7 @@
 //! The site's files as the renderer sees them, and reading them from disk
 //! within bounds.
 
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -140,6 +141,8 @@ impl Files {
         };
         let canonical_root = fs::canonicalize(root).map_err(io(root))?;
         let mut files = Files::new();
+        let mut found: Vec<(String, PathBuf)> = Vec::new();
+        let mut listed = 0u64;
         let mut total = 0u64;
         let mut stack: Vec<(PathBuf, String)> = vec![(canonical_root.clone(), String::new())];
         while let Some((dir, prefix)) = stack.pop() {
@@ -178,7 +181,7 @@ impl Files {
                 } else {
                     continue;
                 };
-                if files.len() >= limits.max_files {
+                if found.len() >= limits.max_files {
                     return Err(Error::TooManyFiles {
                         path: rel,
                         limit: limits.max_files,
@@ -190,9 +193,25 @@ impl Files {
                         limit: limits.max_file_bytes,
                     });
                 }
-                // The file may grow between stat and read: read one byte past
-                // the limit so growth is caught rather than trusted.
-                let mut bytes = Vec::with_capacity(size as usize);
+                listed += size;
+                if listed > limits.max_total_bytes {
+                    return Err(Error::TotalTooLarge {
+                        path: rel,
+                        limit: limits.max_total_bytes,
+                    });
+                }
+                found.push((rel, path));
+            }
+        }
+        // Reading is most of a rebuild's time on a large site (thousands of
+        // small files): read in parallel once the walk has checked the
+        // limits against what the files say they hold.
+        let read: Vec<(String, Vec<u8>)> = found
+            .into_par_iter()
+            .map(|(rel, path)| {
+                // The file may grow between stat and read: read one byte
+                // past the limit so growth is caught rather than trusted.
+                let mut bytes = Vec::new();
                 fs::File::open(&path)
                     .and_then(|f| f.take(limits.max_file_bytes + 1).read_to_end(&mut bytes))
                     .map_err(io(&path))?;
@@ -202,15 +221,18 @@ impl Files {
                         limit: limits.max_file_bytes,
                     });
                 }
-                total += bytes.len() as u64;
-                if total > limits.max_total_bytes {
-                    return Err(Error::TotalTooLarge {
-                        path: rel,
-                        limit: limits.max_total_bytes,
-                    });
-                }
-                files.files.insert(rel, bytes);
+                Ok((rel, bytes))
+            })
+            .collect::<Result<_, Error>>()?;
+        for (rel, bytes) in read {
+            total += bytes.len() as u64;
+            if total > limits.max_total_bytes {
+                return Err(Error::TotalTooLarge {
+                    path: rel,
+                    limit: limits.max_total_bytes,
+                });
             }
+            files.files.insert(rel, bytes);
         }
         Ok(files)
     }

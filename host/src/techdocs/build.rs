@@ -88,8 +88,9 @@ pub(crate) fn plan(
     source: &(&str, String),
 ) -> (SiteUpdate, Report) {
     let started = Instant::now();
-    let previous: Option<Stored> =
-        stored.and_then(|s| serde_json::from_value(s.manifest.clone()).ok());
+    // Deserialised from the stored value in place: the manifest lists
+    // every page, and cloning it first would double the work.
+    let previous: Option<Stored> = stored.and_then(|s| Stored::deserialize(&s.manifest).ok());
     let build: Build = callboard_docs::build(files, previous.as_ref().map(|p| &p.pages));
     let now = jiff::Timestamp::now().as_millisecond();
     let base = docs_base(r);
@@ -189,7 +190,10 @@ pub(crate) fn plan(
     let etag = {
         use sha2::Digest as _;
         let mut h = sha2::Sha256::new();
-        h.update(manifest.to_string().as_bytes());
+        for (source, page) in &build.manifest.pages {
+            h.update(source.as_bytes());
+            h.update(page.hash.as_bytes());
+        }
         for a in &build.assets {
             h.update(a.hash.as_bytes());
         }
