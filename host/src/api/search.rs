@@ -188,9 +188,13 @@ async fn query(
         .collect();
     let count = results.total.count;
     let mut body = json!({ "results": items, "numberOfResults": count });
-    if ((params.page + 1) * params.limit) < usize::try_from(count).unwrap_or(usize::MAX)
-        && (params.page + 2) * params.limit <= MAX_OFFSET
-    {
+    // Counting stops at 1,000: past it, a full page says more may follow.
+    let more = if results.total.capped {
+        results.hits.len() == params.limit
+    } else {
+        ((params.page + 1) * params.limit) < usize::try_from(count).unwrap_or(usize::MAX)
+    };
+    if more && (params.page + 2) * params.limit <= MAX_OFFSET {
         body["nextPageCursor"] = Value::from(encode_cursor(params.page + 1));
     }
     if params.page > 0 {

@@ -97,7 +97,11 @@ pub(super) async fn handler(
 fn page(params: &Params, terms: &[String], results: &SearchResults) -> Markup {
     let total = results.total.count;
     let filtered = !params.doc_type.is_empty() || !params.kind.is_empty();
-    let last = (params.page + 1) * PAGE >= usize::try_from(total).unwrap_or(usize::MAX);
+    let last = if results.total.capped {
+        results.hits.len() < PAGE
+    } else {
+        (params.page + 1) * PAGE >= usize::try_from(total).unwrap_or(usize::MAX)
+    };
     html! {
         h1 #search-title { "Search" }
         form.search-page role="search" action="/search" method="get" {

@@ -180,6 +180,7 @@ pub(crate) const STORES: &[StoreSchema] = &[
             CATALOG_V3,
             CATALOG_V4,
             crate::search::CATALOG_V5,
+            crate::search::CATALOG_V6,
         ],
     },
     StoreSchema {

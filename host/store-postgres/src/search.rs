@@ -7,7 +7,9 @@
 //!   (D) for tiers 1, 2 and 4 (GIN index), and `folded`, the three
 //!   lower-cased and folded, for tier 3's `LIKE '%term%'` (a `pg_trgm` GIN
 //!   index where the extension can be installed, see
-//!   [`crate::schema`]).
+//!   [`crate::schema`]); and the same two over the title and names alone
+//!   (`named`, GIN-indexed, and `folded_named`), which the first tier of
+//!   each kind of match ranks on its own.
 //! - `callboard_fold(text)`: lower case without diacritics, through the
 //!   `unaccent` extension when it can be installed (wrapped in an
 //!   `IMMUTABLE` function, as generated columns need), else through a
@@ -175,6 +177,19 @@ FROM (
 ORDER BY x.id
 ON CONFLICT (key) DO NOTHING;
 DROP FUNCTION pg_temp.cb_json(text), pg_temp.cb_str(jsonb), pg_temp.cb_join(text, text), pg_temp.cb_cut(text, int);
+"#;
+
+/// The title and names apart (`named`: their words, GIN-indexed; and
+/// `folded_named`), so the tiers rank a common word's title and name
+/// matches alone before the texts that merely hold it.
+pub(crate) const CATALOG_V6: &str = r#"
+ALTER TABLE search_docs
+    ADD COLUMN named tsvector NOT NULL GENERATED ALWAYS AS (
+        setweight(to_tsvector('simple', callboard_words(title)), 'A') ||
+        setweight(to_tsvector('simple', callboard_words(names)), 'B')) STORED,
+    ADD COLUMN folded_named text NOT NULL GENERATED ALWAYS AS (
+        callboard_fold(title || ' ' || names)) STORED;
+CREATE INDEX search_docs_named ON search_docs USING gin (named);
 "#;
 
 /// Relevance weights of text (D), unused (C), names (B) and title (A):
@@ -382,50 +397,267 @@ async fn fold(client: &Client, terms: &[String]) -> Result<Vec<String>> {
     Ok(words)
 }
 
-/// How the candidates match.
-enum Match<'a> {
-    /// Every document.
-    All,
-    /// Tiers 1 to 3 for these folded words.
-    Tiers(&'a [String]),
-    /// Tier 4: this `tsquery` ([`fuzzy`]).
-    Fuzzy(String),
+/// One tier of matches: a predicate on `search_docs d` and the score that
+/// orders the tier (higher first; empty: document order).
+struct Level {
+    tier: Tier,
+    cond: String,
+    score: String,
 }
 
-/// One matching document before paging.
-struct Candidate {
-    id: i64,
-    tier: Tier,
+/// Builds the tiers of one search, binding their parameters in the given
+/// statement (each statement binds its own).
+type Build<'a> = dyn Fn(&mut Sql) -> Vec<Level> + Sync + 'a;
+
+/// The tiers for these folded words, best first, their parameters bound in
+/// `sql`: whole words in titles and names, whole words, prefixes in titles
+/// and names, prefixes, infixes in titles and names, infixes. Each tier's
+/// rows exclude the tiers before it; the last holds every match (every word
+/// or prefix match is also an infix match). Ranking a common word's
+/// title and name matches alone is cheap where ranking every text that
+/// holds it is not.
+fn tiers(sql: &mut Sql, words: &[String]) -> Vec<Level> {
+    let word = tsquery(sql, join(words.iter().map(|w| lexeme(w))));
+    let prefix = tsquery(sql, join(words.iter().map(|w| prefix_of(w))));
+    // Each query over the title and names first, then over everything.
+    let mut out = Vec::new();
+    for (tier, query) in [(Tier::Word, &word), (Tier::Prefix, &prefix)] {
+        for column in ["named", "tsv"] {
+            out.push(Level {
+                tier,
+                cond: format!("d.{column} @@ {query}"),
+                score: format!("ts_rank({WEIGHTS}, d.tsv, {query}, {NORMALIZATION})"),
+            });
+        }
+    }
+    let (long, short): (Vec<&String>, Vec<&String>) =
+        words.iter().partition(|w| w.chars().count() >= MIN_INFIX);
+    if long.is_empty() {
+        return out;
+    }
+    let patterns: Vec<String> = long
+        .iter()
+        .map(|w| sql.bind(Param::Text(format!("%{}%", escape_like(w)))))
+        .collect();
+    let all = |column: &str| {
+        patterns
+            .iter()
+            .map(|p| format!("d.{column} LIKE {p}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let mut infix = all("folded");
+    if !short.is_empty() {
+        let short = tsquery(sql, join(short.iter().map(|w| prefix_of(w))));
+        let _ = write!(infix, " AND d.tsv @@ {short}");
+    }
+    // Within the named infix tier, a title outweighs names.
+    let named_score = patterns
+        .iter()
+        .map(|p| format!("CASE WHEN callboard_fold(d.title) LIKE {p} THEN 1.0 ELSE 0.6 END"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    out.push(Level {
+        tier: Tier::Infix,
+        cond: format!("({infix} AND {})", all("folded_named")),
+        score: named_score,
+    });
+    out.push(Level {
+        tier: Tier::Infix,
+        cond: format!("({} OR ({infix}))", out[3].cond),
+        score: String::new(),
+    });
+    out
+}
+
+/// The first `need` rows of the page in rank order: tier by tier, each
+/// excluding what the tiers before it matched, so a common word fills the
+/// page from the first tier and no tier ranks more than it must.
+async fn page(client: &Client, q: &SearchQuery, build: &Build<'_>) -> Result<Vec<(i64, Tier)>> {
+    let need = q.offset + q.limit;
+    let mut out: Vec<(i64, Tier)> = Vec::new();
+    let count = build(&mut Sql::default()).len();
+    for i in 0..count {
+        if out.len() >= need {
+            break;
+        }
+        let mut sql = Sql::default();
+        let tiers = build(&mut sql);
+        let tier = &tiers[i];
+        let _ = write!(
+            sql.text,
+            "SELECT d.id FROM search_docs d WHERE {}",
+            tier.cond
+        );
+        for before in &tiers[..i] {
+            let _ = write!(sql.text, " AND NOT ({})", before.cond);
+        }
+        push_filters(&mut sql, q, true);
+        sql.text.push_str(" ORDER BY ");
+        if !tier.score.is_empty() {
+            let _ = write!(sql.text, "{} DESC, ", tier.score);
+        }
+        // `d.id + 0`: walking the primary key in order, filtering every row
+        // until the limit, is what the planner would otherwise pick for a
+        // tier in document order, and it reads the whole table when the
+        // tier is small.
+        let _ = write!(sql.text, "d.id + 0 LIMIT {}", need - out.len());
+        for row in query(client, &sql).await? {
+            out.push((row.try_get(0).map_err(|e| pg(&e))?, tier.tier));
+        }
+    }
+    Ok(out.into_iter().skip(q.offset).collect())
+}
+
+async fn query(client: &Client, sql: &Sql) -> Result<Vec<tokio_postgres::Row>> {
+    client
+        .query_typed(&sql.text, &sql.typed())
+        .await
+        .map_err(|e| pg(&e))
+}
+
+/// Appends the reader's scope, permissions and field filters (`kind` and
+/// the types only when `with_facet_filters`) on alias `d`.
+fn push_filters(sql: &mut Sql, q: &SearchQuery, with_facet_filters: bool) {
+    for (field, values) in &q.filters {
+        if values.is_empty() || (field == "kind" && !with_facet_filters) {
+            continue;
+        }
+        if field == "kind" {
+            let values = sql.bind(Param::Texts(values.clone()));
+            let _ = write!(sql.text, " AND {KIND} = ANY({values})");
+            continue;
+        }
+        let field = sql.bind(Param::Text(field.clone()));
+        let values = sql.bind(Param::Texts(values.clone()));
+        let _ = write!(sql.text, " AND lower(d.fields ->> {field}) = ANY({values})");
+    }
+    if with_facet_filters && !q.types.is_empty() {
+        let types = sql.bind(Param::Texts(q.types.clone()));
+        let _ = write!(sql.text, " AND d.type = ANY({types})");
+    }
+    if let Some(held) = &q.permissions {
+        let held = sql.bind(Param::Texts(held.clone()));
+        let _ = write!(
+            sql.text,
+            " AND (d.permission IS NULL OR d.permission = ANY({held}))"
+        );
+    }
+    if let Some(scope) = &q.scope {
+        sql.text.push_str(
+            " AND (d.entity_ref IS NULL OR EXISTS (SELECT 1 FROM entities e WHERE e.ref = d.entity_ref AND ",
+        );
+        push_predicate(sql, scope);
+        sql.text.push_str("))");
+    }
+}
+
+/// A document's kind, lower-cased, for the kind facet and filter.
+const KIND: &str = "lower(coalesce(d.fields ->> 'kind', ''))";
+
+/// One matching document, for counts and facets.
+struct Counted {
     doc_type: String,
     kind: String,
 }
 
+/// Up to [`MAX_COUNT`] + 1 documents matching the last of `build`'s tiers
+/// (`None`: every document), unordered and unranked, with every filter but
+/// the type and kind filters, which the facets count without.
+async fn counted(
+    client: &Client,
+    q: &SearchQuery,
+    build: Option<&Build<'_>>,
+    tier: Option<usize>,
+) -> Result<Vec<Counted>> {
+    let mut sql = Sql::default();
+    let cond = match build {
+        Some(build) => {
+            let tiers = build(&mut sql);
+            let i = tier.unwrap_or(tiers.len() - 1).min(tiers.len() - 1);
+            tiers[i].cond.clone()
+        }
+        None => "TRUE".to_owned(),
+    };
+    let _ = write!(
+        sql.text,
+        "SELECT d.type, {KIND} FROM search_docs d WHERE {cond}"
+    );
+    push_filters(&mut sql, q, false);
+    let _ = write!(sql.text, " LIMIT {}", MAX_COUNT + 1);
+    query(client, &sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Counted {
+                doc_type: r.try_get(0).map_err(|e| pg(&e))?,
+                kind: r.try_get(1).map_err(|e| pg(&e))?,
+            })
+        })
+        .collect()
+}
+
+/// Every document in type and title order (an empty search), paged.
+async fn listing(client: &Client, q: &SearchQuery) -> Result<Vec<(i64, Tier)>> {
+    let mut sql = Sql::default();
+    sql.text
+        .push_str("SELECT d.id FROM search_docs d WHERE TRUE");
+    push_filters(&mut sql, q, true);
+    let _ = write!(
+        sql.text,
+        " ORDER BY d.type, d.title, d.id LIMIT {} OFFSET {}",
+        q.limit, q.offset
+    );
+    query(client, &sql)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0).map_err(|e| pg(&e))?, Tier::Word)))
+        .collect()
+}
+
 async fn search(client: &Client, q: &SearchQuery) -> Result<SearchResults> {
-    let mut candidates = if q.terms.is_empty() {
-        candidates(client, q, &Match::All).await?
+    let words = fold(client, &q.terms).await?;
+    let (page_ids, counted) = if q.terms.is_empty() {
+        (
+            listing(client, q).await?,
+            counted(client, q, None, None).await?,
+        )
+    } else if words.is_empty() {
+        // Only characters the index does not keep: nothing matches.
+        (Vec::new(), Vec::new())
     } else {
-        let words = fold(client, &q.terms).await?;
-        if words.is_empty() {
-            // Only characters the index does not keep: nothing matches.
-            Vec::new()
+        let build = |sql: &mut Sql| tiers(sql, &words);
+        // The whole-word tier first: when it alone passes the count's cap,
+        // the superset (every tier's matches) need not be read.
+        let mut found = counted(client, q, Some(&build), Some(1)).await?;
+        if found.len() as u64 <= MAX_COUNT {
+            found = counted(client, q, Some(&build), None).await?;
+        }
+        if found.is_empty() {
+            let fuzzy = fuzzy(client, &words).await?;
+            let build = |sql: &mut Sql| {
+                let query = tsquery(sql, fuzzy.clone());
+                vec![Level {
+                    tier: Tier::Fuzzy,
+                    cond: format!("d.tsv @@ {query}"),
+                    score: format!("ts_rank({WEIGHTS}, d.tsv, {query}, {NORMALIZATION})"),
+                }]
+            };
+            let found = counted(client, q, Some(&build), None).await?;
+            (page(client, q, &build).await?, found)
         } else {
-            let found = candidates(client, q, &Match::Tiers(&words)).await?;
-            if found.is_empty() {
-                let fuzzy = fuzzy(client, &words).await?;
-                candidates(client, q, &Match::Fuzzy(fuzzy)).await?
-            } else {
-                found
-            }
+            (page(client, q, &build).await?, found)
         }
     };
-    let capped = candidates.len() as u64 > MAX_COUNT;
-    candidates.truncate(usize::try_from(MAX_COUNT).unwrap_or(usize::MAX));
-    // Facets ignore their own filter; everything else applies to both.
+    let capped = counted.len() as u64 > MAX_COUNT;
     let kind_filter = filter_values(q, "kind");
     let mut types: HashMap<String, u64> = HashMap::new();
     let mut kinds: HashMap<String, u64> = HashMap::new();
-    let mut kept = Vec::new();
-    for c in candidates {
+    let mut count = 0u64;
+    for c in counted
+        .iter()
+        .take(usize::try_from(MAX_COUNT).unwrap_or(usize::MAX))
+    {
         let type_ok = q.types.is_empty() || q.types.contains(&c.doc_type);
         let kind_ok = kind_filter.is_none_or(|values| values.contains(&c.kind));
         if kind_ok {
@@ -435,17 +667,13 @@ async fn search(client: &Client, q: &SearchQuery) -> Result<SearchResults> {
             *kinds.entry(c.kind.clone()).or_default() += 1;
         }
         if type_ok && kind_ok {
-            kept.push((c.id, c.tier));
+            count += 1;
         }
     }
-    let total = Total {
-        count: kept.len() as u64,
-        capped,
-    };
-    let page: Vec<(i64, Tier)> = kept.into_iter().skip(q.offset).take(q.limit).collect();
-    let docs = load(client, page.iter().map(|(id, _)| *id).collect()).await?;
-    let hits = page
+    let docs = load(client, page_ids.iter().map(|(id, _)| *id).collect()).await?;
+    let hits = page_ids
         .into_iter()
+        .take(q.limit)
         .filter_map(|(id, tier)| {
             docs.get(&id).map(|doc| SearchHit {
                 doc: doc.clone(),
@@ -455,7 +683,7 @@ async fn search(client: &Client, q: &SearchQuery) -> Result<SearchResults> {
         .collect();
     Ok(SearchResults {
         hits,
-        total,
+        total: Total { count, capped },
         types: sorted(types),
         kinds: sorted(kinds),
         corrections: Vec::new(),
@@ -477,122 +705,6 @@ fn filter_values<'q>(q: &'q SearchQuery, field: &str) -> Option<&'q Vec<String>>
 fn tsquery(sql: &mut Sql, query: String) -> String {
     format!("to_tsquery('simple', {})", sql.bind(Param::Text(query)))
 }
-
-/// Matching documents in rank order (at most [`MAX_COUNT`] + 1), with the
-/// scope, permissions and field filters applied, but not the type and kind
-/// filters, which the facets count without.
-async fn candidates(client: &Client, q: &SearchQuery, how: &Match<'_>) -> Result<Vec<Candidate>> {
-    let mut sql = Sql::default();
-    let kind = "lower(coalesce(d.fields ->> 'kind', ''))";
-    let order = match how {
-        Match::All => {
-            let _ = write!(
-                sql.text,
-                "SELECT d.id, 1, d.type, {kind} FROM search_docs d WHERE TRUE"
-            );
-            " ORDER BY d.type, d.title, d.id".to_owned()
-        }
-        Match::Tiers(words) => {
-            let word = tsquery(&mut sql, join(words.iter().map(|w| lexeme(w))));
-            let prefix = tsquery(&mut sql, join(words.iter().map(|w| prefix_of(w))));
-            let (long, short): (Vec<&String>, Vec<&String>) =
-                words.iter().partition(|w| w.chars().count() >= MIN_INFIX);
-            let patterns: Vec<String> = long
-                .iter()
-                .map(|w| sql.bind(Param::Text(format!("%{}%", escape_like(w)))))
-                .collect();
-            // Tier 3 ranks by where each term occurs: title, names, text.
-            let infix_score = if patterns.is_empty() {
-                "0".to_owned()
-            } else {
-                patterns
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "CASE WHEN callboard_fold(d.title) LIKE {p} THEN 1.0 \
-                             WHEN callboard_fold(d.names) LIKE {p} THEN 0.6 ELSE 0.1 END"
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            };
-            let _ = write!(
-                sql.text,
-                "SELECT c.id, c.tier, c.type, c.kind FROM (SELECT d.id, d.type, {kind} AS kind, \
-                 CASE WHEN d.tsv @@ {word} THEN 1 WHEN d.tsv @@ {prefix} THEN 2 ELSE 3 END AS tier, \
-                 CASE WHEN d.tsv @@ {word} THEN ts_rank({WEIGHTS}, d.tsv, {word}, {NORMALIZATION}) \
-                 WHEN d.tsv @@ {prefix} THEN ts_rank({WEIGHTS}, d.tsv, {prefix}, {NORMALIZATION}) \
-                 ELSE {infix_score} END AS score \
-                 FROM search_docs d WHERE (d.tsv @@ {prefix}"
-            );
-            if !patterns.is_empty() {
-                sql.text.push_str(" OR (");
-                for (i, p) in patterns.iter().enumerate() {
-                    if i > 0 {
-                        sql.text.push_str(" AND ");
-                    }
-                    let _ = write!(sql.text, "d.folded LIKE {p}");
-                }
-                if !short.is_empty() {
-                    let short = tsquery(&mut sql, join(short.iter().map(|w| prefix_of(w))));
-                    let _ = write!(sql.text, " AND d.tsv @@ {short}");
-                }
-                sql.text.push(')');
-            }
-            sql.text.push(')');
-            ") c ORDER BY c.tier, c.score DESC, c.id".to_owned()
-        }
-        Match::Fuzzy(query) => {
-            let fuzzy = tsquery(&mut sql, query.clone());
-            let _ = write!(
-                sql.text,
-                "SELECT c.id, c.tier, c.type, c.kind FROM (SELECT d.id, d.type, {kind} AS kind, \
-                 4 AS tier, ts_rank({WEIGHTS}, d.tsv, {fuzzy}, {NORMALIZATION}) AS score \
-                 FROM search_docs d WHERE d.tsv @@ {fuzzy}"
-            );
-            ") c ORDER BY c.score DESC, c.id".to_owned()
-        }
-    };
-    for (field, values) in &q.filters {
-        if field == "kind" || values.is_empty() {
-            continue;
-        }
-        let field = sql.bind(Param::Text(field.clone()));
-        let values = sql.bind(Param::Texts(values.clone()));
-        let _ = write!(sql.text, " AND lower(d.fields ->> {field}) = ANY({values})");
-    }
-    if let Some(held) = &q.permissions {
-        let held = sql.bind(Param::Texts(held.clone()));
-        let _ = write!(
-            sql.text,
-            " AND (d.permission IS NULL OR d.permission = ANY({held}))"
-        );
-    }
-    if let Some(scope) = &q.scope {
-        sql.text.push_str(
-            " AND (d.entity_ref IS NULL OR EXISTS (SELECT 1 FROM entities e WHERE e.ref = d.entity_ref AND ",
-        );
-        push_predicate(&mut sql, scope);
-        sql.text.push_str("))");
-    }
-    sql.text.push_str(&order);
-    let _ = write!(sql.text, " LIMIT {}", MAX_COUNT + 1);
-    let rows = client
-        .query_typed(&sql.text, &sql.typed())
-        .await
-        .map_err(|e| pg(&e))?;
-    rows.iter()
-        .map(|r| {
-            Ok(Candidate {
-                id: r.try_get(0).map_err(|e| pg(&e))?,
-                tier: Tier::from_number(i64::from(r.try_get::<_, i32>(1).map_err(|e| pg(&e))?)),
-                doc_type: r.try_get(2).map_err(|e| pg(&e))?,
-                kind: r.try_get(3).map_err(|e| pg(&e))?,
-            })
-        })
-        .collect()
-}
-
 /// `a & b & ...`
 fn join(items: impl Iterator<Item = String>) -> String {
     items.collect::<Vec<_>>().join(" & ")

@@ -610,3 +610,105 @@ async fn bench_100k() {
     })
     .await;
 }
+
+/// Loads `CALLBOARD_BENCH_DOCS` (default 100,000) short search documents of
+/// a small vocabulary (each word is in about a third of them) and prints
+/// the p50 of 50 searches per class of query. Run with
+/// `cargo test -p callboard-store-postgres --release --test pg_specific -- --ignored --nocapture search_bench`
+/// (`CALLBOARD_TEST_PG_URL`: an empty database of your own, kept for
+/// `EXPLAIN`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: a minute of load"]
+async fn search_bench_100k() {
+    use callboard_store::search::{SearchDoc, SearchQuery};
+
+    const VOCABULARY: [&str; 20] = [
+        "payment", "billing", "service", "gateway", "account", "ledger", "invoice", "customer",
+        "order", "shipping", "catalog", "search", "runbook", "deploy", "metrics", "alerting",
+        "storage", "network", "session", "profile",
+    ];
+    const KINDS: [&str; 4] = ["Component", "API", "System", "Resource"];
+    let n: usize = std::env::var("CALLBOARD_BENCH_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let url = match std::env::var("CALLBOARD_TEST_PG_URL") {
+        Ok(url) => url,
+        Err(_) => fresh_database().await,
+    };
+    let stores = open(&url).await;
+    // A small linear congruential generator: the same documents every run.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(seed >> 33).unwrap_or_default()
+    };
+    let started = Instant::now();
+    let docs: Vec<SearchDoc> = (0..n)
+        .map(|i| {
+            let mut word = || VOCABULARY[next() % VOCABULARY.len()];
+            let title = format!("{} {}", word(), word());
+            let text: Vec<&str> = (0..6).map(|_| word()).collect();
+            let name = format!("svc{i:06}");
+            let catalog = i % 3 != 0;
+            let mut fields = serde_json::Map::new();
+            fields.insert("kind".into(), json!(KINDS[i % KINDS.len()]));
+            fields.insert("lifecycle".into(), json!("production"));
+            SearchDoc {
+                doc_type: if catalog {
+                    "software-catalog"
+                } else {
+                    "techdocs"
+                }
+                .into(),
+                key: format!("bench:{name}"),
+                entity_ref: None,
+                permission: None,
+                title,
+                names: format!("{name} component:default/{name}"),
+                text: text.join(" "),
+                location: format!("/bench/{name}"),
+                fields,
+            }
+        })
+        .collect();
+    for (batch, chunk) in docs.chunks(1_000).enumerate() {
+        stores
+            .search
+            .replace_group(&format!("bench:{batch}"), chunk.to_vec())
+            .await
+            .expect("replace_group");
+    }
+    stores.catalog.optimize().await.expect("analyze");
+    eprintln!("loaded {n} search documents in {:?}", started.elapsed());
+
+    let search = stores.search.clone();
+    for (label, term) in [
+        ("common word", "payment"),
+        ("prefix of a common word", "paym"),
+        ("infix of a common word", "yme"),
+        ("two common words", "payment billing"),
+        ("typo (nothing exact)", "paymnet"),
+        ("rare entity name", "svc054321"),
+    ] {
+        let query = SearchQuery::new(term, 0, 25);
+        let first = search.search(&query).await.expect("search");
+        let mut times = Vec::new();
+        for _ in 0..50 {
+            let t = Instant::now();
+            search.search(&query).await.expect("search");
+            times.push(t.elapsed());
+        }
+        times.sort();
+        eprintln!(
+            "{label} ({term:?}): p50 {:?}, p90 {:?}; {} hits, total {:?}, types {:?}",
+            times[25],
+            times[45],
+            first.hits.len(),
+            first.total,
+            first.types
+        );
+    }
+}

@@ -83,6 +83,7 @@ CREATE INDEX IF NOT EXISTS relations_source ON relations (source, type, target, 
     SOURCES_V2,
     RELATIONS_TARGET_V3,
     crate::search::SEARCH_V4,
+    crate::search::SEARCH_VOCAB_V5,
 ];
 
 /// Content hashes of the files and URLs a location read cleanly, and the

@@ -624,7 +624,7 @@ fn push_keyset(sql: &mut Sql, sel: &Selection, pos: &Position, reverse: bool, id
     sql.text.push(')');
 }
 
-fn renumber(text: &str, shift: usize) -> String {
+pub(crate) fn renumber(text: &str, shift: usize) -> String {
     if shift == 0 {
         return text.to_owned();
     }

@@ -84,6 +84,11 @@ SELECT 'entity:' || e.ref, e.ref, 'software-catalog', e.ref,
 FROM entities e;
 "#;
 
+/// The words of the index, for the typo tier (an `fts5vocab` table: each
+/// term probed by equality).
+pub(crate) const SEARCH_VOCAB_V5: &str =
+    "CREATE VIRTUAL TABLE IF NOT EXISTS search_vocab USING fts5vocab('search_words', 'row');";
+
 /// Relevance weights of title, names and text.
 const WEIGHTS: &str = "10.0, 6.0, 1.0";
 
@@ -206,12 +211,13 @@ impl Tiers {
         }
     }
 
-    /// Every term within one edit of a word (short terms as prefixes).
-    fn fuzzy(terms: &[String]) -> String {
+    /// Every term within one edit of a word the index holds (short terms
+    /// as prefixes); `known` keeps the variants that are words of the index.
+    fn fuzzy(terms: &[String], known: &dyn Fn(Vec<String>) -> Res<Vec<String>>) -> Res<String> {
         let groups: Vec<String> = terms
             .iter()
             .map(|t| {
-                let variants = one_edit(t);
+                let variants = known(one_edit(t)).unwrap_or_default();
                 if variants.is_empty() {
                     return format!("{}*", quoted(t));
                 }
@@ -225,146 +231,96 @@ impl Tiers {
                 g
             })
             .collect();
-        groups.join(" AND ")
+        Ok(groups.join(" AND "))
     }
 }
 
-/// One matching document before paging.
-struct Candidate {
-    id: i64,
+/// One tier's matches: a table-valued source of `(id, score)` rows.
+struct Source {
     tier: Tier,
-    doc_type: String,
-    kind: String,
+    /// `SELECT rowid AS id, <score> AS score FROM ... WHERE ... MATCH ?`.
+    ranked: Sql,
+    /// `SELECT rowid ...`: the same rows, unranked (for counting and
+    /// exclusion).
+    ids: Sql,
 }
 
-fn search(conn: &Connection, q: &SearchQuery) -> Res<SearchResults> {
-    let mut candidates = if q.terms.is_empty() {
-        candidates(conn, q, None)?
-    } else {
-        let tiers = Tiers::new(&q.terms);
-        let mut sql = Sql::new();
-        sql.text
-            .push_str("WITH m (id, tier, score) AS MATERIALIZED (");
-        let _ = write!(
-            sql.text,
-            "SELECT rowid, 1, bm25(search_words, {WEIGHTS}) FROM search_words WHERE search_words MATCH "
-        );
-        sql.param(tiers.word);
-        let _ = write!(
-            sql.text,
-            " UNION ALL SELECT rowid, 2, bm25(search_words, {WEIGHTS}) FROM search_words WHERE search_words MATCH "
-        );
-        sql.param(tiers.prefix);
-        if let Some((grams, short)) = tiers.infix {
+impl Source {
+    fn new(tier: Tier, table: &str, expr: &str, short: Option<&str>) -> Self {
+        let build = |columns: &str| {
+            let mut sql = Sql::new();
             let _ = write!(
                 sql.text,
-                " UNION ALL SELECT rowid, 3, bm25(search_grams, {WEIGHTS}) FROM search_grams WHERE search_grams MATCH "
+                "SELECT {columns} FROM {table} WHERE {table} MATCH "
             );
-            sql.param(grams);
+            sql.param(expr.to_owned());
             if let Some(short) = short {
                 sql.text.push_str(
                     " AND rowid IN (SELECT rowid FROM search_words WHERE search_words MATCH ",
                 );
-                sql.param(short);
+                sql.param(short.to_owned());
                 sql.text.push(')');
             }
-        }
-        sql.text.push(')');
-        let found = candidates(conn, q, Some(sql))?;
-        if found.is_empty() {
-            let mut sql = Sql::new();
-            let _ = write!(
-                sql.text,
-                "WITH m (id, tier, score) AS MATERIALIZED (SELECT rowid, 4, bm25(search_words, {WEIGHTS}) FROM search_words WHERE search_words MATCH "
-            );
-            sql.param(Tiers::fuzzy(&q.terms));
-            sql.text.push(')');
-            candidates(conn, q, Some(sql))?
-        } else {
-            found
-        }
-    };
-    let capped = candidates.len() as u64 > MAX_COUNT;
-    candidates.truncate(usize::try_from(MAX_COUNT).unwrap_or(usize::MAX));
-    // Facets ignore their own filter; everything else applies to both.
-    let kind_filter = filter_values(q, "kind");
-    let mut types: HashMap<String, u64> = HashMap::new();
-    let mut kinds: HashMap<String, u64> = HashMap::new();
-    let mut kept = Vec::new();
-    for c in candidates {
-        let type_ok = q.types.is_empty() || q.types.contains(&c.doc_type);
-        let kind_ok = kind_filter.is_none_or(|values| values.contains(&c.kind));
-        if kind_ok {
-            *types.entry(c.doc_type.clone()).or_default() += 1;
-        }
-        if type_ok && !c.kind.is_empty() {
-            *kinds.entry(c.kind.clone()).or_default() += 1;
-        }
-        if type_ok && kind_ok {
-            kept.push((c.id, c.tier));
+            sql
+        };
+        Self {
+            tier,
+            ranked: build(&format!("rowid AS id, bm25({table}, {WEIGHTS}) AS score")),
+            ids: build("rowid"),
         }
     }
-    let total = Total {
-        count: kept.len() as u64,
-        capped,
-    };
-    let page: Vec<(i64, Tier)> = kept.into_iter().skip(q.offset).take(q.limit).collect();
-    let docs = load(conn, &page.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
-    let hits = page
-        .into_iter()
-        .filter_map(|(id, tier)| {
-            docs.get(&id).map(|doc| SearchHit {
-                doc: doc.clone(),
-                tier,
-            })
-        })
-        .collect();
-    Ok(SearchResults {
-        hits,
-        total,
-        types: sorted(types),
-        kinds: sorted(kinds),
-        corrections: Vec::new(),
-    })
 }
 
-fn sorted(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
-}
-
-/// The lower-cased values of the filter on `field`, if any.
-fn filter_values<'q>(q: &'q SearchQuery, field: &str) -> Option<&'q Vec<String>> {
-    q.filters.iter().find(|(f, _)| f == field).map(|(_, v)| v)
-}
-
-/// Matching documents in rank order (at most [`MAX_COUNT`] + 1), with the
-/// scope, permissions and field filters applied, but not the type and kind
-/// filters, which the facets count without. `matches` is a `WITH m (id,
-/// tier, score) AS (...)` prefix; `None` lists every document.
-fn candidates(conn: &Connection, q: &SearchQuery, matches: Option<Sql>) -> Res<Vec<Candidate>> {
-    let mut sql = matches.unwrap_or_else(Sql::new);
-    let listing = sql.text.is_empty();
-    if listing {
-        sql.text.push_str(
-            "SELECT d.id, 1, d.type, lower(coalesce(json_extract(d.fields, '$.kind'), '')) FROM search_docs d WHERE 1",
-        );
-    } else {
-        sql.text.push_str(
-            ", best AS (SELECT id, min(tier) AS tier, min(score) AS score FROM m GROUP BY id)
-             SELECT d.id, best.tier, d.type, lower(coalesce(json_extract(d.fields, '$.kind'), ''))
-             FROM best JOIN search_docs d ON d.id = best.id WHERE 1",
-        );
+/// The tiers for `terms`, best first, and the superset tier's index (the
+/// last one: every word or prefix match is also an infix match).
+fn sources(terms: &[String]) -> Vec<Source> {
+    let tiers = Tiers::new(terms);
+    // Within the word and prefix tiers, matches in titles and names come
+    // first: they outweigh text, and ranking them alone is cheap where a
+    // common word matches most texts.
+    let named = |expr: &str| format!("{{title names}} : ({expr})");
+    let mut out = vec![
+        Source::new(Tier::Word, "search_words", &tiers.word, None),
+        Source::new(Tier::Word, "search_words", &named(&tiers.word), None),
+        Source::new(Tier::Prefix, "search_words", &named(&tiers.prefix), None),
+        Source::new(Tier::Prefix, "search_words", &tiers.prefix, None),
+    ];
+    // The page reads tier 1's named part first; `search` counts from the
+    // whole tier 1 (index 1).
+    out.swap(0, 1);
+    if let Some((grams, short)) = tiers.infix {
+        out.push(Source::new(
+            Tier::Infix,
+            "search_grams",
+            &named(&grams),
+            short.as_deref(),
+        ));
+        out.push(Source::new(
+            Tier::Infix,
+            "search_grams",
+            &grams,
+            short.as_deref(),
+        ));
     }
+    out
+}
+
+/// Appends the reader's scope, permissions and field filters (`kind`
+/// and the types only when `with_facet_filters`) on alias `d`.
+fn push_filters(sql: &mut Sql, q: &SearchQuery, with_facet_filters: bool) {
     for (field, values) in &q.filters {
-        if field == "kind" || values.is_empty() {
+        if values.is_empty() || (field == "kind" && !with_facet_filters) {
             continue;
         }
         sql.text.push_str(" AND lower(json_extract(d.fields, ");
         sql.param(format!("$.\"{field}\""));
         sql.text.push_str(")) IN (");
         sql.list(values);
+        sql.text.push(')');
+    }
+    if with_facet_filters && !q.types.is_empty() {
+        sql.text.push_str(" AND d.type IN (");
+        sql.list(&q.types);
         sql.text.push(')');
     }
     if let Some(held) = &q.permissions {
@@ -377,25 +333,207 @@ fn candidates(conn: &Connection, q: &SearchQuery, matches: Option<Sql>) -> Res<V
         sql.text.push_str(
             " AND (d.entity_ref IS NULL OR EXISTS (SELECT 1 FROM entities e WHERE e.ref = d.entity_ref AND ",
         );
-        push_predicate(&mut sql, scope);
+        push_predicate(sql, scope);
         sql.text.push_str("))");
     }
-    if listing {
-        sql.text.push_str(" ORDER BY d.type, d.title, d.id");
-    } else {
-        sql.text.push_str(" ORDER BY best.tier, best.score, d.id");
+}
+
+/// Appends `other`'s text and parameters to `sql`, renumbering `?N`.
+fn append(sql: &mut Sql, other: &Sql) {
+    let shift = sql.params.len();
+    sql.text
+        .push_str(&crate::query::renumber(&other.text, shift));
+    sql.params.extend(other.params.iter().cloned());
+}
+
+/// The first `need` rows of the page in rank order: tier by tier, each
+/// excluding what the tiers before it matched, so a common word fills the
+/// page from the first tier and no tier ranks more than it must.
+fn page(conn: &Connection, q: &SearchQuery, sources: &[Source]) -> Res<Vec<(i64, Tier)>> {
+    let need = q.offset + q.limit;
+    let mut out: Vec<(i64, Tier)> = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        if out.len() >= need {
+            break;
+        }
+        let mut sql = Sql::new();
+        sql.text.push_str("SELECT t.id FROM (");
+        append(&mut sql, &source.ranked);
+        sql.text
+            .push_str(") t JOIN search_docs d ON d.id = t.id WHERE 1");
+        for before in &sources[..i] {
+            sql.text.push_str(" AND t.id NOT IN (");
+            append(&mut sql, &before.ids);
+            sql.text.push(')');
+        }
+        push_filters(&mut sql, q, true);
+        let _ = write!(
+            sql.text,
+            " ORDER BY t.score, t.id LIMIT {}",
+            need - out.len()
+        );
+        let mut stmt = conn.prepare_cached(&sql.text)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
+            r.get::<_, i64>(0)
+        })?;
+        for id in rows {
+            out.push((id?, source.tier));
+        }
     }
+    Ok(out)
+}
+
+/// The words of `candidates` the index holds (its vocabulary, one probe
+/// each), so a typo's query names a handful of words, not hundreds.
+fn vocabulary(conn: &Connection, candidates: Vec<String>) -> Res<Vec<String>> {
+    if candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM search_vocab WHERE term = ?1")?;
+    let mut out = Vec::new();
+    for word in candidates {
+        if stmt.exists([&word])? {
+            out.push(word);
+        }
+    }
+    Ok(out)
+}
+
+/// One matching document, for counts and facets.
+struct Counted {
+    doc_type: String,
+    kind: String,
+}
+
+/// Up to [`MAX_COUNT`] + 1 documents of `superset` (every match; `None`:
+/// every document), unordered and unranked, with every filter but the
+/// type and kind filters, which the facets count without.
+fn counted(conn: &Connection, q: &SearchQuery, superset: Option<&Sql>) -> Res<Vec<Counted>> {
+    let mut sql = Sql::new();
+    sql.text
+        .push_str("SELECT d.type, lower(coalesce(json_extract(d.fields, '$.kind'), '')) FROM ");
+    // Driven by the matches (a co-routine, no ordering): reading stops at
+    // the limit, however many documents match.
+    match superset {
+        Some(ids) => {
+            sql.text.push('(');
+            append(&mut sql, ids);
+            sql.text
+                .push_str(") t CROSS JOIN search_docs d ON d.id = t.rowid WHERE 1");
+        }
+        None => sql.text.push_str("search_docs d WHERE 1"),
+    }
+    push_filters(&mut sql, q, false);
     let _ = write!(sql.text, " LIMIT {}", MAX_COUNT + 1);
     let mut stmt = conn.prepare_cached(&sql.text)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
-        Ok(Candidate {
-            id: r.get(0)?,
-            tier: Tier::from_number(r.get(1)?),
-            doc_type: r.get(2)?,
-            kind: r.get(3)?,
+        Ok(Counted {
+            doc_type: r.get(0)?,
+            kind: r.get(1)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every document in type and title order (an empty search), paged.
+fn listing(conn: &Connection, q: &SearchQuery) -> Res<Vec<(i64, Tier)>> {
+    let mut sql = Sql::new();
+    sql.text.push_str("SELECT d.id FROM search_docs d WHERE 1");
+    push_filters(&mut sql, q, true);
+    let _ = write!(
+        sql.text,
+        " ORDER BY d.type, d.title, d.id LIMIT {} OFFSET {}",
+        q.limit, q.offset
+    );
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
+        r.get::<_, i64>(0)
+    })?;
+    rows.map(|id| Ok((id?, Tier::Word))).collect()
+}
+
+fn search(conn: &Connection, q: &SearchQuery) -> Res<SearchResults> {
+    let (page_ids, counted) = if q.terms.is_empty() {
+        (listing(conn, q)?, counted(conn, q, None)?)
+    } else {
+        let tiers = sources(&q.terms);
+        // The whole-word tier first: when it alone passes the count's cap,
+        // the superset (every tier's matches) need not be read.
+        let mut found = counted(conn, q, Some(&tiers[1].ids))?;
+        if found.len() as u64 <= MAX_COUNT {
+            found = counted(conn, q, Some(&tiers[tiers.len() - 1].ids))?;
+        }
+        if found.is_empty() {
+            let known = |variants: Vec<String>| vocabulary(conn, variants);
+            let fuzzy = vec![Source::new(
+                Tier::Fuzzy,
+                "search_words",
+                &Tiers::fuzzy(&q.terms, &known)?,
+                None,
+            )];
+            let found = counted(conn, q, Some(&fuzzy[0].ids))?;
+            (skip(page(conn, q, &fuzzy)?, q.offset), found)
+        } else {
+            (skip(page(conn, q, &tiers)?, q.offset), found)
+        }
+    };
+    let capped = counted.len() as u64 > MAX_COUNT;
+    let kind_filter = filter_values(q, "kind");
+    let mut types: HashMap<String, u64> = HashMap::new();
+    let mut kinds: HashMap<String, u64> = HashMap::new();
+    let mut count = 0u64;
+    for c in counted
+        .iter()
+        .take(usize::try_from(MAX_COUNT).unwrap_or(usize::MAX))
+    {
+        let type_ok = q.types.is_empty() || q.types.contains(&c.doc_type);
+        let kind_ok = kind_filter.is_none_or(|values| values.contains(&c.kind));
+        if kind_ok {
+            *types.entry(c.doc_type.clone()).or_default() += 1;
+        }
+        if type_ok && !c.kind.is_empty() {
+            *kinds.entry(c.kind.clone()).or_default() += 1;
+        }
+        if type_ok && kind_ok {
+            count += 1;
+        }
+    }
+    let docs = load(
+        conn,
+        &page_ids.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+    )?;
+    let hits = page_ids
+        .into_iter()
+        .take(q.limit)
+        .filter_map(|(id, tier)| {
+            docs.get(&id).map(|doc| SearchHit {
+                doc: doc.clone(),
+                tier,
+            })
+        })
+        .collect();
+    Ok(SearchResults {
+        hits,
+        total: Total { count, capped },
+        types: sorted(types),
+        kinds: sorted(kinds),
+        corrections: Vec::new(),
+    })
+}
+
+fn skip(rows: Vec<(i64, Tier)>, n: usize) -> Vec<(i64, Tier)> {
+    rows.into_iter().skip(n).collect()
+}
+
+fn sorted(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+/// The lower-cased values of the filter on `field`, if any.
+fn filter_values<'q>(q: &'q SearchQuery, field: &str) -> Option<&'q Vec<String>> {
+    q.filters.iter().find(|(f, _)| f == field).map(|(_, v)| v)
 }
 
 /// The documents with these ids.

@@ -40,7 +40,7 @@ pub const MAX_OFFSET: usize = 10_000;
 /// Most hits in one page.
 pub const MAX_LIMIT: usize = 100;
 /// Counting stops here; [`SearchResults::total`] says `capped` beyond.
-pub const MAX_COUNT: u64 = 10_000;
+pub const MAX_COUNT: u64 = 1_000;
 /// Most filter fields, and values per field, one query may carry.
 pub const MAX_FILTERS: usize = 16;
 /// Longest text of a document the index keeps (bytes; cut at a character
