@@ -42,6 +42,31 @@ struct Inner {
     replica: String,
     /// One build at a time on this replica.
     building: tokio::sync::Semaphore,
+    /// The files of the sites built last, so a rebuild reads only the
+    /// files that changed.
+    snapshots: std::sync::Mutex<Snapshots>,
+}
+
+/// Sites' files as last read, by folder, least recently used first out
+/// once they hold more than one site's limit (`[docs] max_total_bytes`).
+#[derive(Default)]
+struct Snapshots {
+    sites: Vec<(PathBuf, callboard_docs::Snapshot)>,
+}
+
+impl Snapshots {
+    fn take(&mut self, dir: &std::path::Path) -> Option<callboard_docs::Snapshot> {
+        let i = self.sites.iter().position(|(d, _)| d == dir)?;
+        Some(self.sites.remove(i).1)
+    }
+
+    fn put(&mut self, dir: PathBuf, snapshot: callboard_docs::Snapshot, budget: u64) {
+        self.sites.push((dir, snapshot));
+        let mut held: u64 = self.sites.iter().map(|(_, s)| s.bytes()).sum();
+        while held > budget && !self.sites.is_empty() {
+            held -= self.sites.remove(0).1.bytes();
+        }
+    }
 }
 
 impl std::fmt::Debug for Techdocs {
@@ -128,6 +153,7 @@ impl Techdocs {
                 config,
                 replica: format!("docs-{}", uuid::Uuid::new_v4()),
                 building: tokio::sync::Semaphore::new(1),
+                snapshots: std::sync::Mutex::default(),
             }),
         }
     }
@@ -219,24 +245,27 @@ impl Techdocs {
         let limits = self.inner.config.limits();
         let timeout = Duration::from_secs(self.inner.config.build_timeout_secs.max(1));
         let r2 = r.clone();
+        let previous = self.snapshots().take(&dir);
         let work = tokio::task::spawn_blocking(move || {
-            let files = callboard_docs::Files::from_dir(&dir, limits)
+            let snapshot = callboard_docs::Snapshot::read(&dir, limits, previous)
                 .map_err(|e| DocsError::Files(r2.key(), e.to_string()))?;
             let source = ("dir", dir.display().to_string());
-            Ok::<_, DocsError>(build::plan(
+            let planned = build::plan(
                 &entity,
                 &r2,
-                &files,
+                snapshot.files(),
                 stored.as_ref(),
                 &stored_assets,
                 &source,
-            ))
+            );
+            Ok::<_, DocsError>((planned, dir, snapshot))
         });
-        let (update, report) = match tokio::time::timeout(timeout, work).await {
+        let ((update, report), dir, snapshot) = match tokio::time::timeout(timeout, work).await {
             Err(_) => return Err(DocsError::Timeout(key, timeout.as_secs())),
             Ok(Err(e)) => return Err(DocsError::Store(format!("build task: {e}"))),
             Ok(Ok(planned)) => planned?,
         };
+        self.snapshots().put(dir, snapshot, limits.max_total_bytes);
         if report.updated {
             self.inner.docs.put_site(&key, update).await?;
         }
@@ -251,6 +280,13 @@ impl Techdocs {
             "docs: built"
         );
         Ok(report)
+    }
+
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, Snapshots> {
+        self.inner
+            .snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every entity with docs (lower-case refs, with the entity).

@@ -36,6 +36,15 @@ fn ms(d: Duration) -> String {
 async fn open_stores(backend: &str, dir: &Path) -> callboard_store::Stores {
     match backend {
         "postgres" => {
+            // A database of your own, kept for `EXPLAIN` afterwards.
+            if let Ok(url) = std::env::var("CALLBOARD_BENCH_PG_URL") {
+                return callboard_store_postgres::connect(
+                    &url,
+                    &callboard_store_postgres::PgOptions::default(),
+                )
+                .await
+                .unwrap();
+            }
             let cluster = tokio::task::spawn_blocking(callboard_store::testing::postgres::shared)
                 .await
                 .unwrap();

@@ -2,10 +2,11 @@
 //! within bounds.
 
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// A fatal error: the site could not be read at all. Problems inside a site
 /// (a broken link, a bad nav entry) are not errors but [`crate::Problem`]s.
@@ -135,12 +136,90 @@ impl Files {
     /// skipped so a cycle cannot make the walk endless, and links out of the
     /// tree are skipped so a site cannot read the host's files.
     pub fn from_dir(root: &Path, limits: Limits) -> Result<Self, Error> {
+        Ok(Snapshot::read(root, limits, None)?.files)
+    }
+}
+
+/// A site read from disk with what each file looked like (length,
+/// modification time, inode), so the next read of the same folder takes
+/// the files that did not change from memory instead of reading them again:
+/// on a site of thousands of pages, reading is most of a one-page rebuild.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    files: Files,
+    stamps: HashMap<String, Stamp>,
+    /// When this read began: a file modified less than [`RACY`] before it
+    /// may change again within the same timestamp, so it is read anew.
+    began: Option<SystemTime>,
+    reused: usize,
+}
+
+/// What a file looked like when it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: SystemTime,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Option<Self> {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok()?,
+            inode,
+        })
+    }
+}
+
+/// Files modified this close before a read are read again by the next one,
+/// however they look: a file system's timestamps can be this coarse, and a
+/// write of the same length within one tick would otherwise go unseen (Git
+/// calls such entries "racily clean").
+const RACY: Duration = Duration::from_secs(2);
+
+impl Snapshot {
+    /// Reads `root` as [`Files::from_dir`] does, taking from `previous` (a
+    /// snapshot of the same folder) every file whose length, modification
+    /// time and inode are unchanged and whose modification time is older
+    /// than the previous read by [`RACY`].
+    pub fn read(root: &Path, limits: Limits, previous: Option<Snapshot>) -> Result<Self, Error> {
+        read_dir(root, limits, previous)
+    }
+
+    /// The files.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// How many files this read took from the previous snapshot.
+    pub fn reused(&self) -> usize {
+        self.reused
+    }
+
+    /// The bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.files.files.values().map(|v| v.len() as u64).sum()
+    }
+}
+
+fn read_dir(root: &Path, limits: Limits, previous: Option<Snapshot>) -> Result<Snapshot, Error> {
+    {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| Error::Io { path, source }
         };
+        let began = SystemTime::now();
+        let mut previous = previous.unwrap_or_default();
+        let settled = previous.began.and_then(|t| t.checked_sub(RACY));
         let canonical_root = fs::canonicalize(root).map_err(io(root))?;
         let mut files = Files::new();
+        let mut stamps = HashMap::new();
+        let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
         let mut found: Vec<(String, PathBuf)> = Vec::new();
         let mut listed = 0u64;
         let mut total = 0u64;
@@ -162,7 +241,7 @@ impl Files {
                 let path = entry.path();
                 let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
                 let file_type = meta.file_type();
-                let size = if file_type.is_dir() {
+                let meta = if file_type.is_dir() {
                     stack.push((path, format!("{rel}/")));
                     continue;
                 } else if file_type.is_symlink() {
@@ -175,12 +254,13 @@ impl Files {
                     if !target.starts_with(&canonical_root) || !target_meta.is_file() {
                         continue;
                     }
-                    target_meta.len()
+                    target_meta
                 } else if file_type.is_file() {
-                    meta.len()
+                    meta
                 } else {
                     continue;
                 };
+                let size = meta.len();
                 if found.len() >= limits.max_files {
                     return Err(Error::TooManyFiles {
                         path: rel,
@@ -200,9 +280,21 @@ impl Files {
                         limit: limits.max_total_bytes,
                     });
                 }
-                found.push((rel, path));
+                let stamp = Stamp::of(&meta);
+                let unchanged = stamp.is_some_and(|stamp| {
+                    previous.stamps.get(&rel) == Some(&stamp)
+                        && settled.is_some_and(|settled| stamp.modified < settled)
+                });
+                if let Some(stamp) = stamp {
+                    stamps.insert(rel.clone(), stamp);
+                }
+                match previous.files.files.remove(&rel) {
+                    Some(bytes) if unchanged => kept.push((rel, bytes)),
+                    _ => found.push((rel, path)),
+                }
             }
         }
+        let reused = kept.len();
         // Reading is most of a rebuild's time on a large site (thousands of
         // small files): read in parallel once the walk has checked the
         // limits against what the files say they hold.
@@ -224,7 +316,7 @@ impl Files {
                 Ok((rel, bytes))
             })
             .collect::<Result<_, Error>>()?;
-        for (rel, bytes) in read {
+        for (rel, bytes) in kept.into_iter().chain(read) {
             total += bytes.len() as u64;
             if total > limits.max_total_bytes {
                 return Err(Error::TotalTooLarge {
@@ -234,7 +326,12 @@ impl Files {
             }
             files.files.insert(rel, bytes);
         }
-        Ok(files)
+        Ok(Snapshot {
+            files,
+            stamps,
+            began: Some(began),
+            reused,
+        })
     }
 }
 

@@ -81,7 +81,7 @@ mod sample;
 mod sanitize;
 mod site;
 
-pub use files::{Error, Files, Limits};
+pub use files::{Error, Files, Limits, Snapshot};
 pub use highlight::highlight_css;
 pub use model::{
     Asset, Build, Manifest, ManifestEntry, NavItem, Page, Problem, SearchSection, Site, TocEntry,

@@ -735,7 +735,7 @@ impl CatalogStore for PgCatalog {
             .await
             .map_err(|e| pg(&e))?;
         let result = client
-            .batch_execute("VACUUM (ANALYZE) locations, entities, search, relations, search_docs")
+            .batch_execute("VACUUM (ANALYZE) locations, entities, search, relations, search_docs, search_named")
             .await
             .map_err(|e| pg(&e));
         if client

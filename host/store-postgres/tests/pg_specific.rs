@@ -400,13 +400,15 @@ async fn search_migration_backfills_the_documents_writes_give() {
     load(&stores, &loc, &records).await;
     drop(stores);
     let rows = "SELECT grp, key, type, coalesce(entity_ref, '-'), coalesce(permission, '-'), \
-                title, names, text, location, fields::text, tsv::text, folded \
+                title, names, text, location, fields::text, tsv::text, folded, \
+                (SELECT n.named::text FROM search_named n WHERE n.id = search_docs.id) \
                 FROM search_docs ORDER BY key";
     let written = psql(db_name(&url), rows.into()).await;
     assert!(written.contains("Jane Doë jane@example.com"), "{written}");
     psql(
         db_name(&url),
-        "DROP TABLE search_docs; DROP FUNCTION callboard_words(text), callboard_fold(text); \
+        "DROP TABLE search_named, search_docs; DROP FUNCTION search_named_keep(), \
+         callboard_words(text), callboard_fold(text); \
          UPDATE schema_migrations SET version = 4 WHERE store = 'catalog'"
             .into(),
     )

@@ -87,3 +87,70 @@ fn the_manifest_round_trips_as_json() {
     let json = serde_json::to_string(&out).unwrap();
     assert!(json.contains("\"kind\":\"page\""), "{json}");
 }
+
+/// A second read of a folder takes settled, unchanged files from the
+/// previous snapshot and reads the rest: changed length, changed time, new
+/// files, and anything modified just before the previous read (however it
+/// looks, since a same-length write within one timestamp tick would not
+/// show). Deleted files are gone.
+#[test]
+fn rereading_a_folder_reads_only_what_may_have_changed() {
+    use callboard_docs::{Limits, Snapshot};
+    use std::time::{Duration, SystemTime};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    let write = |path: &str, text: &str, age_secs: u64| {
+        let p = root.join(path);
+        std::fs::write(&p, text).unwrap();
+        let when = SystemTime::now() - Duration::from_secs(age_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    };
+    write("mkdocs.yml", "site_name: S\n", 60);
+    write("docs/index.md", "# Home\n", 60);
+    write("docs/a.md", "# A\n", 60);
+    write("docs/gone.md", "# Gone\n", 60);
+    write("docs/fresh.md", "# Fresh\n", 0);
+
+    let first = Snapshot::read(root, Limits::default(), None).unwrap();
+    assert_eq!(first.reused(), 0);
+    assert_eq!(first.files().len(), 5);
+
+    // Same length, new content, older time than the first read: the
+    // modification time differs from the stamp, so it is read again.
+    write("docs/a.md", "# B\n", 30);
+    write("docs/new.md", "# New\n", 60);
+    std::fs::remove_file(root.join("docs/gone.md")).unwrap();
+    let second = Snapshot::read(root, Limits::default(), Some(first)).unwrap();
+    // mkdocs.yml and index.md are settled and unchanged; fresh.md was
+    // modified just before the first read, so it is read anew.
+    assert_eq!(second.reused(), 2);
+    let files = second.files();
+    assert_eq!(files.get("docs/a.md"), Some(&b"# B\n"[..]));
+    assert_eq!(files.get("docs/new.md"), Some(&b"# New\n"[..]));
+    assert_eq!(files.get("docs/fresh.md"), Some(&b"# Fresh\n"[..]));
+    assert_eq!(files.get("docs/index.md"), Some(&b"# Home\n"[..]));
+    assert!(!files.contains("docs/gone.md"));
+    assert_eq!(
+        *files,
+        callboard_docs::Files::from_dir(root, Limits::default()).unwrap()
+    );
+
+    // Limits hold for files taken from the snapshot too.
+    let err = Snapshot::read(
+        root,
+        Limits {
+            max_total_bytes: 20,
+            ..Limits::default()
+        },
+        Some(second),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("the site is larger than"), "{err}");
+}
