@@ -204,7 +204,7 @@ pub(crate) const STORES: &[StoreSchema] = &[
     },
     StoreSchema {
         store: "docs",
-        migrations: &[crate::docs::DOCS_V1],
+        migrations: &[crate::docs::DOCS_V1, crate::docs::DOCS_V2],
     },
 ];
 
