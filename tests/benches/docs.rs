@@ -7,29 +7,16 @@
 //! `cargo bench -p callboard-tests --bench docs [-- PAGES] [sqlite|postgres]`
 //! (default 5000, both backends). Prints a Markdown table.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use callboard::techdocs::{DocsConfig, Techdocs};
 use callboard_catalog::{Catalog, CatalogConfig, EntityRef, LocationConfig, LocationKind};
 
-const CHANGED: &str = "docs/section-1/page-50.md";
+#[path = "shared/stores.rs"]
+mod stores;
+use stores::open_stores;
 
-async fn open_stores(backend: &str, dir: &Path) -> callboard_store::Stores {
-    match backend {
-        "postgres" => {
-            let cluster = tokio::task::spawn_blocking(callboard_store::testing::postgres::shared)
-                .await
-                .unwrap();
-            let url = cluster.create_database();
-            callboard_store_postgres::connect(&url, &callboard_store_postgres::PgOptions::default())
-                .await
-                .unwrap()
-        }
-        _ => callboard_store_sqlite::open(dir, &callboard_store_sqlite::SqliteOptions::default())
-            .unwrap(),
-    }
-}
+const CHANGED: &str = "docs/section-1/page-50.md";
 
 fn rate(pages: usize, took: Duration) -> String {
     format!(

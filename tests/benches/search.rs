@@ -8,7 +8,6 @@
 //! `cargo bench -p callboard-tests --bench search [-- ENTITIES SECTIONS] [sqlite|postgres]`
 //! (default 100000 50000, both backends). Prints a Markdown table.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,10 @@ use rng::Rng;
 
 #[path = "shared/catalog_gen.rs"]
 mod catalog_gen;
+#[path = "shared/stores.rs"]
+mod stores;
 use catalog_gen::{WORDS, generate};
+use stores::open_stores;
 
 fn percentile(samples: &mut [Duration], q: f64) -> Duration {
     samples.sort();
@@ -31,31 +33,6 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
-async fn open_stores(backend: &str, dir: &Path) -> callboard_store::Stores {
-    match backend {
-        "postgres" => {
-            // A database of your own, kept for `EXPLAIN` afterwards.
-            if let Ok(url) = std::env::var("CALLBOARD_BENCH_PG_URL") {
-                return callboard_store_postgres::connect(
-                    &url,
-                    &callboard_store_postgres::PgOptions::default(),
-                )
-                .await
-                .unwrap();
-            }
-            let cluster = tokio::task::spawn_blocking(callboard_store::testing::postgres::shared)
-                .await
-                .unwrap();
-            let url = cluster.create_database();
-            callboard_store_postgres::connect(&url, &callboard_store_postgres::PgOptions::default())
-                .await
-                .unwrap()
-        }
-        _ => callboard_store_sqlite::open(dir, &callboard_store_sqlite::SqliteOptions::default())
-            .unwrap(),
-    }
 }
 
 /// A docs section of about 60 words.

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use callboard_store::Result;
 use callboard_store::search::{
-    MAX_COUNT, MIN_INFIX, SearchDoc, SearchHit, SearchQuery, SearchResults, SearchStore, Tier,
-    Total, one_edit,
+    Counted, MAX_COUNT, MIN_INFIX, SearchDoc, SearchQuery, SearchResults, SearchStore, Tier,
+    one_edit,
 };
 use rusqlite::{Connection, Transaction, params};
 
@@ -399,12 +399,6 @@ fn vocabulary(conn: &Connection, candidates: Vec<String>) -> Res<Vec<String>> {
     Ok(out)
 }
 
-/// One matching document, for counts and facets.
-struct Counted {
-    doc_type: String,
-    kind: String,
-}
-
 /// Up to [`MAX_COUNT`] + 1 documents of `superset` (every match; `None`:
 /// every document), unordered and unranked, with every filter but the
 /// type and kind filters, which the facets count without.
@@ -477,63 +471,15 @@ fn search(conn: &Connection, q: &SearchQuery) -> Res<SearchResults> {
             (skip(page(conn, q, &tiers)?, q.offset), found)
         }
     };
-    let capped = counted.len() as u64 > MAX_COUNT;
-    let kind_filter = filter_values(q, "kind");
-    let mut types: HashMap<String, u64> = HashMap::new();
-    let mut kinds: HashMap<String, u64> = HashMap::new();
-    let mut count = 0u64;
-    for c in counted
-        .iter()
-        .take(usize::try_from(MAX_COUNT).unwrap_or(usize::MAX))
-    {
-        let type_ok = q.types.is_empty() || q.types.contains(&c.doc_type);
-        let kind_ok = kind_filter.is_none_or(|values| values.contains(&c.kind));
-        if kind_ok {
-            *types.entry(c.doc_type.clone()).or_default() += 1;
-        }
-        if type_ok && !c.kind.is_empty() {
-            *kinds.entry(c.kind.clone()).or_default() += 1;
-        }
-        if type_ok && kind_ok {
-            count += 1;
-        }
-    }
     let docs = load(
         conn,
         &page_ids.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
     )?;
-    let hits = page_ids
-        .into_iter()
-        .take(q.limit)
-        .filter_map(|(id, tier)| {
-            docs.get(&id).map(|doc| SearchHit {
-                doc: doc.clone(),
-                tier,
-            })
-        })
-        .collect();
-    Ok(SearchResults {
-        hits,
-        total: Total { count, capped },
-        types: sorted(types),
-        kinds: sorted(kinds),
-        corrections: Vec::new(),
-    })
+    Ok(SearchResults::assemble(q, &counted, page_ids, docs))
 }
 
 fn skip(rows: Vec<(i64, Tier)>, n: usize) -> Vec<(i64, Tier)> {
     rows.into_iter().skip(n).collect()
-}
-
-fn sorted(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
-}
-
-/// The lower-cased values of the filter on `field`, if any.
-fn filter_values<'q>(q: &'q SearchQuery, field: &str) -> Option<&'q Vec<String>> {
-    q.filters.iter().find(|(f, _)| f == field).map(|(_, v)| v)
 }
 
 /// The documents with these ids.

@@ -17,7 +17,7 @@
 //! in Rust, on the page of hits ([`highlight`]), so every backend marks
 //! the same words.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -290,6 +290,71 @@ pub struct SearchResults {
     pub kinds: Vec<(String, u64)>,
     /// The fuzzy tier's corrected words, when it answered.
     pub corrections: Vec<String>,
+}
+
+/// One match as a backend counts it for the totals and facets: its type
+/// and lower-cased `kind` field (empty when it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// The document's type.
+    pub doc_type: String,
+    /// Its `kind` field, lower-cased.
+    pub kind: String,
+}
+
+impl SearchResults {
+    /// Assembles a backend's answer: `counted` holds up to [`MAX_COUNT`] +
+    /// 1 matches read with every filter but the type and kind filters
+    /// (which the facets ignore for their own field and the total
+    /// applies); `page` the ids of the page in rank order, at most
+    /// `q.limit` of them, and `docs` their documents.
+    pub fn assemble(
+        q: &SearchQuery,
+        counted: &[Counted],
+        page: Vec<(i64, Tier)>,
+        mut docs: HashMap<i64, SearchDoc>,
+    ) -> Self {
+        let kind_filter = q.filters.iter().find(|(f, _)| f == "kind").map(|(_, v)| v);
+        let mut types: HashMap<&str, u64> = HashMap::new();
+        let mut kinds: HashMap<&str, u64> = HashMap::new();
+        let mut count = 0u64;
+        for c in counted
+            .iter()
+            .take(usize::try_from(MAX_COUNT).unwrap_or(usize::MAX))
+        {
+            let type_ok = q.types.is_empty() || q.types.contains(&c.doc_type);
+            let kind_ok = kind_filter.is_none_or(|values| values.contains(&c.kind));
+            if kind_ok {
+                *types.entry(&c.doc_type).or_default() += 1;
+            }
+            if type_ok && !c.kind.is_empty() {
+                *kinds.entry(&c.kind).or_default() += 1;
+            }
+            if type_ok && kind_ok {
+                count += 1;
+            }
+        }
+        let sorted = |counts: HashMap<&str, u64>| {
+            let mut v: Vec<(String, u64)> =
+                counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v
+        };
+        Self {
+            hits: page
+                .into_iter()
+                .take(q.limit)
+                .filter_map(|(id, tier)| docs.remove(&id).map(|doc| SearchHit { doc, tier }))
+                .collect(),
+            total: Total {
+                count,
+                capped: counted.len() as u64 > MAX_COUNT,
+            },
+            types: sorted(types),
+            kinds: sorted(kinds),
+            corrections: Vec::new(),
+        }
+    }
 }
 
 /// The search index's storage.
