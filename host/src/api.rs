@@ -48,6 +48,7 @@ pub fn router(state: &AppState) -> Router {
             plugins::router(
                 state.plugins.clone(),
                 state.access.clone(),
+                state.callers.clone(),
                 state.config.auth.anonymous,
                 max_body,
             ),

@@ -200,6 +200,15 @@ pub struct PluginsConfig {
     /// Settings for each plugin, by plugin id, read by the plugin through
     /// the `config` interface: `[plugins.settings.ci] token = "..."`.
     pub settings: BTreeMap<String, BTreeMap<String, String>>,
+    /// Credentials bound to a plugin's granted hosts, by plugin id and
+    /// `host[:port]`: `[plugins.credentials.kubernetes."k8s.example:6443"]
+    /// headers = { authorization = "Bearer ..." }`, `client_cert`,
+    /// `ca_bundle`, `skip_tls_verify`. The host adds them to requests to
+    /// that host; the plugin never sees them.
+    pub credentials: BTreeMap<
+        String,
+        BTreeMap<String, crate::plugins::capabilities::http::credentials::CredentialConfig>,
+    >,
     /// Longest a plugin's outbound HTTP request may take, in milliseconds
     /// (also capped by what remains of the call's deadline). Default 10000.
     pub http_timeout_ms: u64,
@@ -272,6 +281,7 @@ impl Default for PluginsConfig {
             watch_debounce_ms: 25,
             license_check_secs: 60,
             settings: BTreeMap::new(),
+            credentials: BTreeMap::new(),
             http_timeout_ms: 10_000,
             http_max_response_bytes: 4 << 20,
             event_queue: 10_000,
@@ -662,6 +672,13 @@ impl Config {
         for settings in shown.plugins.settings.values_mut() {
             for value in settings.values_mut() {
                 *value = HIDDEN.into();
+            }
+        }
+        for bindings in shown.plugins.credentials.values_mut() {
+            for binding in bindings.values_mut() {
+                for value in binding.headers.values_mut() {
+                    *value = HIDDEN.into();
+                }
             }
         }
         shown

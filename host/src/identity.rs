@@ -14,6 +14,7 @@
 //! this module only says who is asking.
 
 pub mod access;
+pub mod callers;
 pub mod config;
 pub mod ownership;
 pub mod signin;
@@ -62,6 +63,8 @@ pub struct Identity {
     /// A person's ownership refs (themselves, their groups and the groups'
     /// parents): what `$ownerRefs` stands for in conditions.
     pub ownership: Arc<[String]>,
+    /// A person's `spec.profile.displayName`, when the catalog has one.
+    pub display_name: Option<Arc<str>>,
     /// The token's restrictions to certain permissions, if any.
     pub restricted_to: Option<Arc<[String]>>,
     /// The session the request came with (for CSRF tokens and sign-out).
@@ -75,6 +78,7 @@ impl Identity {
             principal: Principal::Anonymous,
             refs: Arc::from(Vec::new()),
             ownership: Arc::from(Vec::new()),
+            display_name: None,
             restricted_to: None,
             session: None,
         }
@@ -191,11 +195,12 @@ impl Identities {
                 ..Identity::admin()
             };
         }
-        let ownership = self.ownership.refs_of(&session.subject).await;
+        let (ownership, display_name) = self.ownership.profile_of(&session.subject).await;
         Identity {
             principal: Principal::User(session.subject.clone()),
             refs: ownership.clone(),
             ownership,
+            display_name,
             restricted_to: None,
             session: Some(session),
         }

@@ -5,7 +5,7 @@
 //! [`CallError`] that names the plugin and its version.
 
 pub(crate) mod admission;
-mod bindings;
+mod api;
 mod call;
 pub mod capabilities;
 mod engine;
@@ -14,6 +14,7 @@ pub mod license;
 mod license_checks;
 mod loader;
 pub mod manifest;
+pub mod portal;
 mod registry;
 mod sections;
 mod shared;
@@ -22,10 +23,14 @@ mod state;
 pub mod trust;
 mod watcher;
 
-pub use bindings::ApiVersion;
-/// The WIT `ui` types plugin views are made of (API 0.3).
-pub use bindings::v0_3_0::exports::callboard::plugin::ui as bindings_ui;
-pub use call::{CallError, CatalogReader, PluginRequest, PluginResponse, View, ViewRequest};
+pub use api::ApiVersion;
+/// The version-free UI model plugin views are made of.
+pub use callboard_plugin_contract::ui;
+pub use call::{
+    ActionRequest, CallError, CatalogReader, Outcome, PluginRequest, PluginResponse, View,
+    ViewRequest,
+};
+pub use portal::{Caller, Principal};
 pub use loader::LoadError;
 pub use registry::{
     InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, TickCounts, is_plugin_file,

@@ -41,6 +41,16 @@ fn plugin_group(plugin: &str) -> String {
     format!("plugin:{plugin}")
 }
 
+/// What the groups of a plugin's documents start with.
+fn plugin_docs_prefix(plugin: &str) -> String {
+    format!("plugin:{plugin}/")
+}
+
+/// The search group of one of a plugin's documents.
+fn plugin_doc_group(plugin: &str, key: &str) -> String {
+    format!("plugin:{plugin}/{key}")
+}
+
 /// Why a search was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -91,11 +101,12 @@ impl Search {
         Ok(self.store.search(&query).await?)
     }
 
-    /// Replaces the documents plugin `plugin` contributes, in one
-    /// transaction: the host side of the plugin API's search interface.
-    /// A document's type defaults to the plugin's id and may not be a
-    /// built-in one; keys are kept apart per plugin (`plugin:<id>:<key>`);
-    /// locations must be portal paths or http(s) URLs; at most
+    /// Adds or replaces documents of plugin `plugin`, all in one
+    /// transaction: the host side of the plugin API's `search.put`. A
+    /// document's type defaults to the plugin's id and may not be a
+    /// built-in one; keys are kept apart per plugin (`plugin:<id>:<key>`,
+    /// each document its own group `plugin:<id>/<key>`); locations must be
+    /// portal paths or http(s) URLs; a plugin holds at most
     /// [`MAX_PLUGIN_DOCUMENTS`], each cut to the index's bounds.
     pub async fn put_plugin_documents(
         &self,
@@ -110,7 +121,7 @@ impl Search {
                 docs.len()
             )));
         }
-        let mut kept = Vec::with_capacity(docs.len());
+        let mut groups = Vec::with_capacity(docs.len());
         for mut doc in docs {
             if doc.doc_type.is_empty() {
                 doc.doc_type = plugin.to_owned();
@@ -129,23 +140,55 @@ impl Search {
                     doc.key, doc.location
                 )));
             }
+            let group = plugin_doc_group(plugin, &doc.key);
             doc.key = format!("{}:{}", plugin_group(plugin), doc.key);
             doc.bound();
-            kept.push(doc);
+            groups.push((group, vec![doc]));
+        }
+        let held = self.store.count_groups(&plugin_docs_prefix(plugin)).await?;
+        if held as usize + groups.len() > MAX_PLUGIN_DOCUMENTS {
+            // Near the cap: count only the documents that are new.
+            let mut new = 0;
+            for (group, _) in &groups {
+                if self.store.count_groups(group).await? == 0 {
+                    new += 1;
+                }
+            }
+            if held as usize + new > MAX_PLUGIN_DOCUMENTS {
+                return Err(refuse(format!(
+                    "{held} documents held and {new} new, at most {MAX_PLUGIN_DOCUMENTS}"
+                )));
+            }
         }
         self.store
-            .replace_group(&plugin_group(plugin), kept)
+            .replace_groups(groups)
             .await
             .map_err(SearchError::Store)
     }
 
-    /// Removes every document plugin `plugin` contributed (it was removed).
+    /// Removes plugin `plugin`'s documents with these keys (`search.remove`).
+    pub async fn remove_plugin_document_keys(
+        &self,
+        plugin: &str,
+        keys: &[String],
+    ) -> Result<(), SearchError> {
+        let groups = keys
+            .iter()
+            .map(|k| (plugin_doc_group(plugin, k), Vec::new()))
+            .collect();
+        Ok(self.store.replace_groups(groups).await?)
+    }
+
+    /// Removes every document plugin `plugin` contributed (it was removed,
+    /// or it asked: `search.clear`).
     pub async fn remove_plugin_documents(&self, plugin: &str) -> Result<(), SearchError> {
-        // The exact group: a prefix would take `plugin:abc` with `plugin:ab`.
-        Ok(self
-            .store
+        // Exact names: a prefix `plugin:ab` would take `plugin:abc`'s too;
+        // `/` never occurs in a plugin id.
+        self.store
             .replace_group(&plugin_group(plugin), Vec::new())
-            .await?)
+            .await?;
+        self.store.remove_groups(&plugin_docs_prefix(plugin)).await?;
+        Ok(())
     }
 
     /// Narrows `query` to every type but TechDocs; false when no other

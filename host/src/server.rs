@@ -47,6 +47,8 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// TechDocs: builds and stored sites.
     pub techdocs: crate::techdocs::Techdocs,
+    /// Who plugin calls run for (the runtime's portal).
+    pub callers: crate::identity::callers::Callers,
 }
 
 impl AppState {
@@ -152,12 +154,15 @@ impl AppState {
             .context("cannot read the sign-in key")?;
         let flow = crate::identity::signin::FlowSigner::new(flow_key.as_bytes());
         access.attach_plugins(plugins.clone());
-        // Event handlers and ticks read the catalog as the plugin's own
-        // service principal (`plugin:<id>`), as the policy says.
-        plugins.set_service_reader({
-            let access = access.clone();
-            Arc::new(move |id: &str| access.service_reader(id))
-        });
+        // Plugin calls run for the request's identity; event handlers and
+        // ticks for the plugin's own service principal (`plugin:<id>`), as
+        // the policy says. Plugins' search documents go to the shared index.
+        let callers = crate::identity::callers::Callers::new(
+            access.clone(),
+            catalog.clone(),
+            crate::search::Search::new(stores.search.clone(), access.clone()),
+        );
+        plugins.attach_portal(Arc::new(callers.clone()));
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(dir = %dir.display(), loaded = results.len() - failed, failed, "plugins directory loaded");
         let techdocs =
@@ -177,6 +182,7 @@ impl AppState {
             flow,
             watch,
             metrics,
+            callers,
         })
     }
 }

@@ -18,14 +18,18 @@ use maud::{Markup, html};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use render::render;
+pub use render::{Forms, render, render_notice, valid_action, valid_field};
+/// The host's own fields in a view's forms.
+pub mod fields {
+    pub use super::render::{CSRF_FIELD, ENTITY_FIELD, PATH_FIELD, QUERY_FIELD, SLOT_FIELD};
+}
 pub(crate) use render::safe_href;
 
 use crate::{
     api::plugins::path::{self, PathError},
     config::ViewLimits,
     plugins::{
-        CallError, CatalogReader, PluginHost, View, ViewRequest,
+        CallError, Caller, PluginHost, View, ViewRequest,
         manifest::{SlotKind, ViewSlot},
     },
 };
@@ -42,6 +46,27 @@ pub enum ViewStatus {
     Error,
     /// The plugin did not answer within the page's deadline.
     Timeout,
+}
+
+/// Who is looking at views: the caller plugins render for, and the
+/// session's CSRF token their buttons and forms carry (without a session
+/// they are shown disabled: actions need a signed-in person).
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The caller the plugins' `render` runs for.
+    pub caller: Caller,
+    /// The session's CSRF token.
+    pub csrf: Option<String>,
+}
+
+impl Viewer {
+    /// The viewer for `identity`, through `callers`.
+    pub fn of(callers: &crate::identity::callers::Callers, identity: &crate::identity::Identity) -> Self {
+        Self {
+            caller: callers.of(identity),
+            csrf: identity.session.as_ref().map(|s| s.csrf.clone()),
+        }
+    }
 }
 
 /// One plugin's view for one slot, rendered.
@@ -101,13 +126,13 @@ pub async fn entity_views(
     plugins: &PluginHost,
     entity: &Value,
     slot: Option<SlotKind>,
-    reader: &CatalogReader,
+    viewer: &Viewer,
     deadline: Duration,
 ) -> Vec<RenderedView> {
     entity_views_where(
         plugins,
         entity,
-        reader,
+        viewer,
         |_, s| slot.is_none_or(|want| s.slot == want),
         deadline,
     )
@@ -120,7 +145,7 @@ pub async fn entity_views(
 pub async fn entity_views_where(
     plugins: &PluginHost,
     entity: &Value,
-    reader: &CatalogReader,
+    viewer: &Viewer,
     wanted: impl Fn(&str, &ViewSlot) -> bool,
     deadline: Duration,
 ) -> Vec<RenderedView> {
@@ -136,7 +161,7 @@ pub async fn entity_views_where(
     let json = entity.to_string();
     let requests = wanted.into_iter().map(|(plugin, s)| {
         let request = ViewRequest {
-            reader: reader.clone(),
+            caller: viewer.caller.clone(),
             slot: s.slot,
             entity: Some(json.clone()),
             path: String::new(),
@@ -144,7 +169,7 @@ pub async fn entity_views_where(
         };
         (plugin, s, request)
     });
-    fetch_all(plugins, requests.collect(), deadline).await
+    fetch_all(plugins, requests.collect(), viewer, deadline).await
 }
 
 /// Plugin `plugin`'s page at `raw_path` (below its page root, as the
@@ -156,7 +181,7 @@ pub async fn page_view(
     plugin: &str,
     raw_path: &str,
     query: &str,
-    reader: CatalogReader,
+    viewer: &Viewer,
     deadline: Duration,
 ) -> Result<Option<RenderedView>, PathError> {
     let path = path::normalise(raw_path)?;
@@ -168,17 +193,29 @@ pub async fn page_view(
         return Ok(None);
     };
     let request = ViewRequest {
-        reader,
+        caller: viewer.caller.clone(),
         slot: SlotKind::Page,
         entity: None,
         path,
         query: query.to_owned(),
     };
     Ok(
-        fetch_all(plugins, vec![(plugin.to_owned(), slot, request)], deadline)
+        fetch_all(plugins, vec![(plugin.to_owned(), slot, request)], viewer, deadline)
             .await
             .pop(),
     )
+}
+
+/// `kind:namespace/name` of an entity given as JSON.
+fn entity_ref_of(json: &str) -> Option<String> {
+    let entity: Value = serde_json::from_str(json).ok()?;
+    let text = |p: &str| entity.pointer(p).and_then(Value::as_str);
+    Some(format!(
+        "{}:{}/{}",
+        text("/kind")?,
+        text("/metadata/namespace").unwrap_or("default"),
+        text("/metadata/name")?
+    ).to_lowercase())
 }
 
 /// The plugin id and the rest of the path, as sent (still percent-encoded),
@@ -198,6 +235,7 @@ pub fn split_page_path(below: &str) -> (String, &str) {
 async fn fetch_all(
     plugins: &PluginHost,
     requests: Vec<(String, ViewSlot, ViewRequest)>,
+    viewer: &Viewer,
     deadline: Duration,
 ) -> Vec<RenderedView> {
     let until = tokio::time::Instant::now() + deadline;
@@ -207,16 +245,24 @@ async fn fetch_all(
         .map(|(plugin, slot, request)| {
             // Gated like the plugin's routes: entity views at the empty
             // path (which only a gate on `/` covers), pages at theirs.
+            let forms = Forms {
+                plugin: plugin.clone(),
+                csrf: viewer.csrf.clone(),
+                slot: request.slot,
+                entity_ref: request.entity.as_deref().and_then(entity_ref_of),
+                path: request.path.clone(),
+                query: request.query.clone(),
+            };
             let task = plugins.admits(&plugin, &request.path).map(|()| {
                 let host = plugins.clone();
                 let id = plugin.clone();
                 tokio::spawn(async move { host.render_view(&id, request).await })
             });
-            (plugin, slot, task)
+            (plugin, slot, task, forms)
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
-    for (plugin, slot, task) in tasks {
+    for (plugin, slot, task, forms) in tasks {
         let outcome = match task {
             Err(refused) => Some(Err(refused)),
             Ok(mut task) => match tokio::time::timeout_at(until, &mut task).await {
@@ -233,7 +279,7 @@ async fn fetch_all(
                 }
             },
         };
-        out.push(rendered(plugins, plugin, &slot, outcome, deadline, &limits));
+        out.push(rendered(plugins, plugin, &slot, outcome, deadline, (&limits, &forms)));
     }
     out
 }
@@ -244,7 +290,7 @@ fn rendered(
     slot: &ViewSlot,
     outcome: Option<Result<Result<Option<View>, String>, CallError>>,
     deadline: Duration,
-    limits: &ViewLimits,
+    (limits, forms): (&ViewLimits, &Forms),
 ) -> RenderedView {
     let mut view = RenderedView {
         plugin,
@@ -255,7 +301,7 @@ fn rendered(
         error: None,
     };
     let error = match outcome {
-        Some(Ok(Ok(Some(mut v)))) => match within_limits(plugins, &view.plugin, &mut v, limits) {
+        Some(Ok(Ok(Some(mut v)))) => match within_limits(plugins, &view.plugin, &mut v, (limits, forms)) {
             Ok(html) => {
                 if !v.title.trim().is_empty() {
                     view.title = v.title;
@@ -301,7 +347,7 @@ fn within_limits(
     plugins: &PluginHost,
     plugin: &str,
     view: &mut View,
-    limits: &ViewLimits,
+    (limits, forms): (&ViewLimits, &Forms),
 ) -> Result<String, String> {
     let label = || {
         plugins
@@ -314,7 +360,7 @@ fn within_limits(
         message
     };
     limits::fit(view, limits).map_err(over)?;
-    let html = render(view).into_string();
+    let html = render(view, Some(forms)).into_string();
     if html.len() > limits.max_html_bytes {
         return Err(over(format!(
             "it renders to {} bytes of HTML, over the limit of {} bytes",

@@ -27,6 +27,7 @@ mod entity;
 mod graph;
 mod home;
 mod layout;
+mod plugin_actions;
 mod plugins;
 mod roles;
 mod search;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes(&web))
         .merge(signin::routes(&web))
         .merge(actions::routes(&web))
+        .merge(plugin_actions::routes())
         .merge(roles::routes(&web))
         .merge(audit::routes(&web))
         .layer(axum::middleware::from_fn_with_state(

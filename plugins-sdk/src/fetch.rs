@@ -121,19 +121,34 @@ impl FetchRequest {
 
     /// Sends the request and waits for the whole response.
     pub fn send(self) -> Result<FetchResponse, FetchError> {
-        let response = wit::send(&wit::Request {
+        let response = wit::send(&self.into_wit())?;
+        Ok(FetchResponse::from_wit(response))
+    }
+
+    fn into_wit(self) -> wit::Request {
+        wit::Request {
             method: self.method,
             url: self.url,
             headers: self.headers,
             body: self.body,
             timeout_ms: self.timeout_ms,
-        })?;
-        Ok(FetchResponse {
-            status: response.status,
-            headers: response.headers,
-            body: response.body,
-        })
+        }
     }
+}
+
+/// Most requests one [`send_all`] takes.
+pub const MAX_BATCH: usize = 32;
+
+/// Sends several requests at once (at most [`MAX_BATCH`]), concurrently,
+/// and waits for all: the results are in the order of the requests, so
+/// asking ten clusters costs the slowest answer, not the sum (plugin API
+/// 0.4).
+pub fn send_all(requests: Vec<FetchRequest>) -> Vec<Result<FetchResponse, FetchError>> {
+    let requests: Vec<wit::Request> = requests.into_iter().map(FetchRequest::into_wit).collect();
+    wit::send_all(&requests)
+        .into_iter()
+        .map(|r| r.map(FetchResponse::from_wit).map_err(FetchError::from))
+        .collect()
 }
 
 /// A complete response.
@@ -148,6 +163,14 @@ pub struct FetchResponse {
 }
 
 impl FetchResponse {
+    fn from_wit(response: wit::Response) -> Self {
+        Self {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+    }
+
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -2,7 +2,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::bindings::callboard::plugin::types;
+use crate::{Principal, bindings::callboard::plugin::types};
 
 /// An HTTP request routed to this plugin.
 #[derive(Debug, Clone)]
@@ -12,6 +12,7 @@ pub struct Request {
     query: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    principal: Principal,
 }
 
 impl Request {
@@ -22,7 +23,20 @@ impl Request {
             query: r.query,
             headers: r.headers,
             body: r.body,
+            principal: Principal::from_wit(r.principal),
         }
+    }
+
+    /// Who sent the request: a person (never their credentials), nobody,
+    /// or a service.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Sets the principal (builder style, for tests).
+    pub fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
     }
 
     /// Builds a request, e.g. to unit-test a [`crate::Router`] natively.
@@ -36,6 +50,7 @@ impl Request {
             query: query.to_owned(),
             headers: Vec::new(),
             body: Vec::new(),
+            principal: Principal::Anonymous,
         }
     }
 

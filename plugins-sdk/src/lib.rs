@@ -64,7 +64,7 @@
 //! `callboard plugin pack target/wasm32-wasip2/release/hello.wasm` write
 //! `hello.wasm`, the one file an operator installs.
 //!
-//! # Beyond requests (plugin API 0.3)
+//! # Beyond requests (plugin API 0.3 and 0.4)
 //!
 //! - **Views**: declare slots in plugin.toml (`[[views]] slot = "entity-card"`,
 //!   `"entity-tab"` or `"page"`) and implement [`Plugin::view`], returning UI
@@ -76,6 +76,17 @@
 //!   reads, [`fetch`] for HTTP(S) to granted hosts, read-only directories
 //!   (`capabilities.files`) through `std::fs`, and the operator's
 //!   [`config`] settings.
+//! - **The person** (0.4): every [`Request`], [`ui::ViewRequest`] and
+//!   [`ui::ActionRequest`] carries the [`Principal`] it runs for (their ref,
+//!   display name and ownership; never their credentials).
+//! - **Actions** (0.4): [`ui::Button`] and [`ui::Form`] blocks post to the
+//!   portal, which runs [`Plugin::action`] as the person who pressed them.
+//! - **Permissions** (0.4): declare `[[permissions]]` in plugin.toml and ask
+//!   [`permissions::check`] / [`permissions::require`].
+//! - **Search** (0.4, `capabilities.search`): [`search::put`] the plugin's
+//!   own documents; [`search::query`] the index as the principal.
+//! - **Errors**: handlers, views and actions return `Result<_, `[`Error`]`>`;
+//!   every SDK error converts with `?` and answers a fitting HTTP status.
 
 // The generated bindings name this crate by its absolute path, which must
 // resolve inside the crate too.
@@ -83,26 +94,32 @@ extern crate self as callboard_sdk;
 
 pub mod catalog;
 pub mod config;
+mod error;
 pub mod events;
 pub mod fetch;
 mod http;
 pub mod kv;
 pub mod license;
 pub mod log;
+pub mod permissions;
+mod principal;
 mod router;
+pub mod search;
 pub mod ui;
 
+pub use error::{Error, IntoResponse};
 pub use events::Event;
 pub use http::{Request, Response};
+pub use principal::Principal;
 pub use router::{Params, Router};
 
-/// The generated bindings for `callboard:plugin@0.3.0`. Plugins use the safe
+/// The generated bindings for `callboard:plugin@0.4.0`. Plugins use the safe
 /// wrappers of this crate instead.
 #[doc(hidden)]
 #[allow(missing_docs, reason = "generated code; documented in wit/")]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.3.0",
+        path: "../wit/v0.4.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world",
@@ -121,9 +138,18 @@ pub trait Plugin {
     /// Renders a slot declared in plugin.toml's `[[views]]`. `Ok(None)` leaves
     /// the slot out (nothing to show for this entity); `Err` is shown to the
     /// user as an error box in place of the view.
-    fn view(request: ui::ViewRequest) -> Result<Option<ui::View>, String> {
+    fn view(request: ui::ViewRequest) -> Result<Option<ui::View>, Error> {
         let _ = request;
         Ok(None)
+    }
+
+    /// Runs an action: a [`ui::Button`] or [`ui::Form`] in one of the
+    /// plugin's views was pressed by [`ui::ActionRequest::principal`]. The
+    /// notice returned is shown above the view, rendered again; `Err` is
+    /// shown as a `bad` notice. Check the plugin's own [`permissions`]
+    /// first: the host only checked that the person may use the plugin.
+    fn action(request: ui::ActionRequest) -> Result<ui::Notice, Error> {
+        Err(Error::not_found(format!("no action named {:?}", request.name)))
     }
 
     /// Receives a batch of subscribed events (manifest `capabilities.events`).
@@ -163,6 +189,14 @@ macro_rules! export_plugin {
             }
         }
 
+        impl $crate::bindings::exports::callboard::plugin::actions::Guest for __CallboardExport {
+            fn run(
+                request: $crate::bindings::exports::callboard::plugin::actions::ActionRequest,
+            ) -> Result<$crate::bindings::exports::callboard::plugin::actions::Outcome, String> {
+                $crate::__private::run::<$plugin>(request)
+            }
+        }
+
         impl $crate::bindings::exports::callboard::plugin::subscriber::Guest for __CallboardExport {
             fn on_events(events: Vec<$crate::bindings::callboard::plugin::events::Event>) {
                 $crate::__private::on_events::<$plugin>(events)
@@ -186,7 +220,7 @@ pub mod __private {
 
     use crate::bindings::{
         callboard::plugin::{events, types},
-        exports::callboard::plugin::ui,
+        exports::callboard::plugin::{actions, ui},
     };
 
     pub fn handle<P: crate::Plugin>(request: types::Request) -> types::Response {
@@ -194,7 +228,15 @@ pub mod __private {
     }
 
     pub fn render<P: crate::Plugin>(request: ui::ViewRequest) -> Result<Option<ui::View>, String> {
-        P::view(crate::ui::ViewRequest::from_wit(request))
+        P::view(crate::ui::ViewRequest::from_wit(request)).map_err(|e| e.message)
+    }
+
+    pub fn run<P: crate::Plugin>(
+        request: actions::ActionRequest,
+    ) -> Result<actions::Outcome, String> {
+        P::action(crate::ui::ActionRequest::from_wit(request))
+            .map(|notice| actions::Outcome { notice })
+            .map_err(|e| e.message)
     }
 
     pub fn on_events<P: crate::Plugin>(events: Vec<events::Event>) {

@@ -1,7 +1,7 @@
 //! A small router: method + path patterns with `{param}` segments and a
 //! trailing `{*rest}` wildcard.
 
-use crate::{Request, Response};
+use crate::{IntoResponse, Request, Response};
 
 /// Path parameters captured by a route pattern, percent-decoded.
 #[derive(Debug, Default, Clone)]
@@ -51,11 +51,11 @@ impl Router {
     /// # Panics
     /// If `pattern` has a `{*rest}` segment anywhere but last: a bug in the
     /// plugin, caught the first time the router is built.
-    pub fn route(
+    pub fn route<R: IntoResponse>(
         mut self,
         method: &'static str,
         pattern: &str,
-        handler: impl Fn(&Request, &Params) -> Response + 'static,
+        handler: impl Fn(&Request, &Params) -> R + 'static,
     ) -> Self {
         let parts: Vec<&str> = pattern
             .trim_start_matches('/')
@@ -84,43 +84,43 @@ impl Router {
         self.routes.push(Route {
             method,
             segments,
-            handler: Box::new(handler),
+            handler: Box::new(move |r: &Request, p: &Params| handler(r, p).into_response()),
         });
         self
     }
 
     /// Adds a `GET` route (also answers `HEAD`).
-    pub fn get(
+    pub fn get<R: IntoResponse>(
         self,
         pattern: &str,
-        handler: impl Fn(&Request, &Params) -> Response + 'static,
+        handler: impl Fn(&Request, &Params) -> R + 'static,
     ) -> Self {
         self.route("GET", pattern, handler)
     }
 
     /// Adds a `POST` route.
-    pub fn post(
+    pub fn post<R: IntoResponse>(
         self,
         pattern: &str,
-        handler: impl Fn(&Request, &Params) -> Response + 'static,
+        handler: impl Fn(&Request, &Params) -> R + 'static,
     ) -> Self {
         self.route("POST", pattern, handler)
     }
 
     /// Adds a `PUT` route.
-    pub fn put(
+    pub fn put<R: IntoResponse>(
         self,
         pattern: &str,
-        handler: impl Fn(&Request, &Params) -> Response + 'static,
+        handler: impl Fn(&Request, &Params) -> R + 'static,
     ) -> Self {
         self.route("PUT", pattern, handler)
     }
 
     /// Adds a `DELETE` route.
-    pub fn delete(
+    pub fn delete<R: IntoResponse>(
         self,
         pattern: &str,
-        handler: impl Fn(&Request, &Params) -> Response + 'static,
+        handler: impl Fn(&Request, &Params) -> R + 'static,
     ) -> Self {
         self.route("DELETE", pattern, handler)
     }

@@ -23,10 +23,10 @@
 
 use serde_json::Value;
 
-use crate::bindings::exports::callboard::plugin::ui as wit;
+use crate::{Principal, bindings::exports::callboard::plugin::ui as wit};
 pub use crate::bindings::exports::callboard::plugin::ui::{
-    Badge, Block, Card, Cell, Change, Chart, Direction, Link, Notice, Point, Series, Slot, Stat,
-    Table, Tone, View,
+    Badge, Block, Button, Card, Cell, Change, Chart, Direction, Field, FieldKind, Form, Link,
+    Notice, NumberField, Point, SelectField, Series, Slot, Stat, Table, TextField, Tone, View,
 };
 
 /// What the host asks a plugin to render.
@@ -40,6 +40,8 @@ pub struct ViewRequest {
     pub path: String,
     /// For pages: the raw query string.
     pub query: String,
+    /// Who is looking (plugin API 0.4).
+    pub principal: Principal,
 }
 
 impl ViewRequest {
@@ -49,7 +51,23 @@ impl ViewRequest {
             entity: r.entity.and_then(|e| serde_json::from_str(&e).ok()),
             path: r.path,
             query: r.query,
+            principal: Principal::from_wit(r.principal),
         }
+    }
+
+    /// The entity's ref, `kind:namespace/name` lower-case (none outside
+    /// entity slots).
+    pub fn entity_ref(&self) -> Option<String> {
+        let e = self.entity.as_ref()?;
+        Some(
+            format!(
+                "{}:{}/{}",
+                e["kind"].as_str()?,
+                e["metadata"]["namespace"].as_str().unwrap_or("default"),
+                e["metadata"]["name"].as_str()?
+            )
+            .to_lowercase(),
+        )
     }
 
     /// The entity's kind, lower-case (empty outside entity slots).
@@ -255,5 +273,171 @@ impl Notice {
             title: title.into(),
             detail,
         }
+    }
+}
+
+/// A button or form of one of the plugin's views was pressed (plugin API
+/// 0.4): what [`crate::Plugin::action`] gets.
+#[derive(Debug, Clone)]
+pub struct ActionRequest {
+    /// The action's name, from the button or form.
+    pub name: String,
+    /// The values sent (fields and hidden values), in order.
+    pub values: Vec<(String, String)>,
+    /// Where the button was, and who pressed it (`view.principal`).
+    pub view: ViewRequest,
+}
+
+impl ActionRequest {
+    pub(crate) fn from_wit(
+        r: crate::bindings::exports::callboard::plugin::actions::ActionRequest,
+    ) -> Self {
+        Self {
+            name: r.name,
+            values: r.values,
+            view: ViewRequest::from_wit(r.view),
+        }
+    }
+
+    /// Who pressed it.
+    pub fn principal(&self) -> &Principal {
+        &self.view.principal
+    }
+
+    /// The first value named `name`.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Button {
+    /// A button running `action` (lower-case letters, digits, `-`).
+    pub fn new(label: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            action: action.into(),
+            values: Vec::new(),
+            tone: Tone::Neutral,
+        }
+    }
+
+    /// Sends `name=value` with it (names: lower-case letters, digits, `-`, `_`).
+    pub fn value(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.values.push((name.into(), value.into()));
+        self
+    }
+
+    /// Draws it in `tone` (`Tone::Bad` for a destructive action).
+    pub fn tone(mut self, tone: Tone) -> Self {
+        self.tone = tone;
+        self
+    }
+}
+
+impl Form {
+    /// A form running `action`, with a submit button labelled `submit`.
+    pub fn new(action: impl Into<String>, submit: impl Into<String>) -> Self {
+        Self {
+            action: action.into(),
+            fields: Vec::new(),
+            submit: submit.into(),
+            hidden: Vec::new(),
+        }
+    }
+
+    /// Adds a field.
+    pub fn field(mut self, field: Field) -> Self {
+        self.fields.push(field);
+        self
+    }
+
+    /// Sends `name=value` with it, not shown.
+    pub fn hidden(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.hidden.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl Field {
+    fn new(name: impl Into<String>, label: impl Into<String>, kind: FieldKind) -> Self {
+        Self {
+            name: name.into(),
+            label: label.into(),
+            kind,
+            required: false,
+            help: None,
+        }
+    }
+
+    /// A one-line text field.
+    pub fn text(name: impl Into<String>, label: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::new(
+            name,
+            label,
+            FieldKind::Text(TextField {
+                value: value.into(),
+                placeholder: None,
+                max_length: None,
+            }),
+        )
+    }
+
+    /// A choice among `(value, label)` options.
+    pub fn select<V: Into<String>, L: Into<String>>(
+        name: impl Into<String>,
+        label: impl Into<String>,
+        options: impl IntoIterator<Item = (V, L)>,
+        selected: Option<&str>,
+    ) -> Self {
+        Self::new(
+            name,
+            label,
+            FieldKind::Select(SelectField {
+                options: options
+                    .into_iter()
+                    .map(|(v, l)| (v.into(), l.into()))
+                    .collect(),
+                selected: selected.map(str::to_owned),
+            }),
+        )
+    }
+
+    /// A checkbox (sent as `on` when checked).
+    pub fn checkbox(name: impl Into<String>, label: impl Into<String>, checked: bool) -> Self {
+        Self::new(name, label, FieldKind::Checkbox(checked))
+    }
+
+    /// A number within optional bounds.
+    pub fn number(
+        name: impl Into<String>,
+        label: impl Into<String>,
+        value: Option<f64>,
+        (min, max): (Option<f64>, Option<f64>),
+    ) -> Self {
+        Self::new(
+            name,
+            label,
+            FieldKind::Number(NumberField {
+                value,
+                min,
+                max,
+                step: None,
+            }),
+        )
+    }
+
+    /// The browser refuses to submit the form without a value.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Shown under the field.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
     }
 }

@@ -37,7 +37,7 @@ impl Plugin for Ci {
             .handle(&request)
     }
 
-    fn view(request: ViewRequest) -> Result<Option<View>, String> {
+    fn view(request: ViewRequest) -> Result<Option<View>, callboard_sdk::Error> {
         if matches!(request.slot, Slot::Page) {
             return Ok(None);
         }

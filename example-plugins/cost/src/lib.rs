@@ -21,8 +21,8 @@ impl Plugin for Cost {
         api::handle(&request)
     }
 
-    fn view(request: ui::ViewRequest) -> Result<Option<ui::View>, String> {
-        views::render(&request)
+    fn view(request: ui::ViewRequest) -> Result<Option<ui::View>, callboard_sdk::Error> {
+        Ok(views::render(&request)?)
     }
 
     /// Keeps the cached model fresh so views rarely rebuild it.

@@ -31,7 +31,7 @@ impl Plugin for Hello {
     }
 
     /// A card on every component: a greeting and the visit counter.
-    fn view(request: ViewRequest) -> Result<Option<View>, String> {
+    fn view(request: ViewRequest) -> Result<Option<View>, callboard_sdk::Error> {
         let Some(entity) = &request.entity else {
             return Ok(None);
         };

@@ -50,7 +50,7 @@ impl Plugin for Insights {
             .handle(&request)
     }
 
-    fn view(request: ViewRequest) -> Result<Option<View>, String> {
+    fn view(request: ViewRequest) -> Result<Option<View>, callboard_sdk::Error> {
         if request.slot != Slot::Page || !request.path.trim_end_matches('/').is_empty() {
             return Ok(None);
         }

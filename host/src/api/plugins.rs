@@ -28,6 +28,7 @@ use crate::plugins::{CallError, PluginHost, PluginRequest};
 pub fn router(
     host: PluginHost,
     access: std::sync::Arc<crate::identity::access::Access>,
+    callers: crate::identity::callers::Callers,
     anonymous: crate::identity::config::Anonymous,
     max_request_body: usize,
 ) -> Router {
@@ -41,6 +42,7 @@ pub fn router(
         .with_state(Shared {
             host,
             access,
+            callers,
             anonymous,
             max_request_body,
         })
@@ -50,6 +52,7 @@ pub fn router(
 struct Shared {
     host: PluginHost,
     access: std::sync::Arc<crate::identity::access::Access>,
+    callers: crate::identity::callers::Callers,
     anonymous: crate::identity::config::Anonymous,
     max_request_body: usize,
 }
@@ -127,7 +130,7 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
         .map(str::to_owned)
         .or_else(|| crate::usage::trusted_user(&parts.headers, peer, &config.proxy));
     let request = PluginRequest {
-        reader: shared.access.reader(&identity),
+        caller: shared.callers.of(&identity),
         method: parts.method.as_str().to_owned(),
         path,
         query: parts.uri.query().unwrap_or_default().to_owned(),

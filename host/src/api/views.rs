@@ -73,7 +73,8 @@ async fn entity(
         .next()
         .flatten()
         .ok_or_else(|| ApiError::not_found(format!("No entity named '{}' found", r.key())))?;
-    let views = views::entity_views(&state.plugins, &entity, slot, &reader, deadline(&state)).await;
+    let viewer = views::Viewer::of(&state.callers, &identity);
+    let views = views::entity_views(&state.plugins, &entity, slot, &viewer, deadline(&state)).await;
     Ok(Json(json!({ "entity": r.key(), "views": views })))
 }
 
@@ -114,9 +115,10 @@ async fn render_page(
         &plugin,
         raw_path,
         query.as_deref().unwrap_or_default(),
-        state
-            .access
-            .reader(&identity.map_or_else(Identity::anonymous, |axum::Extension(i)| i)),
+        &views::Viewer::of(
+            &state.callers,
+            &identity.map_or_else(Identity::anonymous, |axum::Extension(i)| i),
+        ),
         deadline(&state),
     )
     .await

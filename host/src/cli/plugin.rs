@@ -292,6 +292,9 @@ fn describe_capabilities(c: &Capabilities) -> String {
     if c.catalog {
         parts.push("catalog".to_owned());
     }
+    if c.search {
+        parts.push("search".to_owned());
+    }
     if !c.http_hosts.is_empty() {
         parts.push(format!("http({})", c.http_hosts.join(" ")));
     }

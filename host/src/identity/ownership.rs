@@ -44,6 +44,7 @@ struct Cached {
     generation: u64,
     at: Instant,
     refs: Arc<[String]>,
+    display_name: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Ownership {
@@ -87,6 +88,11 @@ impl Ownership {
     /// A catalog failure is logged and gives the user ref alone: a person
     /// then sees less, never more.
     pub async fn refs_of(&self, user_ref: &str) -> Arc<[String]> {
+        self.profile_of(user_ref).await.0
+    }
+
+    /// [`Self::refs_of`], with the user's `spec.profile.displayName`.
+    pub async fn profile_of(&self, user_ref: &str) -> (Arc<[String]>, Option<Arc<str>>) {
         let generation = self.inner.generation.load(Ordering::Relaxed);
         if let Some(hit) = self
             .inner
@@ -96,15 +102,16 @@ impl Ownership {
             .get(user_ref)
             .filter(|c| c.generation == generation && c.at.elapsed() < TTL)
         {
-            return hit.refs.clone();
+            return (hit.refs.clone(), hit.display_name.clone());
         }
-        let refs: Arc<[String]> = match self.walk(user_ref).await {
-            Ok(refs) => Arc::from(refs),
-            Err(e) => {
-                tracing::error!(user = user_ref, "ownership: reading the catalog: {e}");
-                return Arc::from(vec![user_ref.to_owned()]);
-            }
-        };
+        let (refs, display_name): (Arc<[String]>, Option<Arc<str>>) =
+            match self.walk(user_ref).await {
+                Ok((refs, name)) => (Arc::from(refs), name.map(Arc::from)),
+                Err(e) => {
+                    tracing::error!(user = user_ref, "ownership: reading the catalog: {e}");
+                    return (Arc::from(vec![user_ref.to_owned()]), None);
+                }
+            };
         let mut cache = self
             .inner
             .cache
@@ -119,23 +126,38 @@ impl Ownership {
                 generation,
                 at: Instant::now(),
                 refs: refs.clone(),
+                display_name: display_name.clone(),
             },
         );
-        refs
+        (refs, display_name)
     }
 
-    async fn walk(&self, user_ref: &str) -> Result<Vec<String>, callboard_catalog::CatalogError> {
+    /// The refs, and the display name read on the way.
+    async fn walk(
+        &self,
+        user_ref: &str,
+    ) -> Result<(Vec<String>, Option<String>), callboard_catalog::CatalogError> {
         let max = self.inner.max_refs;
         let mut refs = vec![user_ref.to_owned()];
         let mut seen: HashSet<String> = refs.iter().cloned().collect();
         let mut level = vec![user_ref.to_owned()];
         let mut relation = "memberof";
+        let mut display_name = None;
         for _ in 0..MAX_DEPTH {
             if level.is_empty() {
                 break;
             }
             let entities = self.inner.catalog.get_by_refs(&level, None).await?;
             let mut next = Vec::new();
+            if relation == "memberof" {
+                display_name = entities
+                    .iter()
+                    .flatten()
+                    .next()
+                    .and_then(|e| e.pointer("/spec/profile/displayName"))
+                    .and_then(Value::as_str)
+                    .map(|n| n.chars().take(256).collect());
+            }
             for entity in entities.iter().flatten() {
                 for target in targets(entity, relation) {
                     if refs.len() >= max {
@@ -144,7 +166,7 @@ impl Ownership {
                             max,
                             "ownership: more groups than auth.max_ownership_refs; the rest are not counted"
                         );
-                        return Ok(refs);
+                        return Ok((refs, display_name));
                     }
                     if seen.insert(target.clone()) {
                         refs.push(target.clone());
@@ -155,7 +177,7 @@ impl Ownership {
             level = next;
             relation = "childof";
         }
-        Ok(refs)
+        Ok((refs, display_name))
     }
 }
 

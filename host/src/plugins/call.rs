@@ -10,21 +10,21 @@ use wasmtime::{Store, UpdateDeadline};
 
 use super::{
     admission::{Admitted, Refused},
-    bindings::{v0_1_0, v0_2_0, v0_3_0},
     capabilities::kv::{KvAccess, Quota},
     events::Event,
-    loader::Pre,
     manifest::SlotKind,
+    portal::Caller,
     registry::{LivePlugin, PluginHost},
     state::HostState,
 };
+pub use callboard_plugin_contract::ui::{Outcome, View};
 
 /// A request for a plugin, in host terms.
 #[derive(Debug, Clone, Default)]
 pub struct PluginRequest {
-    /// What the call may read of the catalog: what the person it runs for
-    /// may read.
-    pub reader: CatalogReader,
+    /// Who the call runs for: the principal the plugin is told (API 0.4+),
+    /// what it may read of the catalog, and its rights.
+    pub caller: Caller,
     /// Upper-case method.
     pub method: String,
     /// Path below the plugin's mount point, starting with `/`.
@@ -182,7 +182,7 @@ impl CallError {
 /// Dropping the call's future (deadline, abandoned view) drops its store and
 /// frees its slots. `|store| body` names the store for the body.
 macro_rules! guarded {
-    ($host:expr, $plugin:expr, $kind:expr, $background:expr, $reader:expr, |$store:ident| $body:expr) => {{
+    ($host:expr, $plugin:expr, $kind:expr, $background:expr, $caller:expr, |$store:ident| $body:expr) => {{
         let plugin: &LivePlugin = &$plugin;
         let kind: &'static str = $kind;
         let started = Instant::now();
@@ -195,7 +195,7 @@ macro_rules! guarded {
         let result = tracing::Instrument::instrument(
             async {
                 let _admitted = $host.admit_call(plugin, $background).await?;
-                let mut $store = $host.new_store(plugin, $reader);
+                let mut $store = $host.new_store(plugin, $caller);
                 let wall = plugin.limits.timeout() + WALL_CLOCK_GRACE;
                 let outcome = tokio::time::timeout(wall, async { $body }).await;
                 match outcome {
@@ -216,16 +216,15 @@ macro_rules! guarded {
     }};
 }
 
-/// Calls one export of API 0.3+ plugin `id` in a fresh instance; traps
-/// become [`CallError`]s. `|instance, store| call` names the instance and
-/// the store for the call expression (a future).
+/// Calls one export of plugin `id`, which must have it (`has`: its API
+/// version's test, `what`: the export, for the error). `|linked, store|`
+/// names the linked component and the store for the call expression (a
+/// future).
 macro_rules! call_export {
-    ($host:expr, $id:expr, $kind:expr, $background:expr, $reader:expr, |$instance:ident, $store:ident| $call:expr) => {{
-        let (plugin, pre) = $host.live_v0_3($id)?;
-        guarded!($host, plugin, $kind, $background, $reader, |$store| {
-            let $instance = pre.instantiate_async(&mut $store).await?;
-            $call.await
-        })
+    ($host:expr, $id:expr, ($has:expr, $what:expr), $kind:expr, $background:expr, $caller:expr, |$linked:ident, $store:ident| $call:expr) => {{
+        let plugin = $host.live_with($id, $has, $what)?;
+        let $linked = plugin.loaded.pre.clone();
+        guarded!($host, plugin, $kind, $background, $caller, |$store| $call.await)
     }};
 }
 
@@ -257,19 +256,11 @@ impl PluginHost {
         }
 
         plugin.admit(&request.path).map_err(refused)?;
-        let reader = request.reader.clone();
-        let response = guarded!(
-            self,
-            plugin,
-            "request",
-            false,
-            reader,
-            |store| match &plugin.loaded.pre {
-                Pre::V0_1_0(pre) => call_v0_1_0(pre, &mut store, request).await,
-                Pre::V0_2_0(pre) => call_v0_2_0(pre, &mut store, request).await,
-                Pre::V0_3_0(pre) => call_v0_3_0(pre, &mut store, request).await,
-            }
-        )?;
+        let caller = request.caller.clone();
+        let linked = plugin.loaded.pre.clone();
+        let response = guarded!(self, plugin, "request", false, caller, |store| linked
+            .handle(&mut store, request)
+            .await)?;
         let mut response = check_response(&plugin, response).inspect_err(|error| {
             crate::telemetry::metrics::plugin_error(&plugin.label, error.kind());
         })?;
@@ -321,7 +312,7 @@ impl PluginHost {
 
     /// A fresh store for one call into `plugin`: its capabilities, its
     /// licence, its limits, and the epoch deadline.
-    fn new_store(&self, plugin: &LivePlugin, reader: CatalogReader) -> Store<HostState> {
+    fn new_store(&self, plugin: &LivePlugin, caller: Caller) -> Store<HostState> {
         let limits = plugin.limits;
         let kv = KvAccess {
             store: self.inner.kv.clone(),
@@ -340,7 +331,7 @@ impl PluginHost {
                 kv,
                 plugin.license_state(),
                 plugin.grants.clone(),
-                reader,
+                (caller, self.inner.portal.get().cloned()),
                 self.inner.budgets.clone(),
             ),
         );
@@ -365,12 +356,14 @@ impl PluginHost {
         store
     }
 
-    /// The live plugin `id` if it is built against API 0.3+ (the first with
-    /// views, events and ticks) and licensed.
-    fn live_v0_3(
+    /// The live plugin `id` if it is licensed and its API version has
+    /// `what` (`has`).
+    fn live_with(
         &self,
         id: &str,
-    ) -> Result<(Arc<LivePlugin>, v0_3_0::PluginPre<HostState>), CallError> {
+        has: fn(super::ApiVersion) -> bool,
+        what: &str,
+    ) -> Result<Arc<LivePlugin>, CallError> {
         let plugin = self
             .inner
             .live
@@ -379,19 +372,16 @@ impl PluginHost {
             .cloned()
             .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
         plugin.admit("")?;
-        match &plugin.loaded.pre {
-            Pre::V0_3_0(pre) => {
-                let pre = pre.clone();
-                Ok((plugin, pre))
-            }
-            _ => Err(CallError::BadResponse {
+        if !has(plugin.loaded.api) {
+            return Err(CallError::BadResponse {
                 plugin: plugin.label.clone(),
                 reason: format!(
-                    "is built against plugin API {}, which has no views, events or ticks",
+                    "is built against plugin API {}, which has no {what}",
                     plugin.loaded.api
                 ),
-            }),
+            });
         }
+        Ok(plugin)
     }
 
     /// Asks plugin `id` to render a view; `Ok(None)` when it has nothing to
@@ -401,27 +391,33 @@ impl PluginHost {
         id: &str,
         request: ViewRequest,
     ) -> Result<Result<Option<View>, String>, CallError> {
-        use v0_3_0::exports::callboard::plugin::ui;
-        let slot = match request.slot {
-            SlotKind::EntityCard => ui::Slot::EntityCard,
-            SlotKind::EntityTab => ui::Slot::EntityTab,
-            SlotKind::Page => ui::Slot::Page,
-        };
-        let wit_request = ui::ViewRequest {
-            slot,
-            entity: request.entity,
-            path: request.path,
-            query: request.query,
-        };
         call_export!(
             self,
             id,
+            (super::ApiVersion::has_views, "views"),
             "view",
             false,
-            request.reader.clone(),
-            |instance, store| instance
-                .callboard_plugin_ui()
-                .call_render(&mut store, &wit_request)
+            request.caller.clone(),
+            |linked, store| linked.render(&mut store, &request)
+        )
+    }
+
+    /// Runs one of plugin `id`'s actions (a button or form in its view)
+    /// for the person who sent it. The plugin's own error comes back as
+    /// `Ok(Err(message))`.
+    pub async fn run_action(
+        &self,
+        id: &str,
+        request: ActionRequest,
+    ) -> Result<Result<Outcome, String>, CallError> {
+        call_export!(
+            self,
+            id,
+            (super::ApiVersion::has_actions, "actions"),
+            "action",
+            false,
+            request.view.caller.clone(),
+            |linked, store| linked.run_action(&mut store, &request)
         )
     }
 
@@ -431,30 +427,14 @@ impl PluginHost {
         id: &str,
         events: &[Arc<Event>],
     ) -> Result<(), CallError> {
-        use v0_3_0::callboard::plugin::events as wit;
-        let batch: Vec<wit::Event> = events
-            .iter()
-            .map(|e| wit::Event {
-                kind: e.kind.to_owned(),
-                at_ms: e.at_ms,
-                user: e.user.clone(),
-                subject: e.subject.clone(),
-                attributes: e
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                    .collect(),
-            })
-            .collect();
         call_export!(
             self,
             id,
+            (super::ApiVersion::has_views, "events"),
             "events",
             true,
-            self.service_reader(id),
-            |instance, store| instance
-                .callboard_plugin_subscriber()
-                .call_on_events(&mut store, &batch)
+            self.service_caller(id),
+            |linked, store| linked.on_events(&mut store, events)
         )
     }
 
@@ -463,35 +443,37 @@ impl PluginHost {
         call_export!(
             self,
             id,
+            (super::ApiVersion::has_views, "ticks"),
             "tick",
             true,
-            self.service_reader(id),
-            |instance, store| instance
-                .callboard_plugin_scheduled()
-                .call_on_tick(&mut store, now_ms)
+            self.service_caller(id),
+            |linked, store| linked.on_tick(&mut store, now_ms)
         )
     }
 
-    /// What plugin `id`'s own service principal may read.
-    fn service_reader(&self, id: &str) -> CatalogReader {
-        self.inner
-            .service_reader
-            .get()
-            .map_or(CatalogReader::All, |reader| reader(id))
+    /// Plugin `id`'s own service principal, as the portal resolves it.
+    fn service_caller(&self, id: &str) -> Caller {
+        match self.inner.portal.get() {
+            Some(portal) => portal.service(id),
+            None => Caller {
+                principal: super::portal::Principal::plugin(id),
+                ..Caller::default()
+            },
+        }
     }
 
-    /// Sets what each plugin's service principal may read (once, at
-    /// start-up: the access policy's decision for `plugin:<id>`).
-    pub fn set_service_reader(&self, reader: Arc<super::registry::ServiceReader>) {
-        let _ = self.inner.service_reader.set(reader);
+    /// Attaches the portal (once, at start-up): service principals (the
+    /// access policy's decision for `plugin:<id>`) and the search index.
+    pub fn attach_portal(&self, portal: Arc<dyn super::portal::Portal>) {
+        let _ = self.inner.portal.set(portal);
     }
 }
 
 /// What the host asks a plugin view for.
 #[derive(Debug, Clone)]
 pub struct ViewRequest {
-    /// What the view may read of the catalog: what the person looking may.
-    pub reader: CatalogReader,
+    /// Who is looking: what the view may read of the catalog is what they may.
+    pub caller: Caller,
     /// The slot.
     pub slot: SlotKind,
     /// Entity slots: the entity as JSON.
@@ -502,44 +484,16 @@ pub struct ViewRequest {
     pub query: String,
 }
 
-/// A plugin's view, as the WIT `ui` interface defines it.
-pub type View = v0_3_0::exports::callboard::plugin::ui::View;
-
-/// One call through one API version's bindings; the versions share the
-/// request/response shape, each with its own generated types.
-macro_rules! call_fn {
-    ($name:ident, $version:ident) => {
-        async fn $name(
-            pre: &$version::PluginPre<HostState>,
-            store: &mut Store<HostState>,
-            request: PluginRequest,
-        ) -> wasmtime::Result<PluginResponse> {
-            use $version::exports::callboard::plugin::handler::Request;
-            let instance = pre.instantiate_async(&mut *store).await?;
-            let request = Request {
-                method: request.method,
-                path: request.path,
-                query: request.query,
-                headers: request.headers,
-                body: request.body,
-            };
-            let response = instance
-                .callboard_plugin_handler()
-                .call_handle(&mut *store, &request)
-                .await?;
-            Ok(PluginResponse {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-                served_by: Arc::from(""),
-            })
-        }
-    };
+/// What the host asks a plugin action for.
+#[derive(Debug, Clone)]
+pub struct ActionRequest {
+    /// The action's name.
+    pub name: String,
+    /// The values the browser sent, less the CSRF token.
+    pub values: Vec<(String, String)>,
+    /// The view the button or form was on, and who pressed it.
+    pub view: ViewRequest,
 }
-
-call_fn!(call_v0_1_0, v0_1_0);
-call_fn!(call_v0_2_0, v0_2_0);
-call_fn!(call_v0_3_0, v0_3_0);
 
 /// Most bytes one transfer from a plugin to the host may carry: the response
 /// body cap plus 1 MiB for headers and the rest.

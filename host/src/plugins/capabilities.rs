@@ -1,9 +1,13 @@
 //! One module per host interface of the plugin API. Each keeps its state
-//! (e.g. [`kv::KvStore`]) apart from the WIT glue that exposes it.
+//! (e.g. [`kv::KvStore`]) and its version-free logic apart from the WIT
+//! glue, a macro each API version's module (`super::api`) invokes for the
+//! interfaces it has.
 
-mod catalog;
-mod config;
+pub mod catalog;
+pub mod config;
 pub mod http;
 pub mod kv;
-mod license;
+pub mod license;
 pub(crate) mod log;
+pub mod permissions;
+pub mod search;

@@ -8,18 +8,15 @@ use std::{
 };
 
 use sha2::{Digest, Sha256};
-use wasmtime::{
-    Engine,
-    component::{Component, HasSelf, Linker},
-};
+use wasmtime::{Engine, component::Component};
 
+pub use super::api::Linkers;
 use super::{
     ApiVersion,
-    bindings::{v0_1_0, v0_2_0, v0_3_0},
+    api::Linked,
     license::LicenseError,
     manifest::{self, Manifest, ManifestError},
     signing,
-    state::HostState,
     trust::{self, SignatureState, TrustStore},
 };
 
@@ -84,48 +81,14 @@ pub enum LoadError {
     Write(String),
 }
 
-/// One linker per API version, built once: linking is a short list of
-/// `add_to_linker` calls.
-pub struct Linkers {
-    v0_1_0: Linker<HostState>,
-    v0_2_0: Linker<HostState>,
-    v0_3_0: Linker<HostState>,
-}
-
-impl Linkers {
-    pub fn new(engine: &Engine) -> anyhow::Result<Self> {
-        let mut v0_1_0 = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut v0_1_0)?;
-        v0_1_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_1_0, |s| s)?;
-        let mut v0_2_0 = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut v0_2_0)?;
-        v0_2_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_2_0, |s| s)?;
-        let mut v0_3_0 = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut v0_3_0)?;
-        v0_3_0::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut v0_3_0, |s| s)?;
-        Ok(Self {
-            v0_1_0,
-            v0_2_0,
-            v0_3_0,
-        })
-    }
-}
-
-/// A component ready to instantiate, for its API version.
-#[derive(Clone)]
-pub enum Pre {
-    V0_1_0(v0_1_0::PluginPre<HostState>),
-    V0_2_0(v0_2_0::PluginPre<HostState>),
-    V0_3_0(v0_3_0::PluginPre<HostState>),
-}
-
 /// A verified, compiled, linked plugin.
 pub struct Loaded {
     pub manifest: Manifest,
     pub api: ApiVersion,
     pub sha256: String,
     pub size: usize,
-    pub pre: Pre,
+    /// Linked against its API version: every call instantiates from it.
+    pub pre: Arc<dyn Linked>,
     pub from_cache: bool,
     pub compile_time: Duration,
     pub source: Option<PathBuf>,
@@ -201,29 +164,15 @@ pub fn load(
             )));
         }
     }
-    let pre = match api {
-        ApiVersion::V0_1_0 => {
-            let pre = linkers
-                .v0_1_0
-                .instantiate_pre(&component)
-                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-            Pre::V0_1_0(v0_1_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
-        }
-        ApiVersion::V0_2_0 => {
-            let pre = linkers
-                .v0_2_0
-                .instantiate_pre(&component)
-                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-            Pre::V0_2_0(v0_2_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
-        }
-        ApiVersion::V0_3_0 => {
-            let pre = linkers
-                .v0_3_0
-                .instantiate_pre(&component)
-                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-            Pre::V0_3_0(v0_3_0::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
-        }
-    };
+    if api < ApiVersion::V0_4_0 && manifest.capabilities.search {
+        return Err(LoadError::Api(format!(
+            "manifest sets \"capabilities.search\", which needs plugin API 0.4.0, but the \
+             component is built against {api}; rebuild it with a current callboard-sdk"
+        )));
+    }
+    let pre = linkers
+        .link(api, &component)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     Ok(Loaded {
         signature,
         manifest,

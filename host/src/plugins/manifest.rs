@@ -133,6 +133,9 @@ pub struct Capabilities {
     pub kv: bool,
     /// Read access to the software catalog.
     pub catalog: bool,
+    /// Its own documents in the portal's search index, and queries of the
+    /// index as the call's principal (API 0.4+).
+    pub search: bool,
     /// Hosts the plugin may call over HTTP(S): `api.example.com` (ports 80
     /// and 443), `*.example.com` (subdomains), `api.example.com:8443` or
     /// `:*` (other ports), and addresses or ranges, `10.0.0.5`, `10.0.0.0/8`,
@@ -155,6 +158,7 @@ impl Capabilities {
         Capabilities {
             kv: self.kv && other.kv,
             catalog: self.catalog && other.catalog,
+            search: self.search && other.search,
             // A manifest asking for `*` takes whichever hosts the operator
             // grants (e.g. a billing API whose address only the operator knows).
             http_hosts: super::capabilities::http::grant::intersect(
@@ -180,6 +184,7 @@ impl Capabilities {
         let mut out = self.clone();
         out.kv |= other.kv;
         out.catalog |= other.catalog;
+        out.search |= other.search;
         for h in &other.http_hosts {
             if !out.http_hosts.contains(h) {
                 out.http_hosts.push(h.clone());

@@ -234,14 +234,12 @@ pub(super) struct Inner {
     pub(super) budgets: Arc<Budgets>,
     /// Plugin-folder files refused as they are now: not retried until they change.
     refused: Mutex<HashMap<PathBuf, Refusal>>,
-    /// What each plugin's own service principal may read of the catalog
-    /// (event handlers and ticks run as it); set once at start-up from the
-    /// access policy. Unset: everything its `catalog` grant reaches.
-    pub(super) service_reader: OnceLock<Arc<ServiceReader>>,
+    /// The portal: each plugin's own service principal (event handlers and
+    /// ticks run as it; what it may read comes from the access policy) and
+    /// the search index; set once at start-up. Unset: a service principal
+    /// reads everything its `catalog` grant reaches and holds nothing.
+    pub(super) portal: OnceLock<Arc<dyn super::portal::Portal>>,
 }
-
-/// What a plugin's service principal may read, by plugin id.
-pub type ServiceReader = dyn Fn(&str) -> super::call::CatalogReader + Send + Sync;
 
 /// A refused plugin file as it was when refused.
 struct Refusal {
@@ -325,7 +323,7 @@ impl PluginHost {
                 tick_stats: Mutex::new(HashMap::new()),
                 budgets: Arc::new(Budgets::new(&config.plugins)),
                 refused: Mutex::new(HashMap::new()),
-                service_reader: OnceLock::new(),
+                portal: OnceLock::new(),
             }),
         })
     }
@@ -595,6 +593,11 @@ impl PluginHost {
                 .cloned()
                 .unwrap_or_default(),
             http: inner.http.clone(),
+            permissions: manifest.permissions.iter().map(|p| p.name.clone()).collect(),
+            credentials: super::capabilities::http::credentials::Bound::resolve(
+                &id,
+                &config.plugins.credentials.get(&id).cloned().unwrap_or_default(),
+            ),
             capabilities: capabilities.clone(),
             dirs,
             max_open_files: config.plugins.max_open_files.max(1),

@@ -37,9 +37,12 @@ pub struct HostState {
     pub(super) license: Arc<LicenseState>,
     /// What the plugin may reach beyond kv (API 0.3+), fixed at install.
     pub(super) grants: Arc<Grants>,
-    /// Which catalog entities this call may read: those of the person (or
-    /// the plugin's service principal) it runs for.
-    pub(super) reader: super::call::CatalogReader,
+    /// Who the call runs for: the principal the plugin is told, which
+    /// catalog entities it may read (the person's, or the plugin's service
+    /// principal's), and what `permissions` and `search` answer.
+    pub(super) caller: super::portal::Caller,
+    /// The portal's index of plugin documents (API 0.4 `search`).
+    pub(super) portal: Option<Arc<dyn super::portal::Portal>>,
     /// When the call started and how long it may run: outbound calls are
     /// capped by what remains.
     pub(super) started: Instant,
@@ -94,6 +97,10 @@ pub struct Grants {
     pub settings: BTreeMap<String, String>,
     /// The shared outbound HTTP client and its limits.
     pub http: HttpClient,
+    /// The permissions the plugin declared (`<id>.<name>`).
+    pub permissions: Vec<String>,
+    /// The operator's credentials for granted hosts.
+    pub credentials: Vec<super::capabilities::http::credentials::Bound>,
     /// The granted directories, opened once at install.
     pub dirs: Vec<GrantedDir>,
     /// Handles one call may hold when it has directories.
@@ -218,7 +225,7 @@ impl HostState {
         kv: KvAccess,
         license: Arc<LicenseState>,
         grants: Arc<Grants>,
-        reader: super::call::CatalogReader,
+        (caller, portal): (super::portal::Caller, Option<Arc<dyn super::portal::Portal>>),
         budgets: Arc<Budgets>,
     ) -> Self {
         // Deny by default: no environment, no arguments, no network (every
@@ -255,7 +262,8 @@ impl HostState {
             kv,
             license,
             grants,
-            reader,
+            caller,
+            portal,
             started: Instant::now(),
             deadline: limits.timeout(),
             limiter: Limiter {

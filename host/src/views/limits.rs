@@ -9,7 +9,7 @@
 
 use crate::{
     config::ViewLimits,
-    plugins::{View, bindings_ui as ui},
+    plugins::{View, ui},
 };
 
 /// Cuts and downsamples `view` to `limits`; `Err` says which cap the rest
@@ -116,6 +116,11 @@ fn downsample(points: &mut Vec<ui::Point>, max: usize) {
     *points = out;
 }
 
+/// Bytes of names and values.
+fn pairs(pairs: &[(String, String)]) -> usize {
+    pairs.iter().map(|(n, v)| n.len() + v.len()).sum()
+}
+
 /// How many items (cards, blocks, columns, cells, list items, badges,
 /// stats, series, points) and how many bytes of text `view` holds.
 fn measure(view: &View) -> (usize, usize) {
@@ -169,6 +174,29 @@ fn measure(view: &View) -> (usize, usize) {
                 }
                 ui::Block::Notice(n) => {
                     text += n.title.len() + n.detail.as_ref().map_or(0, String::len);
+                }
+                ui::Block::Button(b) => {
+                    items += b.values.len();
+                    text += b.label.len() + b.action.len() + pairs(&b.values);
+                }
+                ui::Block::Form(f) => {
+                    items += f.fields.len() + f.hidden.len();
+                    text += f.action.len() + f.submit.len() + pairs(&f.hidden);
+                    for field in &f.fields {
+                        text += field.name.len()
+                            + field.label.len()
+                            + field.help.as_ref().map_or(0, String::len);
+                        match &field.kind {
+                            ui::FieldKind::Text {
+                                value, placeholder, ..
+                            } => text += value.len() + placeholder.as_ref().map_or(0, String::len),
+                            ui::FieldKind::Select { options, selected } => {
+                                items += options.len();
+                                text += pairs(options) + selected.as_ref().map_or(0, String::len);
+                            }
+                            ui::FieldKind::Checkbox(_) | ui::FieldKind::Number { .. } => {}
+                        }
+                    }
                 }
             }
         }

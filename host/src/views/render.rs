@@ -6,10 +6,60 @@ use std::fmt::Write as _;
 
 use maud::{Markup, PreEscaped, html};
 
-use crate::plugins::{View, bindings_ui as ui};
+use crate::plugins::{View, manifest::SlotKind, ui};
 
-/// Renders a view's cards.
-pub fn render(view: &View) -> Markup {
+/// Where a view's buttons and forms post, and the context they carry back:
+/// `POST /plugins/<plugin>/-/actions/<action>` with the session's CSRF
+/// token, the slot, the entity and the page path and query, so the portal
+/// can run the action as the person and render the view again.
+#[derive(Debug, Clone)]
+pub struct Forms {
+    /// The plugin whose view it is.
+    pub plugin: String,
+    /// The session's CSRF token; none: the controls are disabled.
+    pub csrf: Option<String>,
+    /// The slot the view fills.
+    pub slot: SlotKind,
+    /// Entity slots: the entity's ref.
+    pub entity_ref: Option<String>,
+    /// Pages: the path below the plugin's page root.
+    pub path: String,
+    /// Pages: the raw query string.
+    pub query: String,
+}
+
+/// The host's own form fields (a plugin's names never start with `_`).
+pub const CSRF_FIELD: &str = "_csrf";
+/// The slot field.
+pub const SLOT_FIELD: &str = "_slot";
+/// The entity field.
+pub const ENTITY_FIELD: &str = "_entity";
+/// The page path field.
+pub const PATH_FIELD: &str = "_path";
+/// The page query field.
+pub const QUERY_FIELD: &str = "_query";
+
+/// Whether `name` may name an action: 1-64 of `a-z`, `0-9`, `-`.
+pub fn valid_action(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether `name` may name a plugin's form value: 1-64 of `a-z`, `0-9`,
+/// `-`, `_`, not starting with `_` (the host's own).
+pub fn valid_field(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Renders a view's cards; `forms` says where its buttons and forms post
+/// (none: they are shown disabled).
+pub fn render(view: &View, forms: Option<&Forms>) -> Markup {
     html! {
         div.plugin-view {
             @for card in &view.cards {
@@ -18,10 +68,97 @@ pub fn render(view: &View) -> Markup {
                         h3 { (title) }
                     }
                     @for block in &card.blocks {
-                        (render_block(block))
+                        (render_block(block, forms))
                     }
                 }
             }
+        }
+    }
+}
+
+/// A form posting `action` with the host's context fields, or a disabled
+/// fieldset without a session; `Err` names what is invalid.
+fn action_form(
+    forms: Option<&Forms>,
+    action: &str,
+    values: &[(String, String)],
+    class: &str,
+    inner: Markup,
+) -> Markup {
+    if !valid_action(action) {
+        return invalid("an action name must be 1-64 lower-case letters, digits or '-'");
+    }
+    if let Some((name, _)) = values.iter().find(|(n, _)| !valid_field(n)) {
+        return invalid(&format!(
+            "value name {:?} must be 1-64 lower-case letters, digits, '-' or '_', not starting with '_'",
+            super::super::plugins::capabilities::log::truncate(name, 64)
+        ));
+    }
+    match forms.filter(|f| f.csrf.is_some()) {
+        Some(f) => html! {
+            form method="post" class=(class)
+                action={ "/plugins/" (f.plugin) "/-/actions/" (action) } {
+                input type="hidden" name=(CSRF_FIELD) value=(f.csrf.as_deref().unwrap_or_default());
+                input type="hidden" name=(SLOT_FIELD) value=(f.slot.as_str());
+                @if let Some(r) = &f.entity_ref { input type="hidden" name=(ENTITY_FIELD) value=(r); }
+                input type="hidden" name=(PATH_FIELD) value=(f.path);
+                input type="hidden" name=(QUERY_FIELD) value=(f.query);
+                @for (name, value) in values { input type="hidden" name=(name) value=(value); }
+                (inner)
+            }
+        },
+        None => html! {
+            fieldset class=(class) disabled title="Sign in to use this" { (inner) }
+        },
+    }
+}
+
+/// A notice: a view's, or an action's outcome.
+pub fn render_notice(n: &ui::Notice) -> Markup {
+    html! {
+        div class={"notice " (tone(n.tone))} role="status" {
+            strong { (n.title) }
+            @if let Some(d) = &n.detail { p { (d) } }
+        }
+    }
+}
+
+fn invalid(why: &str) -> Markup {
+    html! { p.plugin-error role="alert" { "A control was left out: " (why) "." } }
+}
+
+fn render_field(field: &ui::Field) -> Markup {
+    if !valid_field(&field.name) {
+        return invalid(&format!(
+            "field name {:?} must be 1-64 lower-case letters, digits, '-' or '_', not starting with '_'",
+            super::super::plugins::capabilities::log::truncate(&field.name, 64)
+        ));
+    }
+    let f = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| v.to_string());
+    html! {
+        label.field {
+            span { (field.label) }
+            @match &field.kind {
+                ui::FieldKind::Text { value, placeholder, max_length } => {
+                    input type="text" name=(field.name) value=(value) placeholder=[placeholder]
+                        maxlength=[max_length.map(|m| m.min(16_384))] required[field.required];
+                }
+                ui::FieldKind::Select { options, selected } => {
+                    select name=(field.name) required[field.required] {
+                        @for (value, label) in options {
+                            option value=(value) selected[selected.as_deref() == Some(value.as_str())] { (label) }
+                        }
+                    }
+                }
+                ui::FieldKind::Checkbox(on) => {
+                    input type="checkbox" name=(field.name) checked[*on] required[field.required];
+                }
+                ui::FieldKind::Number { value, min, max, step } => {
+                    input type="number" name=(field.name) value=[f(*value)] min=[f(*min)] max=[f(*max)]
+                        step=[f(*step)] required[field.required];
+                }
+            }
+            @if let Some(help) = &field.help { small.help { (help) } }
         }
     }
 }
@@ -73,7 +210,7 @@ fn render_cell(cell: &ui::Cell) -> Markup {
     }
 }
 
-fn render_block(block: &ui::Block) -> Markup {
+fn render_block(block: &ui::Block, forms: Option<&Forms>) -> Markup {
     match block {
         ui::Block::Stats(stats) => html! {
             dl.stats {
@@ -126,12 +263,24 @@ fn render_block(block: &ui::Block) -> Markup {
         ui::Block::Markdown(md) => html! { div.markdown { (markdown(md)) } },
         ui::Block::LineChart(c) => chart(c, ChartKind::Line),
         ui::Block::BarChart(c) => chart(c, ChartKind::Bar),
-        ui::Block::Notice(n) => html! {
-            div class={"notice " (tone(n.tone))} role="status" {
-                strong { (n.title) }
-                @if let Some(d) = &n.detail { p { (d) } }
-            }
-        },
+        ui::Block::Notice(n) => render_notice(n),
+        ui::Block::Button(b) => action_form(
+            forms,
+            &b.action,
+            &b.values,
+            "plugin-action",
+            html! { button type="submit" class={"button " (tone(b.tone))} { (b.label) } },
+        ),
+        ui::Block::Form(f) => action_form(
+            forms,
+            &f.action,
+            &f.hidden,
+            "plugin-form",
+            html! {
+                @for field in &f.fields { (render_field(field)) }
+                button type="submit" class="button" { (f.submit) }
+            },
+        ),
     }
 }
 
@@ -432,7 +581,7 @@ mod tests {
                 ],
             }],
         };
-        let html = render(&view).into_string();
+        let html = render(&view, None).into_string();
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
         assert!(html.contains("&lt;img"), "{html}");

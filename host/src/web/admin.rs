@@ -496,6 +496,9 @@ fn plugin_card(p: &PluginInfo, csrf: &str) -> Markup {
         if c.catalog {
             out.push("catalog read".to_owned());
         }
+        if c.search {
+            out.push("search documents".to_owned());
+        }
         for h in &c.http_hosts {
             out.push(format!("HTTP to {h}"));
         }

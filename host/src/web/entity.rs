@@ -143,11 +143,11 @@ async fn plugin_views(web: &Web, entity: &Value, tab: &str) -> PluginViews {
         };
     }
     let deadline = Duration::from_millis(web.app.config.plugins.view_deadline_ms);
-    let reader = web.app.access.reader(&web.identity);
+    let viewer = views::Viewer::of(&web.app.callers, &web.identity);
     let rendered = views::entity_views_where(
         plugins,
         entity,
-        &reader,
+        &viewer,
         |plugin, slot| match slot.slot {
             SlotKind::EntityCard => true,
             SlotKind::EntityTab => open.as_deref() == Some(plugin),

@@ -79,8 +79,8 @@ async fn show(web: Web, uri: &Uri, query: String) -> Result<Response, WebError> 
         .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let started = Instant::now();
     let deadline = Duration::from_millis(web.app.config.plugins.view_deadline_ms);
-    let reader = web.app.access.reader(&web.identity);
-    let view = views::page_view(&web.app.plugins, &plugin, &path, &query, reader, deadline)
+    let viewer = views::Viewer::of(&web.app.callers, &web.identity);
+    let view = views::page_view(&web.app.plugins, &plugin, &path, &query, &viewer, deadline)
         .await
         .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let fetched = started.elapsed();

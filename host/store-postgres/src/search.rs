@@ -358,6 +358,28 @@ impl SearchStore for PgSearch {
         tx.commit().await.map_err(|e| pg(&e))
     }
 
+    async fn replace_groups(&self, groups: Vec<(String, Vec<SearchDoc>)>) -> Result<()> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await.map_err(|e| pg(&e))?;
+        let clear: Vec<String> = groups.iter().map(|(g, _)| g.clone()).collect();
+        let rows: Vec<(String, &SearchDoc)> = groups
+            .iter()
+            .flat_map(|(g, docs)| docs.iter().map(move |d| (g.clone(), d)))
+            .collect();
+        write_docs(tx.client(), &clear, &rows).await?;
+        tx.commit().await.map_err(|e| pg(&e))
+    }
+
+    async fn count_groups(&self, prefix: &str) -> Result<u64> {
+        let client = self.db.get().await?;
+        let pattern = format!("{}%", escape_like(&clean(prefix)));
+        let row = client
+            .query_one("SELECT count(*) FROM search_docs WHERE grp LIKE $1", &[&pattern])
+            .await
+            .map_err(|e| pg(&e))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
     async fn remove_groups(&self, prefix: &str) -> Result<u64> {
         let client = self.db.get().await?;
         let pattern = format!("{}%", escape_like(&clean(prefix)));

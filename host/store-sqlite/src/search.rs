@@ -146,6 +146,29 @@ impl SearchStore for SqliteSearch {
             .await
     }
 
+    async fn replace_groups(&self, groups: Vec<(String, Vec<SearchDoc>)>) -> Result<()> {
+        self.db
+            .write(move |tx| {
+                for (group, docs) in &groups {
+                    replace_group(tx, group, docs)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn count_groups(&self, prefix: &str) -> Result<u64> {
+        let pattern = format!("{}%", crate::query::escape_like(prefix));
+        self.db
+            .read(move |conn| {
+                let n: i64 = conn
+                    .prepare_cached("SELECT count(*) FROM search_docs WHERE grp LIKE ?1 ESCAPE '\\'")?
+                    .query_row([pattern], |row| row.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await
+    }
+
     async fn remove_groups(&self, prefix: &str) -> Result<u64> {
         let pattern = format!("{}%", crate::query::escape_like(prefix));
         self.db

@@ -366,6 +366,10 @@ pub trait SearchStore: Send + Sync {
     /// `docs`, in one transaction. Keys already used by another group are
     /// taken over.
     async fn replace_group(&self, group: &str, docs: Vec<SearchDoc>) -> Result<()>;
+    /// Replaces the documents of each group, all in one transaction.
+    async fn replace_groups(&self, groups: Vec<(String, Vec<SearchDoc>)>) -> Result<()>;
+    /// Number of documents whose group starts with `prefix`.
+    async fn count_groups(&self, prefix: &str) -> Result<u64>;
     /// Removes every document whose group starts with `prefix`.
     async fn remove_groups(&self, prefix: &str) -> Result<u64>;
     /// Number of documents by type.

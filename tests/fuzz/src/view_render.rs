@@ -3,7 +3,7 @@
 //! must hold no markup but the renderer's own: only known tags and
 //! attributes, and links only to site paths or http(s).
 
-use callboard::plugins::{View, bindings_ui as ui};
+use callboard::plugins::{View, ui};
 use callboard::views;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 

@@ -3,37 +3,51 @@
 
 use callboard_catalog::{CatalogError, EntityRef, Predicate, Selection, Start};
 
-use crate::plugins::{bindings::v0_3_0::callboard::plugin::catalog as wit, state::HostState};
+use crate::plugins::state::HostState;
 
 /// Most entities one `query` returns.
 const MAX_QUERY: u32 = 10_000;
 
-fn unavailable(plugin: &str, e: &CatalogError) -> wit::Error {
+/// Why a catalog read was refused (every API version's `catalog.error`).
+#[derive(Debug)]
+pub enum ReadError {
+    /// Not granted.
+    Denied,
+    /// A malformed ref or filter.
+    Invalid(String),
+    /// The read failed (logged).
+    Unavailable(String),
+}
+
+fn unavailable(plugin: &str, e: &CatalogError) -> ReadError {
     tracing::error!(plugin, error = %e, "catalog read for a plugin failed");
-    wit::Error::Unavailable("catalog read failed; see the host log".into())
+    ReadError::Unavailable("catalog read failed; see the host log".into())
 }
 
 impl HostState {
     /// The catalog, if the plugin was granted it (a refusal is counted).
-    fn catalog(&self) -> Result<callboard_catalog::Catalog, wit::Error> {
+    fn catalog(&self) -> Result<callboard_catalog::Catalog, ReadError> {
         self.grants.catalog.clone().ok_or_else(|| {
             crate::telemetry::metrics::plugin_denied(&self.label);
-            wit::Error::Denied
+            ReadError::Denied
         })
     }
-}
 
-// Catalog reads are async all the way down (SQLite runs on the store's own
-// bounded blocking pool), so a plugin waiting on one never holds an async
-// worker.
-impl wit::Host for HostState {
-    async fn get_entity(&mut self, entity_ref: String) -> Result<Option<String>, wit::Error> {
+    // Catalog reads are async all the way down (SQLite runs on the store's
+    // own bounded blocking pool), so a plugin waiting on one never holds an
+    // async worker.
+
+    /// `catalog.get-entity`.
+    pub(in crate::plugins) async fn catalog_get(
+        &mut self,
+        entity_ref: String,
+    ) -> Result<Option<String>, ReadError> {
         let catalog = self.catalog()?;
         let r = EntityRef::parse_with_defaults(&entity_ref, Some("component"), "default")
-            .map_err(|e| wit::Error::Invalid(e.to_string()))?;
+            .map_err(|e| ReadError::Invalid(e.to_string()))?;
         // Only what the person (or the plugin's service principal) this
         // call runs for may read: asked with the same predicate as a list.
-        let only = self.reader.narrow(None);
+        let only = self.caller.reader.narrow(None);
         let refs = [r.to_string()];
         let entity = self
             .budgets
@@ -50,12 +64,17 @@ impl wit::Host for HostState {
         Ok(entity.map(|e| e.to_string()))
     }
 
-    async fn query(&mut self, filter: Vec<String>, limit: u32) -> Result<Vec<String>, wit::Error> {
+    /// `catalog.query`.
+    pub(in crate::plugins) async fn catalog_query(
+        &mut self,
+        filter: Vec<String>,
+        limit: u32,
+    ) -> Result<Vec<String>, ReadError> {
         let catalog = self.catalog()?;
         let predicate =
-            Predicate::parse_filters(&filter).map_err(|e| wit::Error::Invalid(e.to_string()))?;
+            Predicate::parse_filters(&filter).map_err(|e| ReadError::Invalid(e.to_string()))?;
         let selection = Selection {
-            predicate: self.reader.narrow(predicate),
+            predicate: self.caller.reader.narrow(predicate),
             ..Selection::default()
         };
         let page = self
@@ -70,3 +89,42 @@ impl wit::Host for HostState {
         Ok(page.items)
     }
 }
+
+/// The WIT glue for every API version with this interface.
+macro_rules! catalog_glue {
+    ($wit:path) => {
+        const _: () = {
+            use $crate::plugins::{capabilities::catalog::ReadError, state::HostState};
+            use $wit as wit;
+
+            impl From<ReadError> for wit::Error {
+                fn from(e: ReadError) -> Self {
+                    match e {
+                        ReadError::Denied => wit::Error::Denied,
+                        ReadError::Invalid(why) => wit::Error::Invalid(why),
+                        ReadError::Unavailable(why) => wit::Error::Unavailable(why),
+                    }
+                }
+            }
+
+            impl wit::Host for HostState {
+                async fn get_entity(
+                    &mut self,
+                    entity_ref: String,
+                ) -> Result<Option<String>, wit::Error> {
+                    Ok(self.catalog_get(entity_ref).await?)
+                }
+
+                async fn query(
+                    &mut self,
+                    filter: Vec<String>,
+                    limit: u32,
+                ) -> Result<Vec<String>, wit::Error> {
+                    Ok(self.catalog_query(filter, limit).await?)
+                }
+            }
+        };
+    };
+}
+
+pub(in crate::plugins) use catalog_glue;

@@ -2,12 +2,22 @@
 //! plugin, `[plugins.settings.<id>]`. The `events` interface only defines
 //! types, so its glue lives here too.
 
-use crate::plugins::{bindings::v0_3_0::callboard::plugin as api, state::HostState};
+/// The WIT glue for every API version with these interfaces.
+macro_rules! config_glue {
+    ($plugin:path) => {
+        const _: () = {
+            use $crate::plugins::state::HostState;
+            use $plugin as api;
 
-impl api::config::Host for HostState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.grants.settings.get(&key).cloned()
-    }
+            impl api::config::Host for HostState {
+                fn get(&mut self, key: String) -> Option<String> {
+                    self.grants.settings.get(&key).cloned()
+                }
+            }
+
+            impl api::events::Host for HostState {}
+        };
+    };
 }
 
-impl api::events::Host for HostState {}
+pub(in crate::plugins) use config_glue;

@@ -10,7 +10,12 @@
 //! proxy. Headers the host owns (`Host`, hop-by-hop) are dropped, and
 //! credentials are not carried to another origin by a redirect. The response
 //! is read in chunks so the size cap holds without buffering more.
+//!
+//! The operator's credentials for a granted host ([`credentials`]) are
+//! added at the hop that goes to that host and nowhere else; the plugin
+//! never sees them. `send-all` (API 0.4) runs requests concurrently.
 
+pub mod credentials;
 pub mod grant;
 
 use std::{
@@ -22,11 +27,55 @@ use std::{
 
 use reqwest::{Method, redirect::Policy};
 
-use self::grant::{HostGrant, UrlHost};
-use crate::plugins::{
-    bindings::v0_3_0::callboard::plugin::http as wit,
-    state::{Grants, HostState},
+use self::{
+    credentials::Bound,
+    grant::{HostGrant, UrlHost},
 };
+use crate::plugins::state::{Grants, HostState};
+
+/// An outbound request, as every API version's `http.request` carries it.
+#[derive(Debug, Clone)]
+pub struct OutRequest {
+    /// Upper-case method.
+    pub method: String,
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Headers as the plugin set them.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// The plugin's own timeout, capped by the host's.
+    pub timeout_ms: Option<u32>,
+}
+
+/// An outbound response.
+#[derive(Debug, Clone)]
+pub struct OutResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes (within the operator's cap).
+    pub body: Vec<u8>,
+}
+
+/// Why no response arrived (every API version's `http.error`).
+#[derive(Debug, Clone)]
+pub enum OutError {
+    /// Not a granted host; carries the host.
+    Denied(String),
+    /// Malformed or not http(s).
+    InvalidUrl(String),
+    /// No complete response in time.
+    Timeout,
+    /// Over the response cap; carries it.
+    TooLarge(u64),
+    /// Connecting or talking failed.
+    Connection(String),
+}
+
+/// Most requests one `send-all` takes.
+pub const MAX_BATCH: usize = 32;
 
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
@@ -52,8 +101,9 @@ const DROPPED_HEADERS: &[&str] = &[
 /// Credentials a redirect to another origin does not carry.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
-/// A host name and the checked addresses a client is pinned to.
-type PinKey = (String, Vec<SocketAddr>);
+/// A host name (or address literal), the checked addresses a client is
+/// pinned to, and the credential binding whose TLS settings it carries.
+type PinKey = (String, Vec<SocketAddr>, Option<usize>);
 
 /// The outbound client every plugin shares, with the operator's limits.
 #[derive(Clone)]
@@ -109,20 +159,34 @@ impl HttpClient {
             .is_some_and(|(h, p)| *p == port && h.eq_ignore_ascii_case(host.trim_end_matches('.')))
     }
 
-    /// The client for `target`: connects to its checked addresses only.
-    fn client_for(&self, target: &Target) -> Result<reqwest::Client, wit::Error> {
-        let Some(name) = &target.name else {
-            return Ok(self.direct.clone());
+    /// The client for `target`: connects to its checked addresses only,
+    /// with the TLS settings of the operator's binding for that host.
+    fn client_for(
+        &self,
+        target: &Target,
+        bound: Option<&Bound>,
+    ) -> Result<reqwest::Client, OutError> {
+        let tls = bound.filter(|b| b.has_tls());
+        let (name, tls) = match (&target.name, tls) {
+            (None, None) => return Ok(self.direct.clone()),
+            (Some(name), tls) => (name.clone(), tls),
+            (None, Some(tls)) => (String::new(), Some(tls)),
         };
-        let key = (name.clone(), target.addrs.clone());
+        let key = (name.clone(), target.addrs.clone(), tls.map(|b| b.id));
         let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = pinned.get(&key) {
             return Ok(client.clone());
         }
-        let client = builder()
-            .resolve_to_addrs(name, &target.addrs)
+        let mut builder = builder();
+        if !name.is_empty() {
+            builder = builder.resolve_to_addrs(&name, &target.addrs);
+        }
+        if let Some(tls) = tls {
+            builder = tls.apply(builder);
+        }
+        let client = builder
             .build()
-            .map_err(|e| wit::Error::Connection(format!("cannot build a client: {e}")))?;
+            .map_err(|e| OutError::Connection(format!("cannot build a client: {e}")))?;
         if pinned.len() >= MAX_PINNED {
             pinned.clear();
         }
@@ -179,17 +243,17 @@ struct Target {
 }
 
 /// Checks `url` against `grants` and resolves it; `Err` says why not.
-async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Target, wit::Error> {
+async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Target, OutError> {
     let url =
-        reqwest::Url::parse(url).map_err(|e| wit::Error::InvalidUrl(format!("{url}: {e}")))?;
+        reqwest::Url::parse(url).map_err(|e| OutError::InvalidUrl(format!("{url}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(wit::Error::InvalidUrl(format!(
+        return Err(OutError::InvalidUrl(format!(
             "{url}: only http and https are allowed"
         )));
     }
     let host = url
         .host_str()
-        .ok_or_else(|| wit::Error::InvalidUrl(format!("{url}: no host")))?;
+        .ok_or_else(|| OutError::InvalidUrl(format!("{url}: no host")))?;
     // `Url` keeps IPv6 literals in brackets; grants name them without.
     let bare = host
         .trim_start_matches('[')
@@ -197,18 +261,18 @@ async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Tar
         .to_owned();
     let port = url
         .port_or_known_default()
-        .ok_or_else(|| wit::Error::InvalidUrl(format!("{url}: no port")))?;
+        .ok_or_else(|| OutError::InvalidUrl(format!("{url}: no port")))?;
     let literal = bare.parse::<IpAddr>().ok();
     let url_host = match literal {
         Some(ip) => UrlHost::Ip(grant::canonical(ip)),
         None => UrlHost::Name(&bare),
     };
     if !grants.iter().any(|g| g.allows_url(&url_host, port)) {
-        return Err(wit::Error::Denied(bare));
+        return Err(OutError::Denied(bare));
     }
     if http.is_public(&bare, port) {
         tracing::warn!(%url, "outbound request to the portal's public URL refused");
-        return Err(wit::Error::Denied(format!(
+        return Err(OutError::Denied(format!(
             "{bare}: the portal itself is never reachable from a plugin"
         )));
     }
@@ -216,18 +280,18 @@ async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Tar
         Some(ip) => vec![SocketAddr::new(ip, port)],
         None => tokio::net::lookup_host((bare.as_str(), port))
             .await
-            .map_err(|e| wit::Error::Connection(format!("cannot resolve {bare}: {e}")))?
+            .map_err(|e| OutError::Connection(format!("cannot resolve {bare}: {e}")))?
             .collect(),
     };
     if addrs.is_empty() {
-        return Err(wit::Error::Connection(format!("{bare} has no address")));
+        return Err(OutError::Connection(format!("{bare} has no address")));
     }
     // Every address, not the first: the connection may use any of them.
     for addr in &addrs {
         let ip = grant::canonical(addr.ip());
         if http.is_own(*addr) {
             tracing::warn!(%url, %addr, "outbound request to the portal itself refused");
-            return Err(wit::Error::Denied(format!(
+            return Err(OutError::Denied(format!(
                 "{bare}: the portal itself is never reachable from a plugin"
             )));
         }
@@ -235,7 +299,7 @@ async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Tar
             && !grants.iter().any(|g| g.allows_addr(ip, port))
         {
             tracing::warn!(%url, %addr, "outbound request to a {kind} address refused: no address grant");
-            return Err(wit::Error::Denied(format!(
+            return Err(OutError::Denied(format!(
                 "{bare}: resolves to a {kind} address, which needs an address grant"
             )));
         }
@@ -257,10 +321,7 @@ fn origin(url: &reqwest::Url) -> (String, Option<String>, Option<u16>) {
 }
 
 /// Sends `request` if it (and every redirect) passes the checks.
-async fn send_checked(
-    grants: Arc<Grants>,
-    request: wit::Request,
-) -> Result<wit::Response, wit::Error> {
+async fn send_checked(grants: Arc<Grants>, request: OutRequest) -> Result<OutResponse, OutError> {
     let http = &grants.http;
     let allowed: Vec<HostGrant> = grants
         .capabilities
@@ -271,21 +332,31 @@ async fn send_checked(
     let mut target = check(&request.url, &allowed, http).await?;
     let first_origin = origin(&target.url);
     let mut method = Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| wit::Error::InvalidUrl(format!("invalid method {:?}", request.method)))?;
+        .map_err(|_| OutError::InvalidUrl(format!("invalid method {:?}", request.method)))?;
     let mut body = request.body;
     let mut left_origin = false;
     for _ in 0..=MAX_REDIRECTS {
-        let client = http.client_for(&target)?;
+        // The operator's binding for this hop's host, if any: its headers
+        // replace the plugin's of the same name, its TLS settings pick the
+        // client. Another host's hop never gets them.
+        let bound = credentials::find(&grants.credentials, &target.url)
+            .map(|b| b.usable().map_err(OutError::Connection))
+            .transpose()?;
+        let client = http.client_for(&target, bound)?;
         let mut builder = client.request(method.clone(), target.url.clone());
         for (name, value) in &request.headers {
             let lower = name.to_ascii_lowercase();
             if DROPPED_HEADERS.contains(&lower.as_str())
                 || lower.starts_with("proxy-")
                 || (left_origin && CREDENTIAL_HEADERS.contains(&lower.as_str()))
+                || bound.is_some_and(|b| b.sets_header(&lower))
             {
                 continue;
             }
             builder = builder.header(name, value);
+        }
+        if let Some(bound) = bound {
+            builder = bound.add_headers(builder);
         }
         let response = builder
             .body(body.clone())
@@ -299,7 +370,7 @@ async fn send_checked(
                 .to_str()
                 .ok()
                 .and_then(|l| target.url.join(l).ok())
-                .ok_or_else(|| wit::Error::Connection("invalid redirect location".into()))?;
+                .ok_or_else(|| OutError::Connection("invalid redirect location".into()))?;
             if response.status() == reqwest::StatusCode::SEE_OTHER
                 || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302))
             {
@@ -314,7 +385,7 @@ async fn send_checked(
         }
         return read_response(response, http.max_body).await;
     }
-    Err(wit::Error::Connection(format!(
+    Err(OutError::Connection(format!(
         "more than {MAX_REDIRECTS} redirects"
     )))
 }
@@ -322,9 +393,9 @@ async fn send_checked(
 async fn read_response(
     mut response: reqwest::Response,
     max_body: u64,
-) -> Result<wit::Response, wit::Error> {
+) -> Result<OutResponse, OutError> {
     if response.content_length().is_some_and(|n| n > max_body) {
-        return Err(wit::Error::TooLarge(max_body));
+        return Err(OutError::TooLarge(max_body));
     }
     let status = response.status().as_u16();
     let headers = response
@@ -340,20 +411,20 @@ async fn read_response(
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| connection_error(&e))? {
         if body.len() as u64 + chunk.len() as u64 > max_body {
-            return Err(wit::Error::TooLarge(max_body));
+            return Err(OutError::TooLarge(max_body));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(wit::Response {
+    Ok(OutResponse {
         status,
         headers,
         body,
     })
 }
 
-fn connection_error(e: &reqwest::Error) -> wit::Error {
+fn connection_error(e: &reqwest::Error) -> OutError {
     if e.is_timeout() {
-        return wit::Error::Timeout;
+        return OutError::Timeout;
     }
     // The chain says what failed (refused, DNS, TLS), the top level only
     // "error sending request".
@@ -363,33 +434,164 @@ fn connection_error(e: &reqwest::Error) -> wit::Error {
         message = format!("{message}: {s}");
         source = s.source();
     }
-    wit::Error::Connection(message)
+    OutError::Connection(message)
 }
 
-impl wit::Host for HostState {
-    async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::Error> {
-        let asked = request
-            .timeout_ms
-            .map_or(Duration::MAX, |ms| Duration::from_millis(ms.into()));
-        let timeout = asked.min(self.grants.http.timeout).min(self.remaining());
-        let url = request.url.clone();
-        // The host only: a URL's path and query may carry secrets.
-        let host = reqwest::Url::parse(&url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
-        let span = tracing::info_span!("host_call", otel.name = "http.send", call = "http.send", server.address = %host);
-        let sent = tokio::time::timeout(timeout, send_checked(self.grants.clone(), request));
-        let result = match tracing::Instrument::instrument(sent, span).await {
-            Ok(result) => result,
-            Err(_) => Err(wit::Error::Timeout),
-        };
-        if let Err(e) = &result {
-            if matches!(e, wit::Error::Denied(_)) {
-                crate::telemetry::metrics::plugin_denied(&self.label);
-            }
-            tracing::info!(plugin = %self.label, %url, "outbound request failed: {e:?}");
+impl HostState {
+    /// `http.send`: one request under the plugin's grant, within the
+    /// host's timeout and what remains of the call.
+    pub(in crate::plugins) async fn http_send(
+        &mut self,
+        request: OutRequest,
+    ) -> Result<OutResponse, OutError> {
+        send_one(self.grants.clone(), self.label.clone(), self.remaining(), request).await
+    }
+
+    /// `http.send-all`: up to [`MAX_BATCH`] requests at once, concurrently;
+    /// answers in their order. Each is checked and timed like `send`.
+    pub(in crate::plugins) async fn http_send_all(
+        &mut self,
+        requests: Vec<OutRequest>,
+    ) -> Vec<Result<OutResponse, OutError>> {
+        if requests.len() > MAX_BATCH {
+            let refused = OutError::InvalidUrl(format!(
+                "{} requests in one send-all; at most {MAX_BATCH}",
+                requests.len()
+            ));
+            return requests.iter().map(|_| Err(refused.clone())).collect();
         }
-        result
+        let remaining = self.remaining();
+        let mut set = tokio::task::JoinSet::new();
+        for (i, request) in requests.into_iter().enumerate() {
+            let sent = send_one(self.grants.clone(), self.label.clone(), remaining, request);
+            set.spawn(tracing::Instrument::in_current_span(async move { (i, sent.await) }));
+        }
+        let mut out: Vec<Option<Result<OutResponse, OutError>>> = (0..set.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, result)) => out[i] = Some(result),
+                Err(e) => tracing::error!(plugin = %self.label, "an outbound request task failed: {e}"),
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(OutError::Connection("the request was lost".into()))))
+            .collect()
     }
 }
+
+/// One outbound request, as `send` and each of `send-all`'s run it.
+async fn send_one(
+    grants: Arc<Grants>,
+    label: Arc<str>,
+    remaining: Duration,
+    request: OutRequest,
+) -> Result<OutResponse, OutError> {
+    let asked = request
+        .timeout_ms
+        .map_or(Duration::MAX, |ms| Duration::from_millis(ms.into()));
+    let timeout = asked.min(grants.http.timeout).min(remaining);
+    let url = request.url.clone();
+    // The host only: a URL's path and query may carry secrets.
+    let host = reqwest::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let span = tracing::info_span!("host_call", otel.name = "http.send", call = "http.send", server.address = %host);
+    let sent = tokio::time::timeout(timeout, send_checked(grants, request));
+    let result = match tracing::Instrument::instrument(sent, span).await {
+        Ok(result) => result,
+        Err(_) => Err(OutError::Timeout),
+    };
+    if let Err(e) = &result {
+        if matches!(e, OutError::Denied(_)) {
+            crate::telemetry::metrics::plugin_denied(&label);
+        }
+        tracing::info!(plugin = %label, %host, "outbound request failed: {e:?}");
+    }
+    result
+}
+
+/// The WIT glue for every API version with this interface; `send_all`
+/// adds API 0.4's `send-all`.
+macro_rules! http_glue {
+    ($wit:path) => {
+        $crate::plugins::capabilities::http::http_glue!(@types $wit);
+        const _: () = {
+            use $crate::plugins::state::HostState;
+            use $wit as wit;
+
+            impl wit::Host for HostState {
+                async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::Error> {
+                    Ok(self.http_send(request.into()).await?.into())
+                }
+            }
+        };
+    };
+    ($wit:path, send_all) => {
+        $crate::plugins::capabilities::http::http_glue!(@types $wit);
+        const _: () = {
+            use $crate::plugins::state::HostState;
+            use $wit as wit;
+
+            impl wit::Host for HostState {
+                async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::Error> {
+                    Ok(self.http_send(request.into()).await?.into())
+                }
+
+                async fn send_all(
+                    &mut self,
+                    requests: Vec<wit::Request>,
+                ) -> Vec<Result<wit::Response, wit::Error>> {
+                    let requests = requests.into_iter().map(Into::into).collect();
+                    self.http_send_all(requests)
+                        .await
+                        .into_iter()
+                        .map(|r| r.map(Into::into).map_err(Into::into))
+                        .collect()
+                }
+            }
+        };
+    };
+    (@types $wit:path) => {
+        const _: () = {
+            use $crate::plugins::capabilities::http::{OutError, OutRequest, OutResponse};
+            use $wit as wit;
+
+            impl From<wit::Request> for OutRequest {
+                fn from(r: wit::Request) -> Self {
+                    OutRequest {
+                        method: r.method,
+                        url: r.url,
+                        headers: r.headers,
+                        body: r.body,
+                        timeout_ms: r.timeout_ms,
+                    }
+                }
+            }
+
+            impl From<OutResponse> for wit::Response {
+                fn from(r: OutResponse) -> Self {
+                    wit::Response {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body,
+                    }
+                }
+            }
+
+            impl From<OutError> for wit::Error {
+                fn from(e: OutError) -> Self {
+                    match e {
+                        OutError::Denied(h) => wit::Error::Denied(h),
+                        OutError::InvalidUrl(why) => wit::Error::InvalidUrl(why),
+                        OutError::Timeout => wit::Error::Timeout,
+                        OutError::TooLarge(n) => wit::Error::TooLarge(n),
+                        OutError::Connection(why) => wit::Error::Connection(why),
+                    }
+                }
+            }
+        };
+    };
+}
+
+pub(in crate::plugins) use http_glue;

@@ -13,10 +13,6 @@ use std::sync::Arc;
 
 pub use callboard_store::kv::{KvError, KvStore, MAX_KEY_BYTES, Quota};
 
-use crate::plugins::{
-    bindings::{v0_1_0, v0_2_0, v0_3_0},
-    state::HostState,
-};
 
 /// One plugin's access to the store, as its calls see it.
 #[derive(Clone)]
@@ -30,7 +26,7 @@ pub struct KvAccess {
 }
 
 /// Runs one storage call under the plugins' host-call budget.
-async fn host_call<R, E: From<KvError>>(
+pub(in crate::plugins) async fn host_call<R, E: From<KvError>>(
     budgets: &crate::plugins::admission::Budgets,
     name: &'static str,
     call: impl std::future::Future<Output = Result<R, KvError>>,
@@ -46,7 +42,7 @@ async fn host_call<R, E: From<KvError>>(
 impl KvAccess {
     /// `None` unless granted: the glue turns that into a typed `denied`
     /// error, never a trap.
-    fn check(&self) -> Option<&Self> {
+    pub(in crate::plugins) fn check(&self) -> Option<&Self> {
         if !self.granted {
             crate::telemetry::metrics::plugin_denied(&self.plugin);
         }
@@ -59,6 +55,10 @@ impl KvAccess {
 macro_rules! kv_glue {
     ($wit:path) => {
         const _: () = {
+            use $crate::plugins::{
+                capabilities::kv::{KvError, MAX_KEY_BYTES, host_call},
+                state::HostState,
+            };
             use $wit as wit;
 
             impl From<KvError> for wit::Error {
@@ -152,6 +152,4 @@ macro_rules! kv_glue {
     };
 }
 
-kv_glue!(v0_1_0::callboard::plugin::kv);
-kv_glue!(v0_2_0::callboard::plugin::kv);
-kv_glue!(v0_3_0::callboard::plugin::kv);
+pub(in crate::plugins) use kv_glue;

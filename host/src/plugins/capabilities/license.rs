@@ -1,15 +1,10 @@
 //! `callboard:plugin/license` (API 0.2+): a commercial plugin's entitlements.
 //! The host checked the licence before the call; this only reports it.
 
-use crate::plugins::{
-    bindings::{v0_2_0, v0_3_0},
-    license::LicenseTerms,
-    registry::LicenseState,
-    state::HostState,
-};
+use crate::plugins::{license::LicenseTerms, registry::LicenseState, state::HostState};
 
 impl HostState {
-    fn terms(&self) -> Option<&LicenseTerms> {
+    pub(in crate::plugins) fn terms(&self) -> Option<&LicenseTerms> {
         match &*self.license {
             LicenseState::Valid(terms) => Some(terms),
             _ => None,
@@ -21,6 +16,7 @@ impl HostState {
 macro_rules! license_glue {
     ($wit:path) => {
         const _: () = {
+            use $crate::plugins::state::HostState;
             use $wit as wit;
 
             impl wit::Host for HostState {
@@ -41,5 +37,4 @@ macro_rules! license_glue {
     };
 }
 
-license_glue!(v0_2_0::callboard::plugin::license);
-license_glue!(v0_3_0::callboard::plugin::license);
+pub(in crate::plugins) use license_glue;

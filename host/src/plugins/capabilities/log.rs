@@ -1,20 +1,19 @@
 //! `callboard:plugin/log`: plugin log records into the host log.
 
-use crate::plugins::{
-    bindings::{v0_1_0, v0_2_0, v0_3_0},
-    state::HostState,
-};
-
 /// Longest message logged as is; longer ones are cut, so a plugin cannot
 /// flood the log with one call.
-const MAX_MESSAGE: usize = 8 << 10;
+pub(in crate::plugins) const MAX_MESSAGE: usize = 8 << 10;
 
 /// The WIT glue for every API version with this interface.
 macro_rules! log_glue {
     ($plugin:path) => {
         const _: () = {
-            use api::log;
+            use $crate::plugins::{
+                capabilities::log::{MAX_MESSAGE, escape, truncate},
+                state::HostState,
+            };
             use $plugin as api;
+            use api::log;
 
             // The shared types interface has no functions, only the trait.
             impl api::types::Host for HostState {}
@@ -40,14 +39,12 @@ macro_rules! log_glue {
     };
 }
 
-log_glue!(v0_1_0::callboard::plugin);
-log_glue!(v0_2_0::callboard::plugin);
-log_glue!(v0_3_0::callboard::plugin);
+pub(in crate::plugins) use log_glue;
 
 impl crate::plugins::state::LogBudget {
     /// Charges one record of `bytes`; false (and counted) once the call's
     /// budget is spent.
-    fn take(&mut self, bytes: usize) -> bool {
+    pub(in crate::plugins) fn take(&mut self, bytes: usize) -> bool {
         if self.lines == 0 || bytes > self.bytes {
             self.dropped += 1;
             return false;
@@ -76,7 +73,7 @@ pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
