@@ -24,14 +24,14 @@ pub mod trust;
 mod watcher;
 
 pub use api::ApiVersion;
-/// The version-free UI model plugin views are made of.
-pub use callboard_plugin_contract::ui;
 pub use call::{
     ActionRequest, CallError, CatalogReader, Outcome, PluginRequest, PluginResponse, View,
     ViewRequest,
 };
-pub use portal::{Caller, Principal};
+/// The version-free UI model plugin views are made of.
+pub use callboard_plugin_contract::ui;
 pub use loader::LoadError;
+pub use portal::{Caller, Principal};
 pub use registry::{
     InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, TickCounts, is_plugin_file,
     verify_file, verify_license_file, write_atomically,

@@ -187,7 +187,9 @@ impl Search {
         self.store
             .replace_group(&plugin_group(plugin), Vec::new())
             .await?;
-        self.store.remove_groups(&plugin_docs_prefix(plugin)).await?;
+        self.store
+            .remove_groups(&plugin_docs_prefix(plugin))
+            .await?;
         Ok(())
     }
 

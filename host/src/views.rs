@@ -61,7 +61,10 @@ pub struct Viewer {
 
 impl Viewer {
     /// The viewer for `identity`, through `callers`.
-    pub fn of(callers: &crate::identity::callers::Callers, identity: &crate::identity::Identity) -> Self {
+    pub fn of(
+        callers: &crate::identity::callers::Callers,
+        identity: &crate::identity::Identity,
+    ) -> Self {
         Self {
             caller: callers.of(identity),
             csrf: identity.session.as_ref().map(|s| s.csrf.clone()),
@@ -199,23 +202,29 @@ pub async fn page_view(
         path,
         query: query.to_owned(),
     };
-    Ok(
-        fetch_all(plugins, vec![(plugin.to_owned(), slot, request)], viewer, deadline)
-            .await
-            .pop(),
+    Ok(fetch_all(
+        plugins,
+        vec![(plugin.to_owned(), slot, request)],
+        viewer,
+        deadline,
     )
+    .await
+    .pop())
 }
 
 /// `kind:namespace/name` of an entity given as JSON.
 fn entity_ref_of(json: &str) -> Option<String> {
     let entity: Value = serde_json::from_str(json).ok()?;
     let text = |p: &str| entity.pointer(p).and_then(Value::as_str);
-    Some(format!(
-        "{}:{}/{}",
-        text("/kind")?,
-        text("/metadata/namespace").unwrap_or("default"),
-        text("/metadata/name")?
-    ).to_lowercase())
+    Some(
+        format!(
+            "{}:{}/{}",
+            text("/kind")?,
+            text("/metadata/namespace").unwrap_or("default"),
+            text("/metadata/name")?
+        )
+        .to_lowercase(),
+    )
 }
 
 /// The plugin id and the rest of the path, as sent (still percent-encoded),
@@ -279,7 +288,14 @@ async fn fetch_all(
                 }
             },
         };
-        out.push(rendered(plugins, plugin, &slot, outcome, deadline, (&limits, &forms)));
+        out.push(rendered(
+            plugins,
+            plugin,
+            &slot,
+            outcome,
+            deadline,
+            (&limits, &forms),
+        ));
     }
     out
 }
@@ -301,16 +317,18 @@ fn rendered(
         error: None,
     };
     let error = match outcome {
-        Some(Ok(Ok(Some(mut v)))) => match within_limits(plugins, &view.plugin, &mut v, (limits, forms)) {
-            Ok(html) => {
-                if !v.title.trim().is_empty() {
-                    view.title = v.title;
+        Some(Ok(Ok(Some(mut v)))) => {
+            match within_limits(plugins, &view.plugin, &mut v, (limits, forms)) {
+                Ok(html) => {
+                    if !v.title.trim().is_empty() {
+                        view.title = v.title;
+                    }
+                    view.html = html;
+                    return view;
                 }
-                view.html = html;
-                return view;
+                Err(error) => error,
             }
-            Err(error) => error,
-        },
+        }
         Some(Ok(Ok(None))) => {
             view.status = ViewStatus::Empty;
             return view;

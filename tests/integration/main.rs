@@ -15,6 +15,7 @@ mod install;
 mod oidc;
 mod people;
 mod plugin_api;
+mod plugin_api_v0_4;
 mod plugins;
 mod policy;
 mod replicas;

@@ -523,3 +523,79 @@ async fn a_manifest_asking_for_api_0_3_features_on_an_older_component_is_refused
     assert!(server.running.state.plugins.list().is_empty());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_built_against_api_0_2_and_0_3_still_load_and_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["api-v0-2", "api-v0-3"], |config| {
+        grant(
+            config,
+            "api-v0-2",
+            Capabilities {
+                kv: true,
+                ..Capabilities::default()
+            },
+        );
+        grant(
+            config,
+            "api-v0-3",
+            Capabilities {
+                kv: true,
+                catalog: true,
+                ..Capabilities::default()
+            },
+        );
+    })
+    .await;
+    let apis: Vec<(String, String)> = server
+        .running
+        .state
+        .plugins
+        .list()
+        .into_iter()
+        .map(|p| (p.id, p.api_version.to_string()))
+        .collect();
+    assert_eq!(
+        apis,
+        [
+            ("api-v0-2".to_owned(), "0.2.0".to_owned()),
+            ("api-v0-3".to_owned(), "0.3.0".to_owned())
+        ]
+    );
+    // 0.2: a route, kv and the licence interface (none: open source).
+    assert_eq!(
+        server.get("/api/plugins/api-v0-2/count").await,
+        (200, "api 0.2 count 1".into())
+    );
+    assert_eq!(
+        server.get("/api/plugins/api-v0-2/license").await,
+        (200, "licensed: no".into())
+    );
+    // 0.3: a route reading the catalog, an entity card, and ticks.
+    assert_eq!(
+        server.get("/api/plugins/api-v0-3/").await,
+        (200, "api 0.3 says hi".into())
+    );
+    let (status, entity) = server
+        .get("/api/plugins/api-v0-3/entity?component:default/error-svc")
+        .await;
+    assert_eq!(status, 200, "{entity}");
+    assert!(entity.contains("\"error-svc\""), "{entity}");
+    let (status, body) = server
+        .get_json("/api/views/entity/component/default/error-svc")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let card = view_of(&body, "api-v0-3");
+    assert_eq!(card["status"], "ok", "{card}");
+    let html = card["html"].as_str().unwrap();
+    assert!(
+        html.contains("entity named: true") && html.contains("0.3"),
+        "{html}"
+    );
+    eventually(20, "a tick of the 0.3 plugin", || async {
+        let (_, body) = server.get("/api/plugins/api-v0-3/ticks").await;
+        (body != "ticks 0").then_some(())
+    })
+    .await;
+    server.stop().await;
+}

@@ -169,7 +169,12 @@ impl Access {
                 let mut catalogue = Permissions::builtin();
                 for (plugin, d) in &declared {
                     let action = Action::parse(&d.action).unwrap_or(Action::Use);
-                    if let Err(e) = catalogue.with_plugin(plugin, &d.name, action) {
+                    if let Err(e) = catalogue.with_plugin_resource(
+                        plugin,
+                        &d.name,
+                        action,
+                        d.resource_type.as_deref(),
+                    ) {
                         tracing::warn!(plugin, permission = %d.name, "access: a declared permission is refused: {e}");
                     }
                 }

@@ -179,9 +179,29 @@ impl Permissions {
         name: &str,
         action: Action,
     ) -> Result<(), PolicyError> {
+        self.with_plugin_resource(plugin_id, name, action, None)
+    }
+
+    /// [`Self::with_plugin`], for a permission on catalog entities
+    /// (`resource_type` `catalog-entity`): policies may then put conditions
+    /// on it (e.g. only the entity's owners), checked against the entity a
+    /// plugin asks about.
+    pub fn with_plugin_resource(
+        &mut self,
+        plugin_id: &str,
+        name: &str,
+        action: Action,
+        resource_type: Option<&str>,
+    ) -> Result<(), PolicyError> {
         let refuse = |why: &str| {
             PolicyError::new(format!("plugin {plugin_id}: permission \"{name}\" {why}"))
         };
+        if resource_type.is_some_and(|t| t != CATALOG_ENTITY) {
+            return Err(refuse(&format!(
+                "has resource type {:?}; plugins may declare only {CATALOG_ENTITY}",
+                resource_type.unwrap_or_default()
+            )));
+        }
         let valid_chars = |s: &str| {
             s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
@@ -202,7 +222,12 @@ impl Permissions {
         if let Some(&i) = self.index.get(name) {
             return match &self.list[i] {
                 _ if i < self.builtin => Err(refuse("is a built-in permission")),
-                existing if existing.action == action => Ok(()),
+                existing
+                    if existing.action == action
+                        && existing.resource_type.as_deref() == resource_type =>
+                {
+                    Ok(())
+                }
                 existing => Err(refuse(&format!(
                     "is already declared with action {}",
                     existing.action
@@ -217,7 +242,7 @@ impl Permissions {
         self.index.insert(name.to_owned(), self.list.len());
         self.list.push(PermissionInfo {
             name: name.to_owned(),
-            resource_type: None,
+            resource_type: resource_type.map(str::to_owned),
             action,
         });
         Ok(())

@@ -248,8 +248,8 @@ use handle_without_principal;
 macro_rules! ui_from {
     ($wit:path) => {
         const _: () = {
-            use $wit as wit;
             use callboard_plugin_contract::ui;
+            use $wit as wit;
 
             impl From<wit::Tone> for ui::Tone {
                 fn from(t: wit::Tone) -> Self {
@@ -275,13 +275,19 @@ macro_rules! ui_from {
 
             impl From<wit::Link> for ui::Link {
                 fn from(l: wit::Link) -> Self {
-                    ui::Link { text: l.text, href: l.href }
+                    ui::Link {
+                        text: l.text,
+                        href: l.href,
+                    }
                 }
             }
 
             impl From<wit::Badge> for ui::Badge {
                 fn from(b: wit::Badge) -> Self {
-                    ui::Badge { text: b.text, tone: b.tone.into() }
+                    ui::Badge {
+                        text: b.text,
+                        tone: b.tone.into(),
+                    }
                 }
             }
 
@@ -336,7 +342,10 @@ macro_rules! ui_from {
                                 points: s
                                     .points
                                     .into_iter()
-                                    .map(|p| ui::Point { label: p.label, value: p.value })
+                                    .map(|p| ui::Point {
+                                        label: p.label,
+                                        value: p.value,
+                                    })
                                     .collect(),
                             })
                             .collect(),
@@ -346,7 +355,11 @@ macro_rules! ui_from {
 
             impl From<wit::Notice> for ui::Notice {
                 fn from(n: wit::Notice) -> Self {
-                    ui::Notice { tone: n.tone.into(), title: n.title, detail: n.detail }
+                    ui::Notice {
+                        tone: n.tone.into(),
+                        title: n.title,
+                        detail: n.detail,
+                    }
                 }
             }
 

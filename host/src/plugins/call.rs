@@ -224,7 +224,8 @@ macro_rules! call_export {
     ($host:expr, $id:expr, ($has:expr, $what:expr), $kind:expr, $background:expr, $caller:expr, |$linked:ident, $store:ident| $call:expr) => {{
         let plugin = $host.live_with($id, $has, $what)?;
         let $linked = plugin.loaded.pre.clone();
-        guarded!($host, plugin, $kind, $background, $caller, |$store| $call.await)
+        guarded!($host, plugin, $kind, $background, $caller, |$store| $call
+            .await)
     }};
 }
 

@@ -70,6 +70,12 @@ pub struct DeclaredPermission {
     pub name: String,
     /// `create`, `read`, `update`, `delete` or `use`.
     pub action: String,
+    /// `catalog-entity` for a permission on entities: the plugin asks about
+    /// it with an entity ref (API 0.4 `permissions.check`), and policies may
+    /// put conditions on it ("only the entity's owners"). Default: a basic
+    /// permission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
     /// Paths (below the plugin's mount point) it guards, matched on whole
     /// segments like entitlements' (`/export` guards `/export` and
     /// `/export/x`). Empty: it guards no route (the plugin may still be
@@ -291,6 +297,22 @@ impl Manifest {
             if !named {
                 return Err(ManifestError::Invalid(format!(
                     "permissions: {:?} must be \"{prefix}<name>\" (lower-case letters, digits, '.', '-'; at most 128)",
+                    p.name
+                )));
+            }
+            if p.resource_type
+                .as_deref()
+                .is_some_and(|t| t != crate::permissions::CATALOG_ENTITY)
+            {
+                return Err(ManifestError::Invalid(format!(
+                    "permissions: {}: resource_type must be \"{}\" or left out",
+                    p.name,
+                    crate::permissions::CATALOG_ENTITY
+                )));
+            }
+            if p.resource_type.is_some() && !p.paths.is_empty() {
+                return Err(ManifestError::Invalid(format!(
+                    "permissions: {}: a permission on entities guards no paths (a route has no entity to check)",
                     p.name
                 )));
             }

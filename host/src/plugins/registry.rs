@@ -593,10 +593,15 @@ impl PluginHost {
                 .cloned()
                 .unwrap_or_default(),
             http: inner.http.clone(),
-            permissions: manifest.permissions.iter().map(|p| p.name.clone()).collect(),
+            permissions: manifest.permissions.clone(),
             credentials: super::capabilities::http::credentials::Bound::resolve(
                 &id,
-                &config.plugins.credentials.get(&id).cloned().unwrap_or_default(),
+                &config
+                    .plugins
+                    .credentials
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_default(),
             ),
             capabilities: capabilities.clone(),
             dirs,

@@ -98,7 +98,7 @@ pub struct Grants {
     /// The shared outbound HTTP client and its limits.
     pub http: HttpClient,
     /// The permissions the plugin declared (`<id>.<name>`).
-    pub permissions: Vec<String>,
+    pub permissions: Vec<super::manifest::DeclaredPermission>,
     /// The operator's credentials for granted hosts.
     pub credentials: Vec<super::capabilities::http::credentials::Bound>,
     /// The granted directories, opened once at install.
@@ -108,6 +108,11 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// The declared permission `name`, if the plugin declared it.
+    pub(super) fn declared(&self, name: &str) -> Option<&super::manifest::DeclaredPermission> {
+        self.permissions.iter().find(|p| p.name == name)
+    }
+
     /// File descriptors one call reserves from the global budget: its
     /// handle cap plus one per directory it preopens; none without directories.
     pub(super) fn descriptors(&self) -> u32 {
@@ -225,7 +230,10 @@ impl HostState {
         kv: KvAccess,
         license: Arc<LicenseState>,
         grants: Arc<Grants>,
-        (caller, portal): (super::portal::Caller, Option<Arc<dyn super::portal::Portal>>),
+        (caller, portal): (
+            super::portal::Caller,
+            Option<Arc<dyn super::portal::Portal>>,
+        ),
         budgets: Arc<Budgets>,
     ) -> Self {
         // Deny by default: no environment, no arguments, no network (every

@@ -83,7 +83,7 @@ fn action_form(
     action: &str,
     values: &[(String, String)],
     class: &str,
-    inner: Markup,
+    inner: &Markup,
 ) -> Markup {
     if !valid_action(action) {
         return invalid("an action name must be 1-64 lower-case letters, digits or '-'");
@@ -269,14 +269,14 @@ fn render_block(block: &ui::Block, forms: Option<&Forms>) -> Markup {
             &b.action,
             &b.values,
             "plugin-action",
-            html! { button type="submit" class={"button " (tone(b.tone))} { (b.label) } },
+            &html! { button type="submit" class={"button " (tone(b.tone))} { (b.label) } },
         ),
         ui::Block::Form(f) => action_form(
             forms,
             &f.action,
             &f.hidden,
             "plugin-form",
-            html! {
+            &html! {
                 @for field in &f.fields { (render_field(field)) }
                 button type="submit" class="button" { (f.submit) }
             },

@@ -66,7 +66,10 @@ impl Place {
                 }
             }
             (None, _) => {
-                let mut href = format!("/plugins/{plugin}{}", if self.path == "/" { "" } else { &self.path });
+                let mut href = format!(
+                    "/plugins/{plugin}{}",
+                    if self.path == "/" { "" } else { &self.path }
+                );
                 if !self.query.is_empty() {
                     href.push('?');
                     href.push_str(&self.query);
@@ -89,7 +92,11 @@ async fn run(
             .map(|(_, v)| v.as_str())
     };
     let Some(session) = web.identity.session.as_ref() else {
-        return Ok(refused(StatusCode::UNAUTHORIZED, "Sign in first", "Sign in to use this plugin's actions."));
+        return Ok(refused(
+            StatusCode::UNAUTHORIZED,
+            "Sign in first",
+            "Sign in to use this plugin's actions.",
+        ));
     };
     if !session.csrf_matches(field(CSRF_FIELD).unwrap_or_default()) {
         return Ok(refused(
@@ -99,7 +106,11 @@ async fn run(
         ));
     }
     if !views::valid_action(&action) {
-        return Ok(refused(StatusCode::BAD_REQUEST, "No such action", "The action's name is not valid."));
+        return Ok(refused(
+            StatusCode::BAD_REQUEST,
+            "No such action",
+            "The action's name is not valid.",
+        ));
     }
     let values: Vec<(String, String)> = fields
         .iter()
@@ -114,7 +125,11 @@ async fn run(
         ));
     }
     let Some(place) = place(&web, &plugin, &field).await? else {
-        return Ok(refused(StatusCode::NOT_FOUND, "Not found", "The view this action belongs to is not there."));
+        return Ok(refused(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "The view this action belongs to is not there.",
+        ));
     };
     let viewer = Viewer::of(&web.app.callers, &web.identity);
     let request = ViewRequest {
@@ -125,7 +140,11 @@ async fn run(
         query: place.query.clone(),
     };
     if let Err(e) = web.app.plugins.admits(&plugin, &request.path) {
-        return Ok(refused(StatusCode::FORBIDDEN, "Not allowed", &e.to_string()));
+        return Ok(refused(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            &e.to_string(),
+        ));
     }
     let outcome = web
         .app
@@ -182,10 +201,17 @@ async fn run(
         )
         .await
         .pop(),
-        None => views::page_view(&web.app.plugins, &plugin, &place.path, &place.query, &viewer, deadline)
-            .await
-            .ok()
-            .flatten(),
+        None => views::page_view(
+            &web.app.plugins,
+            &plugin,
+            &place.path,
+            &place.query,
+            &viewer,
+            deadline,
+        )
+        .await
+        .ok()
+        .flatten(),
     };
     let back = place.back(&plugin);
     let name = name_of(&web, &plugin);
@@ -203,7 +229,12 @@ async fn run(
         p { a href=(back) { "Back to where you were" } }
     };
     let mut response = super::render(&web, move |_| {
-        Ok(super::layout::page(&name, super::layout::Nav::Plugins, "", &body))
+        Ok(super::layout::page(
+            &name,
+            super::layout::Nav::Plugins,
+            "",
+            &body,
+        ))
     })
     .await?;
     *response.status_mut() = status;
@@ -237,7 +268,9 @@ async fn place<'a>(
             query: query.to_owned(),
         }));
     }
-    let Some(Ok(r)) = field(ENTITY_FIELD).map(|r| EntityRef::parse_with_defaults(r, None, "default")) else {
+    let Some(Ok(r)) =
+        field(ENTITY_FIELD).map(|r| EntityRef::parse_with_defaults(r, None, "default"))
+    else {
         return Ok(None);
     };
     if !web.may_read(&r).await? {

@@ -374,7 +374,10 @@ impl SearchStore for PgSearch {
         let client = self.db.get().await?;
         let pattern = format!("{}%", escape_like(&clean(prefix)));
         let row = client
-            .query_one("SELECT count(*) FROM search_docs WHERE grp LIKE $1", &[&pattern])
+            .query_one(
+                "SELECT count(*) FROM search_docs WHERE grp LIKE $1",
+                &[&pattern],
+            )
             .await
             .map_err(|e| pg(&e))?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))

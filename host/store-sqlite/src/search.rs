@@ -162,7 +162,9 @@ impl SearchStore for SqliteSearch {
         self.db
             .read(move |conn| {
                 let n: i64 = conn
-                    .prepare_cached("SELECT count(*) FROM search_docs WHERE grp LIKE ?1 ESCAPE '\\'")?
+                    .prepare_cached(
+                        "SELECT count(*) FROM search_docs WHERE grp LIKE ?1 ESCAPE '\\'",
+                    )?
                     .query_row([pattern], |row| row.get(0))?;
                 Ok(u64::try_from(n).unwrap_or(0))
             })

@@ -16,8 +16,7 @@ use crate::plugins::{
     call::{ActionRequest, PluginRequest, PluginResponse, ViewRequest},
     capabilities::{
         catalog::catalog_glue, config::config_glue, http::http_glue, kv::kv_glue,
-        license::license_glue, log::log_glue, permissions::permissions_glue,
-        search::search_glue,
+        license::license_glue, log::log_glue, permissions::permissions_glue, search::search_glue,
     },
     events::Event,
     state::HostState,

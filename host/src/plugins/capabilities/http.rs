@@ -244,8 +244,7 @@ struct Target {
 
 /// Checks `url` against `grants` and resolves it; `Err` says why not.
 async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Target, OutError> {
-    let url =
-        reqwest::Url::parse(url).map_err(|e| OutError::InvalidUrl(format!("{url}: {e}")))?;
+    let url = reqwest::Url::parse(url).map_err(|e| OutError::InvalidUrl(format!("{url}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(OutError::InvalidUrl(format!(
             "{url}: only http and https are allowed"
@@ -444,7 +443,13 @@ impl HostState {
         &mut self,
         request: OutRequest,
     ) -> Result<OutResponse, OutError> {
-        send_one(self.grants.clone(), self.label.clone(), self.remaining(), request).await
+        send_one(
+            self.grants.clone(),
+            self.label.clone(),
+            self.remaining(),
+            request,
+        )
+        .await
     }
 
     /// `http.send-all`: up to [`MAX_BATCH`] requests at once, concurrently;
@@ -464,13 +469,18 @@ impl HostState {
         let mut set = tokio::task::JoinSet::new();
         for (i, request) in requests.into_iter().enumerate() {
             let sent = send_one(self.grants.clone(), self.label.clone(), remaining, request);
-            set.spawn(tracing::Instrument::in_current_span(async move { (i, sent.await) }));
+            set.spawn(tracing::Instrument::in_current_span(async move {
+                (i, sent.await)
+            }));
         }
-        let mut out: Vec<Option<Result<OutResponse, OutError>>> = (0..set.len()).map(|_| None).collect();
+        let mut out: Vec<Option<Result<OutResponse, OutError>>> =
+            (0..set.len()).map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
             match joined {
                 Ok((i, result)) => out[i] = Some(result),
-                Err(e) => tracing::error!(plugin = %self.label, "an outbound request task failed: {e}"),
+                Err(e) => {
+                    tracing::error!(plugin = %self.label, "an outbound request task failed: {e}")
+                }
             }
         }
         out.into_iter()

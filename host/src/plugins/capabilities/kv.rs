@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 pub use callboard_store::kv::{KvError, KvStore, MAX_KEY_BYTES, Quota};
 
-
 /// One plugin's access to the store, as its calls see it.
 #[derive(Clone)]
 pub struct KvAccess {

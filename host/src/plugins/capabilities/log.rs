@@ -8,12 +8,12 @@ pub(in crate::plugins) const MAX_MESSAGE: usize = 8 << 10;
 macro_rules! log_glue {
     ($plugin:path) => {
         const _: () = {
+            use api::log;
             use $crate::plugins::{
                 capabilities::log::{MAX_MESSAGE, escape, truncate},
                 state::HostState,
             };
             use $plugin as api;
-            use api::log;
 
             // The shared types interface has no functions, only the trait.
             impl api::types::Host for HostState {}

@@ -20,12 +20,14 @@ impl HostState {
         permission: String,
         resource_ref: Option<String>,
     ) -> Result<bool, CheckError> {
-        if !self.grants.permissions.contains(&permission) {
+        if self.grants.declared(&permission).is_none() {
             tracing::info!(plugin = %self.label, %permission, "asked about a permission it did not declare");
             return Err(CheckError::Unknown(permission));
         }
         if resource_ref.as_ref().is_some_and(|r| r.len() > 1024) {
-            return Err(CheckError::Invalid("the resource ref is over 1024 bytes".into()));
+            return Err(CheckError::Invalid(
+                "the resource ref is over 1024 bytes".into(),
+            ));
         }
         self.caller
             .rights

@@ -37,7 +37,9 @@ fn invalid(why: String) -> SearchError {
 }
 
 impl HostState {
-    fn search_granted(&self) -> Result<std::sync::Arc<dyn crate::plugins::portal::Portal>, SearchError> {
+    fn search_granted(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::plugins::portal::Portal>, SearchError> {
         match (&self.portal, self.grants.capabilities.search) {
             (Some(portal), true) => Ok(portal.clone()),
             _ => {
@@ -58,7 +60,10 @@ impl HostState {
     ) -> Result<(), SearchError> {
         let portal = self.search_granted()?;
         if docs.len() > MAX_PUT {
-            return Err(invalid(format!("{} documents in one put; at most {MAX_PUT}", docs.len())));
+            return Err(invalid(format!(
+                "{} documents in one put; at most {MAX_PUT}",
+                docs.len()
+            )));
         }
         for doc in &docs {
             if doc.id.is_empty() || doc.id.len() > MAX_ID || doc.id.chars().any(char::is_control) {
@@ -67,13 +72,23 @@ impl HostState {
                     truncated(&doc.id)
                 )));
             }
-            if let Some(p) = &doc.permission
-                && !self.grants.permissions.contains(p)
-            {
-                return Err(invalid(format!(
-                    "document {:?} needs permission {p:?}, which this plugin did not declare",
-                    truncated(&doc.id)
-                )));
+            if let Some(p) = &doc.permission {
+                match self.grants.declared(p) {
+                    None => {
+                        return Err(invalid(format!(
+                            "document {:?} needs permission {p:?}, which this plugin did not declare",
+                            truncated(&doc.id)
+                        )));
+                    }
+                    Some(d) if d.resource_type.is_some() => {
+                        return Err(invalid(format!(
+                            "document {:?} needs permission {p:?}, a permission on entities; \
+                             give the document an entity instead, or a basic permission",
+                            truncated(&doc.id)
+                        )));
+                    }
+                    Some(_) => {}
+                }
             }
         }
         let plugin = self.plugin_id().to_owned();
@@ -88,11 +103,19 @@ impl HostState {
     ) -> Result<(), SearchError> {
         let portal = self.search_granted()?;
         if ids.len() > MAX_PUT {
-            return Err(invalid(format!("{} ids in one remove; at most {MAX_PUT}", ids.len())));
+            return Err(invalid(format!(
+                "{} ids in one remove; at most {MAX_PUT}",
+                ids.len()
+            )));
         }
         let plugin = self.plugin_id().to_owned();
         let budgets = self.budgets.clone();
-        run(&budgets, "search.remove", portal.remove_documents(&plugin, ids)).await
+        run(
+            &budgets,
+            "search.remove",
+            portal.remove_documents(&plugin, ids),
+        )
+        .await
     }
 
     /// `search.clear`.
@@ -190,8 +213,13 @@ macro_rules! search_glue {
                     Ok(self.search_clear().await?)
                 }
 
-                async fn query(&mut self, query: wit::SearchQuery) -> Result<Vec<wit::Hit>, wit::Error> {
-                    let hits = self.search_query(query.term, query.types, query.limit).await?;
+                async fn query(
+                    &mut self,
+                    query: wit::SearchQuery,
+                ) -> Result<Vec<wit::Hit>, wit::Error> {
+                    let hits = self
+                        .search_query(query.term, query.types, query.limit)
+                        .await?;
                     Ok(hits
                         .into_iter()
                         .map(|h| wit::Hit {

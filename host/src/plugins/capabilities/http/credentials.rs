@@ -55,7 +55,14 @@ impl std::fmt::Debug for Bound {
         f.debug_struct("Bound")
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("headers", &self.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("client_cert", &self.identity.is_some())
             .field("skip_verify", &self.skip_verify)
             .finish_non_exhaustive()
@@ -95,8 +102,9 @@ impl Bound {
 
     fn load(&mut self, c: &CredentialConfig) -> Result<(), String> {
         for (name, value) in &c.headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-                .map_err(|_| format!("header name {name:?} is not valid"))?;
+            let name =
+                reqwest::header::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| format!("header name {name:?} is not valid"))?;
             let mut value = reqwest::header::HeaderValue::from_str(value)
                 .map_err(|_| format!("header {name}'s value is not valid"))?;
             value.set_sensitive(true);
@@ -138,7 +146,10 @@ impl Bound {
         self.headers.iter().any(|(n, _)| n.as_str() == lower)
     }
 
-    pub(super) fn add_headers(&self, mut builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(super) fn add_headers(
+        &self,
+        mut builder: reqwest::RequestBuilder,
+    ) -> reqwest::RequestBuilder {
         for (name, value) in &self.headers {
             builder = builder.header(name.clone(), value.clone());
         }
@@ -180,7 +191,10 @@ fn split_host(key: &str) -> (String, Option<u16>) {
     if let Some(rest) = key.strip_prefix('[')
         && let Some((host, after)) = rest.split_once(']')
     {
-        return (host.to_owned(), after.strip_prefix(':').and_then(|p| p.parse().ok()));
+        return (
+            host.to_owned(),
+            after.strip_prefix(':').and_then(|p| p.parse().ok()),
+        );
     }
     match key.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') => match port.parse() {
@@ -213,7 +227,8 @@ mod tests {
             .iter()
             .map(|k| {
                 let mut c = CredentialConfig::default();
-                c.headers.insert("Authorization".into(), format!("Bearer {k}"));
+                c.headers
+                    .insert("Authorization".into(), format!("Bearer {k}"));
                 ((*k).to_owned(), c)
             })
             .collect();
@@ -224,9 +239,20 @@ mod tests {
     fn a_binding_applies_to_its_host_only() {
         let b = bound(&["cluster.example", "cluster.example:6443", "[::1]:8443"]);
         let url = |u: &str| reqwest::Url::parse(u).unwrap();
-        assert_eq!(find(&b, &url("https://cluster.example:6443/api")).unwrap().port, Some(6443));
-        assert_eq!(find(&b, &url("https://cluster.example/api")).unwrap().port, None);
-        assert_eq!(find(&b, &url("https://CLUSTER.example/")).unwrap().host, "cluster.example");
+        assert_eq!(
+            find(&b, &url("https://cluster.example:6443/api"))
+                .unwrap()
+                .port,
+            Some(6443)
+        );
+        assert_eq!(
+            find(&b, &url("https://cluster.example/api")).unwrap().port,
+            None
+        );
+        assert_eq!(
+            find(&b, &url("https://CLUSTER.example/")).unwrap().host,
+            "cluster.example"
+        );
         assert!(find(&b, &url("https://cluster.example.evil/")).is_none());
         assert!(find(&b, &url("https://evil.example/?cluster.example")).is_none());
         assert_eq!(find(&b, &url("https://[::1]:8443/")).unwrap().host, "::1");
@@ -236,7 +262,8 @@ mod tests {
     #[test]
     fn a_broken_binding_fails_closed_and_debug_hides_values() {
         let mut c = CredentialConfig::default();
-        c.headers.insert("authorization".into(), "Bearer s3cret".into());
+        c.headers
+            .insert("authorization".into(), "Bearer s3cret".into());
         c.client_cert = Some("/nonexistent/cert.pem".into());
         let b = Bound::resolve("k8s", &BTreeMap::from([("h.example".to_owned(), c)]));
         assert!(b[0].usable().unwrap_err().contains("h.example"));
