@@ -15,8 +15,8 @@
 //! ```
 
 use crate::{
-    Response, catalog::CatalogError, fetch::FetchError, kv::KvError,
-    permissions::PermissionError, search::SearchError,
+    Response, catalog::CatalogError, fetch::FetchError, kv::KvError, permissions::PermissionError,
+    search::SearchError,
 };
 
 /// An error with the HTTP status it answers with.

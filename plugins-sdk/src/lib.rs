@@ -149,7 +149,10 @@ pub trait Plugin {
     /// shown as a `bad` notice. Check the plugin's own [`permissions`]
     /// first: the host only checked that the person may use the plugin.
     fn action(request: ui::ActionRequest) -> Result<ui::Notice, Error> {
-        Err(Error::not_found(format!("no action named {:?}", request.name)))
+        Err(Error::not_found(format!(
+            "no action named {:?}",
+            request.name
+        )))
     }
 
     /// Receives a batch of subscribed events (manifest `capabilities.events`).
@@ -192,7 +195,8 @@ macro_rules! export_plugin {
         impl $crate::bindings::exports::callboard::plugin::actions::Guest for __CallboardExport {
             fn run(
                 request: $crate::bindings::exports::callboard::plugin::actions::ActionRequest,
-            ) -> Result<$crate::bindings::exports::callboard::plugin::actions::Outcome, String> {
+            ) -> Result<$crate::bindings::exports::callboard::plugin::actions::Outcome, String>
+            {
                 $crate::__private::run::<$plugin>(request)
             }
         }

@@ -67,7 +67,11 @@ pub struct Document {
 impl Document {
     /// A document with the plugin's own key `id`, a title, and where a
     /// result leads (a portal path or an http(s) URL).
-    pub fn new(id: impl Into<String>, title: impl Into<String>, location: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        location: impl Into<String>,
+    ) -> Self {
         Self {
             id: id.into(),
             doc_type: String::new(),

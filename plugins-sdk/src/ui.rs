@@ -23,11 +23,11 @@
 
 use serde_json::Value;
 
-use crate::{Principal, bindings::exports::callboard::plugin::ui as wit};
 pub use crate::bindings::exports::callboard::plugin::ui::{
     Badge, Block, Button, Card, Cell, Change, Chart, Direction, Field, FieldKind, Form, Link,
     Notice, NumberField, Point, SelectField, Series, Slot, Stat, Table, TextField, Tone, View,
 };
+use crate::{Principal, bindings::exports::callboard::plugin::ui as wit};
 
 /// What the host asks a plugin to render.
 #[derive(Debug, Clone)]
@@ -373,7 +373,11 @@ impl Field {
     }
 
     /// A one-line text field.
-    pub fn text(name: impl Into<String>, label: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn text(
+        name: impl Into<String>,
+        label: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         Self::new(
             name,
             label,
