@@ -13,7 +13,16 @@ pub fn run(data: &[u8]) {
     let Ok(view) = view(&mut u) else {
         return;
     };
-    let html = views::render(&view).into_string();
+    // With a session, so buttons and forms render as forms.
+    let forms = views::Forms {
+        plugin: "fuzz".into(),
+        csrf: Some("token".into()),
+        slot: callboard::plugins::manifest::SlotKind::EntityCard,
+        entity_ref: Some("component:default/x".into()),
+        path: String::new(),
+        query: String::new(),
+    };
+    let html = views::render(&view, Some(&forms)).into_string();
     if let Err(why) = check_html(&html) {
         panic!("{why}\n{html}");
     }
@@ -115,7 +124,7 @@ fn chart(u: &mut Unstructured<'_>) -> Result<ui::Chart> {
 }
 
 fn block(u: &mut Unstructured<'_>) -> Result<ui::Block> {
-    Ok(match u.int_in_range(0..=10)? {
+    Ok(match u.int_in_range(0..=12)? {
         0 => ui::Block::Stats(list(u, 4, |u| {
             Ok(ui::Stat {
                 label: text(u)?,
@@ -144,11 +153,66 @@ fn block(u: &mut Unstructured<'_>) -> Result<ui::Block> {
         6 | 7 => ui::Block::Markdown(text(u)?),
         8 => ui::Block::LineChart(chart(u)?),
         9 => ui::Block::BarChart(chart(u)?),
+        10 => ui::Block::Button(ui::Button {
+            label: text(u)?,
+            action: name(u)?,
+            values: list(u, 3, |u| Ok((name(u)?, text(u)?)))?,
+            tone: tone(u)?,
+        }),
+        11 => ui::Block::Form(ui::Form {
+            action: name(u)?,
+            fields: list(u, 4, field)?,
+            submit: text(u)?,
+            hidden: list(u, 3, |u| Ok((name(u)?, text(u)?)))?,
+        }),
         _ => ui::Block::Notice(ui::Notice {
             tone: tone(u)?,
             title: text(u)?,
             detail: option(u, text)?,
         }),
+    })
+}
+
+/// An action or field name: usually valid, sometimes anything.
+fn name(u: &mut Unstructured<'_>) -> Result<String> {
+    if u.ratio(3, 4)? {
+        Ok(
+            u.choose(&["bump", "restart-deployment", "note", "a_b", "x1"])?
+                .to_string(),
+        )
+    } else {
+        text(u)
+    }
+}
+
+fn number(u: &mut Unstructured<'_>) -> Result<Option<f64>> {
+    option(u, |u| u.arbitrary::<f64>())
+}
+
+fn field(u: &mut Unstructured<'_>) -> Result<ui::Field> {
+    Ok(ui::Field {
+        name: name(u)?,
+        label: text(u)?,
+        kind: match u.int_in_range(0..=3)? {
+            0 => ui::FieldKind::Text {
+                value: text(u)?,
+                placeholder: option(u, text)?,
+                max_length: u.arbitrary()?,
+            },
+            1 => ui::FieldKind::Select {
+                options: list(u, 4, |u| Ok((text(u)?, text(u)?)))?,
+                selected: option(u, text)?,
+            },
+            2 => ui::FieldKind::Checkbox(u.arbitrary()?),
+            _ => ui::FieldKind::Number {
+                value: number(u)?,
+                min: number(u)?,
+                max: number(u)?,
+                step: number(u)?,
+            },
+        },
+        required: u.arbitrary()?,
+        help: option(u, text)?,
     })
 }
 
@@ -168,6 +232,14 @@ fn view(u: &mut Unstructured<'_>) -> Result<View> {
 /// charts) writes.
 const TAGS: &[&str] = &[
     "a",
+    "button",
+    "fieldset",
+    "form",
+    "input",
+    "label",
+    "option",
+    "select",
+    "small",
     "blockquote",
     "br",
     "circle",
@@ -210,6 +282,20 @@ const TAGS: &[&str] = &[
 ];
 
 const ATTRIBUTES: &[&str] = &[
+    "action",
+    "checked",
+    "disabled",
+    "max",
+    "maxlength",
+    "method",
+    "min",
+    "name",
+    "placeholder",
+    "required",
+    "selected",
+    "step",
+    "type",
+    "value",
     "aria-hidden",
     "aria-label",
     "class",
@@ -273,6 +359,16 @@ pub fn check_html(html: &str) -> std::result::Result<(), String> {
                 let value = &after[..close];
                 if attr == "href" && !safe_link(value) {
                     return Err(format!("unsafe link {value:?}"));
+                }
+                // Forms post only to the portal's action route for this plugin.
+                if attr == "action" && !value.starts_with("/plugins/fuzz/-/actions/") {
+                    return Err(format!("a form posting elsewhere: {value:?}"));
+                }
+                if attr == "type"
+                    && !["hidden", "submit", "text", "number", "checkbox", "button"]
+                        .contains(&value)
+                {
+                    return Err(format!("input type {value:?}"));
                 }
                 rest = &after[close + 1..];
             } else if rest.starts_with('=') {
