@@ -112,7 +112,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // Warnings about the environment are for the server's start-up; a
     // command's output stays what a script parses.
-    let _telemetry = telemetry::init(format, None);
+    let _telemetry = if matches!(
+        cli.command,
+        Command::Plugin(cli::plugin::PluginCommand::Dev(_))
+    ) {
+        telemetry::init_filtered(format, None, cli::plugin::dev::LOG_FILTER)
+    } else {
+        telemetry::init(format, None)
+    };
     match cli.command {
         Command::Serve { .. } => unreachable!("served above"),
         Command::Plugin(command) => cli::plugin::run(command, &config),

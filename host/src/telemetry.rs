@@ -61,8 +61,18 @@ pub fn json_logs() -> bool {
 /// Installs the subscriber: logs in `format` on standard error, and spans
 /// to `traces` when given.
 pub fn init(format: LogFormat, traces: Option<SdkTracerProvider>) -> Telemetry {
+    init_filtered(format, traces, DEFAULT_FILTER)
+}
+
+/// [`init`] with `default_filter` when `RUST_LOG` is not set (`callboard
+/// plugin dev` shows the plugin's own lines and the host's warnings only).
+pub fn init_filtered(
+    format: LogFormat,
+    traces: Option<SdkTracerProvider>,
+    default_filter: &str,
+) -> Telemetry {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

@@ -213,6 +213,10 @@ macro_rules! export_plugin {
             }
         }
 
+        // Only a WebAssembly build exports anything: natively (`cargo
+        // test` of the plugin's logic) the crate links without the
+        // component's export names, which no native linker accepts.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_world!(__CallboardExport);
     };
 }

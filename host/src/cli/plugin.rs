@@ -1,4 +1,8 @@
-//! `callboard plugin ...`: work with plugin files.
+//! `callboard plugin ...`: work with plugin files, and write plugins
+//! (`new`, `dev`).
+
+pub mod dev;
+mod new;
 
 use std::{
     path::{Path, PathBuf},
@@ -22,6 +26,24 @@ use crate::{
 /// Plugin file commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
+    /// Write a new plugin project: Cargo.toml, plugin.toml and src/lib.rs
+    /// with a route, an entity card and tests.
+    New {
+        /// The plugin's id (lower-case letters, digits, '-').
+        name: String,
+        /// Where to write it; default `./NAME`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The callboard-sdk folder to depend on; default: the SDK of the
+        /// Callboard checkout this binary was built from, else the release
+        /// on crates.io.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Develop a plugin: serve a local portal, build the project for
+    /// wasm32-wasip2, install it, and do it again on every save, printing
+    /// build errors and the plugin's log lines.
+    Dev(dev::DevArgs),
     /// Embed a plugin.toml manifest into a built component, producing the one
     /// file that is installed.
     Pack {
@@ -105,6 +127,20 @@ pub struct Target {
 /// Runs a plugin command.
 pub fn run(command: PluginCommand, config: &Config) -> anyhow::Result<ExitCode> {
     match command {
+        PluginCommand::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = sdk.or_else(new::bundled_sdk);
+            let files = new::create(&name, &dir, sdk.as_deref())?;
+            for file in &files {
+                println!("wrote {}", file.display());
+            }
+            println!(
+                "next: cd {} && cargo test && callboard plugin dev",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Dev(args) => dev::run(&args, config),
         PluginCommand::Pack {
             component,
             manifest,
@@ -605,7 +641,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// The plugin API version a component exports, read from its WIT without
 /// compiling it: the `callboard:plugin/handler@X` export.
-fn api_version_of(bytes: &[u8]) -> anyhow::Result<String> {
+pub(crate) fn api_version_of(bytes: &[u8]) -> anyhow::Result<String> {
     use wasmparser::{Parser, Payload};
     for payload in Parser::new(0).parse_all(bytes) {
         if let Payload::ComponentExportSection(exports) = payload? {
