@@ -44,10 +44,12 @@ enum Task {
     /// their groups own beside an administrator's), `telemetry` (a catalog
     /// lookup and a plugin call with metrics and traces off and on), `search`
     /// (queries over 100k entities + 50k docs sections, change to findable),
-    /// `docs` (building a 5,000-page site, rebuilding one changed page).
+    /// `docs` (building a 5,000-page site, rebuilding one changed page),
+    /// `devloop` (`callboard plugin dev`: a saved file to the new version
+    /// answering).
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer", "permissions", "telemetry", "search", "docs"])]
+        #[arg(value_parser = ["runtime", "http", "catalog", "web", "swap", "events", "peer", "permissions", "telemetry", "search", "docs", "devloop"])]
         name: String,
         /// Extra arguments for the benchmark.
         #[arg(last = true)]
@@ -158,7 +160,7 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
         }
         Task::Bench { name, args } => {
             let plugins = build_plugins(&root)?;
-            if name == "telemetry" {
+            if name == "telemetry" || name == "devloop" {
                 step("cargo build --release -p callboard");
                 cargo(["build", "--release", "-p", "callboard"]).status_ok()?;
             }
