@@ -87,6 +87,132 @@
 //!   own documents; [`search::query`] the index as the principal.
 //! - **Errors**: handlers, views and actions return `Result<_, `[`Error`]`>`;
 //!   every SDK error converts with `?` and answers a fitting HTTP status.
+//!
+//! # A plugin for every slot, with an action
+//!
+//! `plugin.toml`:
+//!
+//! ```toml
+//! id = "owners"
+//! name = "Owners"
+//! version = "1.0.0"
+//! license = "Apache-2.0"
+//! tick_secs = 3600
+//!
+//! [capabilities]
+//! kv = true
+//! catalog = true
+//! search = true
+//!
+//! [[views]]
+//! slot = "entity-card"
+//! title = "Owners"
+//! [[views]]
+//! slot = "entity-tab"
+//! title = "Ownership"
+//! [[views]]
+//! slot = "page"
+//! title = "Unowned"
+//!
+//! [[permissions]]
+//! name = "owners.claim"
+//! action = "update"
+//! resource_type = "catalog-entity"
+//! ```
+//!
+//! `src/lib.rs`:
+//!
+//! ```no_run
+//! use callboard_sdk::{
+//!     Error, Plugin, Request, Response, catalog, export_plugin, kv, permissions,
+//!     search::{self, Document},
+//!     ui::{ActionRequest, Block, Button, Card, Cell, Field, Form, Notice, Slot, Table, Tone, View, ViewRequest},
+//! };
+//!
+//! struct Owners;
+//!
+//! impl Plugin for Owners {
+//!     fn handle(request: Request) -> Response {
+//!         // Who asks, never their credentials.
+//!         Response::text(format!("hello, {}", request.principal().name()))
+//!     }
+//!
+//!     fn view(request: ViewRequest) -> Result<Option<View>, Error> {
+//!         match request.slot {
+//!             // A card on each entity: who owns it, and whether the viewer does.
+//!             Slot::EntityCard => {
+//!                 let Some(entity) = &request.entity else { return Ok(None) };
+//!                 let owner = entity["spec"]["owner"].as_str().unwrap_or("nobody");
+//!                 let mine = request.principal.owns_through(owner);
+//!                 Ok(Some(View::new("Owners").card(
+//!                     Card::untitled().block(Block::Text(format!(
+//!                         "Owned by {owner}{}",
+//!                         if mine { " (your team)" } else { "" }
+//!                     ))),
+//!                 )))
+//!             }
+//!             // A tab: a note kept per entity, and a form to change it.
+//!             Slot::EntityTab => {
+//!                 let Some(entity) = request.entity_ref() else { return Ok(None) };
+//!                 let note: Option<String> = kv::get_json(&format!("note:{entity}"))?;
+//!                 Ok(Some(View::new("Ownership").card(
+//!                     Card::untitled()
+//!                         .block(Block::Text(note.unwrap_or_else(|| "No note yet.".into())))
+//!                         .block(Block::Form(
+//!                             Form::new("note", "Save").field(Field::text("text", "Note", "").required()),
+//!                         ))
+//!                         .block(Block::Button(Button::new("Claim", "claim").tone(Tone::Warning))),
+//!                 )))
+//!             }
+//!             // A page: components without an owner, from the catalog.
+//!             Slot::Page => {
+//!                 let mut table = Table::new(["Component"]);
+//!                 for e in catalog::query(&["kind=component,spec.owner=unknown"], 100)? {
+//!                     let name = e["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+//!                     table = table.row(vec![Cell::link(name.clone(), format!("/catalog/default/component/{name}"))]);
+//!                 }
+//!                 Ok(Some(View::new("Unowned").card(Card::untitled().block(Block::Table(table)))))
+//!             }
+//!         }
+//!     }
+//!
+//!     // A button or form was pressed, by `request.principal()`.
+//!     fn action(request: ActionRequest) -> Result<Notice, Error> {
+//!         let entity = request.view.entity_ref().ok_or_else(|| Error::bad_request("no entity"))?;
+//!         match request.name.as_str() {
+//!             "note" => {
+//!                 let text = request.value("text").unwrap_or_default();
+//!                 kv::set_json(&format!("note:{entity}"), &text)?;
+//!                 Ok(Notice::new(Tone::Good, "Saved", None))
+//!             }
+//!             "claim" => {
+//!                 // Owners only, as the operator's policy says.
+//!                 permissions::require("owners.claim", Some(&entity))?;
+//!                 Ok(Notice::new(Tone::Good, format!("{} claimed it", request.principal().name()), None))
+//!             }
+//!             other => Err(Error::not_found(format!("no action {other}"))),
+//!         }
+//!     }
+//!
+//!     // Hourly, as the plugin's own service principal: index the notes.
+//!     fn on_tick(_now_ms: u64) {
+//!         let Ok(keys) = kv::list_keys("note:", 1000) else { return };
+//!         let docs: Vec<Document> = keys
+//!             .iter()
+//!             .filter_map(|k| {
+//!                 let entity = k.strip_prefix("note:")?;
+//!                 let text: String = kv::get_json(k).ok()??;
+//!                 Some(Document::new(k.as_str(), format!("Ownership note: {entity}"), "/plugins/owners")
+//!                     .text(text)
+//!                     .entity(entity))
+//!             })
+//!             .collect();
+//!         let _ = search::put(&docs);
+//!     }
+//! }
+//!
+//! export_plugin!(Owners);
+//! ```
 
 // The generated bindings name this crate by its absolute path, which must
 // resolve inside the crate too.
