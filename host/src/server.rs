@@ -241,7 +241,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(public) = &state.config.server.public_url {
         state.plugins.set_public_url(public);
     }
-    let app = crate::api::router(&state);
+    let app = app(&state);
     if let (Some(bind), Some(handle)) = (state.config.telemetry.metrics.bind, &state.metrics) {
         let listener = TcpListener::bind(bind)
             .await
@@ -386,4 +386,43 @@ pub fn no_delay(stream: &mut tokio::net::TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!("cannot set TCP_NODELAY: {e}");
     }
+}
+
+/// Every route Callboard serves: the REST API ([`crate::api::router`]) and
+/// the portal's pages ([`crate::web::router`]), merged here, with the layers
+/// every route shares (outermost first): the request's id and span, the
+/// `Host` check, `/metrics` (outside identity: it checks its own tokens),
+/// the body timeout, the request's identity, usage events.
+pub fn app(state: &AppState) -> axum::Router {
+    let server = &state.config.server;
+    let hosts = crate::api::auth::AllowedHosts::new(server, state.config.bind);
+    let app = crate::api::router(state)
+        .merge(crate::web::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.plugins.clone(),
+            crate::usage::track,
+        ))
+        // Who the request is from, before anything else reads it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.identities.clone(),
+            crate::identity::resolve,
+        ))
+        // A client that stops sending its body mid-way holds a connection
+        // and a handler until this fires.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            server.body_timeout(),
+        ));
+    // Scrapers name themselves with the metrics token, which is no identity:
+    // `/metrics` checks its own tokens, outside `resolve`. (Merged into, not
+    // merged: the merged router's fallback is the one kept, and `app`'s
+    // carries the layers above.)
+    crate::telemetry::metrics::router(state)
+        .merge(app)
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            crate::api::auth::check_host,
+        ))
+        // Outermost: every response, refusals included, carries the request
+        // id, and everything below runs in the request's span.
+        .layer(axum::middleware::from_fn(crate::telemetry::request::track))
 }

@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let _entered = runtime.enter();
     let (stores, catalog) = runtime.block_on(AppState::open_storage(&config))?;
     let state = AppState::build(config, stores, catalog)?;
-    let app = callboard::api::router(&state).route(
+    let app = callboard::server::app(&state).route(
         "/native/ping",
         get(|| async { ([("content-type", "text/plain; charset=utf-8")], "pong") }),
     );
