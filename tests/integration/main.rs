@@ -13,6 +13,7 @@ mod health;
 mod identity;
 mod insights;
 mod install;
+mod kubernetes;
 mod oidc;
 mod people;
 mod plugin_api;
