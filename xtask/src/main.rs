@@ -115,6 +115,7 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
                 }
             }
             let _ci = demo_ci_api()?;
+            let _clusters = demo_kube_clusters()?;
             step("serving the demo portal (Ctrl-C stops it)");
             cargo(["run", "--release", "--quiet", "-p", "callboard", "--"])
                 .args(["--config", "demo/callboard.toml", "--data-dir"])
@@ -406,30 +407,66 @@ fn demo_ci_api() -> anyhow::Result<KillOnDrop> {
     step(&format!(
         "starting the demo CI API on http://{DEMO_CI_BIND}"
     ));
-    if std::net::TcpStream::connect(DEMO_CI_BIND).is_ok() {
-        bail!("{DEMO_CI_BIND} is in use (a demo CI API left running?); stop it first");
+    demo_server(
+        "callboard-demo-ci",
+        &["--bind", DEMO_CI_BIND, "--token", DEMO_CI_TOKEN],
+        DEMO_CI_BIND,
+    )
+}
+
+/// The demo's Kubernetes clusters (`demo/kube-apiserver`), as
+/// `demo/callboard.toml`'s `[plugins.settings.kubernetes]` expects them:
+/// prod-eu wants a token (bound to the plugin in
+/// `[plugins.credentials.kubernetes]`), staging none.
+const DEMO_KUBE: &[(&str, &str, Option<&str>)] = &[
+    ("prod-eu", "127.0.0.1:7010", Some("demo-kube-token")),
+    ("staging", "127.0.0.1:7011", None),
+];
+
+/// Builds and starts the demo Kubernetes API servers.
+fn demo_kube_clusters() -> anyhow::Result<Vec<KillOnDrop>> {
+    DEMO_KUBE
+        .iter()
+        .map(|(cluster, bind, token)| {
+            step(&format!(
+                "starting the demo Kubernetes cluster {cluster} on http://{bind}"
+            ));
+            let mut args = vec!["--cluster", cluster, "--bind", bind];
+            if let Some(token) = token {
+                args.extend(["--token", token]);
+            }
+            demo_server("callboard-demo-kube", &args, bind)
+        })
+        .collect()
+}
+
+/// Builds and starts one of the demo's loopback servers (`package`'s
+/// binary of the same name); it stops when the guard is dropped.
+fn demo_server(package: &str, args: &[&str], bind: &str) -> anyhow::Result<KillOnDrop> {
+    if std::net::TcpStream::connect(bind).is_ok() {
+        bail!("{bind} is in use (a {package} left running?); stop it first");
     }
-    cargo(["build", "--release", "--quiet", "-p", "callboard-demo-ci"]).status_ok()?;
+    cargo(["build", "--release", "--quiet", "-p", package]).status_ok()?;
     let bin = target_dir()?
         .join("release")
-        .join(format!("callboard-demo-ci{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
     let mut child = KillOnDrop(
         Command::new(&bin)
-            .args(["--bind", DEMO_CI_BIND, "--token", DEMO_CI_TOKEN])
+            .args(args)
             .spawn()
             .with_context(|| format!("running {}", bin.display()))?,
     );
     // Up within a few seconds, or say why not (usually: the port is taken).
     for _ in 0..50 {
         if let Some(status) = child.0.try_wait()? {
-            bail!("the demo CI API exited ({status}); is {DEMO_CI_BIND} in use?");
+            bail!("{package} exited ({status}); is {bind} in use?");
         }
-        if std::net::TcpStream::connect(DEMO_CI_BIND).is_ok() {
+        if std::net::TcpStream::connect(bind).is_ok() {
             return Ok(child);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    bail!("the demo CI API is not listening on {DEMO_CI_BIND} after 5 s")
+    bail!("{package} is not listening on {bind} after 5 s")
 }
 
 struct PluginCrate {
