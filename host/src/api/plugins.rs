@@ -66,6 +66,40 @@ async fn sandbox(request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether the request changes something (not GET, HEAD or OPTIONS), came
+/// with a session (a cookie, not a bearer token), and names an `Origin`
+/// other than the host it was sent to.
+fn cross_site_with_cookie(parts: &axum::http::request::Parts) -> bool {
+    use axum::http::{Method, header};
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    let by_cookie = parts
+        .extensions
+        .get::<crate::identity::Identity>()
+        .is_some_and(|i| i.session.is_some())
+        && !parts.headers.contains_key(header::AUTHORIZATION);
+    if !by_cookie {
+        return false;
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    match (origin, host) {
+        // `null` (a sandboxed frame, a redirect chain): not the portal.
+        (Some("null"), _) => true,
+        (Some(origin), Some(host)) => origin.split("://").nth(1).unwrap_or(origin) != host,
+        // No Origin: not a browser's cross-site request (browsers send it
+        // on every cross-site POST).
+        _ => false,
+    }
+}
+
 /// The plugin id and the rest of the path, both as sent (still
 /// percent-encoded), from the URI this router sees: `/<id>/<rest>`.
 fn split_path(uri_path: &str) -> (&str, &str) {
@@ -89,6 +123,17 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
     {
         return Err(ApiError::unauthenticated(
             "plugin routes need a signed-in user or `Authorization: Bearer <token>`",
+        ));
+    }
+    // A person's browser sends their session cookie along with whatever a
+    // page of another site makes it post: a cookie-authenticated call that
+    // changes something must come from the portal's own origin (bearer
+    // tokens are never sent by a browser on its own).
+    if cross_site_with_cookie(&parts) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "NotAllowedError",
+            "a plugin call with a session cookie from another site is refused",
         ));
     }
     let (raw_id, raw_path) = split_path(parts.uri.path());
