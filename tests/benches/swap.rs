@@ -35,11 +35,13 @@ fn main() -> anyhow::Result<()> {
         Ok(manifest::embed(&bytes, &m)?)
     };
     let data = tempfile::tempdir()?;
-    let config = Config {
+    let mut config = Config {
         bind: "127.0.0.1:0".parse()?,
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
+    // The load names nobody: plugin routes answer anonymous callers.
+    config.auth.anonymous = callboard::identity::config::Anonymous::Read;
     let dir = config.plugins_dir();
     let size = bytes.len();
     let data_dir = data.path().to_owned();

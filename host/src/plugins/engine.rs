@@ -71,3 +71,33 @@ fn start_ticker(engine: &Engine) {
         })
         .expect("spawning the epoch thread");
 }
+
+/// Niceness of the threads that compile plugins: below the threads that
+/// serve requests, so a cold compile takes idle cores only and a busy
+/// portal's requests are not starved while a plugin swaps in.
+const COMPILE_NICE: i32 = 10;
+
+/// Runs `compile` (a `Component::new`) on the compile pool: as many threads
+/// as cores, each at lower priority ([`COMPILE_NICE`]); wasmtime's parallel
+/// compilation (rayon) runs on the pool it is called from.
+pub fn compiling<T: Send>(compile: impl FnOnce() -> T + Send) -> T {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("plugin-compile-{i}"))
+            .start_handler(|_| {
+                // Per thread on Linux: `setpriority` with a thread id.
+                let tid = rustix::thread::gettid();
+                if let Err(e) = rustix::process::setpriority_process(Some(tid), COMPILE_NICE) {
+                    tracing::debug!("cannot lower the compile thread's priority: {e}");
+                }
+            })
+            .build()
+            .map_err(|e| tracing::warn!("no compile pool, compiling on the caller's: {e}"))
+            .ok()
+    });
+    match pool {
+        Some(pool) => pool.install(compile),
+        None => compile(),
+    }
+}

@@ -122,8 +122,8 @@ pub fn load(
 
     let started = Instant::now();
     let hits_before = cache.map(|c| c.cache_hits());
-    let component =
-        Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let component = super::engine::compiling(|| Component::new(engine, bytes))
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
     let from_cache = match (cache, hits_before) {
         (Some(c), Some(before)) => c.cache_hits() > before,
         _ => false,
