@@ -153,6 +153,24 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             let (fuzz_passed, fuzz_failed) = run_tests(&mut fuzz)?;
             passed += fuzz_passed;
             failed += fuzz_failed;
+            // The example plugins' own logic, natively (the SDK exports only
+            // in wasm builds; through the host they are tested above).
+            step("cargo test -p cost -p insights -p kubernetes (plugin logic, natively)");
+            let mut own = cargo([
+                "test",
+                "--release",
+                "-p",
+                "cost",
+                "-p",
+                "insights",
+                "-p",
+                "kubernetes",
+                "--",
+            ]);
+            own.args(&args);
+            let (own_passed, own_failed) = run_tests(&mut own)?;
+            passed += own_passed;
+            failed += own_failed;
             // One closing line for the whole suite (cargo prints one per binary).
             println!("\ntests: {passed} passed, {failed} failed");
             if failed > 0 {

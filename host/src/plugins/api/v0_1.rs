@@ -30,8 +30,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-kv_glue!(callboard::plugin::kv);
-log_glue!(callboard::plugin);
+kv_glue!(self::callboard::plugin::kv);
+log_glue!(self::callboard::plugin);
 
 /// This version's linker: WASI and its imports.
 pub(super) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {

@@ -30,9 +30,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-kv_glue!(callboard::plugin::kv);
-log_glue!(callboard::plugin);
-license_glue!(callboard::plugin::license);
+kv_glue!(self::callboard::plugin::kv);
+log_glue!(self::callboard::plugin);
+license_glue!(self::callboard::plugin::license);
 
 /// This version's linker: WASI and its imports.
 pub(super) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {

@@ -37,12 +37,12 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-kv_glue!(callboard::plugin::kv);
-log_glue!(callboard::plugin);
-license_glue!(callboard::plugin::license);
-catalog_glue!(callboard::plugin::catalog);
-config_glue!(callboard::plugin);
-http_glue!(callboard::plugin::http);
+kv_glue!(self::callboard::plugin::kv);
+log_glue!(self::callboard::plugin);
+license_glue!(self::callboard::plugin::license);
+catalog_glue!(self::callboard::plugin::catalog);
+config_glue!(self::callboard::plugin);
+http_glue!(self::callboard::plugin::http);
 ui_from!(exports::callboard::plugin::ui);
 
 impl From<exports::callboard::plugin::ui::Block> for ui::Block {
@@ -113,7 +113,7 @@ impl Linked for V0_3 {
         store: &mut Store<HostState>,
         events: &[Arc<Event>],
     ) -> wasmtime::Result<()> {
-        let batch = events_into!(callboard::plugin::events, events);
+        let batch = events_into!(crate::plugins::api::v0_3::callboard::plugin::events, events);
         let instance = self.0.instantiate_async(&mut *store).await?;
         instance
             .callboard_plugin_subscriber()

@@ -45,17 +45,17 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-kv_glue!(callboard::plugin::kv);
-log_glue!(callboard::plugin);
-license_glue!(callboard::plugin::license);
-catalog_glue!(callboard::plugin::catalog);
-config_glue!(callboard::plugin);
-http_glue!(callboard::plugin::http, send_all);
-permissions_glue!(callboard::plugin::permissions);
-search_glue!(callboard::plugin::search);
+kv_glue!(self::callboard::plugin::kv);
+log_glue!(self::callboard::plugin);
+license_glue!(self::callboard::plugin::license);
+catalog_glue!(self::callboard::plugin::catalog);
+config_glue!(self::callboard::plugin);
+http_glue!(self::callboard::plugin::http, send_all);
+permissions_glue!(self::callboard::plugin::permissions);
+search_glue!(self::callboard::plugin::search);
 ui_from!(exports::callboard::plugin::ui);
 
-use callboard::plugin::types as wit_types;
+use self::callboard::plugin::types as wit_types;
 use exports::callboard::plugin::ui as wit_ui;
 
 fn principal(p: &Principal) -> wit_types::Principal {
@@ -225,7 +225,7 @@ impl Linked for V0_4 {
         store: &mut Store<HostState>,
         events: &[Arc<Event>],
     ) -> wasmtime::Result<()> {
-        let batch = events_into!(callboard::plugin::events, events);
+        let batch = events_into!(crate::plugins::api::v0_4::callboard::plugin::events, events);
         let instance = self.0.instantiate_async(&mut *store).await?;
         instance
             .callboard_plugin_subscriber()
