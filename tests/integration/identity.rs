@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     people::{Auth, ORG, no_redirects},
-    support::{TestServer, eventually},
+    support::{TestServer, eventually, publish},
 };
 
 /// A server over `dir` whose catalog is [`ORG`]; sign-in required, guest
@@ -363,23 +363,6 @@ fn owners_only() -> Policy {
             }],
         }],
     }
-}
-
-/// Publishes `policy` through the store and waits until the server uses it.
-async fn publish(server: &TestServer, policy: &Policy) {
-    let stores = &server.running.state.stores;
-    let draft = stores
-        .policies
-        .save_draft(&serde_json::to_string(policy).unwrap(), "test", 1)
-        .await
-        .unwrap();
-    assert!(stores.policies.publish(draft, "test", 2).await.unwrap());
-    let access = server.running.state.access.clone();
-    eventually(15, "the server to use the published policy", || {
-        let access = access.clone();
-        async move { (access.version() == draft).then_some(()) }
-    })
-    .await;
 }
 
 #[tokio::test]

@@ -16,7 +16,6 @@ use std::path::Path;
 use callboard::{
     config::Config,
     identity::config::Anonymous,
-    permissions::{Criteria, Effect, Policy, Role, Rule},
     plugins::{capabilities::http::credentials::CredentialConfig, manifest::Capabilities},
 };
 use callboard_catalog::{LocationConfig, LocationKind};
@@ -25,7 +24,9 @@ use serde_json::{Value, json};
 
 use crate::{
     people::no_redirects,
-    support::{TestServer, admin_token, captured_logs, eventually, wait_for_entities},
+    support::{
+        TestServer, admin_token, captured_logs, owners_may, publish, session, wait_for_entities,
+    },
 };
 
 const PLUGIN: &str = "kubernetes";
@@ -231,12 +232,6 @@ async fn start(dir: &Path, clusters: &Clusters, bind: bool, more: &[Value]) -> T
     server
 }
 
-/// A session for `user`: its cookie and CSRF token.
-async fn session(server: &TestServer, user: &str) -> (String, String) {
-    let s = server.running.state.sessions.create(user).await.unwrap();
-    (format!("{}={}", callboard::identity::COOKIE, s.id), s.csrf)
-}
-
 async fn get(server: &TestServer, path: &str, cookie: &str) -> (u16, Value) {
     let response = no_redirects()
         .get(server.url(path))
@@ -291,39 +286,6 @@ fn unescape(html: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
-}
-
-/// The same published policy plus `kubernetes.restart` for an entity's owners.
-async fn publish_owners_may_restart(server: &TestServer) {
-    let mut policy = Policy::default_policy(&[]);
-    policy.roles.push(Role {
-        name: "role:default/restarters".into(),
-        description: "owners restart their own workloads".into(),
-        members: vec!["*".into()],
-        rules: vec![Rule {
-            permission: "kubernetes.restart".into(),
-            action: None,
-            effect: Effect::Allow,
-            conditions: Some(Criteria::Rule {
-                rule: "IS_ENTITY_OWNER".into(),
-                resource_type: "catalog-entity".into(),
-                params: json!({"claims": ["$ownerRefs"]}),
-            }),
-        }],
-    });
-    let stores = &server.running.state.stores;
-    let draft = stores
-        .policies
-        .save_draft(&serde_json::to_string(&policy).unwrap(), "test", 1)
-        .await
-        .unwrap();
-    assert!(stores.policies.publish(draft, "test", 2).await.unwrap());
-    let access = server.running.state.access.clone();
-    eventually(15, "the server to use the published policy", || {
-        let access = access.clone();
-        async move { (access.version() == draft).then_some(()) }
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -759,7 +721,7 @@ async fn owners_restart_their_deployments_and_nobody_else_does() {
     let clusters = Clusters::start().await;
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &clusters, true, &[]).await;
-    publish_owners_may_restart(&server).await;
+    publish(&server, &owners_may("kubernetes.restart")).await;
     let (alice, alice_csrf) = session(&server, "user:default/alice").await;
     let (bob, bob_csrf) = session(&server, "user:default/bob").await;
 

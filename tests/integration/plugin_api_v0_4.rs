@@ -18,7 +18,7 @@ use axum::{Router, http::HeaderMap, routing};
 use callboard::{
     config::Config,
     identity::config::Anonymous,
-    permissions::{Criteria, Effect, Policy, Role, Rule},
+    permissions::{Criteria, Policy},
     plugins::{capabilities::http::credentials::CredentialConfig, manifest::Capabilities},
 };
 use callboard_catalog::{LocationConfig, LocationKind};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::{
     people::no_redirects,
-    support::{TestServer, eventually},
+    support::{TestServer, owners_may, publish, session},
 };
 
 const ORG: &str = "\
@@ -91,13 +91,6 @@ async fn start(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
     server
 }
 
-/// A session for `user` (as the sign-in flow makes): the cookie and its
-/// CSRF token.
-async fn session(server: &TestServer, user: &str) -> (String, String) {
-    let s = server.running.state.sessions.create(user).await.unwrap();
-    (format!("{}={}", callboard::identity::COOKIE, s.id), s.csrf)
-}
-
 async fn get(server: &TestServer, path: &str, cookie: &str) -> (u16, Value) {
     let response = no_redirects()
         .get(server.url(path))
@@ -129,44 +122,11 @@ async fn post(server: &TestServer, path: &str, cookie: &str, body: Value) -> (u1
     )
 }
 
-/// The default policy plus `api-v0-4.bump` for the owners of an entity.
-async fn publish_owners_may_bump(server: &TestServer) {
-    let mut policy = Policy::default_policy(&[]);
-    policy.roles.push(Role {
-        name: "role:default/bumpers".into(),
-        description: "owners bump their own entities".into(),
-        members: vec!["*".into()],
-        rules: vec![Rule {
-            permission: "api-v0-4.bump".into(),
-            action: None,
-            effect: Effect::Allow,
-            conditions: Some(Criteria::Rule {
-                rule: "IS_ENTITY_OWNER".into(),
-                resource_type: "catalog-entity".into(),
-                params: json!({"claims": ["$ownerRefs"]}),
-            }),
-        }],
-    });
-    let stores = &server.running.state.stores;
-    let draft = stores
-        .policies
-        .save_draft(&serde_json::to_string(&policy).unwrap(), "test", 1)
-        .await
-        .unwrap();
-    assert!(stores.policies.publish(draft, "test", 2).await.unwrap());
-    let access = server.running.state.access.clone();
-    eventually(15, "the server to use the published policy", || {
-        let access = access.clone();
-        async move { (access.version() == draft).then_some(()) }
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_principal_permissions_and_search_reach_a_0_4_plugin_as_the_person() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), |_| {}).await;
-    publish_owners_may_bump(&server).await;
+    publish(&server, &owners_may("api-v0-4.bump")).await;
     let (alice, _) = session(&server, "user:default/alice").await;
     let (bob, _) = session(&server, "user:default/bob").await;
     let base = format!("/api/plugins/{PLUGIN}");
@@ -311,19 +271,7 @@ async fn search_as_a_person_hides_what_they_may_not_read_and_needs_the_grant() {
         resource_type: "catalog-entity".into(),
         params: json!({"claims": ["$ownerRefs"]}),
     });
-    let stores = &server.running.state.stores;
-    let draft = stores
-        .policies
-        .save_draft(&serde_json::to_string(&policy).unwrap(), "test", 1)
-        .await
-        .unwrap();
-    assert!(stores.policies.publish(draft, "test", 2).await.unwrap());
-    let access = server.running.state.access.clone();
-    eventually(15, "the owners-only policy", || {
-        let access = access.clone();
-        async move { (access.version() == draft).then_some(()) }
-    })
-    .await;
+    publish(&server, &policy).await;
     let (alice, _) = session(&server, "user:default/alice").await;
     let (bob, _) = session(&server, "user:default/bob").await;
     let base = format!("/api/plugins/{PLUGIN}");
@@ -395,7 +343,7 @@ async fn press(
 async fn buttons_and_forms_in_views_run_actions_as_the_person_with_the_csrf_token() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), |_| {}).await;
-    publish_owners_may_bump(&server).await;
+    publish(&server, &owners_may("api-v0-4.bump")).await;
     let (alice, csrf) = session(&server, "user:default/alice").await;
 
     // The card greets the person and carries plain HTML forms with the

@@ -500,3 +500,49 @@ pub fn ensure_installed(binary: &str, packages: &[&str]) {
         packages.join(" ")
     );
 }
+
+/// A session for `user`, as the sign-in flow makes one: the cookie
+/// (`name=value`) and its CSRF token.
+pub async fn session(server: &TestServer, user: &str) -> (String, String) {
+    let s = server.running.state.sessions.create(user).await.unwrap();
+    (format!("{}={}", callboard::identity::COOKIE, s.id), s.csrf)
+}
+
+/// Publishes `policy` through the store and waits until the server uses it.
+pub async fn publish(server: &TestServer, policy: &callboard::permissions::Policy) {
+    let stores = &server.running.state.stores;
+    let draft = stores
+        .policies
+        .save_draft(&serde_json::to_string(policy).unwrap(), "test", 1)
+        .await
+        .unwrap();
+    assert!(stores.policies.publish(draft, "test", 2).await.unwrap());
+    let access = server.running.state.access.clone();
+    eventually(15, "the server to use the published policy", || {
+        let access = access.clone();
+        async move { (access.version() == draft).then_some(()) }
+    })
+    .await;
+}
+
+/// The default policy plus `permission` for the owners of an entity.
+pub fn owners_may(permission: &str) -> callboard::permissions::Policy {
+    use callboard::permissions::{Criteria, Effect, Policy, Role, Rule};
+    let mut policy = Policy::default_policy(&[]);
+    policy.roles.push(Role {
+        name: "role:default/owners-may".into(),
+        description: format!("owners hold {permission} on their own entities"),
+        members: vec!["*".into()],
+        rules: vec![Rule {
+            permission: permission.into(),
+            action: None,
+            effect: Effect::Allow,
+            conditions: Some(Criteria::Rule {
+                rule: "IS_ENTITY_OWNER".into(),
+                resource_type: "catalog-entity".into(),
+                params: serde_json::json!({"claims": ["$ownerRefs"]}),
+            }),
+        }],
+    });
+    policy
+}
