@@ -48,35 +48,7 @@ pub struct Config {
     pub docs: crate::techdocs::DocsConfig,
 }
 
-/// `[trust]`: vendor keys and the signature policy.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrustConfig {
-    /// Refuse every plugin not signed by a trusted vendor (commercial plugins
-    /// always need one). Default false.
-    pub require_signatures: bool,
-    /// Trusted vendors: `[[trust.vendors]] id = "acme" public_key = "<hex>"`.
-    pub vendors: Vec<TrustedVendor>,
-    /// Folder of trusted vendor public key files (`*.pub`, as written by
-    /// `callboard vendor keygen`). Default `<data_dir>/trusted-vendors`.
-    pub dir: Option<PathBuf>,
-    /// Plugin ids bound to a vendor: `[trust.pins] ci = "acme"` loads plugin
-    /// `ci` only when signed by trusted vendor `acme`, forced or not, so its
-    /// settings (e.g. a token) and data never reach another signer. Default:
-    /// none (an id is bound to the signer it was first installed with, and
-    /// a change needs `--force`).
-    pub pins: BTreeMap<String, String>,
-}
-
-/// One trusted vendor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustedVendor {
-    /// Vendor id, as plugin manifests name it.
-    pub id: String,
-    /// ed25519 public key, hex.
-    pub public_key: String,
-}
+pub use callboard_plugin_contract::trust::{TrustConfig, TrustedVendor};
 
 /// `[grants]`: capabilities granted to plugins. A plugin gets a capability
 /// only if it requests it in its manifest AND the operator grants it here,

@@ -10,18 +10,16 @@ mod call;
 pub mod capabilities;
 mod engine;
 pub mod events;
-pub mod license;
 mod license_checks;
 mod loader;
-pub mod manifest;
 pub mod portal;
 mod registry;
-mod sections;
 mod shared;
-pub mod signing;
 mod state;
-pub mod trust;
 mod watcher;
+
+/// The wasm-free contract: manifests, signatures, licences and trust.
+pub use callboard_plugin_contract::{license, manifest, signing, trust, write_atomically};
 
 pub use api::ApiVersion;
 pub use call::{
@@ -34,6 +32,6 @@ pub use loader::LoadError;
 pub use portal::{Caller, Principal};
 pub use registry::{
     InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, TickCounts, is_plugin_file,
-    verify_file, verify_license_file, write_atomically,
+    verify_file, verify_license_file,
 };
 pub use watcher::FolderWatch;

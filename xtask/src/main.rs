@@ -8,6 +8,10 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use callboard_plugin_contract::{
+    manifest::{self, Manifest},
+    signing::VendorKey,
+};
 use clap::{Parser, Subcommand};
 
 /// Build, demo, test and benchmark Callboard.
@@ -98,7 +102,7 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             let installed = data.join("plugins");
             std::fs::create_dir_all(&installed)?;
             for plugin in example_plugins(&root)? {
-                let file = format!("{}.wasm", plugin.id);
+                let file = format!("{}.wasm", plugin.manifest.id);
                 copy_atomically(&plugins.join(&file), &installed.join(&file))?;
             }
             // The demo's licences for commercial plugins (see demo/vendor/README.md).
@@ -490,8 +494,7 @@ fn demo_server(package: &str, args: &[&str], bind: &str) -> anyhow::Result<KillO
 struct PluginCrate {
     dir: PathBuf,
     package: String,
-    id: String,
-    vendor: Option<String>,
+    manifest: Manifest,
 }
 
 /// Plugin crates: folders with a `plugin.toml`, under example-plugins/ and tests/fixtures/.
@@ -513,14 +516,12 @@ fn plugin_crates(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
                 .context("plugin folder name")?
                 .to_owned();
             let text = std::fs::read_to_string(&manifest)?;
-            let id = toml_string(&text, "id")
-                .with_context(|| format!("{}: no `id = \"...\"` line", manifest.display()))?;
-            let vendor = toml_string(&text, "vendor");
+            let manifest =
+                Manifest::from_toml(&text).with_context(|| format!("{}", manifest.display()))?;
             out.push(PluginCrate {
                 dir,
                 package,
-                id,
-                vendor,
+                manifest,
             });
         }
     }
@@ -534,20 +535,6 @@ fn example_plugins(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
         .into_iter()
         .filter(|p| p.dir.starts_with(&examples))
         .collect())
-}
-
-/// The `<key> = "..."` line of a plugin.toml (e.g. `id`); the full manifest
-/// is parsed by `callboard plugin pack`.
-fn toml_string(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let value = line
-            .trim()
-            .strip_prefix(key)?
-            .trim_start()
-            .strip_prefix('=')?
-            .trim();
-        Some(value.trim_matches('"').to_owned())
-    })
 }
 
 /// Builds and packs every plugin crate; returns the folder of packed files.
@@ -572,45 +559,35 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     }
     build.status_ok()?;
 
-    step("building the callboard binary to pack them");
-    cargo(["build", "--release", "--quiet", "-p", "callboard"]).status_ok()?;
+    // Packed and signed with the plugin contract itself: no wasmtime (and
+    // no host build) is needed to make plugin files.
     let target = target_dir()?;
-    let callboard = callboard_bin()?;
     let out = target.join("callboard-plugins");
     std::fs::create_dir_all(&out)?;
     for c in &crates {
         let component = target
             .join("wasm32-wasip2/plugin")
             .join(format!("{}.wasm", c.package.replace('-', "_")));
-        let status = Command::new(&callboard)
-            .arg("plugin")
-            .arg("pack")
-            .arg(&component)
-            .arg("--manifest")
-            .arg(c.dir.join("plugin.toml"))
-            .arg("--out")
-            .arg(out.join(format!("{}.wasm", c.id)))
-            .status()
-            .context("running callboard plugin pack")?;
-        if !status.success() {
-            bail!("packing {} failed", c.package);
-        }
+        let bytes = std::fs::read(&component)
+            .with_context(|| format!("cannot read {}", component.display()))?;
+        let (_, mut packed) = manifest::pack(&bytes, &c.manifest)
+            .with_context(|| format!("packing {}", component.display()))?;
         // Plugins of the demo's made-up vendors are signed with their DEMO
         // keys (demo/vendor/README.md), as a vendor ships them.
         let key = c
+            .manifest
             .vendor
             .as_ref()
             .map(|v| root.join("demo/vendor").join(format!("{v}.key")))
             .filter(|k| k.is_file());
         if let Some(key) = key {
-            Command::new(&callboard)
-                .args(["plugin", "sign"])
-                .arg(out.join(format!("{}.wasm", c.id)))
-                .arg("--key")
-                .arg(&key)
-                .status_ok()
+            packed = VendorKey::read(&key)?
+                .sign_plugin(&packed)
                 .with_context(|| format!("signing {}", c.package))?;
         }
+        let file = out.join(format!("{}.wasm", c.manifest.id));
+        callboard_plugin_contract::write_atomically(&file, &packed)
+            .with_context(|| format!("cannot write {}", file.display()))?;
     }
     Ok(out)
 }

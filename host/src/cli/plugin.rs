@@ -208,14 +208,12 @@ pub fn run(command: PluginCommand, config: &Config) -> anyhow::Result<ExitCode> 
 fn pack(component: &Path, manifest_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(manifest_path)
         .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let mut manifest =
+    let manifest =
         Manifest::from_toml(&text).with_context(|| format!("{}", manifest_path.display()))?;
     let bytes =
         std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
-    manifest.api_version =
-        Some(api_version_of(&bytes).with_context(|| format!("{}", component.display()))?);
-    let packed =
-        manifest::embed(&bytes, &manifest).with_context(|| format!("{}", component.display()))?;
+    let (manifest, packed) =
+        manifest::pack(&bytes, &manifest).with_context(|| format!("{}", component.display()))?;
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.wasm", manifest.id)));
     write_atomically(&out, &packed)?;
     println!("packed {} into {}", manifest.label(), out.display());
@@ -637,22 +635,4 @@ impl Remote {
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     crate::plugins::write_atomically(path, bytes)
         .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// The plugin API version a component exports, read from its WIT without
-/// compiling it: the `callboard:plugin/handler@X` export.
-pub(crate) fn api_version_of(bytes: &[u8]) -> anyhow::Result<String> {
-    use wasmparser::{Parser, Payload};
-    for payload in Parser::new(0).parse_all(bytes) {
-        if let Payload::ComponentExportSection(exports) = payload? {
-            for export in exports {
-                if let Some(version) = export?.name.0.strip_prefix("callboard:plugin/handler@") {
-                    return Ok(version.to_owned());
-                }
-            }
-        }
-    }
-    anyhow::bail!(
-        "does not export callboard:plugin/handler; is it built with callboard-sdk for wasm32-wasip2?"
-    )
 }

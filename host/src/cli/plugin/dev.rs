@@ -313,9 +313,9 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
 fn pack(component: &Path, manifest: &Manifest) -> anyhow::Result<Vec<u8>> {
     let bytes =
         std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
-    let mut manifest = manifest.clone();
-    manifest.api_version = Some(super::api_version_of(&bytes)?);
-    Ok(crate::plugins::manifest::embed(&bytes, &manifest)?)
+    let (_, packed) = crate::plugins::manifest::pack(&bytes, manifest)
+        .with_context(|| format!("{}", component.display()))?;
+    Ok(packed)
 }
 
 /// Sends a message whenever something is written, created or removed

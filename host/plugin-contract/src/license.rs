@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::{
     signing::{VendorKey, verify_raw},
     trust::TrustStore,
 };

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wasm_encoder::Section as _;
 
-use super::sections::{self, NotComponent};
+use crate::sections::{self, NotComponent};
 
 /// Name of the custom section holding the manifest.
 pub const SECTION: &str = "callboard-manifest";
@@ -167,10 +167,7 @@ impl Capabilities {
             search: self.search && other.search,
             // A manifest asking for `*` takes whichever hosts the operator
             // grants (e.g. a billing API whose address only the operator knows).
-            http_hosts: super::capabilities::http::grant::intersect(
-                &self.http_hosts,
-                &other.http_hosts,
-            ),
+            http_hosts: crate::grant::intersect(&self.http_hosts, &other.http_hosts),
             events: self
                 .events
                 .iter()
@@ -252,6 +249,11 @@ pub enum ManifestError {
     /// The section is not a valid manifest.
     #[error("invalid manifest: {0}")]
     Invalid(String),
+    /// A component that does not export the plugin handler.
+    #[error(
+        "does not export callboard:plugin/handler; is it built with callboard-sdk for wasm32-wasip2?"
+    )]
+    NoHandler,
 }
 
 impl Manifest {
@@ -302,12 +304,12 @@ impl Manifest {
             }
             if p.resource_type
                 .as_deref()
-                .is_some_and(|t| t != crate::permissions::CATALOG_ENTITY)
+                .is_some_and(|t| t != crate::permission::CATALOG_ENTITY)
             {
                 return Err(ManifestError::Invalid(format!(
                     "permissions: {}: resource_type must be \"{}\" or left out",
                     p.name,
-                    crate::permissions::CATALOG_ENTITY
+                    crate::permission::CATALOG_ENTITY
                 )));
             }
             if p.resource_type.is_some() && !p.paths.is_empty() {
@@ -316,7 +318,7 @@ impl Manifest {
                     p.name
                 )));
             }
-            if crate::permissions::Action::parse(&p.action).is_none() {
+            if crate::permission::Action::parse(&p.action).is_none() {
                 return Err(ManifestError::Invalid(format!(
                     "permissions: {}: action {:?} is not create, read, update, delete or use",
                     p.name, p.action
@@ -400,7 +402,7 @@ pub fn embed(component: &[u8], manifest: &Manifest) -> Result<Vec<u8>, ManifestE
     for section in &sections {
         if matches!(
             section.custom(),
-            Some((SECTION | super::signing::SECTION, _))
+            Some((SECTION | crate::signing::SECTION, _))
         ) {
             continue;
         }
@@ -413,4 +415,32 @@ pub fn embed(component: &[u8], manifest: &Manifest) -> Result<Vec<u8>, ManifestE
     }
     .append_to(&mut out);
     Ok(out)
+}
+
+/// The plugin API version a component was built against: the version of
+/// the `callboard:plugin/handler` interface it exports.
+pub fn api_version_of(bytes: &[u8]) -> Result<String, ManifestError> {
+    use wasmparser::{Parser, Payload};
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| ManifestError::NotWasm(e.to_string()))?;
+        if let Payload::ComponentExportSection(exports) = payload {
+            for export in exports {
+                let export = export.map_err(|e| ManifestError::NotWasm(e.to_string()))?;
+                if let Some(version) = export.name.0.strip_prefix("callboard:plugin/handler@") {
+                    return Ok(version.to_owned());
+                }
+            }
+        }
+    }
+    Err(ManifestError::NoHandler)
+}
+
+/// Packs a built component: `manifest` (with the API version read from the
+/// component) embedded as its [`SECTION`]. What `callboard plugin pack`,
+/// `callboard plugin dev` and `cargo xtask build-plugins` do.
+pub fn pack(component: &[u8], manifest: &Manifest) -> Result<(Manifest, Vec<u8>), ManifestError> {
+    let mut manifest = manifest.clone();
+    manifest.api_version = Some(api_version_of(component)?);
+    let packed = embed(component, &manifest)?;
+    Ok((manifest, packed))
 }

@@ -9,15 +9,47 @@
 //!   strongly as the id was bound to ([`continuity`], [`SignerBook`]), unless
 //!   the operator forces it (admin API and CLI only, never a dropped file).
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::{
     manifest::{Capabilities, Manifest},
     signing::{PublicKeyFile, SignatureStatus},
 };
-use crate::config::TrustConfig;
+
+/// `[trust]`: vendor keys and the signature policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Refuse every plugin not signed by a trusted vendor (commercial plugins
+    /// always need one). Default false.
+    pub require_signatures: bool,
+    /// Trusted vendors: `[[trust.vendors]] id = "acme" public_key = "<hex>"`.
+    pub vendors: Vec<TrustedVendor>,
+    /// Folder of trusted vendor public key files (`*.pub`, as written by
+    /// `callboard vendor keygen`). Default `<data_dir>/trusted-vendors`.
+    pub dir: Option<PathBuf>,
+    /// Plugin ids bound to a vendor: `[trust.pins] ci = "acme"` loads plugin
+    /// `ci` only when signed by trusted vendor `acme`, forced or not, so its
+    /// settings (e.g. a token) and data never reach another signer. Default:
+    /// none (an id is bound to the signer it was first installed with, and
+    /// a change needs `--force`).
+    pub pins: BTreeMap<String, String>,
+}
+
+/// One trusted vendor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedVendor {
+    /// Vendor id, as plugin manifests name it.
+    pub id: String,
+    /// ed25519 public key, hex.
+    pub public_key: String,
+}
 
 /// Trusted vendor keys, by vendor id.
 #[derive(Debug, Clone, Default)]
@@ -262,7 +294,7 @@ impl SignerBook {
         }
         self.signers.insert(id.to_owned(), signer.clone());
         let json = serde_json::to_vec_pretty(&self.signers).map_err(std::io::Error::other)?;
-        crate::plugins::write_atomically(&self.path, &json)
+        crate::write_atomically(&self.path, &json)
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasm_encoder::Section as _;
 
-use super::sections::{self, NotComponent};
+use crate::sections::{self, NotComponent};
 
 /// Name of the custom section holding the signature.
 pub const SECTION: &str = "callboard-signature";
