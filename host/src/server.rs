@@ -394,10 +394,18 @@ pub fn no_delay(stream: &mut tokio::net::TcpStream) {
 /// `Host` check, `/metrics` (outside identity: it checks its own tokens),
 /// the body timeout, the request's identity, usage events.
 pub fn app(state: &AppState) -> axum::Router {
+    app_with(state, axum::Router::new())
+}
+
+/// [`app`] with `extra` routes merged under the same middleware (identity,
+/// usage, host check, request tracking): how the benchmarks compare a
+/// native route with a plugin route on equal terms.
+pub fn app_with(state: &AppState, extra: axum::Router) -> axum::Router {
     let server = &state.config.server;
     let hosts = crate::api::auth::AllowedHosts::new(server, state.config.bind);
     let app = crate::api::router(state)
         .merge(crate::web::router(state.clone()))
+        .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
             state.plugins.clone(),
             crate::usage::track,

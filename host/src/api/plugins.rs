@@ -39,17 +39,19 @@ pub fn router(
         .layer(axum::middleware::from_fn(backstage_errors))
         // Outermost, so error bodies get the sandbox headers too.
         .layer(axum::middleware::from_fn(sandbox))
-        .with_state(Shared {
+        .with_state(Shared::new(SharedState {
             host,
             access,
             callers,
             anonymous,
             max_request_body,
-        })
+        }))
 }
 
-#[derive(Clone)]
-struct Shared {
+/// Behind one `Arc`: axum clones the state for every request.
+type Shared = std::sync::Arc<SharedState>;
+
+struct SharedState {
     host: PluginHost,
     access: std::sync::Arc<crate::identity::access::Access>,
     callers: crate::identity::callers::Callers,
