@@ -143,7 +143,9 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             .status_ok()?;
             let plugins = build_plugins(&root)?;
             step("cargo test");
-            // The workspace's default members: plugins are tested through the host.
+            // The workspace's default members: plugins are tested through the
+            // host, and through the plugin harness (host/plugin-harness, whose
+            // tests load the same packed plugins), in this one release build.
             let mut test = cargo(["test", "--release", "--"]);
             test.args(&args)
                 .env("CALLBOARD_TEST_PLUGINS", &plugins)

@@ -33,7 +33,6 @@ struct Shared {
     search: Search,
 }
 
-
 impl std::fmt::Debug for Callers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Callers").finish_non_exhaustive()
@@ -120,7 +119,13 @@ impl Rights for IdentityRights {
     ) -> Result<Vec<Hit>, IndexError> {
         let mut query = SearchQuery::new(&term, 0, limit);
         query.types = types;
-        let results = match self.callers.inner.search.query(&self.who, query.clone()).await {
+        let results = match self
+            .callers
+            .inner
+            .search
+            .query(&self.who, query.clone())
+            .await
+        {
             Ok(results) => results,
             Err(SearchError::NothingReadable) => return Ok(Vec::new()),
             Err(e) => return Err(index_error(e)),
@@ -202,7 +207,8 @@ impl Portal for Callers {
                 fields: serde_json::Map::new(),
             })
             .collect();
-        self.inner.search
+        self.inner
+            .search
             .put_plugin_documents(plugin, docs)
             .await
             .map_err(|e| match e {
@@ -214,14 +220,16 @@ impl Portal for Callers {
     }
 
     async fn remove_documents(&self, plugin: &str, ids: Vec<String>) -> Result<(), IndexError> {
-        self.inner.search
+        self.inner
+            .search
             .remove_plugin_document_keys(plugin, &ids)
             .await
             .map_err(index_error)
     }
 
     async fn clear_documents(&self, plugin: &str) -> Result<(), IndexError> {
-        self.inner.search
+        self.inner
+            .search
             .remove_plugin_documents(plugin)
             .await
             .map_err(index_error)

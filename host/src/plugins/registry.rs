@@ -1426,3 +1426,27 @@ fn write_install(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
         .map_err(|e| LoadError::Write(format!("{}: {e}", path.display())))
 }
 
+impl PluginHost {
+    /// **Test seam** (what `callboard-plugin-harness` uses; production never
+    /// calls it): every plugin's outbound HTTP goes to `transport` instead of
+    /// the network. The grant check, the operator's credentials, redirects,
+    /// the timeout and the response size cap apply as in production (see
+    /// [`super::capabilities::http::transport`]). Call once, before
+    /// installing plugins; `false` if a transport was set already.
+    pub fn set_http_transport(
+        &self,
+        transport: Arc<dyn super::capabilities::http::Transport>,
+    ) -> bool {
+        self.inner.http.set_transport(transport)
+    }
+
+    /// Runs plugin `id`'s scheduled task (`on-tick`) once now, as its own
+    /// service principal, under the same deadline and limits as a scheduled
+    /// tick; for tests, which cannot wait for the schedule.
+    pub async fn tick_now(&self, id: &str) -> Result<(), CallError> {
+        let now_ms = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.tick(id, now_ms).await
+    }
+}

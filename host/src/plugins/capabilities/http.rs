@@ -14,9 +14,13 @@
 //! The operator's credentials for a granted host ([`credentials`]) are
 //! added at the hop that goes to that host and nowhere else; the plugin
 //! never sees them. `send-all` (API 0.4) runs requests concurrently.
+//!
+//! Tests may put a [`Transport`] in place of the network (a test seam:
+//! [`transport`]); the checks and bounds above apply to it all the same.
 
 pub mod credentials;
 pub mod grant;
+pub mod transport;
 
 use std::{
     collections::HashMap,
@@ -27,6 +31,7 @@ use std::{
 
 use reqwest::{Method, redirect::Policy};
 
+pub use self::transport::Transport;
 use self::{
     credentials::Bound,
     grant::{HostGrant, UrlHost},
@@ -117,6 +122,9 @@ pub struct HttpClient {
     /// The host and port of `server.public_url`: the portal as users reach
     /// it (through a proxy that maps it back here), never a plugin's target.
     public: Arc<OnceLock<(String, u16)>>,
+    /// Test seam: where requests go instead of the network (never set in
+    /// production).
+    transport: Arc<OnceLock<Arc<dyn Transport>>>,
     timeout: Duration,
     max_body: u64,
 }
@@ -129,6 +137,7 @@ impl HttpClient {
             pinned: Arc::default(),
             own: Arc::default(),
             public: Arc::default(),
+            transport: Arc::default(),
             timeout,
             max_body,
         }
@@ -150,6 +159,18 @@ impl HttpClient {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let _ = self.public.set((host.to_ascii_lowercase(), port));
         }
+    }
+
+    /// **Test seam**: sends every request to `transport` instead of the
+    /// network, with the same checks and bounds (see [`transport`]). Once:
+    /// `false` if a transport was set already (it stays).
+    pub fn set_transport(&self, transport: Arc<dyn Transport>) -> bool {
+        self.transport.set(transport).is_ok()
+    }
+
+    /// The test transport, if one is set.
+    fn transport(&self) -> Option<&Arc<dyn Transport>> {
+        self.transport.get()
     }
 
     /// Whether `host:port` names the portal's public URL.
@@ -277,12 +298,15 @@ async fn check(url: &str, grants: &[HostGrant], http: &HttpClient) -> Result<Tar
     }
     let addrs: Vec<SocketAddr> = match literal {
         Some(ip) => vec![SocketAddr::new(ip, port)],
+        // A test transport answers for the name itself: nothing to resolve
+        // or connect to (the grant above was checked all the same).
+        None if http.transport().is_some() => Vec::new(),
         None => tokio::net::lookup_host((bare.as_str(), port))
             .await
             .map_err(|e| OutError::Connection(format!("cannot resolve {bare}: {e}")))?
             .collect(),
     };
-    if addrs.is_empty() {
+    if addrs.is_empty() && (literal.is_some() || http.transport().is_none()) {
         return Err(OutError::Connection(format!("{bare} has no address")));
     }
     // Every address, not the first: the connection may use any of them.
@@ -341,7 +365,11 @@ async fn send_checked(grants: Arc<Grants>, request: OutRequest) -> Result<OutRes
         let bound = credentials::find(&grants.credentials, &target.url)
             .map(|b| b.usable().map_err(OutError::Connection))
             .transpose()?;
-        let client = http.client_for(&target, bound)?;
+        let transport = http.transport();
+        let client = match transport {
+            Some(_) => http.direct.clone(),
+            None => http.client_for(&target, bound)?,
+        };
         let mut builder = client.request(method.clone(), target.url.clone());
         for (name, value) in &request.headers {
             let lower = name.to_ascii_lowercase();
@@ -357,22 +385,23 @@ async fn send_checked(grants: Arc<Grants>, request: OutRequest) -> Result<OutRes
         if let Some(bound) = bound {
             builder = bound.add_headers(builder);
         }
-        let response = builder
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|e| connection_error(&e))?;
-        if response.status().is_redirection()
-            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+        let builder = builder.body(body.clone());
+        let response = match transport {
+            Some(transport) => Answer::Stub(
+                transport
+                    .send(transport::out_request(builder, request.timeout_ms)?)
+                    .await?,
+            ),
+            None => Answer::Network(builder.send().await.map_err(|e| connection_error(&e))?),
+        };
+        let status = response.status();
+        if (300..400).contains(&status)
+            && let Some(location) = response.location()
         {
             let next = location
-                .to_str()
-                .ok()
                 .and_then(|l| target.url.join(l).ok())
                 .ok_or_else(|| OutError::Connection("invalid redirect location".into()))?;
-            if response.status() == reqwest::StatusCode::SEE_OTHER
-                || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302))
-            {
+            if status == 303 || (method == Method::POST && matches!(status, 301 | 302)) {
                 method = Method::GET;
                 body = Vec::new();
             }
@@ -382,11 +411,48 @@ async fn send_checked(grants: Arc<Grants>, request: OutRequest) -> Result<OutRes
             left_origin |= origin(&target.url) != first_origin;
             continue;
         }
-        return read_response(response, http.max_body).await;
+        return match response {
+            Answer::Network(response) => read_response(response, http.max_body).await,
+            Answer::Stub(response) if response.body.len() as u64 > http.max_body => {
+                Err(OutError::TooLarge(http.max_body))
+            }
+            Answer::Stub(response) => Ok(response),
+        };
     }
     Err(OutError::Connection(format!(
         "more than {MAX_REDIRECTS} redirects"
     )))
+}
+
+/// One hop's answer: from the network, or from a test [`Transport`].
+enum Answer {
+    Network(reqwest::Response),
+    Stub(OutResponse),
+}
+
+impl Answer {
+    fn status(&self) -> u16 {
+        match self {
+            Self::Network(r) => r.status().as_u16(),
+            Self::Stub(r) => r.status,
+        }
+    }
+
+    /// The `location` header: `None` without one, `Some(None)` when it is
+    /// not text.
+    fn location(&self) -> Option<Option<&str>> {
+        match self {
+            Self::Network(r) => r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| l.to_str().ok()),
+            Self::Stub(r) => r
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| Some(v.as_str())),
+        }
+    }
 }
 
 async fn read_response(
