@@ -57,6 +57,11 @@ async fn server(dir: &Path, events: bool, queue: usize) -> anyhow::Result<Runnin
         target: catalog.display().to_string(),
     }];
     config.plugins.event_queue = queue;
+    // As large in bytes (an event is ~150 bytes queued), so the throughput
+    // round measures delivery, not the byte cap's drops.
+    config.plugins.event_queue_bytes = queue.max(10_000) * 1024;
+    // The load names nobody: catalog reads answer anonymous callers.
+    config.auth.anonymous = callboard::identity::config::Anonymous::Read;
     if events {
         config.grants.plugins.insert(
             "misbehave".into(),
@@ -74,8 +79,17 @@ async fn server(dir: &Path, events: bool, queue: usize) -> anyhow::Result<Runnin
         "{}/api/catalog/entities/by-name/component/default/lookup-me",
         running.url()
     );
-    while client.get(&url).send().await?.status() != 200 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Wait for the catalog; anything but "not there yet" is a broken setup.
+    let waiting = Instant::now();
+    loop {
+        let status = client.get(&url).send().await?.status();
+        match status.as_u16() {
+            200 => break,
+            404 if waiting.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => anyhow::bail!("{url} answers {status} (waited {:?})", waiting.elapsed()),
+        }
     }
     Ok(running)
 }
