@@ -19,7 +19,7 @@ mod state;
 mod watcher;
 
 /// The wasm-free contract: manifests, signatures, licences and trust.
-pub use callboard_plugin_contract::{license, manifest, signing, trust, write_atomically};
+pub use callboard_plugin_contract::{cargo, license, manifest, signing, trust, write_atomically};
 
 pub use api::ApiVersion;
 pub use call::{

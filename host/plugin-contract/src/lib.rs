@@ -6,6 +6,7 @@
 //!
 //! **Invariant:** nothing here depends on wasmtime, axum or a database.
 
+pub mod cargo;
 pub mod grant;
 pub mod license;
 pub mod manifest;

@@ -30,6 +30,24 @@ impl Principal {
         Self::Service(format!("plugin:{id}"))
     }
 
+    /// A signed-in person with ref `user_ref` (`user:default/alice`),
+    /// display name and the groups they belong to; their ownership refs are
+    /// their own ref, then the groups.
+    pub fn user<G: Into<String>>(
+        user_ref: impl Into<String>,
+        display_name: impl Into<String>,
+        groups: impl IntoIterator<Item = G>,
+    ) -> Self {
+        let user_ref = user_ref.into();
+        let mut ownership = vec![user_ref.clone()];
+        ownership.extend(groups.into_iter().map(Into::into));
+        Self::User {
+            user_ref,
+            display_name: Some(display_name.into()),
+            ownership,
+        }
+    }
+
     /// The user ref, for a person.
     pub fn user_ref(&self) -> Option<&str> {
         match self {

@@ -85,30 +85,8 @@ pub(crate) fn build(
     let output = cargo
         .output()
         .map_err(|e| setup(format!("cannot run cargo: {e}")))?;
-    let wanted = manifest_path.canonicalize().unwrap_or(manifest_path);
-    let mut component = None;
-    for line in output.stdout.split(|b| *b == b'\n') {
-        let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
-            continue;
-        };
-        let ours = message["manifest_path"]
-            .as_str()
-            .is_some_and(|p| Path::new(p).canonicalize().is_ok_and(|p| p == wanted));
-        if ours
-            && message["reason"] == "compiler-artifact"
-            && message["target"]["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
-        {
-            component = message["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str())
-                .find(|f| f.ends_with(".wasm"))
-                .map(PathBuf::from);
-        }
-    }
+    let component =
+        callboard::plugins::cargo::built_component(&output.stdout, Some(&manifest_path));
     if !output.status.success() {
         return Err(setup(format!(
             "cargo build --target wasm32-wasip2 of {} failed (see the compiler's messages above)",

@@ -30,7 +30,7 @@
 //!
 //! ```no_run
 //! use callboard_plugin_harness::{
-//!     Harness, HarnessError, Principal, ResponseExt as _, UserPrincipal as _, http,
+//!     Harness, HarnessError, Principal, ResponseExt as _, http,
 //! };
 //! use serde_json::json;
 //!
@@ -222,36 +222,6 @@ impl From<serde_json::Value> for EntityText {
 impl From<&serde_json::Value> for EntityText {
     fn from(v: &serde_json::Value) -> Self {
         Self(v.to_string())
-    }
-}
-
-/// `Principal::user(...)`: a signed-in person, as the portal tells a
-/// plugin (bring the trait into scope: `use callboard_plugin_harness::UserPrincipal as _`).
-pub trait UserPrincipal {
-    /// A person with ref `user_ref` (`user:default/alice`), display name and
-    /// the groups they belong to (their ownership refs: their own ref, then
-    /// the groups).
-    fn user<G: Into<String>>(
-        user_ref: impl Into<String>,
-        display_name: impl Into<String>,
-        groups: impl IntoIterator<Item = G>,
-    ) -> Principal;
-}
-
-impl UserPrincipal for Principal {
-    fn user<G: Into<String>>(
-        user_ref: impl Into<String>,
-        display_name: impl Into<String>,
-        groups: impl IntoIterator<Item = G>,
-    ) -> Principal {
-        let user_ref = user_ref.into();
-        let mut ownership = vec![user_ref.clone()];
-        ownership.extend(groups.into_iter().map(Into::into));
-        Principal::User {
-            user_ref,
-            display_name: Some(display_name.into()),
-            ownership,
-        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use callboard_plugin_harness::{
     CallError, CredentialConfig, Harness, HarnessError, OutRequest, OutResponse, Principal,
-    ResponseExt as _, UserPrincipal as _, http, ui,
+    ResponseExt as _, http, ui,
 };
 use serde_json::{Value, json};
 

@@ -286,25 +286,7 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
         cargo.arg("--release");
     }
     let output = cargo.output().context("cannot run cargo")?;
-    let mut component = None;
-    for line in output.stdout.split(|b| *b == b'\n') {
-        let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
-            continue;
-        };
-        if message["reason"] == "compiler-artifact"
-            && message["target"]["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
-        {
-            component = message["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str())
-                .find(|f| f.ends_with(".wasm"))
-                .map(PathBuf::from);
-        }
-    }
+    let component = callboard_plugin_contract::cargo::built_component(&output.stdout, None);
     anyhow::ensure!(output.status.success(), "cargo build failed (see above)");
     component.context("cargo built no .wasm component: is the crate-type cdylib?")
 }
