@@ -57,6 +57,16 @@ pub enum SearchError {
     /// A plugin's documents were refused (the message names the plugin).
     #[error("{0}")]
     Refused(String),
+    /// A plugin would hold more than [`MAX_PLUGIN_DOCUMENTS`] documents.
+    #[error("plugin {plugin}: {held} documents held and {new} new, at most {MAX_PLUGIN_DOCUMENTS}")]
+    TooMany {
+        /// The plugin.
+        plugin: String,
+        /// Documents it holds.
+        held: u64,
+        /// Documents the refused call would add.
+        new: usize,
+    },
     /// The caller may read nothing (an anonymous caller should sign in).
     #[error("nothing to search: the caller may not read the catalog")]
     NothingReadable,
@@ -116,10 +126,11 @@ impl Search {
         use callboard_store::search::{CATALOG_TYPE, TECHDOCS_TYPE};
         let refuse = |why: String| SearchError::Refused(format!("plugin {plugin}: {why}"));
         if docs.len() > MAX_PLUGIN_DOCUMENTS {
-            return Err(refuse(format!(
-                "{} documents, at most {MAX_PLUGIN_DOCUMENTS}",
-                docs.len()
-            )));
+            return Err(SearchError::TooMany {
+                plugin: plugin.to_owned(),
+                held: 0,
+                new: docs.len(),
+            });
         }
         let mut groups = Vec::with_capacity(docs.len());
         for mut doc in docs {
@@ -155,9 +166,11 @@ impl Search {
                 }
             }
             if held as usize + new > MAX_PLUGIN_DOCUMENTS {
-                return Err(refuse(format!(
-                    "{held} documents held and {new} new, at most {MAX_PLUGIN_DOCUMENTS}"
-                )));
+                return Err(SearchError::TooMany {
+                    plugin: plugin.to_owned(),
+                    held,
+                    new,
+                });
             }
         }
         self.store

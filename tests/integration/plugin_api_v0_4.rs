@@ -294,6 +294,33 @@ async fn search_as_a_person_hides_what_they_may_not_read_and_needs_the_grant() {
         json!([]),
         "bob may not read a-one, so not its document either"
     );
+
+    // A plugin holds at most 10,000 documents: past it a typed refusal
+    // (`too-many`), and replacing documents it holds still works.
+    // (A put carries at most 1,000.)
+    let batch = |k: usize| {
+        (0..1_000)
+            .map(|i| json!({"id": format!("b{k}-{i}"), "title": "t", "text": "t"}))
+            .collect::<Vec<_>>()
+    };
+    for k in 0..10 {
+        let (status, body) = post(&server, &format!("{base}/index"), &alice, json!(batch(k))).await;
+        // 1 + 9,999 held after the last of these, with "d1" above.
+        let expected = if k < 9 { 200 } else { 500 };
+        assert_eq!(status, expected, "batch {k}: {body}");
+    }
+    let (status, body) = post(&server, &format!("{base}/index"), &alice, json!(batch(10))).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.to_string()
+            .contains("a plugin holds at most 10000 search documents"),
+        "{body}"
+    );
+    let (status, body) = post(&server, &format!("{base}/index"), &alice, json!(batch(0))).await;
+    assert_eq!(
+        status, 200,
+        "documents it holds are replaced, not added: {body}"
+    );
     server.stop().await;
 
     // Without the `search` grant: a typed refusal, not a trap.

@@ -154,6 +154,7 @@ fn decode_cursor(cursor: &str) -> Result<usize, ApiError> {
 pub(crate) fn search_error(e: SearchError) -> ApiError {
     match e {
         SearchError::Refused(m) => ApiError::input(m),
+        SearchError::TooMany { .. } => ApiError::input(e.to_string()),
         SearchError::NothingReadable => ApiError::unauthenticated(
             "Searching needs a signed-in user or `Authorization: Bearer <token>`",
         ),

@@ -158,7 +158,9 @@ impl Rights for IdentityRights {
 fn index_error(e: SearchError) -> IndexError {
     match e {
         SearchError::Refused(why) => IndexError::Invalid(why),
-        SearchError::NothingReadable => IndexError::Invalid(e.to_string()),
+        SearchError::NothingReadable | SearchError::TooMany { .. } => {
+            IndexError::Invalid(e.to_string())
+        }
         SearchError::Store(e) => {
             tracing::error!("a plugin's search call failed: {e}");
             IndexError::Unavailable("the search index failed; see the host log".into())
@@ -212,9 +214,7 @@ impl Portal for Callers {
             .put_plugin_documents(plugin, docs)
             .await
             .map_err(|e| match e {
-                SearchError::Refused(why) if why.contains("at most") && why.contains("held") => {
-                    IndexError::TooMany(MAX_PLUGIN_DOCUMENTS as u32)
-                }
+                SearchError::TooMany { .. } => IndexError::TooMany(MAX_PLUGIN_DOCUMENTS as u32),
                 e => index_error(e),
             })
     }

@@ -78,6 +78,7 @@ pub(super) async fn handler(
         Err(SearchError::NothingReadable) => SearchResults::default(),
         Err(SearchError::Store(e)) => return Err(WebError::Catalog(e.into())),
         Err(SearchError::Refused(m)) => return Err(WebError::BadRequest(m)),
+        Err(e @ SearchError::TooMany { .. }) => return Err(WebError::BadRequest(e.to_string())),
     };
     let body = page(&params, &terms, &results);
     let mut response = axum::response::Html(
