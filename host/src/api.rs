@@ -12,45 +12,34 @@ pub mod search;
 pub mod techdocs;
 pub mod views;
 
-use axum::Router;
+use axum::{Router, extract::FromRef};
+use callboard_catalog::Catalog;
 
-use crate::server::AppState;
-
-/// Every REST route: health, `/api/...` and the permission API.
-pub fn router(state: &AppState) -> Router {
-    let max_body = state
-        .config
-        .plugins
-        .overrides
-        .values()
-        .filter_map(|o| o.max_request_body)
-        .fold(state.config.plugins.limits.max_request_body, usize::max);
-    let access = auth::CatalogAccess::new(state.access.clone());
+/// Every REST route: health, `/api/...` and the permission API. Each area
+/// takes only its own sub-state, projected from the root's state `S` with
+/// axum's [`FromRef`]; the REST layer never names the root's state.
+pub fn router<S>(state: &S) -> Router
+where
+    crate::health::Ready: FromRef<S>,
+    Catalog: FromRef<S>,
+    auth::CatalogAccess: FromRef<S>,
+    admin::AdminApi: FromRef<S>,
+    views::ViewsApi: FromRef<S>,
+    techdocs::TechdocsApi: FromRef<S>,
+    crate::search::Search: FromRef<S>,
+    plugins::PluginRoutes: FromRef<S>,
+    policy::PolicyApi: FromRef<S>,
+{
     Router::new()
-        .merge(crate::health::router(state))
+        .merge(crate::health::router(FromRef::from_ref(state)))
         .nest(
             "/api/catalog",
-            catalog::router(state.catalog.clone(), access),
+            catalog::router(FromRef::from_ref(state), FromRef::from_ref(state)),
         )
-        .nest("/api/admin", admin::router(state))
-        .nest("/api/views", views::router(state.clone()))
-        .nest("/api/techdocs", techdocs::router(state.clone()))
-        .nest(
-            "/api/search",
-            search::router(crate::search::Search::new(
-                state.stores.search.clone(),
-                state.access.clone(),
-            )),
-        )
-        .nest(
-            "/api/plugins",
-            plugins::router(
-                state.plugins.clone(),
-                state.access.clone(),
-                state.callers.clone(),
-                state.config.auth.anonymous,
-                max_body,
-            ),
-        )
-        .merge(policy::router(state))
+        .nest("/api/admin", admin::router(&FromRef::from_ref(state)))
+        .nest("/api/views", views::router(FromRef::from_ref(state)))
+        .nest("/api/techdocs", techdocs::router(FromRef::from_ref(state)))
+        .nest("/api/search", search::router(FromRef::from_ref(state)))
+        .nest("/api/plugins", plugins::router(FromRef::from_ref(state)))
+        .merge(policy::router(&FromRef::from_ref(state)))
 }

@@ -19,19 +19,12 @@ use axum::{Json, Router, routing::get};
 use callboard_store::Admin;
 use serde_json::{Value, json};
 
-use crate::server::AppState;
-
 /// How long a probe waits for the database.
 const DATABASE_WAIT: Duration = Duration::from_secs(2);
 
 /// The probes' routes.
-pub fn router(state: &AppState) -> Router {
-    let admin = state.stores.admin.clone();
-    let ready = Ready {
-        admin: admin.clone(),
-        catalog: state.catalog.clone(),
-        plugins: state.plugins.clone(),
-    };
+pub fn router(ready: Ready) -> Router {
+    let admin = ready.admin.clone();
     Router::new()
         .route("/api/health", get(move || health(admin.clone())))
         .route(
@@ -76,11 +69,15 @@ async fn ping(admin: &dyn Admin) -> Result<(), String> {
     }
 }
 
+/// What the probes look at (the root projects it from its state).
 #[derive(Clone)]
-struct Ready {
-    admin: Arc<dyn Admin>,
-    catalog: callboard_catalog::Catalog,
-    plugins: crate::plugins::PluginHost,
+pub struct Ready {
+    /// The database.
+    pub admin: Arc<dyn Admin>,
+    /// The catalog's start-up load.
+    pub catalog: callboard_catalog::Catalog,
+    /// The plugin files' sync (several replicas).
+    pub plugins: crate::plugins::PluginHost,
 }
 
 impl Ready {

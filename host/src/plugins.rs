@@ -14,6 +14,7 @@ mod license_checks;
 mod loader;
 pub mod portal;
 mod registry;
+pub mod settings;
 mod shared;
 mod state;
 mod watcher;
@@ -34,4 +35,5 @@ pub use registry::{
     InstallOptions, LicenseState, LoadFailure, PluginHost, PluginInfo, TickCounts, is_plugin_file,
     verify_file, verify_license_file,
 };
+pub use settings::RuntimeSettings;
 pub use watcher::FolderWatch;

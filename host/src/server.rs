@@ -3,6 +3,7 @@
 pub mod config;
 mod listen;
 mod memory;
+mod projections;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -96,8 +97,8 @@ impl AppState {
         } else {
             None
         };
-        let plugins =
-            PluginHost::new(&config, &stores).context("cannot start the plugin runtime")?;
+        let plugins = PluginHost::new(&config.runtime(), &stores)
+            .context("cannot start the plugin runtime")?;
         if config.database.is_postgres() {
             // Replicas: the database's plugin files are the source of truth.
             plugins.attach_shared(stores.plugins.clone());
@@ -248,7 +249,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .with_context(|| format!("cannot listen on {bind} (telemetry.metrics.bind)"))?;
         tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
         tokio::spawn(crate::telemetry::metrics::serve_separately(
-            state.clone(),
+            axum::extract::FromRef::from_ref(&state),
             handle.clone(),
             listener,
         ));
@@ -407,7 +408,7 @@ pub fn app_with(state: &AppState, extra: axum::Router) -> axum::Router {
         .merge(crate::web::router(state.clone()))
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
-            state.plugins.clone(),
+            <crate::usage::Tracking as axum::extract::FromRef<AppState>>::from_ref(state),
             crate::usage::track,
         ))
         // Who the request is from, before anything else reads it.
@@ -424,7 +425,7 @@ pub fn app_with(state: &AppState, extra: axum::Router) -> axum::Router {
     // `/metrics` checks its own tokens, outside `resolve`. (Merged into, not
     // merged: the merged router's fallback is the one kept, and `app`'s
     // carries the layers above.)
-    crate::telemetry::metrics::router(state)
+    crate::telemetry::metrics::router(&axum::extract::FromRef::from_ref(state))
         .merge(app)
         .layer(axum::middleware::from_fn_with_state(
             hosts,

@@ -93,10 +93,20 @@ fn new_visitor_id() -> Option<String> {
     Some(hex::encode(bytes))
 }
 
-/// The middleware: `axum::middleware::from_fn_with_state(plugins, track)`.
-pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Next) -> Response {
+/// What [`track`] needs: the event bus (through the plugin runtime) and
+/// the proxies trusted to name the user.
+#[derive(Clone)]
+pub struct Tracking {
+    /// The runtime whose bus usage events go to.
+    pub plugins: PluginHost,
+    /// `[proxy]`.
+    pub proxy: std::sync::Arc<crate::config::ProxyConfig>,
+}
+
+/// The middleware: `axum::middleware::from_fn_with_state(tracking, track)`.
+pub async fn track(State(tracking): State<Tracking>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let bus = plugins.events();
+    let bus = tracking.plugins.events();
     // Without subscribers only HTML pages need anything (the visitor
     // cookie), and no request pays for copying its path or headers.
     let wants = bus.wants(Stream::Usage);
@@ -110,13 +120,7 @@ pub async fn track(State(plugins): State<PluginHost>, request: Request, next: Ne
         .extensions()
         .get::<crate::identity::Identity>()
         .and_then(|i| i.user_ref().map(str::to_owned))
-        .or_else(|| {
-            trusted_user(
-                request.headers(),
-                peer_of(&request),
-                &plugins.config().proxy,
-            )
-        });
+        .or_else(|| trusted_user(request.headers(), peer_of(&request), &tracking.proxy));
     let visitor = visitor_of(&request).map(str::to_owned);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

@@ -248,7 +248,7 @@ async fn fetch_all(
     deadline: Duration,
 ) -> Vec<RenderedView> {
     let until = tokio::time::Instant::now() + deadline;
-    let limits = plugins.config().plugins.views;
+    let limits = plugins.settings().plugins.views;
     let tasks: Vec<_> = requests
         .into_iter()
         .map(|(plugin, slot, request)| {

@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     let stores = callboard_store_sqlite::open(data.path(), &Default::default())?;
-    let host = PluginHost::new(&config, &stores)?;
+    let host = PluginHost::new(&config.runtime(), &stores)?;
     for result in host.load_dir(&plugins) {
         result.map_err(|f| anyhow::anyhow!("{}: {}", f.file.display(), f.error))?;
     }

@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
             ..Config::default()
         };
         let warm_stores = callboard_store_sqlite::open(&data_dir, &Default::default())?;
-        let warm_host = callboard::plugins::PluginHost::new(&warm, &warm_stores)?;
+        let warm_host = callboard::plugins::PluginHost::new(&warm.runtime(), &warm_stores)?;
         for n in 100..140 {
             warm_host.install(&version(n)?, &Default::default())?;
         }

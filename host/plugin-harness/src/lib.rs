@@ -570,7 +570,7 @@ impl HarnessBuilder {
             }
         }
 
-        let host = PluginHost::new(&config, &stores)
+        let host = PluginHost::new(&config.runtime(), &stores)
             .map_err(|e| setup("cannot start the plugin runtime", &e))?;
         host.attach_catalog(catalog.clone());
         let policy = Arc::new(Policy {

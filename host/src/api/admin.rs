@@ -41,18 +41,29 @@ use crate::{
     identity::{Identity, access::Access},
     permissions::{CALLBOARD_AUDIT_READ, CALLBOARD_PLUGINS_MANAGE, CALLBOARD_TOKENS_MANAGE},
     plugins::{InstallOptions, LoadError, PluginInfo},
-    server::AppState,
 };
 
+/// What the admin API needs (the root projects it from its state; the
+/// portal's admin pages use the same functions).
+#[derive(Clone)]
+pub struct AdminApi {
+    /// The plugin runtime (install, remove, licences).
+    pub plugins: crate::plugins::PluginHost,
+    /// Tokens and the audit log.
+    pub stores: callboard_store::Stores,
+    /// The published policy.
+    pub access: Arc<Access>,
+    /// Largest plugin upload, in bytes.
+    pub max_upload_body: usize,
+}
+
 /// The router mounted at `/api/admin`.
-pub fn router(state: &AppState) -> Router {
+pub fn router(state: &AdminApi) -> Router {
     let plugins = Router::new()
         .route("/plugins", get(list).post(install))
         .route("/plugins/{id}", axum::routing::delete(remove).get(show))
         .route("/plugins/{id}/license", put(install_license))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.config.server.max_upload_body,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_upload_body))
         .route_layer(middleware::from_fn_with_state(
             (state.access.clone(), CALLBOARD_PLUGINS_MANAGE),
             require,
@@ -89,13 +100,13 @@ async fn require(
     next.run(request).await
 }
 
-async fn list(State(state): State<AppState>) -> Json<Value> {
+async fn list(State(state): State<AdminApi>) -> Json<Value> {
     let host = &state.plugins;
     Json(json!({ "plugins": host.list(), "failures": host.failures() }))
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let info = state
@@ -112,7 +123,7 @@ struct InstallQuery {
 }
 
 async fn install(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Extension(identity): Extension<Identity>,
     Query(query): Query<InstallQuery>,
     mut form: Multipart,
@@ -161,7 +172,7 @@ async fn install(
 }
 
 async fn install_license(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Extension(identity): Extension<Identity>,
     Path(id): Path<String>,
     body: String,
@@ -183,7 +194,7 @@ struct RemoveQuery {
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Extension(identity): Extension<Identity>,
     Path(id): Path<String>,
     Query(query): Query<RemoveQuery>,
@@ -211,7 +222,7 @@ async fn remove(
 /// Records `plugin.install` (id, version, digest, forced) after an install
 /// or update succeeded.
 pub(crate) async fn audit_install(
-    state: &AppState,
+    state: &AdminApi,
     who: &Identity,
     info: &PluginInfo,
     forced: bool,
@@ -226,13 +237,13 @@ pub(crate) async fn audit_install(
 }
 
 /// Records `plugin.license` (id) after a licence was installed.
-pub(crate) async fn audit_license(state: &AppState, who: &Identity, id: &str) {
+pub(crate) async fn audit_license(state: &AdminApi, who: &Identity, id: &str) {
     let detail = json!({ "id": id });
     crate::audit::record(&state.stores.audit, who, "plugin.license", id, detail).await;
 }
 
 /// Records `plugin.remove` (id, purge) after a plugin was removed.
-pub(crate) async fn audit_remove(state: &AppState, who: &Identity, id: &str, purge: bool) {
+pub(crate) async fn audit_remove(state: &AdminApi, who: &Identity, id: &str, purge: bool) {
     let detail = json!({ "id": id, "purge": purge });
     crate::audit::record(&state.stores.audit, who, "plugin.remove", id, detail).await;
 }

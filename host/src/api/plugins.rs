@@ -25,13 +25,7 @@ use super::error::{ApiError, backstage_errors};
 use crate::plugins::{CallError, PluginHost, PluginRequest};
 
 /// The router mounted at `/api/plugins`.
-pub fn router(
-    host: PluginHost,
-    access: std::sync::Arc<crate::identity::access::Access>,
-    callers: crate::identity::callers::Callers,
-    anonymous: crate::identity::config::Anonymous,
-    max_request_body: usize,
-) -> Router {
+pub fn router(state: PluginRoutes) -> Router {
     Router::new()
         .route("/{id}", any(forward))
         .route("/{id}/", any(forward))
@@ -39,24 +33,29 @@ pub fn router(
         .layer(axum::middleware::from_fn(backstage_errors))
         // Outermost, so error bodies get the sandbox headers too.
         .layer(axum::middleware::from_fn(sandbox))
-        .with_state(Shared::new(SharedState {
-            host,
-            access,
-            callers,
-            anonymous,
-            max_request_body,
-        }))
+        .with_state(Shared::new(state))
 }
 
 /// Behind one `Arc`: axum clones the state for every request.
-type Shared = std::sync::Arc<SharedState>;
+type Shared = std::sync::Arc<PluginRoutes>;
 
-struct SharedState {
-    host: PluginHost,
-    access: std::sync::Arc<crate::identity::access::Access>,
-    callers: crate::identity::callers::Callers,
-    anonymous: crate::identity::config::Anonymous,
-    max_request_body: usize,
+/// What the plugin routes need (the root projects it from its state).
+pub struct PluginRoutes {
+    /// The runtime the requests go to.
+    pub host: PluginHost,
+    /// The published policy (plugin-declared route guards).
+    pub access: std::sync::Arc<crate::identity::access::Access>,
+    /// Who each call runs for.
+    pub callers: crate::identity::callers::Callers,
+    /// What an anonymous visitor may do.
+    pub anonymous: crate::identity::config::Anonymous,
+    /// The largest body any plugin accepts (each plugin's own cap applies
+    /// again inside the runtime).
+    pub max_request_body: usize,
+    /// Caps on the headers of a plugin's response.
+    pub response_headers: headers::Caps,
+    /// The reverse proxies trusted to name the user.
+    pub proxy: std::sync::Arc<crate::config::ProxyConfig>,
 }
 
 async fn sandbox(request: Request, next: Next) -> Response {
@@ -165,7 +164,6 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
             ),
         )
     })?;
-    let config = shared.host.config();
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -175,7 +173,7 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
     let user = identity
         .user_ref()
         .map(str::to_owned)
-        .or_else(|| crate::usage::trusted_user(&parts.headers, peer, &config.proxy));
+        .or_else(|| crate::usage::trusted_user(&parts.headers, peer, &shared.proxy));
     let request = PluginRequest {
         caller: shared.callers.of(&identity),
         method: parts.method.as_str().to_owned(),
@@ -208,10 +206,7 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Result<Respo
                 response.status
             ))
         })?;
-    let caps = headers::Caps {
-        count: config.plugins.max_response_headers,
-        bytes: config.plugins.max_response_header_bytes,
-    };
+    let caps = shared.response_headers;
     let filtered =
         headers::filter_response(&response.served_by, response.headers, caps).map_err(bad)?;
     let served_by = HeaderValue::try_from(&*response.served_by).ok();

@@ -55,7 +55,6 @@ use crate::{
         CALLBOARD_POLICY_MANAGE, CALLBOARD_POLICY_READ, CATALOG_ENTITY, Criteria, Decision, Effect,
         OWNER_REFS, Permissions, Policy, Rule, rhdh,
     },
-    server::AppState,
 };
 
 /// Most questions one authorize request asks.
@@ -73,8 +72,22 @@ const MAX_PUBLISH_BODY: usize = 4 * 1024;
 /// Most versions the history lists.
 const MAX_HISTORY: usize = 200;
 
+/// What the policy and permission API needs (the root projects it from
+/// its state; the portal's roles pages use the same functions).
+#[derive(Clone)]
+pub struct PolicyApi {
+    /// Policies and the audit log.
+    pub stores: callboard_store::Stores,
+    /// The catalog conditional decisions are applied to.
+    pub catalog: callboard_catalog::Catalog,
+    /// The published policy.
+    pub access: Arc<Access>,
+    /// What an anonymous caller may do.
+    pub anonymous: Anonymous,
+}
+
 /// The routes, mounted at the root.
-pub fn router(state: &AppState) -> Router {
+pub fn router(state: &PolicyApi) -> Router {
     let guard = |permission: &'static str| {
         middleware::from_fn_with_state((state.access.clone(), permission), require)
     };
@@ -461,7 +474,7 @@ fn parse_version(v: &PolicyVersion) -> Result<Policy, PolicyChangeError> {
 /// The published version and its policy (the built-in policy in force,
 /// version 0, when none is stored).
 pub(crate) async fn published(
-    app: &AppState,
+    app: &PolicyApi,
 ) -> Result<(Option<PolicyVersion>, Policy), PolicyChangeError> {
     match app.stores.policies.published().await.map_err(store_error)? {
         Some(v) => {
@@ -474,7 +487,7 @@ pub(crate) async fn published(
 
 /// The draft and its policy, if there is one.
 pub(crate) async fn draft(
-    app: &AppState,
+    app: &PolicyApi,
 ) -> Result<Option<(PolicyVersion, Policy)>, PolicyChangeError> {
     // The draft, when there is one, is the newest version: versions are
     // numbered in order and only a draft becomes published.
@@ -490,7 +503,7 @@ pub(crate) async fn draft(
 
 /// Imports RHDH's CSV and conditional policies as a draft policy, validated.
 pub(crate) fn import_draft(
-    app: &AppState,
+    app: &PolicyApi,
     csv: &str,
     conditional: Option<&str>,
 ) -> Result<Policy, PolicyChangeError> {
@@ -507,7 +520,7 @@ pub(crate) fn import_draft(
     Ok(policy)
 }
 
-fn validate(app: &AppState, policy: &Policy) -> Result<(), PolicyChangeError> {
+fn validate(app: &PolicyApi, policy: &Policy) -> Result<(), PolicyChangeError> {
     policy
         .validate(&app.access.permissions())
         .map_err(|e| PolicyChangeError::Invalid(e.to_string()))
@@ -516,7 +529,7 @@ fn validate(app: &AppState, policy: &Policy) -> Result<(), PolicyChangeError> {
 /// Validates `policy` and saves it as the draft, written by `who`; audits
 /// `policy.draft`. Returns the draft's id.
 pub(crate) async fn save_draft(
-    app: &AppState,
+    app: &PolicyApi,
     who: &Identity,
     policy: &Policy,
 ) -> Result<i64, PolicyChangeError> {
@@ -546,7 +559,7 @@ pub(crate) async fn save_draft(
 /// still valid, publishes, reloads this replica's policy and audits
 /// `policy.publish`. Returns what changed.
 pub(crate) async fn publish_draft(
-    app: &AppState,
+    app: &PolicyApi,
     who: &Identity,
     version: i64,
 ) -> Result<DiffSummary, PolicyChangeError> {
@@ -588,7 +601,10 @@ pub(crate) async fn publish_draft(
 }
 
 /// Discards the draft as `who`; audits `policy.discard`.
-pub(crate) async fn discard_draft(app: &AppState, who: &Identity) -> Result<(), PolicyChangeError> {
+pub(crate) async fn discard_draft(
+    app: &PolicyApi,
+    who: &Identity,
+) -> Result<(), PolicyChangeError> {
     let id = draft(app).await?.map(|(v, _)| v.id);
     if !app
         .stores
@@ -689,7 +705,7 @@ fn version_json(v: &PolicyVersion, policy: Option<&Policy>) -> Value {
     out
 }
 
-async fn show(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn show(State(app): State<PolicyApi>) -> Result<Json<Value>, ApiError> {
     let (version, policy) = published(&app).await?;
     let published = match &version {
         Some(v) => version_json(v, Some(&policy)),
@@ -701,7 +717,7 @@ async fn show(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"published": published, "draft": draft})))
 }
 
-async fn versions(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn versions(State(app): State<PolicyApi>) -> Result<Json<Value>, ApiError> {
     let list = app
         .stores
         .policies
@@ -719,7 +735,7 @@ async fn versions(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({ "versions": items })))
 }
 
-async fn show_diff(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn show_diff(State(app): State<PolicyApi>) -> Result<Json<Value>, ApiError> {
     let Some((draft, to)) = draft(&app).await? else {
         return Err(PolicyChangeError::NoDraft.into());
     };
@@ -742,7 +758,7 @@ struct DraftText {
     conditional: Option<String>,
 }
 
-async fn save(State(app): State<AppState>, request: Request) -> Result<Response, ApiError> {
+async fn save(State(app): State<PolicyApi>, request: Request) -> Result<Response, ApiError> {
     let identity = identity_of(&request);
     let content_type = request
         .headers()
@@ -785,7 +801,7 @@ async fn save(State(app): State<AppState>, request: Request) -> Result<Response,
     Ok(Json(json!({"version": id, "state": "draft"})).into_response())
 }
 
-async fn discard(State(app): State<AppState>, request: Request) -> Result<StatusCode, ApiError> {
+async fn discard(State(app): State<PolicyApi>, request: Request) -> Result<StatusCode, ApiError> {
     discard_draft(&app, &identity_of(&request)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -796,7 +812,7 @@ struct PublishBody {
     version: i64,
 }
 
-async fn publish(State(app): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
+async fn publish(State(app): State<PolicyApi>, request: Request) -> Result<Json<Value>, ApiError> {
     let identity = identity_of(&request);
     let body = read_body(request.into_body(), MAX_PUBLISH_BODY, "a publish request").await?;
     let PublishBody { version } = parse_json(&body, "a publish request")?;
@@ -820,7 +836,7 @@ fn attachment(content_type: &'static str, filename: &str, body: String) -> Respo
         .into_response()
 }
 
-async fn export_csv(State(app): State<AppState>) -> Result<Response, ApiError> {
+async fn export_csv(State(app): State<PolicyApi>) -> Result<Response, ApiError> {
     let (_, policy) = published(&app).await?;
     let (csv, _) = rhdh::export(&policy);
     Ok(attachment(
@@ -830,7 +846,7 @@ async fn export_csv(State(app): State<AppState>) -> Result<Response, ApiError> {
     ))
 }
 
-async fn export_conditional(State(app): State<AppState>) -> Result<Response, ApiError> {
+async fn export_conditional(State(app): State<PolicyApi>) -> Result<Response, ApiError> {
     let (_, policy) = published(&app).await?;
     let (_, yaml) = rhdh::export(&policy);
     Ok(attachment(
@@ -874,9 +890,12 @@ enum Answer {
     },
 }
 
-async fn authorize(State(app): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
+async fn authorize(
+    State(app): State<PolicyApi>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let identity = identity_of(&request);
-    if identity.is_anonymous() && app.config.auth.anonymous != Anonymous::Read {
+    if identity.is_anonymous() && app.anonymous != Anonymous::Read {
         return Err(ApiError::unauthenticated(
             "the permission API needs a signed-in user or `Authorization: Bearer <token>`",
         ));

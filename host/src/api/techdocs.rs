@@ -31,11 +31,21 @@ use serde_json::{Value, json};
 
 use crate::api::error::{ApiError, backstage_errors};
 use crate::identity::Identity;
-use crate::server::AppState;
 use crate::techdocs::{DocsError, Techdocs};
 
 /// The router, mounted at `/api/techdocs`.
-pub fn router(state: AppState) -> Router {
+/// What the TechDocs API needs (the root projects it from its state).
+#[derive(Clone)]
+pub struct TechdocsApi {
+    /// Builds and stored sites.
+    pub techdocs: crate::techdocs::Techdocs,
+    /// The catalog (a site is readable when its entity is).
+    pub catalog: callboard_catalog::Catalog,
+    /// The published policy.
+    pub access: std::sync::Arc<crate::identity::access::Access>,
+}
+
+pub fn router(state: TechdocsApi) -> Router {
     Router::new()
         .route(
             "/metadata/techdocs/{namespace}/{kind}/{name}",
@@ -62,7 +72,7 @@ fn store_error(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// The entity, if `who` may read its docs.
-async fn reachable(state: &AppState, who: &Identity, r: &EntityRef) -> Result<Value, ApiError> {
+async fn reachable(state: &TechdocsApi, who: &Identity, r: &EntityRef) -> Result<Value, ApiError> {
     let missing = || ApiError::not_found(format!("No entity named {r} with docs"));
     let readable = crate::techdocs::readable(&state.access, &state.catalog, who, r)
         .await
@@ -84,7 +94,7 @@ async fn reachable(state: &AppState, who: &Identity, r: &EntityRef) -> Result<Va
 }
 
 async fn metadata(
-    State(state): State<AppState>,
+    State(state): State<TechdocsApi>,
     Extension(who): Extension<Identity>,
     Path((namespace, kind, name)): Ref,
 ) -> Result<Response, ApiError> {
@@ -124,7 +134,7 @@ async fn site_metadata(techdocs: &Techdocs, r: &EntityRef) -> Result<Value, ApiE
 }
 
 async fn entity_metadata(
-    State(state): State<AppState>,
+    State(state): State<TechdocsApi>,
     Extension(who): Extension<Identity>,
     Path((namespace, kind, name)): Ref,
 ) -> Result<Response, ApiError> {
@@ -140,7 +150,7 @@ async fn entity_metadata(
 }
 
 async fn static_file(
-    State(state): State<AppState>,
+    State(state): State<TechdocsApi>,
     Extension(who): Extension<Identity>,
     Path((namespace, kind, name, path)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
@@ -210,7 +220,7 @@ fn event(name: &str, data: &Value) -> Result<Bytes, std::io::Error> {
 }
 
 async fn sync(
-    State(state): State<AppState>,
+    State(state): State<TechdocsApi>,
     Extension(who): Extension<Identity>,
     Path((namespace, kind, name)): Ref,
 ) -> Result<Response, ApiError> {

@@ -16,10 +16,28 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, backstage_errors};
-use crate::{plugins::manifest::SlotKind, server::AppState, views};
+use crate::{plugins::manifest::SlotKind, views};
+
+/// What the views API needs (the root projects it from its state).
+#[derive(Clone)]
+pub struct ViewsApi {
+    /// The runtime that renders views.
+    pub plugins: crate::plugins::PluginHost,
+    /// The catalog entities are read from (as the caller).
+    pub catalog: callboard_catalog::Catalog,
+    /// The published policy.
+    pub access: std::sync::Arc<crate::identity::access::Access>,
+    /// Who each view call runs for.
+    pub callers: crate::identity::callers::Callers,
+    /// How long a request waits for its views.
+    pub deadline: Duration,
+}
+
+type Shared = std::sync::Arc<ViewsApi>;
 
 /// The router mounted at `/api/views`.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: ViewsApi) -> Router {
+    let state = Shared::new(state);
     Router::new()
         .route("/entity/{kind}/{namespace}/{name}", get(entity))
         .route("/pages", get(pages))
@@ -29,8 +47,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn deadline(state: &AppState) -> Duration {
-    Duration::from_millis(state.config.plugins.view_deadline_ms)
+fn deadline(state: &ViewsApi) -> Duration {
+    state.deadline
 }
 
 #[derive(Deserialize)]
@@ -39,7 +57,7 @@ struct SlotQuery {
 }
 
 async fn entity(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     identity: Option<axum::Extension<Identity>>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
     axum::extract::Query(q): axum::extract::Query<SlotQuery>,
@@ -78,12 +96,12 @@ async fn entity(
     Ok(Json(json!({ "entity": r.key(), "views": views })))
 }
 
-async fn pages(State(state): State<AppState>) -> Json<Value> {
+async fn pages(State(state): State<Shared>) -> Json<Value> {
     Json(json!({ "pages": views::pages(&state.plugins) }))
 }
 
 async fn page_root(
-    state: State<AppState>,
+    state: State<Shared>,
     identity: Option<axum::Extension<Identity>>,
     uri: Uri,
     query: RawQuery,
@@ -92,7 +110,7 @@ async fn page_root(
 }
 
 async fn page(
-    state: State<AppState>,
+    state: State<Shared>,
     identity: Option<axum::Extension<Identity>>,
     uri: Uri,
     query: RawQuery,
@@ -103,7 +121,7 @@ async fn page(
 /// The plugin id and the path come from the URI as sent, so the page path
 /// is normalised once, like a route's.
 async fn render_page(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     identity: Option<axum::Extension<Identity>>,
     uri: Uri,
     RawQuery(query): RawQuery,

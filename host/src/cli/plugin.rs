@@ -231,7 +231,7 @@ fn inspect(
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let signature = match signing::verify(&bytes) {
         Err(e) => format!("INVALID: {e}"),
-        Ok(_) => match verify_file(&bytes, config) {
+        Ok(_) => match verify_file(&bytes, &config.runtime()) {
             Ok((_, state)) => describe_signature(&state),
             Err(e) => format!("refused by this host's policy: {e}"),
         },
@@ -246,7 +246,7 @@ fn inspect(
     } else {
         match std::fs::read_to_string(&license_file) {
             Err(_) => format!("missing ({} not found)", license_file.display()),
-            Ok(text) => match verify_license_file(&text, &manifest, config) {
+            Ok(text) => match verify_license_file(&text, &manifest, &config.runtime()) {
                 Ok(terms) => format!(
                     "valid for {} until {}, features: {}",
                     terms.customer,
@@ -353,10 +353,10 @@ fn install_offline(
     force: bool,
     config: &Config,
 ) -> anyhow::Result<ExitCode> {
-    let (manifest, signature) =
-        verify_file(bytes, config).with_context(|| format!("{} refused", file.display()))?;
+    let (manifest, signature) = verify_file(bytes, &config.runtime())
+        .with_context(|| format!("{} refused", file.display()))?;
     if let Some(text) = license {
-        verify_license_file(text, &manifest, config)
+        verify_license_file(text, &manifest, &config.runtime())
             .with_context(|| format!("{} refused", file.display()))?;
     }
     let target = config.plugins_dir().join(format!("{}.wasm", manifest.id));
@@ -423,7 +423,7 @@ fn list_offline(json: bool, config: &Config) -> anyhow::Result<ExitCode> {
     entries.sort();
     for path in entries {
         let bytes = std::fs::read(&path)?;
-        let row = match verify_file(&bytes, config) {
+        let row = match verify_file(&bytes, &config.runtime()) {
             Ok((m, signature)) => {
                 let verified = match &signature {
                     SignatureState::Trusted { vendor } => Some(vendor.as_str()),

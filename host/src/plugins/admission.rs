@@ -17,7 +17,7 @@ use std::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::PluginsConfig;
+use super::settings::PluginsConfig;
 
 /// One plugin's share: its slots and how many calls wait for one.
 pub(super) struct PluginSlots {

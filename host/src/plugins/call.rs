@@ -498,7 +498,7 @@ pub struct ActionRequest {
 
 /// Most bytes one transfer from a plugin to the host may carry: the response
 /// body cap plus 1 MiB for headers and the rest.
-fn transfer_budget(limits: &crate::config::Limits) -> usize {
+fn transfer_budget(limits: &super::settings::Limits) -> usize {
     limits.max_response_body.saturating_add(1 << 20)
 }
 

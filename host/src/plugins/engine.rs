@@ -8,7 +8,7 @@ use wasmtime::{
     PoolingAllocationConfig,
 };
 
-use crate::config::PluginsConfig;
+use super::settings::PluginsConfig;
 
 /// How often the engine's epoch advances: the resolution of request deadlines
 /// and how often a busy plugin yields its thread back to the server.

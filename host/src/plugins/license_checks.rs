@@ -36,7 +36,7 @@ impl PluginHost {
     /// replicas, and applies the changes other replicas found, until the
     /// task is aborted.
     pub async fn run_license_checks(self, feed: Arc<dyn Feed>) {
-        let every = Duration::from_secs(self.config().plugins.license_check_secs.max(1));
+        let every = Duration::from_secs(self.settings().plugins.license_check_secs.max(1));
         // Look for a due check often enough to keep the period.
         let poll = every.min(Duration::from_secs(5));
         let leases = self.inner.leases.clone();

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use wasmtime::Engine;
 
+use super::settings::{Limits, RuntimeSettings};
 use super::{
     ApiVersion,
     admission::{Budgets, PluginSlots},
@@ -30,7 +31,6 @@ use super::{
     state::{GrantedDir, Grants, Protected},
     trust::{self, InstallChanges, SignatureState, Signer, SignerBook, TrustStore},
 };
-use crate::config::{Config, Limits};
 
 /// What `list` reports about a live plugin.
 #[derive(Debug, Clone, Serialize)]
@@ -202,7 +202,7 @@ pub(super) struct Inner {
     pub(super) engine: Engine,
     linkers: Linkers,
     cache: wasmtime::Cache,
-    pub(super) config: Arc<Config>,
+    pub(super) settings: Arc<RuntimeSettings>,
     pub(super) kv: Arc<dyn KvStore>,
     /// Leases on periodic work (scheduled ticks, licence re-checks): once
     /// per period across replicas.
@@ -288,21 +288,24 @@ pub struct InstallOptions {
 impl PluginHost {
     /// Builds the engine over the backend's key-value store and leases.
     /// Loads nothing yet.
-    pub fn new(config: &Config, stores: &callboard_store::Stores) -> anyhow::Result<Self> {
+    pub fn new(
+        settings: &RuntimeSettings,
+        stores: &callboard_store::Stores,
+    ) -> anyhow::Result<Self> {
         let kv = stores.kv.clone();
         raise_open_files_limit();
         // wasmtime's cache wants an absolute path; `data_dir` may be relative
         // (the default `./data` is).
-        let cache_dir = std::path::absolute(config.data_dir.join("cache").join("compiled"))?;
+        let cache_dir = std::path::absolute(settings.data_dir.join("cache").join("compiled"))?;
         std::fs::create_dir_all(&cache_dir)?;
-        let (engine, cache) = engine::build(&config.plugins, &cache_dir)?;
+        let (engine, cache) = engine::build(&settings.plugins, &cache_dir)?;
         let linkers = Linkers::new(&engine)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linkers,
                 cache,
-                config: Arc::new(config.clone()),
+                settings: Arc::new(settings.clone()),
                 kv,
                 leases: stores.leases.clone(),
                 replica: uuid::Uuid::new_v4().to_string(),
@@ -315,13 +318,13 @@ impl PluginHost {
                 install_lock: Mutex::new(()),
                 catalog: OnceLock::new(),
                 http: HttpClient::new(
-                    std::time::Duration::from_millis(config.plugins.http_timeout_ms),
-                    config.plugins.http_max_response_bytes,
+                    std::time::Duration::from_millis(settings.plugins.http_timeout_ms),
+                    settings.plugins.http_max_response_bytes,
                 ),
                 events: EventBus::default(),
                 tickers: Mutex::new(HashMap::new()),
                 tick_stats: Mutex::new(HashMap::new()),
-                budgets: Arc::new(Budgets::new(&config.plugins)),
+                budgets: Arc::new(Budgets::new(&settings.plugins)),
                 refused: Mutex::new(HashMap::new()),
                 portal: OnceLock::new(),
             }),
@@ -488,7 +491,7 @@ impl PluginHost {
         options: &InstallOptions,
     ) -> Result<PluginInfo, LoadError> {
         let inner = &self.inner;
-        let config = &inner.config;
+        let config = &inner.settings;
         let trust = self.trust();
         // Cheap checks first, so a bad file is refused before any compiling.
         let manifest = super::manifest::read(bytes)?;
@@ -508,7 +511,7 @@ impl PluginHost {
         // Vendor grants follow a verified signature, never the manifest's claim.
         let granted = config.grants.granted(&id, signer.verified_vendor());
         let capabilities = manifest.capabilities.intersect(&granted);
-        let mut book = SignerBook::load(&config.signers_file());
+        let mut book = SignerBook::load(&config.signers_file);
         let changes = install_changes(existing, book.get(&id), &manifest, &signer, &capabilities);
         if let Some(bound) = book.get(&id)
             && let Err(why) = trust::continuity(bound, &signer)
@@ -556,7 +559,7 @@ impl PluginHost {
 
         let target = from_dir
             .map(Path::to_owned)
-            .unwrap_or_else(|| config.plugins_dir().join(format!("{id}.wasm")));
+            .unwrap_or_else(|| config.plugins_dir.join(format!("{id}.wasm")));
         let mut loaded = loader::load(
             &inner.engine,
             &inner.linkers,
@@ -569,7 +572,7 @@ impl PluginHost {
         // Only now that everything checks out do files change.
         if let Some(text) = &options.license {
             write_install(
-                &config.licenses_dir().join(format!("{id}.license")),
+                &config.licenses_dir.join(format!("{id}.license")),
                 text.as_bytes(),
             )?;
         }
@@ -664,8 +667,8 @@ impl PluginHost {
         }
         let file = self
             .inner
-            .config
-            .licenses_dir()
+            .settings
+            .licenses_dir
             .join(format!("{}.license", manifest.id));
         match std::fs::read_to_string(&file) {
             Ok(text) => match self.verify_license(&text, manifest, trust) {
@@ -693,7 +696,7 @@ impl PluginHost {
             text,
             &manifest.id,
             manifest.vendor.as_deref().unwrap_or_default(),
-            &self.inner.config.organization,
+            &self.inner.settings.organization,
             trust,
             Timestamp::now(),
         )
@@ -708,8 +711,8 @@ impl PluginHost {
         write_install(
             &self
                 .inner
-                .config
-                .licenses_dir()
+                .settings
+                .licenses_dir
                 .join(format!("{id}.license")),
             text.as_bytes(),
         )?;
@@ -936,9 +939,9 @@ impl PluginHost {
         &self.inner.kv
     }
 
-    /// The effective configuration.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// What the runtime was started with.
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.inner.settings
     }
 
     /// The file a live plugin was loaded from or installed to.
@@ -951,8 +954,8 @@ impl PluginHost {
     }
 
     fn trust(&self) -> TrustStore {
-        let config = &self.inner.config;
-        TrustStore::load(&config.trust, &config.trust_dir())
+        let config = &self.inner.settings;
+        TrustStore::load(&config.trust, &config.trust_dir)
     }
 
     fn last_errors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
@@ -977,7 +980,7 @@ impl PluginHost {
     /// Callboard's own folders (data, config, trust) is refused with a
     /// warning and left out of the effective capabilities.
     fn open_dirs(&self, manifest: &Manifest, capabilities: &mut Capabilities) -> Vec<GrantedDir> {
-        let config = &self.inner.config;
+        let config = &self.inner.settings;
         // Nothing inside the data, trust and plugins folders may be granted.
         // The config folder only holds the file that matters, so a root
         // may sit inside it (the demo's `demo/billing` beside
@@ -985,8 +988,8 @@ impl PluginHost {
         let protected: Vec<Protected> = [
             (Some(config.data_dir.clone()), "data directory", true),
             (config.plugins.config_dir.clone(), "config folder", false),
-            (Some(config.trust_dir()), "trust folder", true),
-            (Some(config.plugins_dir()), "plugins folder", true),
+            (Some(config.trust_dir.clone()), "trust folder", true),
+            (Some(config.plugins_dir.clone()), "plugins folder", true),
         ]
         .into_iter()
         .filter_map(|(dir, what, inside_too)| {
@@ -1106,7 +1109,7 @@ impl PluginHost {
         } else {
             &[]
         };
-        let config = &self.inner.config.plugins;
+        let config = &self.inner.settings.plugins;
         if let Some(subscription) =
             self.inner
                 .events
@@ -1341,8 +1344,11 @@ fn raise_open_files_limit() {
 /// Checks a plugin file the way the server will, without compiling it:
 /// manifest, signature, trust policy. What `plugin install --offline` and
 /// `plugin inspect` use.
-pub fn verify_file(bytes: &[u8], config: &Config) -> Result<(Manifest, SignatureState), LoadError> {
-    let trust = TrustStore::load(&config.trust, &config.trust_dir());
+pub fn verify_file(
+    bytes: &[u8],
+    config: &RuntimeSettings,
+) -> Result<(Manifest, SignatureState), LoadError> {
+    let trust = TrustStore::load(&config.trust, &config.trust_dir);
     loader::verify(bytes, &trust, config.trust.require_signatures)
 }
 
@@ -1350,9 +1356,9 @@ pub fn verify_file(bytes: &[u8], config: &Config) -> Result<(Manifest, Signature
 pub fn verify_license_file(
     text: &str,
     manifest: &Manifest,
-    config: &Config,
+    config: &RuntimeSettings,
 ) -> Result<LicenseTerms, LicenseError> {
-    let trust = TrustStore::load(&config.trust, &config.trust_dir());
+    let trust = TrustStore::load(&config.trust, &config.trust_dir);
     license::verify(
         text,
         &manifest.id,

@@ -147,8 +147,8 @@ impl PluginHost {
                 continue;
             }
             let license = tokio::fs::read_to_string(
-                self.config()
-                    .licenses_dir()
+                self.settings()
+                    .licenses_dir
                     .join(format!("{}.license", info.id)),
             )
             .await

@@ -18,13 +18,13 @@ use wasmtime_wasi::{
     p2::{OutputStream, Pollable, StreamResult},
 };
 
+use super::settings::Limits;
 use super::{
     admission::Budgets,
     capabilities::{http::HttpClient, kv::KvAccess},
     manifest::Capabilities,
     registry::LicenseState,
 };
-use crate::config::Limits;
 
 /// Store data for one call into one plugin.
 pub struct HostState {

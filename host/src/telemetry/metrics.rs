@@ -20,8 +20,6 @@ use axum::{
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::server::AppState;
-
 /// HTTP requests answered, by method, route template and status.
 pub const HTTP_REQUESTS: &str = "callboard_http_requests_total";
 /// How long requests took, by method and route template.
@@ -215,8 +213,25 @@ fn id_of(label: &str) -> &str {
 /// Most kinds `callboard_catalog_entities` has a series for.
 const MAX_KINDS: usize = 50;
 
+/// What the metrics endpoints read (the root projects it from its state).
+#[derive(Clone)]
+pub struct Scrape {
+    /// Plugin instances, queues and failures.
+    pub plugins: crate::plugins::PluginHost,
+    /// Entities by kind.
+    pub catalog: callboard_catalog::Catalog,
+    /// The database pool and the change feed.
+    pub stores: callboard_store::Stores,
+    /// The recorder (`None`: metrics are off).
+    pub handle: Option<PrometheusHandle>,
+    /// The admin token may scrape.
+    pub tokens: std::sync::Arc<crate::auth::Tokens>,
+    /// The metrics token's digest (`telemetry.metrics.token_sha256`).
+    pub token_sha256: Option<String>,
+}
+
 /// Reads what is only known at scrape time into gauges.
-async fn collect(state: &AppState) {
+async fn collect(state: &Scrape) {
     let plugins = &state.plugins;
     let live = plugins.list();
     gauge!("callboard_plugins_loaded").set(live.len() as f64);
@@ -269,7 +284,7 @@ async fn collect(state: &AppState) {
 }
 
 /// The exposition, after reading the scrape-time gauges.
-async fn render(state: &AppState, handle: &PrometheusHandle) -> Response {
+async fn render(state: &Scrape, handle: &PrometheusHandle) -> Response {
     collect(state).await;
     (
         [(
@@ -283,14 +298,14 @@ async fn render(state: &AppState, handle: &PrometheusHandle) -> Response {
 
 /// `GET /metrics` on the main address: the admin token or the metrics token
 /// (`telemetry.metrics.token_sha256`) as a bearer token; anyone else 401.
-pub fn router(state: &AppState) -> Router {
-    let Some(handle) = state.metrics.clone() else {
+pub fn router(state: &Scrape) -> Router {
+    let Some(handle) = state.handle.clone() else {
         return Router::new();
     };
     Router::new()
         .route(
             "/metrics",
-            get(move |State(state): State<AppState>, headers: HeaderMap| {
+            get(move |State(state): State<Scrape>, headers: HeaderMap| {
                 let handle = handle.clone();
                 async move {
                     if !may_scrape(&state, &headers) {
@@ -308,15 +323,14 @@ pub fn router(state: &AppState) -> Router {
         .with_state(state.clone())
 }
 
-fn may_scrape(state: &AppState, headers: &HeaderMap) -> bool {
+fn may_scrape(state: &Scrape, headers: &HeaderMap) -> bool {
     let Some(offered) = crate::auth::bearer(headers) else {
         return false;
     };
     if state.tokens.is_admin(offered) {
         return true;
     }
-    let metrics = &state.config.telemetry.metrics;
-    metrics
+    state
         .token_sha256
         .as_deref()
         .and_then(|hex_digest| hex::decode(hex_digest).ok())
@@ -326,7 +340,7 @@ fn may_scrape(state: &AppState, headers: &HeaderMap) -> bool {
 /// Serves `GET /metrics` (nothing else, no token) on
 /// `telemetry.metrics.bind`, until the process ends.
 pub async fn serve_separately(
-    state: AppState,
+    state: Scrape,
     handle: PrometheusHandle,
     listener: tokio::net::TcpListener,
 ) {

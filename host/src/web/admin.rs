@@ -256,7 +256,13 @@ async fn install(
     match result {
         Ok(Ok(info)) => {
             tracing::info!(plugin = %info.id, version = %info.version, "admin page: installed");
-            crate::api::admin::audit_install(&web.app, &identity, &info, forced).await;
+            crate::api::admin::audit_install(
+                &super::audit::admin_api(&web),
+                &identity,
+                &info,
+                forced,
+            )
+            .await;
             Redirect::to(&format!("/admin?installed={}", enc(&info.id))).into_response()
         }
         Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
@@ -291,7 +297,7 @@ async fn license(
     let plugin = id.clone();
     match tokio::task::spawn_blocking(move || host.install_license(&plugin, &text)).await {
         Ok(Ok(_)) => {
-            crate::api::admin::audit_license(&web.app, &identity, &id).await;
+            crate::api::admin::audit_license(&super::audit::admin_api(&web), &identity, &id).await;
             Redirect::to(&format!("/admin?licensed={}", enc(&id))).into_response()
         }
         Ok(Err(e)) => refused(&web, &session, &refusal(&e)),
@@ -328,7 +334,8 @@ async fn remove(
     let purge = form.purge.is_some();
     match tokio::task::spawn_blocking(move || host.remove(&plugin, purge)).await {
         Ok(Ok(())) => {
-            crate::api::admin::audit_remove(&web.app, &identity, &id, purge).await;
+            crate::api::admin::audit_remove(&super::audit::admin_api(&web), &identity, &id, purge)
+                .await;
             Redirect::to(&format!("/admin?removed={}", enc(&id))).into_response()
         }
         Ok(Err(e)) => refused(&web, &session, &refusal(&e)),

@@ -196,7 +196,7 @@ async fn create(
                 expires_in_days: days,
                 permissions: form.permissions.clone(),
             };
-            tokens::create_token(&web.app, &identity, new)
+            tokens::create_token(&admin_api(&web), &identity, new)
                 .await
                 .map_err(|e| e.message)
         }
@@ -242,7 +242,7 @@ async fn revoke(
     if !session.csrf_matches(&form.csrf) {
         return bad_csrf();
     }
-    match tokens::revoke_token(&web.app, &identity, &id).await {
+    match tokens::revoke_token(&admin_api(&web), &identity, &id).await {
         Ok(()) => Redirect::to(&format!("/admin/tokens?revoked={}", enc(&id))).into_response(),
         Err(e) => {
             let outcome = Outcome {
@@ -264,7 +264,7 @@ async fn tokens_response(
     status: StatusCode,
     outcome: &Outcome<'_>,
 ) -> Response {
-    let (rows, list_error) = match tokens::list_tokens(&web.app).await {
+    let (rows, list_error) = match tokens::list_tokens(&admin_api(web)).await {
         Ok(rows) => (rows, None),
         Err(e) => (Vec::new(), Some(e.message)),
     };
@@ -401,7 +401,7 @@ async fn audit_page(
             }
         },
     };
-    match read_page(&web.app, before, DEFAULT_PAGE).await {
+    match read_page(&admin_api(&web), before, DEFAULT_PAGE).await {
         Ok((rows, next)) => Html(audit_markup(&rows, before, next).into_string()).into_response(),
         Err(e) => (
             e.status,
@@ -460,4 +460,9 @@ fn audit_markup(rows: &[AuditRow], before: Option<i64>, next: Option<i64>) -> Ma
             }
         },
     )
+}
+
+/// The admin API's state, as the portal's pages use it.
+pub(super) fn admin_api(web: &Web) -> crate::api::admin::AdminApi {
+    axum::extract::FromRef::from_ref(&web.app)
 }

@@ -128,8 +128,8 @@ struct View {
 }
 
 async fn load(web: &Web) -> Result<View, PolicyChangeError> {
-    let (published, policy) = published(&web.app).await?;
-    let draft = draft(&web.app).await?;
+    let (published, policy) = published(&policy_api(web)).await?;
+    let draft = draft(&policy_api(web)).await?;
     let diff = draft
         .as_ref()
         .map(|(_, d)| diff(&policy, d, &web.app.access.permissions()));
@@ -185,8 +185,8 @@ async fn save(
     // Browsers send textareas with CRLF line ends.
     let csv = form.csv.replace("\r\n", "\n");
     let conditional = form.conditional.replace("\r\n", "\n");
-    let result = match import_draft(&web.app, &csv, Some(&conditional)) {
-        Ok(policy) => save_draft(&web.app, &identity, &policy).await,
+    let result = match import_draft(&policy_api(&web), &csv, Some(&conditional)) {
+        Ok(policy) => save_draft(&policy_api(&web), &identity, &policy).await,
         Err(e) => Err(e),
     };
     match result {
@@ -226,7 +226,7 @@ async fn publish(
     if !session.csrf_matches(&form.csrf) {
         return bad_csrf();
     }
-    match publish_draft(&web.app, &identity, form.version).await {
+    match publish_draft(&policy_api(&web), &identity, form.version).await {
         Ok(_) => Redirect::to(&format!("/admin/roles?published={}", form.version)).into_response(),
         Err(e @ PolicyChangeError::Store(_)) => unavailable(&e),
         Err(e) => refused(&web, &session, &format!("Not published: {e}"), e).await,
@@ -248,7 +248,7 @@ async fn discard(
     if !session.csrf_matches(&form.csrf) {
         return bad_csrf();
     }
-    match discard_draft(&web.app, &identity).await {
+    match discard_draft(&policy_api(&web), &identity).await {
         Ok(()) => Redirect::to("/admin/roles?discarded=1").into_response(),
         Err(e @ PolicyChangeError::Store(_)) => unavailable(&e),
         Err(e) => refused(&web, &session, &format!("Not discarded: {e}"), e).await,
@@ -472,4 +472,9 @@ fn diff_view(d: &PolicyDiff) -> Markup {
             }
         }
     }
+}
+
+/// The policy API's state, as the portal's roles pages use it.
+fn policy_api(web: &Web) -> crate::api::policy::PolicyApi {
+    axum::extract::FromRef::from_ref(&web.app)
 }

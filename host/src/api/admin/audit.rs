@@ -31,13 +31,13 @@ use callboard_store::access::{AuditRow, MAX_AUDIT_PAGE};
 use serde_json::{Value, json};
 
 use super::{rfc3339, store_error};
-use crate::{api::error::ApiError, server::AppState};
+use crate::{api::admin::AdminApi, api::error::ApiError};
 
 /// Entries a page holds when the caller names no `limit`.
 pub const DEFAULT_PAGE: usize = 100;
 
 /// The routes, relative to `/api/admin`.
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AdminApi> {
     Router::new()
         .route("/audit", get(page))
         .route("/audit/export", get(export))
@@ -59,7 +59,7 @@ pub fn describe(row: &AuditRow) -> Value {
 /// `limit` cut to 1..=1000; and the `before` of the next page, if there may
 /// be one.
 pub async fn read_page(
-    state: &AppState,
+    state: &AdminApi,
     before: Option<i64>,
     limit: usize,
 ) -> Result<(Vec<AuditRow>, Option<i64>), ApiError> {
@@ -96,7 +96,7 @@ fn number<T: std::str::FromStr>(
 }
 
 async fn page(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let before = number::<u64>(&params, "before")?.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
@@ -115,7 +115,7 @@ enum Format {
 }
 
 async fn export(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let format = match params.get("format").map(String::as_str) {

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{rfc3339, store_error};
-use crate::{api::error::ApiError, identity::Identity, server::AppState};
+use crate::{api::admin::AdminApi, api::error::ApiError, identity::Identity};
 
 /// What every secret starts with, so a leaked token is recognisable (and
 /// secret scanners can look for it).
@@ -45,7 +45,7 @@ const MAX_BODY: usize = 64 << 10;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// The routes, relative to `/api/admin`.
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AdminApi> {
     Router::new()
         .route(
             "/tokens",
@@ -82,7 +82,7 @@ pub struct Created {
 
 /// Checks `new`, stores the token (by digest) and records `token.create`.
 pub async fn create_token(
-    state: &AppState,
+    state: &AdminApi,
     who: &Identity,
     new: NewToken,
 ) -> Result<Created, ApiError> {
@@ -160,7 +160,7 @@ pub async fn create_token(
 
 /// Revokes the live token `id` and records `token.revoke`; 404 when no live
 /// token has that id.
-pub async fn revoke_token(state: &AppState, who: &Identity, id: &str) -> Result<(), ApiError> {
+pub async fn revoke_token(state: &AdminApi, who: &Identity, id: &str) -> Result<(), ApiError> {
     let tokens = &state.stores.tokens;
     // The name, for the audit log (best effort: the listing is bounded).
     let name = tokens
@@ -185,7 +185,7 @@ pub async fn revoke_token(state: &AppState, who: &Identity, id: &str) -> Result<
 }
 
 /// Every token, newest first (at most [`MAX_LISTED`]).
-pub async fn list_tokens(state: &AppState) -> Result<Vec<TokenRow>, ApiError> {
+pub async fn list_tokens(state: &AdminApi) -> Result<Vec<TokenRow>, ApiError> {
     state
         .stores
         .tokens
@@ -236,7 +236,7 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Extension(identity): Extension<Identity>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -257,7 +257,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AdminApi>) -> Result<Json<Value>, ApiError> {
     let now = crate::auth::now_ms();
     let rows = list_tokens(&state).await?;
     let items: Vec<Value> = rows.iter().map(|r| describe(r, now)).collect();
@@ -265,7 +265,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<AdminApi>,
     Extension(identity): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
