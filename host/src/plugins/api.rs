@@ -417,3 +417,58 @@ macro_rules! events_into {
 }
 
 use events_into;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use sha2::{Digest, Sha256};
+
+    /// A released WIT folder never changes (plugins built against it must
+    /// keep loading): its digest is recorded in `wit/frozen.sha256`. A
+    /// folder still in development is listed with `-` instead of a digest.
+    #[test]
+    fn released_wit_folders_are_frozen() {
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let recorded = std::fs::read_to_string(wit.join("frozen.sha256")).unwrap();
+        let recorded: Vec<(&str, &str)> = recorded
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| l.split_once("  ").expect("`<digest>  <folder>`"))
+            .map(|(digest, folder)| (folder.trim(), digest.trim()))
+            .collect();
+        let mut folders: Vec<String> = std::fs::read_dir(&wit)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        folders.sort();
+        for folder in &folders {
+            let Some((_, digest)) = recorded.iter().find(|(f, _)| f == folder) else {
+                panic!("wit/{folder} is not listed in wit/frozen.sha256");
+            };
+            if *digest == "-" {
+                continue;
+            }
+            let mut files: Vec<_> = std::fs::read_dir(wit.join(folder))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            let mut hash = Sha256::new();
+            for file in files {
+                hash.update(file.file_name().unwrap().as_encoded_bytes());
+                hash.update([0]);
+                hash.update(std::fs::read(&file).unwrap());
+                hash.update([0]);
+            }
+            assert_eq!(
+                hex::encode(hash.finalize()),
+                *digest,
+                "wit/{folder} is released and frozen, but its files changed: put the change \
+                 in a new version's folder instead"
+            );
+        }
+    }
+}

@@ -21,7 +21,16 @@ use wasmtime_wasi::{
 use super::settings::Limits;
 use super::{
     admission::Budgets,
-    capabilities::{http::HttpClient, kv::KvAccess},
+    capabilities::{
+        catalog::CatalogView,
+        config::ConfigView,
+        http::{HttpClient, HttpView},
+        kv::{KvAccess, KvView},
+        license::LicenseView,
+        log::{LOG_BYTES, LOG_LINES, LogBudget, LogView},
+        permissions::PermissionsView,
+        search::SearchView,
+    },
     manifest::Capabilities,
     registry::LicenseState,
 };
@@ -52,29 +61,6 @@ pub struct HostState {
     pub(super) budgets: Arc<Budgets>,
     /// What remains of this call's `log` budget.
     pub(super) log: LogBudget,
-}
-
-/// Lines and bytes one call may send through the `log` interface; the rest
-/// is counted and reported once when the call ends.
-pub struct LogBudget {
-    pub(super) lines: u32,
-    pub(super) bytes: usize,
-    pub(super) dropped: u64,
-}
-
-/// Most `log` records one call may write.
-pub const LOG_LINES: u32 = 1000;
-/// Most `log` bytes one call may write.
-pub const LOG_BYTES: usize = 64 << 10;
-
-impl Default for LogBudget {
-    fn default() -> Self {
-        Self {
-            lines: LOG_LINES,
-            bytes: LOG_BYTES,
-            dropped: 0,
-        }
-    }
 }
 
 impl Drop for HostState {
@@ -287,6 +273,73 @@ impl HostState {
     /// What remains of this call's deadline.
     pub(super) fn remaining(&self) -> Duration {
         self.deadline.saturating_sub(self.started.elapsed())
+    }
+}
+
+/// The store's data projected onto each capability's view: what the linker
+/// hands each interface's glue (`api/`), as wasmtime-wasi's `WasiView`
+/// does. A capability sees only its view, never the rest of the call.
+impl HostState {
+    pub(super) fn kv_view(&mut self) -> KvView<'_> {
+        KvView {
+            access: &self.kv,
+            budgets: &self.budgets,
+        }
+    }
+
+    pub(super) fn log_view(&mut self) -> LogView<'_> {
+        LogView {
+            label: &self.label,
+            budget: &mut self.log,
+        }
+    }
+
+    pub(super) fn license_view(&mut self) -> LicenseView<'_> {
+        LicenseView {
+            license: &self.license,
+        }
+    }
+
+    pub(super) fn config_view(&mut self) -> ConfigView<'_> {
+        ConfigView {
+            settings: &self.grants.settings,
+        }
+    }
+
+    pub(super) fn catalog_view(&mut self) -> CatalogView<'_> {
+        CatalogView {
+            label: &self.label,
+            catalog: self.grants.catalog.as_ref(),
+            reader: &self.caller.reader,
+            budgets: &self.budgets,
+        }
+    }
+
+    pub(super) fn http_view(&mut self) -> HttpView<'_> {
+        HttpView {
+            remaining: self.remaining(),
+            label: &self.label,
+            grants: &self.grants,
+        }
+    }
+
+    pub(super) fn permissions_view(&mut self) -> PermissionsView<'_> {
+        PermissionsView {
+            label: &self.label,
+            grants: &self.grants,
+            rights: &*self.caller.rights,
+        }
+    }
+
+    pub(super) fn search_view(&mut self) -> SearchView<'_> {
+        SearchView {
+            label: &self.label,
+            plugin: &self.kv.plugin,
+            grants: &self.grants,
+            portal: self.portal.as_ref(),
+            rights: &self.caller.rights,
+            budgets: &self.budgets,
+        }
     }
 }
 

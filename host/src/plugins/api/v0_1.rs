@@ -37,7 +37,12 @@ log_glue!(self::callboard::plugin);
 pub(super) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    // Each interface sees only its capability's view of the call.
+    use self::callboard::plugin as i;
+    use crate::plugins::capabilities as c;
+    i::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    i::log::add_to_linker::<_, c::log::Log>(&mut linker, HostState::log_view)?;
+    i::kv::add_to_linker::<_, c::kv::Kv>(&mut linker, HostState::kv_view)?;
     Ok(linker)
 }
 

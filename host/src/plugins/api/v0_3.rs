@@ -67,7 +67,17 @@ impl From<exports::callboard::plugin::ui::Block> for ui::Block {
 pub(super) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    // Each interface sees only its capability's view of the call.
+    use self::callboard::plugin as i;
+    use crate::plugins::capabilities as c;
+    i::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    i::events::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    i::log::add_to_linker::<_, c::log::Log>(&mut linker, HostState::log_view)?;
+    i::kv::add_to_linker::<_, c::kv::Kv>(&mut linker, HostState::kv_view)?;
+    i::license::add_to_linker::<_, c::license::License>(&mut linker, HostState::license_view)?;
+    i::config::add_to_linker::<_, c::config::Config>(&mut linker, HostState::config_view)?;
+    i::catalog::add_to_linker::<_, c::catalog::CatalogData>(&mut linker, HostState::catalog_view)?;
+    i::http::add_to_linker::<_, c::http::Http>(&mut linker, HostState::http_view)?;
     Ok(linker)
 }
 

@@ -3,7 +3,7 @@
 
 use callboard_catalog::{CatalogError, EntityRef, Predicate, Selection, Start};
 
-use crate::plugins::state::HostState;
+use crate::plugins::{CatalogReader, admission::Budgets};
 
 /// Most entities one `query` returns.
 const MAX_QUERY: u32 = 10_000;
@@ -24,11 +24,27 @@ fn unavailable(plugin: &str, e: &CatalogError) -> ReadError {
     ReadError::Unavailable("catalog read failed; see the host log".into())
 }
 
-impl HostState {
+/// What the `catalog` glue sees of a call: the catalog if granted, what
+/// the call's principal may read, and the host-call budget.
+pub struct CatalogView<'a> {
+    pub(in crate::plugins) label: &'a str,
+    pub(in crate::plugins) catalog: Option<&'a callboard_catalog::Catalog>,
+    pub(in crate::plugins) reader: &'a CatalogReader,
+    pub(in crate::plugins) budgets: &'a Budgets,
+}
+
+/// The linker's projection onto [`CatalogView`].
+pub struct CatalogData;
+
+impl wasmtime::component::HasData for CatalogData {
+    type Data<'a> = CatalogView<'a>;
+}
+
+impl CatalogView<'_> {
     /// The catalog, if the plugin was granted it (a refusal is counted).
-    fn catalog(&self) -> Result<callboard_catalog::Catalog, ReadError> {
-        self.grants.catalog.clone().ok_or_else(|| {
-            crate::telemetry::metrics::plugin_denied(&self.label);
+    fn catalog(&self) -> Result<&callboard_catalog::Catalog, ReadError> {
+        self.catalog.ok_or_else(|| {
+            crate::telemetry::metrics::plugin_denied(self.label);
             ReadError::Denied
         })
     }
@@ -47,7 +63,7 @@ impl HostState {
             .map_err(|e| ReadError::Invalid(e.to_string()))?;
         // Only what the person (or the plugin's service principal) this
         // call runs for may read: asked with the same predicate as a list.
-        let only = self.caller.reader.narrow(None);
+        let only = self.reader.narrow(None);
         let refs = [r.to_string()];
         let entity = self
             .budgets
@@ -56,8 +72,8 @@ impl HostState {
                 catalog.get_by_refs(&refs, only.as_ref()),
             )
             .await
-            .map_err(|e| unavailable(&self.label, &CatalogError::Task(e)))?
-            .map_err(|e| unavailable(&self.label, &e))?
+            .map_err(|e| unavailable(self.label, &CatalogError::Task(e)))?
+            .map_err(|e| unavailable(self.label, &e))?
             .into_iter()
             .next()
             .flatten();
@@ -74,7 +90,7 @@ impl HostState {
         let predicate =
             Predicate::parse_filters(&filter).map_err(|e| ReadError::Invalid(e.to_string()))?;
         let selection = Selection {
-            predicate: self.caller.reader.narrow(predicate),
+            predicate: self.reader.narrow(predicate),
             ..Selection::default()
         };
         let page = self
@@ -84,8 +100,8 @@ impl HostState {
                 catalog.query(&selection, &Start::Beginning, limit.min(MAX_QUERY) as usize),
             )
             .await
-            .map_err(|e| unavailable(&self.label, &CatalogError::Task(e)))?
-            .map_err(|e| unavailable(&self.label, &e))?;
+            .map_err(|e| unavailable(self.label, &CatalogError::Task(e)))?
+            .map_err(|e| unavailable(self.label, &e))?;
         Ok(page.items)
     }
 }
@@ -94,7 +110,7 @@ impl HostState {
 macro_rules! catalog_glue {
     ($wit:path) => {
         const _: () = {
-            use $crate::plugins::{capabilities::catalog::ReadError, state::HostState};
+            use $crate::plugins::capabilities::catalog::{CatalogView, ReadError};
             use $wit as wit;
 
             impl From<ReadError> for wit::Error {
@@ -107,7 +123,7 @@ macro_rules! catalog_glue {
                 }
             }
 
-            impl wit::Host for HostState {
+            impl wit::Host for CatalogView<'_> {
                 async fn get_entity(
                     &mut self,
                     entity_ref: String,

@@ -36,7 +36,7 @@ use self::{
     credentials::Bound,
     grant::{HostGrant, UrlHost},
 };
-use crate::plugins::state::{Grants, HostState};
+use crate::plugins::state::Grants;
 
 /// An outbound request, as every API version's `http.request` carries it.
 #[derive(Debug, Clone)]
@@ -502,7 +502,23 @@ fn connection_error(e: &reqwest::Error) -> OutError {
     OutError::Connection(message)
 }
 
-impl HostState {
+/// What the `http` glue sees of a call: the plugin's grants (hosts,
+/// client, bound credentials) and what remains of the call's deadline.
+pub struct HttpView<'a> {
+    pub(in crate::plugins) label: &'a Arc<str>,
+    pub(in crate::plugins) grants: &'a Arc<Grants>,
+    /// What remained of the call's deadline when the host call began.
+    pub(in crate::plugins) remaining: Duration,
+}
+
+/// The linker's projection onto [`HttpView`].
+pub struct Http;
+
+impl wasmtime::component::HasData for Http {
+    type Data<'a> = HttpView<'a>;
+}
+
+impl HttpView<'_> {
     /// `http.send`: one request under the plugin's grant, within the
     /// host's timeout and what remains of the call.
     pub(in crate::plugins) async fn http_send(
@@ -512,7 +528,7 @@ impl HostState {
         send_one(
             self.grants.clone(),
             self.label.clone(),
-            self.remaining(),
+            self.remaining,
             request,
         )
         .await
@@ -531,7 +547,7 @@ impl HostState {
             ));
             return requests.iter().map(|_| Err(refused.clone())).collect();
         }
-        let remaining = self.remaining();
+        let remaining = self.remaining;
         let mut set = tokio::task::JoinSet::new();
         for (i, request) in requests.into_iter().enumerate() {
             let sent = send_one(self.grants.clone(), self.label.clone(), remaining, request);
@@ -593,10 +609,10 @@ macro_rules! http_glue {
     ($wit:path) => {
         $crate::plugins::capabilities::http::http_glue!(@types $wit);
         const _: () = {
-            use $crate::plugins::state::HostState;
+            use $crate::plugins::capabilities::http::HttpView;
             use $wit as wit;
 
-            impl wit::Host for HostState {
+            impl wit::Host for HttpView<'_> {
                 async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::Error> {
                     Ok(self.http_send(request.into()).await?.into())
                 }
@@ -606,10 +622,10 @@ macro_rules! http_glue {
     ($wit:path, send_all) => {
         $crate::plugins::capabilities::http::http_glue!(@types $wit);
         const _: () = {
-            use $crate::plugins::state::HostState;
+            use $crate::plugins::capabilities::http::HttpView;
             use $wit as wit;
 
-            impl wit::Host for HostState {
+            impl wit::Host for HttpView<'_> {
                 async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::Error> {
                     Ok(self.http_send(request.into()).await?.into())
                 }

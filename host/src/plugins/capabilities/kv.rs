@@ -38,6 +38,20 @@ pub(in crate::plugins) async fn host_call<R, E: From<KvError>>(
     }
 }
 
+/// What the `kv` glue sees of a call: the plugin's own store access and
+/// the host-call budget (projected from the store's data by [`Kv`]).
+pub struct KvView<'a> {
+    pub(in crate::plugins) access: &'a KvAccess,
+    pub(in crate::plugins) budgets: &'a crate::plugins::admission::Budgets,
+}
+
+/// The linker's projection onto [`KvView`].
+pub struct Kv;
+
+impl wasmtime::component::HasData for Kv {
+    type Data<'a> = KvView<'a>;
+}
+
 impl KvAccess {
     /// `None` unless granted: the glue turns that into a typed `denied`
     /// error, never a trap.
@@ -54,10 +68,7 @@ impl KvAccess {
 macro_rules! kv_glue {
     ($wit:path) => {
         const _: () = {
-            use $crate::plugins::{
-                capabilities::kv::{KvError, MAX_KEY_BYTES, host_call},
-                state::HostState,
-            };
+            use $crate::plugins::capabilities::kv::{KvError, KvView, MAX_KEY_BYTES, host_call};
             use $wit as wit;
 
             impl From<KvError> for wit::Error {
@@ -82,16 +93,16 @@ macro_rules! kv_glue {
                 }
             }
 
-            impl wit::Host for HostState {
+            impl wit::Host for KvView<'_> {
                 async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(&self.budgets, "kv.get", kv.store.get(&kv.plugin, &key)).await
+                    let kv = self.access.check().ok_or(wit::Error::Denied)?;
+                    host_call(self.budgets, "kv.get", kv.store.get(&kv.plugin, &key)).await
                 }
 
                 async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    let kv = self.access.check().ok_or(wit::Error::Denied)?;
                     host_call(
-                        &self.budgets,
+                        self.budgets,
                         "kv.set",
                         kv.store.set(&kv.plugin, &key, &value, kv.quota),
                     )
@@ -99,19 +110,14 @@ macro_rules! kv_glue {
                 }
 
                 async fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
-                    host_call(
-                        &self.budgets,
-                        "kv.delete",
-                        kv.store.delete(&kv.plugin, &key),
-                    )
-                    .await
+                    let kv = self.access.check().ok_or(wit::Error::Denied)?;
+                    host_call(self.budgets, "kv.delete", kv.store.delete(&kv.plugin, &key)).await
                 }
 
                 async fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    let kv = self.access.check().ok_or(wit::Error::Denied)?;
                     host_call(
-                        &self.budgets,
+                        self.budgets,
                         "kv.increment",
                         kv.store.increment(&kv.plugin, &key, delta, kv.quota),
                     )
@@ -123,9 +129,9 @@ macro_rules! kv_glue {
                     prefix: String,
                     limit: u32,
                 ) -> Result<Vec<String>, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    let kv = self.access.check().ok_or(wit::Error::Denied)?;
                     host_call(
-                        &self.budgets,
+                        self.budgets,
                         "kv.list_keys",
                         kv.store.list_keys(&kv.plugin, &prefix, limit.min(10_000)),
                     )
@@ -133,10 +139,10 @@ macro_rules! kv_glue {
                 }
 
                 async fn usage(&mut self) -> Result<wit::Quota, wit::Error> {
-                    let kv = self.kv.check().ok_or(wit::Error::Denied)?.clone();
+                    let kv = self.access.check().ok_or(wit::Error::Denied)?;
                     let limit = kv.quota.bytes;
                     let used = host_call::<_, wit::Error>(
-                        &self.budgets,
+                        self.budgets,
                         "kv.usage",
                         kv.store.usage(&kv.plugin),
                     )

@@ -1,11 +1,23 @@
 //! `callboard:plugin/license` (API 0.2+): a commercial plugin's entitlements.
 //! The host checked the licence before the call; this only reports it.
 
-use crate::plugins::{license::LicenseTerms, registry::LicenseState, state::HostState};
+use crate::plugins::{license::LicenseTerms, registry::LicenseState};
 
-impl HostState {
+/// What the `license` glue sees of a call: the licence the host checked.
+pub struct LicenseView<'a> {
+    pub(in crate::plugins) license: &'a LicenseState,
+}
+
+/// The linker's projection onto [`LicenseView`].
+pub struct License;
+
+impl wasmtime::component::HasData for License {
+    type Data<'a> = LicenseView<'a>;
+}
+
+impl LicenseView<'_> {
     pub(in crate::plugins) fn terms(&self) -> Option<&LicenseTerms> {
-        match &*self.license {
+        match self.license {
             LicenseState::Valid(terms) => Some(terms),
             _ => None,
         }
@@ -16,10 +28,10 @@ impl HostState {
 macro_rules! license_glue {
     ($wit:path) => {
         const _: () = {
-            use $crate::plugins::state::HostState;
+            use $crate::plugins::capabilities::license::LicenseView;
             use $wit as wit;
 
-            impl wit::Host for HostState {
+            impl wit::Host for LicenseView<'_> {
                 fn current(&mut self) -> Option<wit::Entitlements> {
                     self.terms().map(|terms| wit::Entitlements {
                         customer: terms.customer.clone(),

@@ -2,7 +2,22 @@
 //! holds one of the permissions the plugin declared, as the published
 //! policy says (through the caller's [`Rights`](crate::plugins::portal::Rights)).
 
-use crate::plugins::state::HostState;
+use crate::plugins::{portal::Rights, state::Grants};
+
+/// What the `permissions` glue sees of a call: the plugin's declared
+/// permissions and the call principal's rights.
+pub struct PermissionsView<'a> {
+    pub(in crate::plugins) label: &'a str,
+    pub(in crate::plugins) grants: &'a Grants,
+    pub(in crate::plugins) rights: &'a dyn Rights,
+}
+
+/// The linker's projection onto [`PermissionsView`].
+pub struct Permissions;
+
+impl wasmtime::component::HasData for Permissions {
+    type Data<'a> = PermissionsView<'a>;
+}
 
 /// Why a question could not be answered (every version's `permissions.error`).
 #[derive(Debug)]
@@ -13,7 +28,7 @@ pub enum CheckError {
     Invalid(String),
 }
 
-impl HostState {
+impl PermissionsView<'_> {
     /// `permissions.check`.
     pub(in crate::plugins) async fn permission_check(
         &mut self,
@@ -29,8 +44,7 @@ impl HostState {
                 "the resource ref is over 1024 bytes".into(),
             ));
         }
-        self.caller
-            .rights
+        self.rights
             .allows(&permission, resource_ref.as_deref())
             .await
             .map_err(CheckError::Invalid)
@@ -41,10 +55,10 @@ impl HostState {
 macro_rules! permissions_glue {
     ($wit:path) => {
         const _: () = {
-            use $crate::plugins::{capabilities::permissions::CheckError, state::HostState};
+            use $crate::plugins::capabilities::permissions::{CheckError, PermissionsView};
             use $wit as wit;
 
-            impl wit::Host for HostState {
+            impl wit::Host for PermissionsView<'_> {
                 async fn check(
                     &mut self,
                     permission: String,

@@ -3,10 +3,33 @@
 //! Granted as `capabilities.search`; the index itself is the portal's
 //! ([`Portal`](crate::plugins::portal::Portal)).
 
+use std::sync::Arc;
+
 use crate::plugins::{
-    portal::{Document, Hit, IndexError},
-    state::HostState,
+    admission::Budgets,
+    portal::{Document, Hit, IndexError, Portal, Rights},
+    state::Grants,
 };
+
+/// What the `search` glue sees of a call: the portal's index (if the
+/// plugin was granted search), the plugin's declared permissions, the call
+/// principal's rights and the host-call budget.
+pub struct SearchView<'a> {
+    pub(in crate::plugins) label: &'a str,
+    /// The plugin id: the namespace of its documents.
+    pub(in crate::plugins) plugin: &'a str,
+    pub(in crate::plugins) grants: &'a Grants,
+    pub(in crate::plugins) portal: Option<&'a Arc<dyn Portal>>,
+    pub(in crate::plugins) rights: &'a Arc<dyn Rights>,
+    pub(in crate::plugins) budgets: &'a Budgets,
+}
+
+/// The linker's projection onto [`SearchView`].
+pub struct Search;
+
+impl wasmtime::component::HasData for Search {
+    type Data<'a> = SearchView<'a>;
+}
 
 /// Most documents one `put` carries.
 pub const MAX_PUT: usize = 1000;
@@ -36,21 +59,15 @@ fn invalid(why: String) -> SearchError {
     SearchError::Index(IndexError::Invalid(why))
 }
 
-impl HostState {
-    fn search_granted(
-        &self,
-    ) -> Result<std::sync::Arc<dyn crate::plugins::portal::Portal>, SearchError> {
-        match (&self.portal, self.grants.capabilities.search) {
+impl SearchView<'_> {
+    fn search_granted(&self) -> Result<Arc<dyn Portal>, SearchError> {
+        match (self.portal, self.grants.capabilities.search) {
             (Some(portal), true) => Ok(portal.clone()),
             _ => {
-                crate::telemetry::metrics::plugin_denied(&self.label);
+                crate::telemetry::metrics::plugin_denied(self.label);
                 Err(SearchError::Denied)
             }
         }
-    }
-
-    fn plugin_id(&self) -> &str {
-        self.label.split('@').next().unwrap_or_default()
     }
 
     /// `search.put`.
@@ -91,9 +108,9 @@ impl HostState {
                 }
             }
         }
-        let plugin = self.plugin_id().to_owned();
-        let budgets = self.budgets.clone();
-        run(&budgets, "search.put", portal.put_documents(&plugin, docs)).await
+        let plugin = self.plugin.to_owned();
+        let budgets = self.budgets;
+        run(budgets, "search.put", portal.put_documents(&plugin, docs)).await
     }
 
     /// `search.remove`.
@@ -108,10 +125,10 @@ impl HostState {
                 ids.len()
             )));
         }
-        let plugin = self.plugin_id().to_owned();
-        let budgets = self.budgets.clone();
+        let plugin = self.plugin.to_owned();
+        let budgets = self.budgets;
         run(
-            &budgets,
+            budgets,
             "search.remove",
             portal.remove_documents(&plugin, ids),
         )
@@ -121,9 +138,9 @@ impl HostState {
     /// `search.clear`.
     pub(in crate::plugins) async fn search_clear(&mut self) -> Result<(), SearchError> {
         let portal = self.search_granted()?;
-        let plugin = self.plugin_id().to_owned();
-        let budgets = self.budgets.clone();
-        run(&budgets, "search.clear", portal.clear_documents(&plugin)).await
+        let plugin = self.plugin.to_owned();
+        let budgets = self.budgets;
+        run(budgets, "search.clear", portal.clear_documents(&plugin)).await
     }
 
     /// `search.query`, as the call's principal.
@@ -139,10 +156,10 @@ impl HostState {
                 "a query takes at most {MAX_TERM} bytes of terms and 16 types"
             )));
         }
-        let rights = self.caller.rights.clone();
-        let budgets = self.budgets.clone();
+        let rights = self.rights.clone();
+        let budgets = self.budgets;
         let limit = limit.min(MAX_HITS) as usize;
-        run(&budgets, "search.query", rights.search(term, types, limit)).await
+        run(budgets, "search.query", rights.search(term, types, limit)).await
     }
 }
 
@@ -170,8 +187,8 @@ macro_rules! search_glue {
         const _: () = {
             use $crate::plugins::{
                 capabilities::search::SearchError,
+                capabilities::search::SearchView,
                 portal::{Document, IndexError},
-                state::HostState,
             };
             use $wit as wit;
 
@@ -188,7 +205,7 @@ macro_rules! search_glue {
                 }
             }
 
-            impl wit::Host for HostState {
+            impl wit::Host for SearchView<'_> {
                 async fn put(&mut self, documents: Vec<wit::Document>) -> Result<(), wit::Error> {
                     let docs = documents
                         .into_iter()
