@@ -142,7 +142,10 @@ pub const MAX_BATCH: usize = 32;
 /// Sends several requests at once (at most [`MAX_BATCH`]), concurrently,
 /// and waits for all: the results are in the order of the requests, so
 /// asking ten clusters costs the slowest answer, not the sum (plugin API
-/// 0.4).
+/// 0.4). Each response has the host's size cap, and their bodies together
+/// at most four times that cap: past it, the answers still arriving are
+/// [`FetchError::TooLarge`] with the batch's total (ask for less, e.g. a
+/// `limit=`, or split the batch).
 pub fn send_all(requests: Vec<FetchRequest>) -> Vec<Result<FetchResponse, FetchError>> {
     let requests: Vec<wit::Request> = requests.into_iter().map(FetchRequest::into_wit).collect();
     wit::send_all(&requests)

@@ -541,7 +541,7 @@ fn example_plugins(root: &Path) -> anyhow::Result<Vec<PluginCrate>> {
 
 /// Builds and packs every plugin crate; returns the folder of packed files.
 fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
-    ensure_wasm_target()?;
+    callboard_plugin_contract::cargo::ensure_wasm_target().map_err(anyhow::Error::msg)?;
     let crates = plugin_crates(root)?;
     step(&format!(
         "building {} plugins for wasm32-wasip2",
@@ -636,26 +636,6 @@ fn callboard_bin() -> anyhow::Result<PathBuf> {
     Ok(target_dir()?
         .join("release")
         .join(format!("callboard{}", std::env::consts::EXE_SUFFIX)))
-}
-
-fn ensure_wasm_target() -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .context("running rustup (plugins need the wasm32-wasip2 target)")?;
-    if !String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.trim() == "wasm32-wasip2")
-    {
-        step("rustup target add wasm32-wasip2");
-        let status = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .status()?;
-        if !status.success() {
-            bail!("`rustup target add wasm32-wasip2` failed");
-        }
-    }
-    Ok(())
 }
 
 fn target_dir() -> anyhow::Result<PathBuf> {

@@ -38,6 +38,37 @@ pub fn built_component(stdout: &[u8], manifest: Option<&Path>) -> Option<PathBuf
     component
 }
 
+/// The target plugins are built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Adds [`WASM_TARGET`] with rustup when it is missing, saying so on
+/// stderr. Without rustup it does nothing: cargo then says the target is
+/// missing, if it is. `Err` says why rustup failed.
+pub fn ensure_wasm_target() -> Result<(), String> {
+    let Ok(installed) = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("adding the {WASM_TARGET} target (rustup target add {WASM_TARGET})");
+    let status = std::process::Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .map_err(|e| format!("cannot run rustup: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`rustup target add {WASM_TARGET}` failed"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

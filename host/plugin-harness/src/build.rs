@@ -28,29 +28,6 @@ pub(crate) fn pack(component: &[u8], manifest: &Manifest) -> Result<Vec<u8>, Har
         .map_err(|e| setup(format!("cannot embed the manifest of {}: {e}", manifest.id)))
 }
 
-/// Adds the `wasm32-wasip2` target with rustup when it is missing.
-fn ensure_wasm_target() -> Result<(), HarnessError> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("wasm32-wasip2") => Ok(()),
-        Ok(_) => {
-            eprintln!("adding the wasm32-wasip2 target (rustup target add wasm32-wasip2)");
-            let status = Command::new("rustup")
-                .args(["target", "add", "wasm32-wasip2"])
-                .status()
-                .map_err(|e| setup(format!("cannot run rustup: {e}")))?;
-            if !status.success() {
-                return Err(setup("rustup target add wasm32-wasip2 failed".into()));
-            }
-            Ok(())
-        }
-        // No rustup: cargo says so if the target is missing.
-        Err(_) => Ok(()),
-    }
-}
-
 /// `cargo build --lib --target wasm32-wasip2 --profile <profile>` of the
 /// crate in `dir` (in `target_dir` if given); the component's path. The compiler's messages go to
 /// stderr as cargo renders them.
@@ -59,7 +36,7 @@ pub(crate) fn build(
     profile: &str,
     target_dir: Option<&Path>,
 ) -> Result<PathBuf, HarnessError> {
-    ensure_wasm_target()?;
+    callboard::plugins::cargo::ensure_wasm_target().map_err(setup)?;
     let manifest_path = dir.join("Cargo.toml");
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo

@@ -642,3 +642,36 @@ async fn stubbed_calls_keep_the_hosts_checks_redirects_and_size_cap() {
         "{reached:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_all_s_responses_share_one_byte_cap() {
+    // 1000 bytes per response, so the batch may bring back 4000 in all.
+    let h = Harness::builder()
+        .component_file(plugin_file("api-v0-4"))
+        .grant_http_hosts(["a.example"])
+        .configure(|config| config.plugins.http_max_response_bytes = 1000)
+        .http_stub(|_| http::text(200, "x".repeat(900)))
+        .build()
+        .await
+        .unwrap();
+    let query: Vec<String> = (0..6)
+        .map(|i| format!("url=https%3A%2F%2Fa.example%2F{i}"))
+        .collect();
+    let answers: Value = h
+        .get(&format!("/fanout?{}", query.join("&")))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    let answered = answers.iter().filter(|a| a["status"] == 200).count();
+    let refused: Vec<&str> = answers.iter().filter_map(|a| a["error"].as_str()).collect();
+    // Four fit (3600 bytes); a fifth would be 4500.
+    assert_eq!(answered, 4, "{answers:?}");
+    assert_eq!(refused.len(), 2, "{answers:?}");
+    assert!(
+        refused.iter().all(|e| e.contains("4000")),
+        "the refusal names the batch's cap: {refused:?}"
+    );
+}

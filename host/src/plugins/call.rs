@@ -317,7 +317,7 @@ impl PluginHost {
         let limits = plugin.limits;
         let kv = KvAccess {
             store: self.inner.kv.clone(),
-            plugin: Arc::from(plugin.loaded.manifest.id.as_str()),
+            plugin: plugin.id.clone(),
             granted: plugin.capabilities.kv,
             quota: Quota {
                 bytes: limits.kv_quota_bytes,

@@ -131,6 +131,8 @@ pub struct PluginUsage {
 
 pub(super) struct LivePlugin {
     pub(super) loaded: Loaded,
+    /// The plugin id (its key-value namespace), shared by its calls.
+    pub(super) id: Arc<str>,
     pub(super) label: Arc<str>,
     pub(super) limits: Limits,
     pub(super) requested: Capabilities,
@@ -611,6 +613,7 @@ impl PluginHost {
             max_open_files: config.plugins.max_open_files.max(1),
         });
         let live = Arc::new(LivePlugin {
+            id: Arc::from(id.as_str()),
             label: loader::label(&loaded.manifest),
             limits: effective_limits(config.plugins.limits_for(&id), &manifest),
             capabilities,

@@ -73,30 +73,9 @@ fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
 /// Runs the loop until Ctrl-C.
 pub fn run(args: &DevArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let project = Project::read(&args.dir)?;
-    ensure_wasm_target()?;
+    crate::plugins::cargo::ensure_wasm_target().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(project, args, config.clone()))
-}
-
-/// Adds the `wasm32-wasip2` target with rustup when it is missing.
-fn ensure_wasm_target() -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("wasm32-wasip2") => Ok(()),
-        Ok(_) => {
-            eprintln!("adding the wasm32-wasip2 target (rustup target add wasm32-wasip2)");
-            let status = Command::new("rustup")
-                .args(["target", "add", "wasm32-wasip2"])
-                .status()
-                .context("cannot run rustup")?;
-            anyhow::ensure!(status.success(), "rustup target add wasm32-wasip2 failed");
-            Ok(())
-        }
-        // No rustup: cargo says so if the target is missing.
-        Err(_) => Ok(()),
-    }
 }
 
 async fn serve(project: Project, args: &DevArgs, mut config: Config) -> anyhow::Result<ExitCode> {

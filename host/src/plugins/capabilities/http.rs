@@ -82,6 +82,39 @@ pub enum OutError {
 /// Most requests one `send-all` takes.
 pub const MAX_BATCH: usize = 32;
 
+/// The bodies of one `send-all`'s responses together may be this many
+/// times the per-response cap (`http_max_response_bytes`); past it, the
+/// responses still arriving answer `too-large` with the batch's total.
+/// Without it, 32 responses at the cap would make the host hold 32 times
+/// the cap for one call, more than the instance could take in.
+pub const BATCH_BYTES_FACTOR: u64 = 4;
+
+/// What the responses of one `send-all` may still bring back, shared by its
+/// requests.
+#[derive(Clone)]
+struct BatchBytes {
+    left: Arc<std::sync::atomic::AtomicU64>,
+    total: u64,
+}
+
+impl BatchBytes {
+    fn new(total: u64) -> Self {
+        Self {
+            left: Arc::new(std::sync::atomic::AtomicU64::new(total)),
+            total,
+        }
+    }
+
+    /// Charges `bytes`, or refuses them if the batch has not that many left.
+    fn take(&self, bytes: u64) -> Result<(), OutError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.left
+            .fetch_update(Relaxed, Relaxed, |left| left.checked_sub(bytes))
+            .map(|_| ())
+            .map_err(|_| OutError::TooLarge(self.total))
+    }
+}
+
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
 
@@ -344,7 +377,11 @@ fn origin(url: &reqwest::Url) -> (String, Option<String>, Option<u16>) {
 }
 
 /// Sends `request` if it (and every redirect) passes the checks.
-async fn send_checked(grants: Arc<Grants>, request: OutRequest) -> Result<OutResponse, OutError> {
+async fn send_checked(
+    grants: Arc<Grants>,
+    request: OutRequest,
+    batch: Option<BatchBytes>,
+) -> Result<OutResponse, OutError> {
     let http = &grants.http;
     let allowed: Vec<HostGrant> = grants
         .capabilities
@@ -412,11 +449,16 @@ async fn send_checked(grants: Arc<Grants>, request: OutRequest) -> Result<OutRes
             continue;
         }
         return match response {
-            Answer::Network(response) => read_response(response, http.max_body).await,
+            Answer::Network(response) => read_response(response, http.max_body, batch).await,
             Answer::Stub(response) if response.body.len() as u64 > http.max_body => {
                 Err(OutError::TooLarge(http.max_body))
             }
-            Answer::Stub(response) => Ok(response),
+            Answer::Stub(response) => {
+                if let Some(batch) = &batch {
+                    batch.take(response.body.len() as u64)?;
+                }
+                Ok(response)
+            }
         };
     }
     Err(OutError::Connection(format!(
@@ -458,6 +500,7 @@ impl Answer {
 async fn read_response(
     mut response: reqwest::Response,
     max_body: u64,
+    batch: Option<BatchBytes>,
 ) -> Result<OutResponse, OutError> {
     if response.content_length().is_some_and(|n| n > max_body) {
         return Err(OutError::TooLarge(max_body));
@@ -477,6 +520,9 @@ async fn read_response(
     while let Some(chunk) = response.chunk().await.map_err(|e| connection_error(&e))? {
         if body.len() as u64 + chunk.len() as u64 > max_body {
             return Err(OutError::TooLarge(max_body));
+        }
+        if let Some(batch) = &batch {
+            batch.take(chunk.len() as u64)?;
         }
         body.extend_from_slice(&chunk);
     }
@@ -530,12 +576,15 @@ impl HttpView<'_> {
             self.label.clone(),
             self.remaining,
             request,
+            None,
         )
         .await
     }
 
     /// `http.send-all`: up to [`MAX_BATCH`] requests at once, concurrently;
-    /// answers in their order. Each is checked and timed like `send`.
+    /// answers in their order. Each is checked and timed like `send`, and
+    /// their bodies together are capped at [`BATCH_BYTES_FACTOR`] times the
+    /// per-response cap.
     pub(in crate::plugins) async fn http_send_all(
         &mut self,
         requests: Vec<OutRequest>,
@@ -548,9 +597,16 @@ impl HttpView<'_> {
             return requests.iter().map(|_| Err(refused.clone())).collect();
         }
         let remaining = self.remaining;
+        let batch = BatchBytes::new(self.grants.http.max_body.saturating_mul(BATCH_BYTES_FACTOR));
         let mut set = tokio::task::JoinSet::new();
         for (i, request) in requests.into_iter().enumerate() {
-            let sent = send_one(self.grants.clone(), self.label.clone(), remaining, request);
+            let sent = send_one(
+                self.grants.clone(),
+                self.label.clone(),
+                remaining,
+                request,
+                Some(batch.clone()),
+            );
             set.spawn(tracing::Instrument::in_current_span(async move {
                 (i, sent.await)
             }));
@@ -577,6 +633,7 @@ async fn send_one(
     label: Arc<str>,
     remaining: Duration,
     request: OutRequest,
+    batch: Option<BatchBytes>,
 ) -> Result<OutResponse, OutError> {
     let asked = request
         .timeout_ms
@@ -589,7 +646,7 @@ async fn send_one(
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
     let span = tracing::info_span!("host_call", otel.name = "http.send", call = "http.send", server.address = %host);
-    let sent = tokio::time::timeout(timeout, send_checked(grants, request));
+    let sent = tokio::time::timeout(timeout, send_checked(grants, request, batch));
     let result = match tracing::Instrument::instrument(sent, span).await {
         Ok(result) => result,
         Err(_) => Err(OutError::Timeout),
