@@ -142,6 +142,7 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             ])
             .status_ok()?;
             let plugins = build_plugins(&root)?;
+            let bin = callboard_bin()?;
             step("cargo test");
             // The workspace's default members: plugins are tested through the
             // host, and through the plugin harness (host/plugin-harness, whose
@@ -149,7 +150,7 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
             let mut test = cargo(["test", "--release", "--"]);
             test.args(&args)
                 .env("CALLBOARD_TEST_PLUGINS", &plugins)
-                .env("CALLBOARD_BIN", callboard_bin()?);
+                .env("CALLBOARD_BIN", &bin);
             let (mut passed, mut failed) = run_tests(&mut test)?;
             // The fuzz targets' seed corpora, replayed as regression tests
             // (the crate is not a default member: it links libFuzzer).
@@ -185,17 +186,14 @@ fn run(xtask: Xtask) -> anyhow::Result<()> {
         }
         Task::Bench { name, args } => {
             let plugins = build_plugins(&root)?;
-            if name == "telemetry" || name == "devloop" {
-                step("cargo build --release -p callboard");
-                cargo(["build", "--release", "-p", "callboard"]).status_ok()?;
-            }
+            let bin = callboard_bin()?;
             step(&format!("benchmark {name}"));
             // Backtraces on every trap would distort the figures.
             cargo(["bench", "-p", "callboard-tests", "--bench", &name, "--"])
                 .args(&args)
                 .env("CALLBOARD_TEST_PLUGINS", &plugins)
                 // Benchmarks that run the server as a process.
-                .env("CALLBOARD_BIN", callboard_bin()?)
+                .env("CALLBOARD_BIN", bin)
                 .env_remove("RUST_BACKTRACE")
                 .status_ok()?;
         }
@@ -631,8 +629,13 @@ fn run_tests(test: &mut Command) -> anyhow::Result<(u64, u64)> {
     Ok((passed, failed))
 }
 
-/// The release `callboard` binary (built by `build_plugins`).
+/// Builds the release `callboard` binary, which tests and benchmarks run
+/// as a process, and returns its path. Always built here: `cargo test`
+/// builds only test harnesses, so a binary left in the target folder (a
+/// shared cache) could be an older one.
 fn callboard_bin() -> anyhow::Result<PathBuf> {
+    step("cargo build --release -p callboard");
+    cargo(["build", "--release", "-p", "callboard"]).status_ok()?;
     Ok(target_dir()?
         .join("release")
         .join(format!("callboard{}", std::env::consts::EXE_SUFFIX)))
