@@ -131,6 +131,7 @@ use callboard_catalog::{Catalog, EntityRef, LocationConfig, LocationKind};
 pub use callboard::plugins::{
     ActionRequest, CallError, Outcome, PluginRequest, PluginResponse, Principal, View,
     capabilities::http::credentials::CredentialConfig,
+    events::{Event, Stream},
     manifest::{Capabilities, Manifest},
     ui,
 };
@@ -1018,6 +1019,35 @@ impl Harness {
             .tick_now(self.id())
             .await
             .map_err(|e| self.call_failed("tick", e))
+    }
+
+    /// Delivers `events` of `stream` to the plugin's subscriber (`on_events`)
+    /// as one batch, as its own service principal, the way the portal's
+    /// event bus does. The plugin must ask for `stream` in its manifest and
+    /// be granted it (the harness grants what a manifest asks for unless
+    /// [`HarnessBuilder::grants`] says otherwise); if not, this is a
+    /// [`HarnessError::Setup`], as the portal would never deliver them.
+    pub async fn deliver(&self, stream: Stream, events: Vec<Event>) -> Result<()> {
+        if !self
+            .shared
+            .info
+            .effective
+            .events
+            .iter()
+            .any(|s| s == stream.as_str())
+        {
+            return Err(HarnessError::Setup(format!(
+                "{} does not receive {} events: its manifest must request the stream and the \
+                 harness grant it",
+                self.shared.label,
+                stream.as_str()
+            )));
+        }
+        self.shared
+            .host
+            .deliver_now(self.id(), events)
+            .await
+            .map_err(|e| self.call_failed("events", e))
     }
 
     // ----- what the plugin keeps and sends -----

@@ -4,14 +4,15 @@
 //! permissions, actions, search), kubernetes (its clusters answered by the
 //! stub, an ungranted host refused, credentials the plugin never sees, the
 //! restart action as an owner and refused to others), misbehave (errors
-//! naming the plugin, its version and the call; ticks; guarded routes),
+//! naming the plugin, its version and the call; ticks; events; guarded
+//! routes),
 //! and building a plugin crate from source.
 
 use std::path::PathBuf;
 
 use callboard_plugin_harness::{
-    CallError, CredentialConfig, Harness, HarnessError, OutRequest, OutResponse, Principal,
-    ResponseExt as _, http, ui,
+    CallError, Capabilities, CredentialConfig, Event, Harness, HarnessError, OutRequest,
+    OutResponse, Principal, ResponseExt as _, Stream, http, ui,
 };
 use serde_json::{Value, json};
 
@@ -526,6 +527,33 @@ async fn misuse_names_the_plugin_its_version_and_the_call() {
     h.tick().await.unwrap();
     h.tick().await.unwrap();
     assert_eq!(h.kv_get_i64("ticks").await.unwrap(), Some(2));
+
+    // Events of a stream the plugin asks for and is granted (by default,
+    // what it asks for), delivered as one batch.
+    let page_view = || Event::now("page-view", Some("user:default/alice".into()), "/catalog");
+    let api_call = Event::now("api-call", None, "/api/catalog/entities").with("status", 200);
+    h.deliver(Stream::Usage, vec![page_view(), page_view(), api_call])
+        .await
+        .unwrap();
+    assert_eq!(h.kv_get_i64("events").await.unwrap(), Some(3));
+    assert_eq!(h.kv_get_i64("events:page-view").await.unwrap(), Some(2));
+    assert_eq!(h.kv_get_i64("events:api-call").await.unwrap(), Some(1));
+    // Not granted: the portal would never deliver them.
+    let unsubscribed = Harness::builder()
+        .component_file(plugin_file("misbehave"))
+        .grants(Capabilities {
+            kv: true,
+            ..Capabilities::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let refused = unsubscribed
+        .deliver(Stream::Usage, vec![page_view()])
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, HarnessError::Setup(_)), "{refused}");
+    assert!(refused.to_string().contains("usage"), "{refused}");
 
     // A route behind a declared permission: 403 without it, the plugin with it.
     assert_eq!(h.get("/guarded").await.unwrap().status, 403);

@@ -1458,4 +1458,17 @@ impl PluginHost {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.tick(id, now_ms).await
     }
+
+    /// Delivers `events` to plugin `id` now, as one batch, the way the
+    /// event bus does (as its service principal, under its limits); for
+    /// tests, which cannot wait for the bus. The caller checks that the
+    /// plugin subscribes to their stream.
+    pub async fn deliver_now(
+        &self,
+        id: &str,
+        events: Vec<super::events::Event>,
+    ) -> Result<(), CallError> {
+        let events: Vec<Arc<super::events::Event>> = events.into_iter().map(Arc::new).collect();
+        self.deliver_events(id, &events).await
+    }
 }
