@@ -46,9 +46,11 @@ pub struct Config {
     pub telemetry: crate::telemetry::config::TelemetryConfig,
     /// TechDocs building.
     pub docs: crate::techdocs::DocsConfig,
+    /// The language-model provider plugins granted `models` ask.
+    pub models: ModelsConfig,
 }
 
-pub use crate::plugins::settings::{TrustConfig, TrustedVendor};
+pub use crate::plugins::settings::{ModelsConfig, TrustConfig, TrustedVendor};
 
 impl Default for Config {
     fn default() -> Self {
@@ -66,6 +68,7 @@ impl Default for Config {
             auth: crate::identity::config::AuthConfig::default(),
             telemetry: crate::telemetry::config::TelemetryConfig::default(),
             docs: crate::techdocs::DocsConfig::default(),
+            models: ModelsConfig::default(),
         }
     }
 }
@@ -279,6 +282,16 @@ impl Config {
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return zero(field);
         }
+        if let Err(why) = self.models.check() {
+            let field = why
+                .split(':')
+                .next()
+                .unwrap_or("models")
+                .split(' ')
+                .next()
+                .unwrap_or("models");
+            return Err((field.to_owned(), why));
+        }
         // wasm32 memories end at 4 GiB.
         if plugins.max_memory_bytes() > 4 << 30 {
             return Err((
@@ -318,6 +331,9 @@ impl Config {
                 *value = HIDDEN.into();
             }
         }
+        if !shown.models.api_key.is_empty() {
+            shown.models.api_key = HIDDEN.into();
+        }
         for bindings in shown.plugins.credentials.values_mut() {
             for binding in bindings.values_mut() {
                 for value in binding.headers.values_mut() {
@@ -340,6 +356,7 @@ impl Config {
             trust_dir: self.trust_dir(),
             licenses_dir: self.licenses_dir(),
             signers_file: self.signers_file(),
+            models: self.models.clone(),
         }
     }
 

@@ -64,7 +64,7 @@
 //! `callboard plugin pack target/wasm32-wasip2/release/hello.wasm` write
 //! `hello.wasm`, the one file an operator installs.
 //!
-//! # Beyond requests (plugin API 0.3 and 0.4)
+//! # Beyond requests (plugin API 0.3 to 0.5)
 //!
 //! - **Views**: declare slots in plugin.toml (`[[views]] slot = "entity-card"`,
 //!   `"entity-tab"` or `"page"`) and implement [`Plugin::view`], returning UI
@@ -85,6 +85,9 @@
 //!   [`permissions::check`] / [`permissions::require`].
 //! - **Search** (0.4, `capabilities.search`): [`search::put`] the plugin's
 //!   own documents; [`search::query`] the index as the principal.
+//! - **Language models** (0.5, `capabilities.models`): [`models::chat`]
+//!   with the operator's model; the host holds the key and the budgets, and
+//!   [`models::configured`] says whether there is one.
 //! - **Errors**: handlers, views and actions return `Result<_, `[`Error`]`>`;
 //!   every SDK error converts with `?` and answers a fitting HTTP status.
 //!
@@ -227,6 +230,7 @@ mod http;
 pub mod kv;
 pub mod license;
 pub mod log;
+pub mod models;
 pub mod permissions;
 mod principal;
 mod router;
@@ -239,11 +243,22 @@ pub use http::{Request, Response};
 pub use principal::Principal;
 pub use router::{Params, Router};
 
-/// The generated bindings for `callboard:plugin@0.4.0`. Plugins use the safe
+/// The generated bindings for `callboard:plugin@0.5.0` (or, with the
+/// test-only feature `api-0-4`, the frozen 0.4.0). Plugins use the safe
 /// wrappers of this crate instead.
 #[doc(hidden)]
 #[allow(missing_docs, reason = "generated code; documented in wit/")]
 pub mod bindings {
+    #[cfg(not(feature = "api-0-4"))]
+    wit_bindgen::generate!({
+        path: "../wit/v0.5.0",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "::callboard_sdk::bindings",
+        runtime_path: "::callboard_sdk::__private::wit_bindgen::rt",
+    });
+    #[cfg(feature = "api-0-4")]
     wit_bindgen::generate!({
         path: "../wit/v0.4.0",
         world: "plugin",

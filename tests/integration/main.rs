@@ -1,6 +1,8 @@
 //! Callboard's integration tests: real HTTP servers on 127.0.0.1:0, real
 //! SQLite files, real wasm components built from this repository.
 
+mod assistant;
+mod assistant_models;
 mod author;
 mod backup;
 mod catalog;

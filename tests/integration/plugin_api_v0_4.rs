@@ -355,15 +355,7 @@ async fn press(
     cookie: &str,
     fields: &[(&str, &str)],
 ) -> (u16, String) {
-    let response = no_redirects()
-        .post(server.url(&format!("/plugins/{PLUGIN}/-/actions/{action}")))
-        .header("cookie", cookie)
-        .header("origin", server.running.url())
-        .form(fields)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    crate::support::press(server, PLUGIN, action, cookie, fields).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

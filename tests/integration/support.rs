@@ -546,3 +546,23 @@ pub fn owners_may(permission: &str) -> callboard::permissions::Policy {
     });
     policy
 }
+
+/// Posts the form `fields` of plugin `plugin`'s action `action` to the
+/// portal as a browser would (same origin, the session's cookie): (status, page).
+pub async fn press(
+    server: &TestServer,
+    plugin: &str,
+    action: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let response = crate::people::no_redirects()
+        .post(server.url(&format!("/plugins/{plugin}/-/actions/{action}")))
+        .header("cookie", cookie)
+        .header("origin", server.running.url())
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}

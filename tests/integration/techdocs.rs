@@ -14,7 +14,7 @@ use crate::web::demo_server;
 const GATEWAY: &str = "component:default/payment-gateway";
 
 /// Waits until `entity_ref`'s site is stored.
-async fn built(server: &TestServer, entity_ref: &str) {
+pub(crate) async fn built(server: &TestServer, entity_ref: &str) {
     let store = server.running.state.techdocs.store().clone();
     let key = entity_ref.to_owned();
     eventually(60, &format!("the docs of {entity_ref} to be built"), || {

@@ -142,6 +142,9 @@ pub struct Capabilities {
     /// Its own documents in the portal's search index, and queries of the
     /// index as the call's principal (API 0.4+).
     pub search: bool,
+    /// Chat completions with the operator's language model (`[models]`),
+    /// through the host, which holds the key (API 0.5+).
+    pub models: bool,
     /// Hosts the plugin may call over HTTP(S): `api.example.com` (ports 80
     /// and 443), `*.example.com` (subdomains), `api.example.com:8443` or
     /// `:*` (other ports), and addresses or ranges, `10.0.0.5`, `10.0.0.0/8`,
@@ -165,6 +168,7 @@ impl Capabilities {
             kv: self.kv && other.kv,
             catalog: self.catalog && other.catalog,
             search: self.search && other.search,
+            models: self.models && other.models,
             // A manifest asking for `*` takes whichever hosts the operator
             // grants (e.g. a billing API whose address only the operator knows).
             http_hosts: crate::grant::intersect(&self.http_hosts, &other.http_hosts),
@@ -184,21 +188,32 @@ impl Capabilities {
 
     /// Everything either grants.
     pub fn union(&self, other: &Capabilities) -> Capabilities {
+        // Every field, by name: a new capability cannot be left out here.
+        let Capabilities {
+            kv,
+            catalog,
+            search,
+            models,
+            http_hosts,
+            events,
+            files,
+        } = other;
         let mut out = self.clone();
-        out.kv |= other.kv;
-        out.catalog |= other.catalog;
-        out.search |= other.search;
-        for h in &other.http_hosts {
+        out.kv |= kv;
+        out.catalog |= catalog;
+        out.search |= search;
+        out.models |= models;
+        for h in http_hosts {
             if !out.http_hosts.contains(h) {
                 out.http_hosts.push(h.clone());
             }
         }
-        for e in &other.events {
+        for e in events {
             if !out.events.contains(e) {
                 out.events.push(e.clone());
             }
         }
-        for (guest, host) in &other.files {
+        for (guest, host) in files {
             out.files.insert(guest.clone(), host.clone());
         }
         out

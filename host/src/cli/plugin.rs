@@ -329,6 +329,9 @@ fn describe_capabilities(c: &Capabilities) -> String {
     if c.search {
         parts.push("search".to_owned());
     }
+    if c.models {
+        parts.push("models".to_owned());
+    }
     if !c.http_hosts.is_empty() {
         parts.push(format!("http({})", c.http_hosts.join(" ")));
     }

@@ -13,6 +13,7 @@ pub mod v0_1;
 pub mod v0_2;
 pub mod v0_3;
 pub mod v0_4;
+pub mod v0_5;
 
 use std::sync::Arc;
 
@@ -96,6 +97,7 @@ impl Linkers {
                     ApiVersion::V0_2_0 => v0_2::linker(engine),
                     ApiVersion::V0_3_0 => v0_3::linker(engine),
                     ApiVersion::V0_4_0 => v0_4::linker(engine),
+                    ApiVersion::V0_5_0 => v0_5::linker(engine),
                 }?;
                 Ok((v, linker))
             })
@@ -117,6 +119,7 @@ impl Linkers {
             ApiVersion::V0_2_0 => v0_2::link(pre)?,
             ApiVersion::V0_3_0 => v0_3::link(pre)?,
             ApiVersion::V0_4_0 => v0_4::link(pre)?,
+            ApiVersion::V0_5_0 => v0_5::link(pre)?,
         })
     }
 }
@@ -136,6 +139,9 @@ pub enum ApiVersion {
     /// `callboard:plugin@0.4.0`.
     #[serde(rename = "0.4.0")]
     V0_4_0,
+    /// `callboard:plugin@0.5.0`.
+    #[serde(rename = "0.5.0")]
+    V0_5_0,
 }
 
 impl ApiVersion {
@@ -145,6 +151,7 @@ impl ApiVersion {
         ApiVersion::V0_2_0,
         ApiVersion::V0_3_0,
         ApiVersion::V0_4_0,
+        ApiVersion::V0_5_0,
     ];
 
     /// Whether plugins of this version have views, events and ticks (0.3+).
@@ -158,6 +165,11 @@ impl ApiVersion {
         self >= ApiVersion::V0_4_0
     }
 
+    /// Whether plugins of this version may ask language models (0.5+).
+    pub fn has_models(self) -> bool {
+        self >= ApiVersion::V0_5_0
+    }
+
     /// The version as written in WIT.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -165,6 +177,7 @@ impl ApiVersion {
             ApiVersion::V0_2_0 => "0.2.0",
             ApiVersion::V0_3_0 => "0.3.0",
             ApiVersion::V0_4_0 => "0.4.0",
+            ApiVersion::V0_5_0 => "0.5.0",
         }
     }
 

@@ -9,5 +9,6 @@ pub mod http;
 pub mod kv;
 pub mod license;
 pub(crate) mod log;
+pub mod models;
 pub mod permissions;
 pub mod search;

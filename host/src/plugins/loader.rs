@@ -170,6 +170,12 @@ pub fn load(
              component is built against {api}; rebuild it with a current callboard-sdk"
         )));
     }
+    if !api.has_models() && manifest.capabilities.models {
+        return Err(LoadError::Api(format!(
+            "manifest sets \"capabilities.models\", which needs plugin API 0.5.0, but the \
+             component is built against {api}; rebuild it with a current callboard-sdk"
+        )));
+    }
     let pre = linkers
         .link(api, &component)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;

@@ -227,6 +227,8 @@ pub(super) struct Inner {
     /// The catalog plugins granted `catalog` read (set once at start-up).
     catalog: OnceLock<callboard_catalog::Catalog>,
     http: HttpClient,
+    /// `[models]`'s provider, when one is configured.
+    models: Option<Arc<super::capabilities::models::ModelClient>>,
     pub(super) events: EventBus,
     /// Scheduled-tick tasks by plugin id, with their period.
     tickers: Mutex<HashMap<String, (u64, tokio::task::AbortHandle)>>,
@@ -323,6 +325,10 @@ impl PluginHost {
                     std::time::Duration::from_millis(settings.plugins.http_timeout_ms),
                     settings.plugins.http_max_response_bytes,
                 ),
+                models: super::capabilities::models::ModelClient::new(
+                    &settings.models,
+                    stores.counters.clone(),
+                )?,
                 events: EventBus::default(),
                 tickers: Mutex::new(HashMap::new()),
                 tick_stats: Mutex::new(HashMap::new()),
@@ -611,6 +617,7 @@ impl PluginHost {
             capabilities: capabilities.clone(),
             dirs,
             max_open_files: config.plugins.max_open_files.max(1),
+            models: capabilities.models.then(|| inner.models.clone()).flatten(),
         });
         let live = Arc::new(LivePlugin {
             id: Arc::from(id.as_str()),

@@ -33,6 +33,8 @@ pub struct RuntimeSettings {
     pub licenses_dir: PathBuf,
     /// The signer each plugin id is bound to.
     pub signers_file: PathBuf,
+    /// `[models]`: the language-model provider.
+    pub models: ModelsConfig,
 }
 
 /// `[grants]`: capabilities granted to plugins. A plugin gets a capability
@@ -360,5 +362,112 @@ impl PluginsConfig {
             .filter_map(|o| o.memory_mib)
             .fold(self.limits.memory_mib, u64::max);
         usize::try_from(most.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+/// `[models]`: the language-model provider plugins granted `models` ask
+/// (plugin API 0.5). Any API speaking OpenAI's chat completions: OpenAI,
+/// Azure OpenAI, Ollama, vLLM, most gateways. The key stays with the host.
+///
+/// ```toml
+/// [models]
+/// base_url = "http://127.0.0.1:11434/v1"   # Ollama
+/// model = "llama3.1"
+/// api_key_file = "/etc/callboard/model-key"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// The API's base URL, to which `/chat/completions` is added
+    /// (`https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`). Empty:
+    /// no provider; plugins answer without a model.
+    pub base_url: String,
+    /// The model asked (`gpt-4o-mini`, `llama3.1`, an Azure deployment).
+    pub model: String,
+    /// The key. Prefer `api_key_file`, or the `CALLBOARD_MODELS__API_KEY`
+    /// variable, to a key in the file.
+    pub api_key: String,
+    /// A file holding the key (trimmed), read at start-up.
+    pub api_key_file: Option<PathBuf>,
+    /// The header that carries the key: `authorization` sends `Bearer
+    /// <key>`; any other (Azure OpenAI's `api-key`) the key as it is.
+    pub api_key_header: String,
+    /// Most seconds one chat may take in all. Default 60.
+    pub timeout_secs: u64,
+    /// Most seconds without a byte from the provider (the first token
+    /// included). Default 20.
+    pub idle_timeout_secs: u64,
+    /// Most tokens one plugin call (one question) may spend, prompts and
+    /// answers together, across its chats. Default 16000.
+    pub max_tokens_per_call: u32,
+    /// Most tokens one plugin may spend per UTC day, summed over every
+    /// replica. Default 2000000.
+    pub max_tokens_per_day: u64,
+    /// Log prompts and answers (at debug level, target `models`). Off by
+    /// default: the host logs token counts only.
+    pub log_contents: bool,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            model: String::new(),
+            api_key: String::new(),
+            api_key_file: None,
+            api_key_header: "authorization".into(),
+            timeout_secs: 60,
+            idle_timeout_secs: 20,
+            max_tokens_per_call: 16_000,
+            max_tokens_per_day: 2_000_000,
+            log_contents: false,
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// Whether a provider is configured.
+    pub fn configured(&self) -> bool {
+        !self.base_url.trim().is_empty()
+    }
+
+    /// Refuses values that cannot work, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.configured() {
+            return Ok(());
+        }
+        let url =
+            url::Url::parse(self.base_url.trim()).map_err(|e| format!("models.base_url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("models.base_url must be an http(s) URL".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "models.base_url must not hold credentials: use models.api_key_file".into(),
+            );
+        }
+        if self.model.trim().is_empty() {
+            return Err("models.model must name the model to ask".into());
+        }
+        if !self.api_key.is_empty() && self.api_key_file.is_some() {
+            return Err("models.api_key and models.api_key_file: set one".into());
+        }
+        let header = self.api_key_header.trim();
+        if header.is_empty()
+            || !header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("models.api_key_header must be a header name".into());
+        }
+        if self.timeout_secs == 0 || self.idle_timeout_secs == 0 {
+            return Err(
+                "models.timeout_secs and models.idle_timeout_secs must be at least 1".into(),
+            );
+        }
+        if self.max_tokens_per_call == 0 {
+            return Err("models.max_tokens_per_call must be at least 1".into());
+        }
+        Ok(())
     }
 }

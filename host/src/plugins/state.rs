@@ -28,6 +28,7 @@ use super::{
         kv::{KvAccess, KvView},
         license::LicenseView,
         log::{LOG_BYTES, LOG_LINES, LogBudget, LogView},
+        models::ModelsView,
         permissions::PermissionsView,
         search::SearchView,
     },
@@ -61,6 +62,8 @@ pub struct HostState {
     pub(super) budgets: Arc<Budgets>,
     /// What remains of this call's `log` budget.
     pub(super) log: LogBudget,
+    /// Tokens this call's `models.chat`s spent (the per-call budget).
+    pub(super) model_tokens: u32,
 }
 
 impl Drop for HostState {
@@ -91,6 +94,8 @@ pub struct Grants {
     pub dirs: Vec<GrantedDir>,
     /// Handles one call may hold when it has directories.
     pub max_open_files: u32,
+    /// The language-model provider, when granted and configured (API 0.5).
+    pub models: Option<Arc<super::capabilities::models::ModelClient>>,
 }
 
 impl Grants {
@@ -252,6 +257,7 @@ impl HostState {
             table,
             budgets,
             log: LogBudget::default(),
+            model_tokens: 0,
             label,
             kv,
             license,
@@ -339,6 +345,19 @@ impl HostState {
             portal: self.portal.as_ref(),
             rights: &self.caller.rights,
             budgets: &self.budgets,
+        }
+    }
+}
+
+impl HostState {
+    pub(super) fn models_view(&mut self) -> ModelsView<'_> {
+        ModelsView {
+            remaining: self.remaining(),
+            label: &self.label,
+            plugin: &self.kv.plugin,
+            client: self.grants.models.as_ref(),
+            granted: self.grants.capabilities.models,
+            spent: &mut self.model_tokens,
         }
     }
 }

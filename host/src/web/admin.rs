@@ -506,6 +506,9 @@ fn plugin_card(p: &PluginInfo, csrf: &str) -> Markup {
         if c.search {
             out.push("search documents".to_owned());
         }
+        if c.models {
+            out.push("language model".to_owned());
+        }
         for h in &c.http_hosts {
             out.push(format!("HTTP to {h}"));
         }
