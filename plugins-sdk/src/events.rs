@@ -1,11 +1,14 @@
 //! Usage and catalog events a plugin subscribed to (manifest
-//! `capabilities.events`), delivered in batches to [`crate::Plugin::on_events`].
+//! `capabilities.events`), delivered in batches to [`crate::Plugin::on_events`],
+//! and (plugin API 0.5, `capabilities.publish`) the plugin's own events,
+//! [`publish`]ed into the usage stream for other plugins to count.
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// `page-view`, `entity-view`, `api-call`, `search`, `plugin-call`,
-    /// `entity-added`, `entity-changed` or `entity-removed`.
+    /// `entity-added`, `entity-changed` or `entity-removed`; a plugin's own
+    /// are `<plugin-id>.<kind>`.
     pub kind: String,
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -48,6 +51,34 @@ pub fn day_of(ms: u64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string(),
         Err(_) => "9999-12-31".to_owned(),
+    }
+}
+
+/// Publishes one of this plugin's own events into the usage stream (plugin
+/// API 0.5, `capabilities.publish`): it reaches subscribers as
+/// `<plugin-id>.<kind>`, with the time and the call's person set by the
+/// host. `kind` and attribute names are lower-case letters, digits and
+/// `-` (at most 48); at most 8 attributes; text is cut to 1 KiB; one call
+/// publishes at most 16. Never waits: a subscriber that falls behind drops
+/// it. The error says what was refused.
+///
+/// ```no_run
+/// callboard_sdk::events::publish("question", "", &[("found", "true")])?;
+/// # Ok::<(), String>(())
+/// ```
+pub fn publish(kind: &str, subject: &str, attributes: &[(&str, &str)]) -> Result<(), String> {
+    #[cfg(not(feature = "api-0-4"))]
+    {
+        let attributes: Vec<(String, String)> = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        crate::bindings::callboard::plugin::events::publish(kind, subject, &attributes)
+    }
+    #[cfg(feature = "api-0-4")]
+    {
+        let _ = (kind, subject, attributes);
+        Err("publishing events needs plugin API 0.5".into())
     }
 }
 

@@ -87,7 +87,9 @@
 //!   own documents; [`search::query`] the index as the principal.
 //! - **Language models** (0.5, `capabilities.models`): [`models::chat`]
 //!   with the operator's model; the host holds the key and the budgets, and
-//!   [`models::configured`] says whether there is one.
+//!   [`models::configured`] says whether there is one; [`events::publish`]
+//!   (`capabilities.publish`) sends the plugin's own usage events, for an
+//!   analytics plugin to count.
 //! - **Errors**: handlers, views and actions return `Result<_, `[`Error`]`>`;
 //!   every SDK error converts with `?` and answers a fitting HTTP status.
 //!

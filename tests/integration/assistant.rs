@@ -44,6 +44,27 @@ async fn demo_with_assistant(features: &[&str]) -> (TestServer, tempfile::TempDi
     demo_with(features, |_| {}).await
 }
 
+/// Installs plugin `id`, signed with `key`, licensed with `features`.
+fn install_signed(data: &std::path::Path, key: &VendorKey, id: &str, features: &[&str]) {
+    let plugin = key
+        .sign_plugin(&std::fs::read(plugin_file(id)).unwrap())
+        .unwrap();
+    std::fs::create_dir_all(data.join("plugins")).unwrap();
+    std::fs::write(data.join(format!("plugins/{id}.wasm")), plugin).unwrap();
+    std::fs::create_dir_all(data.join("licenses")).unwrap();
+    std::fs::write(
+        data.join(format!("licenses/{id}.license")),
+        licence(
+            key,
+            id,
+            "Brightwharf",
+            Timestamp::now() + 24.hours() * 365,
+            features,
+        ),
+    )
+    .unwrap();
+}
+
 /// [`demo_with_assistant`], with `tweak` applied to the config.
 pub(crate) async fn demo_with(
     features: &[&str],
@@ -51,23 +72,7 @@ pub(crate) async fn demo_with(
 ) -> (TestServer, tempfile::TempDir) {
     let key = VendorKey::generate("lanternfish").unwrap();
     let (server, dir) = server_configured(&demo_catalog(), DEMO_ENTITIES, |data, config| {
-        let plugin = key
-            .sign_plugin(&std::fs::read(plugin_file(PLUGIN)).unwrap())
-            .unwrap();
-        std::fs::create_dir_all(data.join("plugins")).unwrap();
-        std::fs::write(data.join("plugins/assistant.wasm"), plugin).unwrap();
-        std::fs::create_dir_all(data.join("licenses")).unwrap();
-        std::fs::write(
-            data.join("licenses/assistant.license"),
-            licence(
-                &key,
-                PLUGIN,
-                "Brightwharf",
-                Timestamp::now() + 24.hours() * 365,
-                features,
-            ),
-        )
-        .unwrap();
+        install_signed(data, &key, PLUGIN, features);
         configure(config, &key);
         tweak(config);
     })
@@ -92,6 +97,7 @@ fn configure(config: &mut Config, key: &VendorKey) {
             catalog: true,
             search: true,
             models: true,
+            publish: true,
             ..Capabilities::default()
         },
     );
@@ -104,7 +110,20 @@ async fn call(
     cookie: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = server.url(&format!("/api/plugins/{PLUGIN}{path}"));
+    call_to(server, PLUGIN, method, path, cookie, body).await
+}
+
+/// `method` on plugin `plugin`'s route `path` with the session `cookie`:
+/// (status, body as JSON, or as a string when it is not JSON).
+async fn call_to(
+    server: &TestServer,
+    plugin: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = server.url(&format!("/api/plugins/{plugin}{path}"));
     let client = no_redirects();
     let request = match method {
         "GET" => client.get(url),
@@ -548,4 +567,69 @@ async fn the_page_and_the_entity_card_ask_through_the_portal() {
     )
     .await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insights_counts_the_assistants_questions_and_feedback() {
+    let (server, _dir) = demo_with(&["feedback"], |config| {
+        let key = VendorKey::generate("lanternfish").unwrap();
+        // Both plugins by the same vendor, trusted under one key.
+        install_signed(&config.data_dir, &key, PLUGIN, &["feedback"]);
+        install_signed(&config.data_dir, &key, "insights", &[]);
+        configure(config, &key);
+        config.grants.plugins.insert(
+            "insights".into(),
+            Capabilities {
+                kv: true,
+                catalog: true,
+                events: vec!["usage".into()],
+                ..Capabilities::default()
+            },
+        );
+    })
+    .await;
+    let (daniel, _) = session(&server, DANIEL).await;
+    let answered = ask(&server, &daniel, "Who owns the booking service?", false).await;
+    let nothing = ask(&server, &daniel, "flibbertigibbet quokkas zyxwv?", false).await;
+    assert_eq!(nothing["found"], false);
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/feedback",
+        &daniel,
+        Some(json!({"turn": answered["turn"], "vote": "down"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Insights counts them as they arrive: wait for the counts, not for time.
+    let totals = crate::support::eventually(60, "insights to count the assistant's events", || {
+        let (server, daniel) = (&server, daniel.clone());
+        async move {
+            let (status, summary) =
+                call_to(server, "insights", "GET", "/summary?days=1", &daniel, None).await;
+            let totals = summary["totals"].clone();
+            (status == 200
+                && totals["assistant.question"] == 2
+                && totals["assistant.unanswered"] == 1
+                && totals["assistant.feedback-down"] == 1)
+                .then_some(totals)
+        }
+    })
+    .await;
+    // What was asked about, never the question's text.
+    assert!(!totals.to_string().contains("quokka"), "{totals}");
+    let page = no_redirects()
+        .get(server.url("/plugins/insights"))
+        .header("cookie", &daniel)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Plugins&#39; own events") || page.contains("Plugins' own events"),
+        "{page}"
+    );
+    assert!(page.contains("assistant.question"), "{page}");
 }

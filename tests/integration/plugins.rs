@@ -416,7 +416,7 @@ async fn a_plugin_built_against_api_0_1_still_loads_and_answers() {
         apis,
         [
             ("api-v0-1".to_owned(), "0.1.0".to_owned()),
-            ("hello".to_owned(), "0.4.0".to_owned())
+            ("hello".to_owned(), "0.5.0".to_owned())
         ]
     );
     assert_eq!(

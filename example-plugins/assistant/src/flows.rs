@@ -152,6 +152,13 @@ pub fn ask(
     if !turn.answer.found {
         store::mark_unanswered(&id)?;
     }
+    // For an analytics plugin (insights) to count: what was asked about,
+    // never the question's text.
+    let subject = turn.answer.subject.as_deref().unwrap_or("");
+    publish("question", subject, &[("mode", &turn.answer.mode)]);
+    if !turn.answer.found {
+        publish("unanswered", subject, &[]);
+    }
     if let Some(e) = entity {
         kv::set(&store::entity_key(&user, e), id.as_bytes())?;
     }
@@ -181,6 +188,14 @@ pub fn feedback(
         .filter(|t| t.user == user)
         .ok_or_else(|| Error::not_found("no such answer of yours"))?;
     let now = now_ms();
+    publish(
+        match vote {
+            Vote::Up => "feedback-up",
+            Vote::Down => "feedback-down",
+        },
+        "",
+        &[("on", if source.is_some() { "source" } else { "answer" })],
+    );
     match source {
         None => {
             turn.vote = Some(vote);
@@ -226,6 +241,14 @@ pub fn feedback(
         }
     }
     Ok(turn)
+}
+
+/// Publishes one of the assistant's usage events; one that cannot be
+/// published (not granted, a full queue) is logged, never fails the call.
+fn publish(kind: &str, subject: &str, attributes: &[(&str, &str)]) {
+    if let Err(e) = callboard_sdk::events::publish(kind, subject, attributes) {
+        callboard_sdk::log::info(&format!("usage event {kind} not published: {e}"));
+    }
 }
 
 /// The owners of entities, read as the person (who saw them cited).

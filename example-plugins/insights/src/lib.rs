@@ -1,13 +1,16 @@
 //! Insights: how the portal is used. Consumes the host's usage events
 //! (page and entity views, API and plugin calls, searches) and shows daily
 //! and weekly active users, top entities and pages, plugin usage and the
-//! searches that found nothing, as a page and as JSON.
+//! searches that found nothing, and plugins' own events (the assistant's
+//! questions and feedback), as a page and as JSON.
 //!
 //! A commercial plugin: the host runs it only signed by its vendor and with
 //! a valid licence; the licence's customer is shown on the page, and the CSV
 //! export needs the licence feature `export`.
 //!
 //! Routes: `GET /` (index), `GET /summary?days=N` (JSON), `GET /export.csv?days=N`.
+
+use std::collections::BTreeMap;
 
 mod model;
 mod report;
@@ -271,6 +274,24 @@ fn page(report: &Report, days: u64) -> View {
         plugins = plugins.row(vec![Cell::text(plugin), Cell::number(calls.to_string())]);
     }
     view = view.card(table_card("Plugin usage", plugins, "No plugin calls."));
+
+    // Plugins' own events (`<plugin-id>.<kind>`, published with
+    // `events.publish`), e.g. the assistant's questions and feedback.
+    let mut own = Table::new(["Plugin event", "Count"]);
+    let own_events: BTreeMap<String, u64> = total
+        .kinds
+        .iter()
+        .filter(|(kind, _)| kind.contains('.'))
+        .map(|(k, n)| (k.clone(), *n))
+        .collect();
+    for (kind, n) in top(&own_events, 2 * TOP) {
+        own = own.row(vec![Cell::text(kind), Cell::number(n.to_string())]);
+    }
+    view = view.card(table_card(
+        "Plugins' own events",
+        own,
+        "No plugin published events (the assistant's questions and feedback show here).",
+    ));
 
     let mut zero = Table::new(["Search", "Times"]);
     for (query, times) in top(&total.zero, 2 * TOP) {

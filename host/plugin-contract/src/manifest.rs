@@ -145,6 +145,9 @@ pub struct Capabilities {
     /// Chat completions with the operator's language model (`[models]`),
     /// through the host, which holds the key (API 0.5+).
     pub models: bool,
+    /// Publishing its own events into the usage stream, as
+    /// `<plugin-id>.<kind>`, for subscribed plugins to count (API 0.5+).
+    pub publish: bool,
     /// Hosts the plugin may call over HTTP(S): `api.example.com` (ports 80
     /// and 443), `*.example.com` (subdomains), `api.example.com:8443` or
     /// `:*` (other ports), and addresses or ranges, `10.0.0.5`, `10.0.0.0/8`,
@@ -169,6 +172,7 @@ impl Capabilities {
             catalog: self.catalog && other.catalog,
             search: self.search && other.search,
             models: self.models && other.models,
+            publish: self.publish && other.publish,
             // A manifest asking for `*` takes whichever hosts the operator
             // grants (e.g. a billing API whose address only the operator knows).
             http_hosts: crate::grant::intersect(&self.http_hosts, &other.http_hosts),
@@ -194,6 +198,7 @@ impl Capabilities {
             catalog,
             search,
             models,
+            publish,
             http_hosts,
             events,
             files,
@@ -203,6 +208,7 @@ impl Capabilities {
         out.catalog |= catalog;
         out.search |= search;
         out.models |= models;
+        out.publish |= publish;
         for h in http_hosts {
             if !out.http_hosts.contains(h) {
                 out.http_hosts.push(h.clone());

@@ -332,6 +332,9 @@ fn describe_capabilities(c: &Capabilities) -> String {
     if c.models {
         parts.push("models".to_owned());
     }
+    if c.publish {
+        parts.push("publish".to_owned());
+    }
     if !c.http_hosts.is_empty() {
         parts.push(format!("http({})", c.http_hosts.join(" ")));
     }

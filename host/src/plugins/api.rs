@@ -415,14 +415,14 @@ macro_rules! events_into {
         $events
             .iter()
             .map(|e| wit::Event {
-                kind: e.kind.to_owned(),
+                kind: e.kind.to_string(),
                 at_ms: e.at_ms,
                 user: e.user.clone(),
                 subject: e.subject.clone(),
                 attributes: e
                     .attributes
                     .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect::<Vec<_>>(),
             })
             .collect::<Vec<_>>()

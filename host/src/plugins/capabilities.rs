@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod kv;
 pub mod license;

@@ -6,6 +6,7 @@
 //! drops the event and counts it. A delivery task per subscriber drains its
 //! queue in batches into the plugin's `subscriber.on-events` export.
 
+use std::borrow::Cow;
 use std::{
     collections::HashMap,
     sync::{
@@ -43,8 +44,9 @@ impl Stream {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// `page-view`, `entity-view`, `api-call`, `search`, `plugin-call`,
-    /// `entity-added`, `entity-changed`, `entity-removed`.
-    pub kind: &'static str,
+    /// `entity-added`, `entity-changed`, `entity-removed`, and plugins'
+    /// own, `<plugin-id>.<kind>`.
+    pub kind: Cow<'static, str>,
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// Who, when known.
@@ -52,17 +54,21 @@ pub struct Event {
     /// What it is about.
     pub subject: String,
     /// Details by kind.
-    pub attributes: Vec<(&'static str, String)>,
+    pub attributes: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Event {
     /// An event happening now.
-    pub fn now(kind: &'static str, user: Option<String>, subject: impl Into<String>) -> Self {
+    pub fn now(
+        kind: impl Into<Cow<'static, str>>,
+        user: Option<String>,
+        subject: impl Into<String>,
+    ) -> Self {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         Self {
-            kind,
+            kind: kind.into(),
             at_ms,
             user,
             subject: subject.into(),
@@ -71,14 +77,19 @@ impl Event {
     }
 
     /// Adds an attribute.
-    pub fn with(mut self, name: &'static str, value: impl std::fmt::Display) -> Self {
-        self.attributes.push((name, value.to_string()));
+    pub fn with(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl std::fmt::Display,
+    ) -> Self {
+        self.attributes.push((name.into(), value.to_string()));
         self
     }
 
     /// Bytes the event holds, as counted against a queue's byte budget.
     pub fn size(&self) -> usize {
         EVENT_OVERHEAD
+            + self.kind.len()
             + self.subject.len()
             + self.user.as_deref().map_or(0, str::len)
             + self

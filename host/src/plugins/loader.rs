@@ -170,9 +170,15 @@ pub fn load(
              component is built against {api}; rebuild it with a current callboard-sdk"
         )));
     }
-    if !api.has_models() && manifest.capabilities.models {
+    let needs_0_5 = [
+        (manifest.capabilities.models, "capabilities.models"),
+        (manifest.capabilities.publish, "capabilities.publish"),
+    ];
+    if !api.has_models()
+        && let Some((_, field)) = needs_0_5.iter().find(|(used, _)| *used)
+    {
         return Err(LoadError::Api(format!(
-            "manifest sets \"capabilities.models\", which needs plugin API 0.5.0, but the \
+            "manifest sets \"{field}\", which needs plugin API 0.5.0, but the \
              component is built against {api}; rebuild it with a current callboard-sdk"
         )));
     }

@@ -229,7 +229,7 @@ pub(super) struct Inner {
     http: HttpClient,
     /// `[models]`'s provider, when one is configured.
     models: Option<Arc<super::capabilities::models::ModelClient>>,
-    pub(super) events: EventBus,
+    pub(super) events: Arc<EventBus>,
     /// Scheduled-tick tasks by plugin id, with their period.
     tickers: Mutex<HashMap<String, (u64, tokio::task::AbortHandle)>>,
     /// Tick failures by plugin id, kept across updates.
@@ -329,7 +329,7 @@ impl PluginHost {
                     &settings.models,
                     stores.counters.clone(),
                 )?,
-                events: EventBus::default(),
+                events: Arc::new(EventBus::default()),
                 tickers: Mutex::new(HashMap::new()),
                 tick_stats: Mutex::new(HashMap::new()),
                 budgets: Arc::new(Budgets::new(&settings.plugins)),
@@ -618,6 +618,7 @@ impl PluginHost {
             dirs,
             max_open_files: config.plugins.max_open_files.max(1),
             models: capabilities.models.then(|| inner.models.clone()).flatten(),
+            events: inner.events.clone(),
         });
         let live = Arc::new(LivePlugin {
             id: Arc::from(id.as_str()),

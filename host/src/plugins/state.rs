@@ -24,6 +24,7 @@ use super::{
     capabilities::{
         catalog::CatalogView,
         config::ConfigView,
+        events::EventsView,
         http::{HttpClient, HttpView},
         kv::{KvAccess, KvView},
         license::LicenseView,
@@ -64,6 +65,8 @@ pub struct HostState {
     pub(super) log: LogBudget,
     /// Tokens this call's `models.chat`s spent (the per-call budget).
     pub(super) model_tokens: u32,
+    /// Events this call published (`events.publish`).
+    pub(super) published: u8,
 }
 
 impl Drop for HostState {
@@ -96,6 +99,8 @@ pub struct Grants {
     pub max_open_files: u32,
     /// The language-model provider, when granted and configured (API 0.5).
     pub models: Option<Arc<super::capabilities::models::ModelClient>>,
+    /// The event bus, for `events.publish` (API 0.5).
+    pub events: Arc<super::events::EventBus>,
 }
 
 impl Grants {
@@ -258,6 +263,7 @@ impl HostState {
             budgets,
             log: LogBudget::default(),
             model_tokens: 0,
+            published: 0,
             label,
             kv,
             license,
@@ -350,6 +356,17 @@ impl HostState {
 }
 
 impl HostState {
+    pub(super) fn events_view(&mut self) -> EventsView<'_> {
+        EventsView {
+            label: &self.label,
+            plugin: &self.kv.plugin,
+            user: self.caller.principal.user_ref(),
+            bus: &self.grants.events,
+            granted: self.grants.capabilities.publish,
+            published: &mut self.published,
+        }
+    }
+
     pub(super) fn models_view(&mut self) -> ModelsView<'_> {
         ModelsView {
             remaining: self.remaining(),

@@ -509,6 +509,9 @@ fn plugin_card(p: &PluginInfo, csrf: &str) -> Markup {
         if c.models {
             out.push("language model".to_owned());
         }
+        if c.publish {
+            out.push("publishes usage events".to_owned());
+        }
         for h in &c.http_hosts {
             out.push(format!("HTTP to {h}"));
         }

@@ -245,15 +245,15 @@ pub(super) use shape_0_4;
 
 shape_0_4!(V0_4, crate::plugins::api::v0_4::callboard::plugin::events);
 
-/// Adds WASI and the interfaces 0.4 imports to `$linker`, each seeing only
-/// its capability's view of the call; later versions add theirs after.
+/// Adds WASI and the interfaces 0.4 imports (but `events`, which gains
+/// functions in 0.5) to `$linker`, each seeing only its capability's view
+/// of the call; later versions add theirs after.
 macro_rules! interfaces_0_4 {
     ($linker:ident) => {{
         wasmtime_wasi::p2::add_to_linker_async(&mut $linker)?;
         use self::callboard::plugin as i;
         use crate::plugins::capabilities as c;
         i::types::add_to_linker::<_, HasSelf<HostState>>(&mut $linker, |s| s)?;
-        i::events::add_to_linker::<_, HasSelf<HostState>>(&mut $linker, |s| s)?;
         i::log::add_to_linker::<_, c::log::Log>(&mut $linker, HostState::log_view)?;
         i::kv::add_to_linker::<_, c::kv::Kv>(&mut $linker, HostState::kv_view)?;
         i::license::add_to_linker::<_, c::license::License>(&mut $linker, HostState::license_view)?;
@@ -277,6 +277,8 @@ pub(super) use interfaces_0_4;
 pub(super) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     interfaces_0_4!(linker);
+    // Types only: linked with the store's data itself.
+    self::callboard::plugin::events::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 

@@ -1,6 +1,6 @@
-//! `callboard:plugin@0.5.0`: 0.4 and `models`, the operator's language
-//! model (chat completions through the host, which holds the key and
-//! enforces the budgets).
+//! `callboard:plugin@0.5.0`: 0.4, `models` (the operator's language model:
+//! chat completions through the host, which holds the key and enforces the
+//! budgets) and `events.publish` (a plugin's own usage events).
 
 use std::sync::Arc;
 
@@ -17,9 +17,9 @@ use super::{
 use crate::plugins::{
     call::{ActionRequest, PluginRequest, PluginResponse, ViewRequest},
     capabilities::{
-        catalog::catalog_glue, config::config_glue, http::http_glue, kv::kv_glue,
-        license::license_glue, log::log_glue, models::models_glue, permissions::permissions_glue,
-        search::search_glue,
+        catalog::catalog_glue, config::config_glue, events::events_glue, http::http_glue,
+        kv::kv_glue, license::license_glue, log::log_glue, models::models_glue,
+        permissions::permissions_glue, search::search_glue,
     },
     events::Event,
     state::HostState,
@@ -53,7 +53,8 @@ kv_glue!(self::callboard::plugin::kv);
 log_glue!(self::callboard::plugin);
 license_glue!(self::callboard::plugin::license);
 catalog_glue!(self::callboard::plugin::catalog);
-config_glue!(self::callboard::plugin);
+config_glue!(self::callboard::plugin, own_events);
+events_glue!(self::callboard::plugin::events);
 http_glue!(self::callboard::plugin::http, send_all);
 permissions_glue!(self::callboard::plugin::permissions);
 search_glue!(self::callboard::plugin::search);
@@ -62,10 +63,14 @@ ui_from!(exports::callboard::plugin::ui);
 
 shape_0_4!(V0_5, crate::plugins::api::v0_5::callboard::plugin::events);
 
-/// This version's linker: 0.4's interfaces and `models`.
+/// This version's linker: 0.4's interfaces, `events` with `publish`, and `models`.
 pub(super) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     interfaces_0_4!(linker);
+    self::callboard::plugin::events::add_to_linker::<
+        _,
+        crate::plugins::capabilities::events::Events,
+    >(&mut linker, HostState::events_view)?;
     self::callboard::plugin::models::add_to_linker::<
         _,
         crate::plugins::capabilities::models::Models,

@@ -1,6 +1,6 @@
 //! `callboard:plugin/config` (API 0.3+): the operator's settings for the
-//! plugin, `[plugins.settings.<id>]`. The `events` interface only defines
-//! types, so its glue lives here too.
+//! plugin, `[plugins.settings.<id>]`. Before 0.5 the `events` interface
+//! only defines types, so its (empty) glue lives here too.
 
 use std::collections::BTreeMap;
 
@@ -19,8 +19,18 @@ impl wasmtime::component::HasData for Config {
 /// The WIT glue for every API version with these interfaces.
 macro_rules! config_glue {
     ($plugin:path) => {
+        $crate::plugins::capabilities::config::config_glue!($plugin, own_events);
         const _: () = {
-            use $crate::plugins::{capabilities::config::ConfigView, state::HostState};
+            use $crate::plugins::state::HostState;
+            use $plugin as api;
+            // Types only (0.3, 0.4): linked with the store's data itself.
+            impl api::events::Host for HostState {}
+        };
+    };
+    // 0.5+: `events` has functions, glued in `capabilities/events.rs`.
+    ($plugin:path, own_events) => {
+        const _: () = {
+            use $crate::plugins::capabilities::config::ConfigView;
             use $plugin as api;
 
             impl api::config::Host for ConfigView<'_> {
@@ -28,9 +38,6 @@ macro_rules! config_glue {
                     self.settings.get(&key).cloned()
                 }
             }
-
-            // Types only: linked with the store's data itself.
-            impl api::events::Host for HostState {}
         };
     };
 }
