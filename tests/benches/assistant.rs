@@ -42,7 +42,7 @@ use catalog_gen::{WORDS, generate};
 mod support;
 use support::{machine, percentiles, plugins_dir};
 
-/// Times each question is asked, per phase.
+/// Times each question is asked, per phase (`CALLBOARD_BENCH_ROUNDS`).
 const ROUNDS: usize = 20;
 const DANIEL: &str = "user:default/daniel.reyes";
 
@@ -234,6 +234,15 @@ async fn wait_ready(running: &callboard::server::Running, entities: u64) {
 
 #[tokio::main]
 async fn main() {
+    // The plugin's own timings (debug) and the host's warnings.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rounds = std::env::var("CALLBOARD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -264,7 +273,34 @@ async fn main() {
     .await;
     running.state.stores.catalog.optimize().await.unwrap();
     eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
-    let (mut extractive, answers) = ask_all(&running, &questions, ROUNDS).await;
+    // `CALLBOARD_BENCH_PROBE="a b|c"`: time these search terms (as the
+    // admin, through the search API) and stop.
+    if let Ok(probe) = std::env::var("CALLBOARD_BENCH_PROBE") {
+        let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+        let client = reqwest::Client::new();
+        for term in probe.split('|') {
+            for _ in 0..2 {
+                let started = Instant::now();
+                let body: Value = client
+                    .get(format!("{}/api/search/query", running.url()))
+                    .query(&[("term", term), ("pageLimit", "10")])
+                    .bearer_auth(token.trim())
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                println!(
+                    "{term:?}: {} ({} results)",
+                    ms(started.elapsed()),
+                    body["numberOfResults"]
+                );
+            }
+        }
+        return;
+    }
+    let (mut extractive, answers) = ask_all(&running, &questions, rounds).await;
     running.shutdown().await.unwrap();
 
     // 3: the same server with the stand-in provider.
@@ -281,7 +317,7 @@ async fn main() {
     };
     let running = callboard::server::start(with_model).await.unwrap();
     wait_ready(&running, total as u64 + 100).await;
-    let (mut generative, model_answers) = ask_all(&running, &questions, ROUNDS).await;
+    let (mut generative, model_answers) = ask_all(&running, &questions, rounds).await;
     running.shutdown().await.unwrap();
     // The same requests, straight to the stand-in.
     let client = reqwest::Client::new();
@@ -307,7 +343,7 @@ async fn main() {
     }
 
     println!(
-        "\nMachine: {}; {total} synthetic entities + the demo catalog, {sections} synthetic docs sections + the demo's docs; SQLite; {ROUNDS} rounds of {} questions, each in a new conversation, as {DANIEL}.\n",
+        "\nMachine: {}; {total} synthetic entities + the demo catalog, {sections} synthetic docs sections + the demo's docs; SQLite; {rounds} rounds of {} questions, each in a new conversation, as {DANIEL}.\n",
         machine(),
         questions.len()
     );

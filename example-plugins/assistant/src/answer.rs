@@ -105,7 +105,9 @@ pub fn answer(
     question: &Question,
     context: &Context,
 ) -> Result<Answer, String> {
+    let t0 = std::time::Instant::now();
     let subject = retrieve::subject(sources, question, context.subject.as_deref())?;
+    let t_subject = t0.elapsed();
     let subject_ref = subject.as_ref().map(callboard_sdk::catalog::entity_ref);
     let mut citations = Citations(Vec::new());
     let mut sentences: Vec<String> = Vec::new();
@@ -152,11 +154,18 @@ pub fn answer(
     } else {
         GENERAL_PASSAGES
     };
+    let t_facts = t0.elapsed();
     let passages = if keywords.is_empty() {
         Vec::new()
     } else {
         retrieve::passages(sources, &keywords, subject_ref.as_deref(), limit)?
     };
+    let t_passages = t0.elapsed();
+    callboard_sdk::log::debug(&format!(
+        "answered in {t_passages:?}: subject {t_subject:?}, facts {:?}, passages {:?}",
+        t_facts - t_subject,
+        t_passages - t_facts
+    ));
     let facts_found = graph && subject.is_some();
     let mut first = true;
     let mut also = Vec::new();

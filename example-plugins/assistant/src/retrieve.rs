@@ -26,6 +26,8 @@ use crate::question::{Intent, Question};
 pub trait Sources {
     /// `search.query` as the asking person.
     fn search(&self, term: &str, limit: u32) -> Result<Vec<Hit>, String>;
+    /// `search.query` of catalog entities only, as the asking person.
+    fn search_catalog(&self, term: &str, limit: u32) -> Result<Vec<Hit>, String>;
     /// `catalog.get-entity` as the asking person (`None`: missing or out of reach).
     fn entity(&self, entity_ref: &str) -> Result<Option<Value>, String>;
     /// `catalog.query` as the asking person: each filter an alternative.
@@ -42,6 +44,9 @@ pub struct Host;
 impl Sources for Host {
     fn search(&self, term: &str, limit: u32) -> Result<Vec<Hit>, String> {
         callboard_sdk::search::query(term, &[], limit).map_err(|e| e.to_string())
+    }
+    fn search_catalog(&self, term: &str, limit: u32) -> Result<Vec<Hit>, String> {
+        callboard_sdk::search::query(term, &["software-catalog"], limit).map_err(|e| e.to_string())
     }
     fn entity(&self, entity_ref: &str) -> Result<Option<Value>, String> {
         callboard_sdk::catalog::get(entity_ref).map_err(|e| e.to_string())
@@ -175,32 +180,31 @@ pub fn full_ref(r: &str, default_kind: &str) -> String {
 
 /// The entity a question is about: one it names (the longest name it
 /// spells, a kind it mentions breaking ties), else, for a question that
-/// points back, the conversation's.
+/// points back, the conversation's. Names are looked up in the search
+/// index's catalog documents (a name is a few index probes at any size),
+/// as the person, then the entity is read.
 pub fn subject(
     sources: &dyn Sources,
     question: &Question,
     previous: Option<&str>,
 ) -> Result<Option<Value>, String> {
     let candidates = question.name_candidates();
-    if !candidates.is_empty() {
-        let filters: Vec<String> = candidates
-            .iter()
-            .map(|c| format!("metadata.name={c}"))
-            .collect();
-        let found = sources.query(&filters, 50)?;
-        let rank = |e: &Value| {
-            let name = e["metadata"]["name"]
-                .as_str()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            let position = candidates
-                .iter()
-                .position(|c| *c == name)
-                .unwrap_or(usize::MAX);
+    if !candidates.is_empty() && !question.keywords.is_empty() {
+        let general = question.intent == Intent::General;
+        let rank = |entity_ref: &str| {
+            let (kind, name) = entity_ref
+                .split_once(':')
+                .map(|(k, rest)| (k, rest.rsplit('/').next().unwrap_or(rest)))
+                .unwrap_or(("", entity_ref));
+            let position = candidates.iter().position(|c| c == name)?;
+            // A general question names an entity only by a name of two or
+            // more words ("payment gateway"), not by one common word.
+            if general && !name.contains('-') {
+                return None;
+            }
             let words = name.split('-').count();
-            let kind = e["kind"].as_str().unwrap_or("").to_ascii_lowercase();
             let mentioned = question.words.iter().any(|w| {
-                w == &kind
+                w == kind
                     || (kind == "group" && (w == "team" || w == "teams"))
                     || (kind == "api" && w == "apis")
             });
@@ -216,22 +220,23 @@ pub fn subject(
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(9);
-            (std::cmp::Reverse(words), !mentioned, kind_order, position)
+            Some((std::cmp::Reverse(words), !mentioned, kind_order, position))
         };
-        let general = question.intent == Intent::General;
-        let best = found
-            .into_iter()
-            .filter(|e| {
-                // A general question names an entity only by a name of two
-                // or more words ("payment gateway"), not by one common word.
-                !general
-                    || e["metadata"]["name"]
-                        .as_str()
-                        .is_some_and(|n| n.contains('-'))
-            })
-            .min_by_key(|e| rank(e));
-        if best.is_some() {
-            return Ok(best);
+        // All the keywords first; then each, most specific first, until one names it.
+        let mut terms = vec![question.keywords.join(" ")];
+        if question.keywords.len() > 1 {
+            terms.extend(question.keywords.iter().take(3).cloned());
+        }
+        for term in terms {
+            let best = sources
+                .search_catalog(&term, NAME_HITS)?
+                .into_iter()
+                .filter_map(|hit| hit.entity_ref)
+                .filter_map(|r| rank(&r).map(|k| (k, r)))
+                .min();
+            if let Some((_, r)) = best {
+                return sources.entity(&r);
+            }
         }
     }
     match previous {
@@ -239,6 +244,9 @@ pub fn subject(
         _ => Ok(None),
     }
 }
+
+/// Catalog hits read to find a named entity.
+const NAME_HITS: u32 = 25;
 
 /// One fact from the catalog graph, with the entities it rests on.
 #[derive(Debug, Clone, PartialEq)]
@@ -313,12 +321,19 @@ pub fn facts(sources: &dyn Sources, intent: Intent, subject: &Value) -> Result<V
                     ]
                 })
                 .collect();
-            let users: Vec<Named> = sources
-                .query(&filters, RELATED_LIMIT)?
-                .iter()
-                .map(Named::of)
-                .filter(|n| n.entity_ref != me.entity_ref)
-                .collect();
+            // One query per relation: each is driven by the relations
+            // index, where one query of alternatives scans the catalog.
+            let mut users: Vec<Named> = Vec::new();
+            for filter in &filters {
+                for e in sources.query(std::slice::from_ref(filter), RELATED_LIMIT)? {
+                    let n = Named::of(&e);
+                    if n.entity_ref != me.entity_ref
+                        && !users.iter().any(|u| u.entity_ref == n.entity_ref)
+                    {
+                        users.push(n);
+                    }
+                }
+            }
             if users.is_empty() {
                 facts.push(Fact {
                     sentence: format!(

@@ -378,9 +378,11 @@ pub trait SearchStore: Send + Sync {
 
 /// Every word within one edit of `term` (insertions and substitutions over
 /// `a-z`, `0-9` and the term's own characters, deletions, transpositions of
-/// neighbours), without `term` itself. Empty for terms shorter than
-/// [`MIN_INFIX`], where one edit makes almost any word, and longer than
-/// [`MAX_FUZZY_CHARS`].
+/// neighbours), without `term` itself, and never shorter than
+/// [`MIN_INFIX`] (deleting a letter of `kit` makes `it`, which is in almost
+/// every text: one such variant made a query that found nothing read every
+/// document). Empty for terms shorter than [`MIN_INFIX`], where one edit
+/// makes almost any word, and longer than [`MAX_FUZZY_CHARS`].
 pub fn one_edit(term: &str) -> Vec<String> {
     let chars: Vec<char> = term.chars().collect();
     if chars.len() < MIN_INFIX || chars.len() > MAX_FUZZY_CHARS {
@@ -417,7 +419,9 @@ pub fn one_edit(term: &str) -> Vec<String> {
         }
     }
     out.remove(term);
-    out.into_iter().collect()
+    out.into_iter()
+        .filter(|v| v.chars().count() >= MIN_INFIX)
+        .collect()
 }
 
 /// Whether `a` and `b` are within one edit (as [`one_edit`] counts).
@@ -641,6 +645,11 @@ mod tests {
         assert!(!within_one_edit("stores", "stars"));
         assert!(!within_one_edit("team", "tech"));
         assert!(one_edit("ab").is_empty());
+        assert!(
+            !one_edit("kit")
+                .iter()
+                .any(|v| v.chars().count() < MIN_INFIX)
+        );
         assert!(one_edit(&"x".repeat(MAX_FUZZY_CHARS + 1)).is_empty());
     }
 
