@@ -140,7 +140,9 @@ pub fn answer(
     {
         let name = r.rsplit('/').next().unwrap_or(r);
         for part in name.split('-').rev() {
-            if !keywords.iter().any(|k| k == part) {
+            if part.chars().count() >= crate::question::MIN_KEYWORD_CHARS
+                && !keywords.iter().any(|k| k == part)
+            {
                 keywords.insert(0, part.to_owned());
             }
         }

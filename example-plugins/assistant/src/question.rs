@@ -9,6 +9,8 @@ pub const MAX_QUESTION_CHARS: usize = 500;
 const MAX_WORDS: usize = 24;
 /// Keywords kept for search (the index takes at most 8 terms).
 pub const MAX_KEYWORDS: usize = 8;
+/// Shortest keyword searched for.
+pub const MIN_KEYWORD_CHARS: usize = 3;
 
 /// What a question asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -132,14 +134,21 @@ impl Question {
         let mut keywords: Vec<String> = Vec::new();
         for w in &words {
             let w = w.trim_end_matches("'s").trim_end_matches('\'');
-            if w.len() < 2 && !w.chars().all(|c| c.is_ascii_digit())
-                || STOPWORDS.contains(&w)
-                || graph && GRAPH_WORDS.contains(&w)
-                || keywords.iter().any(|k| k == w)
-            {
+            if STOPWORDS.contains(&w) || graph && GRAPH_WORDS.contains(&w) {
                 continue;
             }
-            keywords.push(w.to_owned());
+            // The index matches the parts of `service-kit-go` as words; a
+            // part of one or two letters ("go") matches a large share of
+            // any catalog and makes every query holding it slow, while
+            // the other parts still find the name.
+            for part in w.split(['-', '_', '.']) {
+                if part.chars().count() >= MIN_KEYWORD_CHARS
+                    && !STOPWORDS.contains(&part)
+                    && !keywords.iter().any(|k| k == part)
+                {
+                    keywords.push(part.to_owned());
+                }
+            }
         }
         keywords.truncate(MAX_KEYWORDS);
         Self {
@@ -309,6 +318,9 @@ mod tests {
         assert_eq!(q.keywords, ["payment", "gateway"]);
         let q = Question::read("How do I rotate the acquirer API key?");
         assert_eq!(q.keywords, ["rotate", "acquirer", "api", "key"]);
+        let kit = Question::read("Where does service-kit-go read its settings from?");
+        assert_eq!(kit.keywords, ["service", "kit", "read", "settings"]);
+        assert!(kit.name_candidates().contains(&"service-kit-go".to_owned()));
         assert!(!q.refers_back);
         assert!(Question::read("and who owns it?").refers_back);
     }
