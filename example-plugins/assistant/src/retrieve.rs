@@ -499,6 +499,10 @@ pub fn passages(
             weight
         };
         for (rank, hit) in hits.into_iter().enumerate() {
+            // A heading with no text of its own quotes nothing.
+            if hit.text.trim().is_empty() {
+                continue;
+            }
             let score = weight / (RRF_K + rank as f64);
             let entry = fused
                 .entry(hit.location.clone())
