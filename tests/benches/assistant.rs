@@ -27,16 +27,17 @@ use callboard::{
     },
 };
 use callboard_catalog::{LocationConfig, LocationKind, Selection};
-use callboard_store::search::{SearchDoc, TECHDOCS_TYPE};
 use jiff::{Timestamp, ToSpan as _};
 use serde_json::{Value, json};
 
-#[path = "shared/rng.rs"]
-mod rng;
-use rng::Rng;
 #[path = "shared/catalog_gen.rs"]
 mod catalog_gen;
-use catalog_gen::{WORDS, generate};
+#[path = "shared/rng.rs"]
+mod rng;
+use catalog_gen::generate;
+#[path = "shared/sections.rs"]
+mod sections;
+use sections::load_sections;
 #[path = "support.rs"]
 #[allow(dead_code, reason = "shared by the benchmark binaries")]
 mod support;
@@ -48,40 +49,6 @@ const DANIEL: &str = "user:default/daniel.reyes";
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// 50k docs sections of about 60 words of the synthetic vocabulary, ten
-/// per page, spread over the synthetic components.
-async fn load_sections(stores: &callboard_store::Stores, n: usize, components: usize) {
-    let mut rng = Rng(7);
-    for page in 0..n.div_ceil(10) {
-        let component = format!("component:default/component-{}", page % components.max(1));
-        let docs: Vec<SearchDoc> = (0..10)
-            .map(|s| {
-                let mut fields = serde_json::Map::new();
-                fields.insert("kind".into(), "Component".into());
-                SearchDoc {
-                    doc_type: TECHDOCS_TYPE.into(),
-                    key: format!("techdocs:{component}:page-{page}/#s{s}"),
-                    entity_ref: Some(component.clone()),
-                    permission: None,
-                    title: format!("{} {}", rng.pick(WORDS), rng.pick(WORDS)),
-                    names: format!("page {page}"),
-                    text: (0..60)
-                        .map(|_| rng.pick(WORDS))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    location: format!("/docs/default/component/x/page-{page}/#s{s}"),
-                    fields,
-                }
-            })
-            .collect();
-        stores
-            .search
-            .replace_group(&format!("techdocs:{component}:page-{page}/"), docs)
-            .await
-            .unwrap();
-    }
 }
 
 fn config(data: &std::path::Path, files: &std::path::Path, key: &VendorKey) -> Config {

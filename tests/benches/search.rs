@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use callboard::identity::Identity;
 use callboard_catalog::{Catalog, CatalogConfig, LocationConfig, LocationKind};
-use callboard_store::search::{SearchDoc, TECHDOCS_TYPE};
 
 #[path = "shared/rng.rs"]
 mod rng;
@@ -21,9 +20,12 @@ use rng::Rng;
 
 #[path = "shared/catalog_gen.rs"]
 mod catalog_gen;
+#[path = "shared/sections.rs"]
+mod sections;
 #[path = "shared/stores.rs"]
 mod stores;
 use catalog_gen::{WORDS, generate};
+use sections::load_sections;
 use stores::open_stores;
 
 fn percentile(samples: &mut [Duration], q: f64) -> Duration {
@@ -33,46 +35,6 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
-/// A docs section of about 60 words.
-fn section_text(rng: &mut Rng) -> String {
-    (0..60)
-        .map(|_| rng.pick(WORDS))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Stores `n` docs sections, ten per page, pages spread over components.
-async fn load_sections(stores: &callboard_store::Stores, n: usize, components: usize) -> Duration {
-    let mut rng = Rng(7);
-    let started = Instant::now();
-    for page in 0..n.div_ceil(10) {
-        let component = format!("component:default/component-{}", page % components.max(1));
-        let docs: Vec<SearchDoc> = (0..10)
-            .map(|s| {
-                let mut fields = serde_json::Map::new();
-                fields.insert("kind".into(), "Component".into());
-                SearchDoc {
-                    doc_type: TECHDOCS_TYPE.into(),
-                    key: format!("techdocs:{component}:page-{page}/#s{s}"),
-                    entity_ref: Some(component.clone()),
-                    permission: None,
-                    title: format!("{} {}", rng.pick(WORDS), rng.pick(WORDS)),
-                    names: format!("page {page}"),
-                    text: section_text(&mut rng),
-                    location: format!("/docs/default/component/x/page-{page}/#s{s}"),
-                    fields,
-                }
-            })
-            .collect();
-        stores
-            .search
-            .replace_group(&format!("techdocs:{component}:page-{page}/"), docs)
-            .await
-            .unwrap();
-    }
-    started.elapsed()
 }
 
 /// One word within one edit (a neighbour transposition).
