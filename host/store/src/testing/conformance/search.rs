@@ -126,6 +126,12 @@ pub async fn search_relevance(backend: &dyn Backend) {
     assert_eq!(only_keys(&keys(&stores, "payment fraud").await), ["fraud"]);
     // Short terms match word starts only, with longer terms anywhere.
     assert_eq!(only_keys(&keys(&stores, "c fraud").await), ["fraud"]);
+    // ... also inside a word: `ets` in "petstore", `se` starting "Sells".
+    assert_eq!(
+        keys(&stores, "ets se").await,
+        vec![("petstore".into(), Tier::Infix)]
+    );
+    assert!(keys(&stores, "ets wh").await.is_empty(), "ets wh");
     // Diacritics and case are folded.
     assert_eq!(only_keys(&keys(&stores, "PÉTSTORE").await), ["petstore"]);
     // Query syntax is never passed through.
