@@ -280,8 +280,12 @@ impl Source {
             );
             sql.param(expr.to_owned());
             if let Some(short) = short {
+                // `+rowid`: a filter against the short terms' matches, read
+                // once. A bare `rowid IN` is handed to the FTS table, which
+                // then runs the whole trigram match once per listed row: at
+                // 100k documents `service kit go` took 1.6 s that way.
                 sql.text.push_str(
-                    " AND rowid IN (SELECT rowid FROM search_words WHERE search_words MATCH ",
+                    " AND +rowid IN (SELECT rowid FROM search_words WHERE search_words MATCH ",
                 );
                 sql.param(short.to_owned());
                 sql.text.push(')');
