@@ -282,68 +282,16 @@ fn oidc_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc")
 }
 
-fn npm_cache() -> PathBuf {
-    std::env::var_os("CALLBOARD_OIDC_NPM_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is not set");
-            PathBuf::from(home).join(".cache/callboard/npm-oidc")
-        })
-}
-
-/// Installs tests/oidc's locked packages into the cache (once; again when the
-/// lock file changes) and returns its `node_modules`. A file lock keeps
-/// concurrent test processes from installing over each other.
+/// Installs tests/oidc's locked packages into the cache once.
 fn install() -> PathBuf {
-    for tool in ["node", "npm"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "\n\n*** `{tool}` is not installed: the OpenID Connect sign-in tests need a real \
-             provider (npm package oidc-provider). Install Node.js 20+ with npm. ***\n\n"
-        );
+    callboard_test_npm::Packages {
+        dir: &oidc_dir(),
+        cache: "npm-oidc",
+        cache_env: "CALLBOARD_OIDC_NPM_CACHE",
+        probe: "oidc-provider",
+        needed_by: "the OpenID Connect sign-in tests need a real provider (npm package oidc-provider)",
     }
-    let cache = npm_cache();
-    std::fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("creating {}: {e}", cache.display()));
-    let lock_path = cache.join(".install-lock");
-    let lock = std::fs::File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("creating {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
-    let read = |name: &str| {
-        let path = oidc_dir().join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-    };
-    let manifest = read("package.json");
-    let locked = read("package-lock.json");
-    let installed = cache
-        .join("node_modules/oidc-provider/package.json")
-        .is_file();
-    let same = std::fs::read_to_string(cache.join("package-lock.json")).is_ok_and(|l| l == locked)
-        && std::fs::read_to_string(cache.join("package.json")).is_ok_and(|m| m == manifest);
-    if !(installed && same) {
-        for (name, text) in [("package.json", &manifest), ("package-lock.json", &locked)] {
-            let path = cache.join(name);
-            std::fs::write(&path, text)
-                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        }
-        let out = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&cache)
-            .output()
-            .expect("running npm");
-        assert!(
-            out.status.success(),
-            "npm ci of tests/oidc (oidc-provider) into {} failed:\n{}{}",
-            cache.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    cache.join("node_modules")
+    .install()
 }
 
 /// Seconds since the epoch, for `exp`/`iat` claims.

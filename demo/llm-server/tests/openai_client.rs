@@ -11,66 +11,16 @@ fn client_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai-client")
 }
 
-fn npm_cache() -> PathBuf {
-    std::env::var_os("CALLBOARD_OPENAI_NPM_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is not set");
-            PathBuf::from(home).join(".cache/callboard/npm-openai")
-        })
-}
-
-/// Installs tests/openai-client's locked packages into the cache (once; again
-/// when the lock file changes) and returns its `node_modules`. A file lock
-/// keeps concurrent test processes from installing over each other.
+/// Installs tests/openai-client's locked packages into the cache once.
 fn install() -> PathBuf {
-    for tool in ["node", "npm"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "\n\n*** `{tool}` is not installed: the stand-in LLM provider is tested with \
-             OpenAI's official client (npm package openai). Install Node.js 20+ with npm. ***\n\n"
-        );
+    callboard_test_npm::Packages {
+        dir: &client_dir(),
+        cache: "npm-openai",
+        cache_env: "CALLBOARD_OPENAI_NPM_CACHE",
+        probe: "openai",
+        needed_by: "the stand-in LLM provider is tested with OpenAI's official client (npm package openai)",
     }
-    let cache = npm_cache();
-    std::fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("creating {}: {e}", cache.display()));
-    let lock_path = cache.join(".install-lock");
-    let lock = std::fs::File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("creating {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
-    let read = |name: &str| {
-        let path = client_dir().join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-    };
-    let manifest = read("package.json");
-    let locked = read("package-lock.json");
-    let installed = cache.join("node_modules/openai/package.json").is_file();
-    let same = std::fs::read_to_string(cache.join("package-lock.json")).is_ok_and(|l| l == locked)
-        && std::fs::read_to_string(cache.join("package.json")).is_ok_and(|m| m == manifest);
-    if !(installed && same) {
-        for (name, text) in [("package.json", &manifest), ("package-lock.json", &locked)] {
-            let path = cache.join(name);
-            std::fs::write(&path, text)
-                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        }
-        let out = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&cache)
-            .output()
-            .expect("running npm");
-        assert!(
-            out.status.success(),
-            "npm ci of tests/openai-client (openai) into {} failed:\n{}{}",
-            cache.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    cache.join("node_modules")
+    .install()
 }
 
 #[tokio::test]

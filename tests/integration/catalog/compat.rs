@@ -7,55 +7,20 @@ use std::process::Command;
 
 use super::harness::{CatalogServer, FIXTURE, write_files};
 
-fn npm_cache() -> PathBuf {
-    std::env::var_os("CALLBOARD_NPM_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is not set");
-            PathBuf::from(home).join(".cache/callboard/npm")
-        })
-}
-
 fn compat_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
 }
 
-/// Installs the package from tests/compat/package.json into the cache once.
+/// Installs the package locked in tests/compat into the cache once.
 fn install_client() -> PathBuf {
-    for tool in ["node", "npm"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "\n\n*** `{tool}` is not installed: the Backstage client compatibility test cannot run. \
-             Install Node.js 20+ with npm. ***\n\n"
-        );
+    callboard_test_npm::Packages {
+        dir: &compat_dir(),
+        cache: "npm",
+        cache_env: "CALLBOARD_NPM_CACHE",
+        probe: "@backstage/catalog-client",
+        needed_by: "the Backstage client compatibility test cannot run",
     }
-    let cache = npm_cache();
-    std::fs::create_dir_all(&cache).unwrap();
-    let manifest = std::fs::read_to_string(compat_dir().join("package.json")).unwrap();
-    let installed = cache
-        .join("node_modules/@backstage/catalog-client/package.json")
-        .is_file();
-    let same = std::fs::read_to_string(cache.join("package.json")).is_ok_and(|m| m == manifest);
-    if !(installed && same) {
-        std::fs::write(cache.join("package.json"), &manifest).unwrap();
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&cache)
-            .output()
-            .expect("running npm");
-        assert!(
-            out.status.success(),
-            "npm install of @backstage/catalog-client into {} failed:\n{}{}",
-            cache.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    cache.join("node_modules")
+    .install()
 }
 
 #[tokio::test]
