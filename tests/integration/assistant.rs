@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     people::no_redirects,
-    support::{TestServer, admin_token, licence, plugin_file, publish, session},
+    support::{TestServer, admin_token, licence, page, plugin_file, publish, session},
     techdocs::built,
     web::{demo_catalog, server_configured},
 };
@@ -419,15 +419,7 @@ async fn feedback_reaches_the_owners_knowledge_gaps_view() {
         "Daniel may not see unanswered questions"
     );
     // The page shows it too.
-    let page = no_redirects()
-        .get(server.url("/plugins/assistant/gaps"))
-        .header("cookie", &daniel)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = page(&server, "/plugins/assistant/gaps", &daniel).await;
     assert!(
         page.contains("The quick start still says Java 11"),
         "{page}"
@@ -499,21 +491,7 @@ async fn press(server: &TestServer, cookie: &str, fields: &[(&str, &str)]) -> (u
 async fn the_page_and_the_entity_card_ask_through_the_portal() {
     let (server, _dir) = demo_with_assistant(&["feedback"]).await;
     let (daniel, csrf) = session(&server, DANIEL).await;
-    let page = |path: &'static str| {
-        let (server, daniel) = (&server, daniel.clone());
-        async move {
-            no_redirects()
-                .get(server.url(path))
-                .header("cookie", daniel)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
-    let ask_page = page("/plugins/assistant").await;
+    let (_, ask_page) = page(&server, "/plugins/assistant", &daniel).await;
     assert!(ask_page.contains("Ask the portal"), "{ask_page}");
     assert!(!ask_page.contains("<script"), "{ask_page}");
     // The page's form.
@@ -556,7 +534,12 @@ async fn the_page_and_the_entity_card_ask_through_the_portal() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let card = page("/catalog/default/component/booking-service").await;
+    let (_, card) = page(
+        &server,
+        "/catalog/default/component/booking-service",
+        &daniel,
+    )
+    .await;
     assert!(card.contains("Ask about this component"), "{card}");
     assert!(card.contains("Booking Service [1] is owned by"), "{card}");
     // Without the CSRF token nothing is asked.
@@ -618,15 +601,7 @@ async fn insights_counts_the_assistants_questions_and_feedback() {
     .await;
     // What was asked about, never the question's text.
     assert!(!totals.to_string().contains("quokka"), "{totals}");
-    let page = no_redirects()
-        .get(server.url("/plugins/insights"))
-        .header("cookie", &daniel)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = page(&server, "/plugins/insights", &daniel).await;
     assert!(
         page.contains("Plugins&#39; own events") || page.contains("Plugins' own events"),
         "{page}"

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::{
     people::{Auth, ORG, no_redirects},
-    support::{TestServer, backstage_error, eventually},
+    support::{TestServer, backstage_error, eventually, page},
 };
 
 /// Everyone reads what they own (through their groups), reads locations
@@ -729,16 +729,6 @@ fn csrf_of(page: &str) -> String {
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_else(|| panic!("no CSRF token on the page: {page}"))
         .to_owned()
-}
-
-async fn page(server: &TestServer, path: &str, cookie: &str) -> (u16, String) {
-    let response = no_redirects()
-        .get(server.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 async fn post_form(

@@ -508,6 +508,18 @@ pub async fn session(server: &TestServer, user: &str) -> (String, String) {
     (format!("{}={}", callboard::identity::COOKIE, s.id), s.csrf)
 }
 
+/// GET `path` as the holder of `cookie`, as a browser would but without
+/// following redirects: (status, body).
+pub async fn page(server: &TestServer, path: &str, cookie: &str) -> (u16, String) {
+    let response = crate::people::no_redirects()
+        .get(server.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
 /// Publishes `policy` through the store and waits until the server uses it.
 pub async fn publish(server: &TestServer, policy: &callboard::permissions::Policy) {
     let stores = &server.running.state.stores;
